@@ -1,0 +1,227 @@
+//! A workspace's Crisp accounts as requests use them: decrypted once, cached, picked per call.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::http::HeaderValue;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use moka::sync::Cache;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::secret::{CrispKey, Vault};
+use crate::store::{AccountRecord, Store};
+
+/// The `X-Crisp-Tier` a token is sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Tokens made in Crisp's workspace settings (Settings → Advanced configuration).
+    Website,
+    /// Marketplace plugin tokens.
+    Plugin,
+    /// An operator's own session keypair.
+    User,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Website => "website",
+            Self::Plugin => "plugin",
+            Self::User => "user",
+        }
+    }
+
+    pub fn header(self) -> HeaderValue {
+        HeaderValue::from_static(self.as_str())
+    }
+}
+
+impl FromStr for Tier {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "website" => Ok(Self::Website),
+            "plugin" => Ok(Self::Plugin),
+            "user" => Ok(Self::User),
+            other => Err(format!(
+                "`{other}` is not a Crisp tier: use website, plugin or user"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Crisp account ready for calls: the `Authorization` header is built once, marked
+/// sensitive so no HTTP log prints it.
+#[derive(Clone)]
+pub struct Account {
+    pub id: String,
+    pub label: String,
+    pub identifier: String,
+    pub website_id: String,
+    pub tier: Tier,
+    pub is_default: bool,
+    pub authorization: HeaderValue,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("id", &self.id)
+            .field("label", &self.label)
+            .field("website_id", &self.website_id)
+            .field("tier", &self.tier)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `list/accounts` shows: never a secret, never the identifier's key.
+#[derive(Debug, Serialize)]
+pub struct AccountView<'a> {
+    pub id: &'a str,
+    pub label: &'a str,
+    pub website_id: &'a str,
+    pub tier: Tier,
+    pub default: bool,
+}
+
+impl Account {
+    pub fn from_record(record: &AccountRecord, vault: &Vault) -> Result<Self, String> {
+        let key = vault
+            .open(&record.crisp_account_id, &record.sealed_key)
+            .map_err(|e| format!("account {}: {e}", record.crisp_account_id))?;
+        Ok(Self {
+            id: record.crisp_account_id.clone(),
+            label: record.label.clone(),
+            identifier: record.identifier.clone(),
+            website_id: record.website_id.clone(),
+            tier: record.tier.parse()?,
+            is_default: record.is_default,
+            authorization: basic_auth(&record.identifier, &key),
+        })
+    }
+
+    pub fn view(&self) -> AccountView<'_> {
+        AccountView {
+            id: &self.id,
+            label: &self.label,
+            website_id: &self.website_id,
+            tier: self.tier,
+            default: self.is_default,
+        }
+    }
+}
+
+fn basic_auth(identifier: &str, key: &CrispKey) -> HeaderValue {
+    let token = STANDARD.encode(format!("{identifier}:{}", key.expose()));
+    let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
+    value.set_sensitive(true);
+    value
+}
+
+/// Accounts by workspace, decrypted once; entries are dropped when the change log says the
+/// workspace's accounts changed, and expire after the configured lifetime regardless.
+pub struct AccountCache {
+    store: Arc<dyn Store>,
+    vault: Vault,
+    cache: Cache<String, Arc<[Account]>>,
+}
+
+impl AccountCache {
+    pub fn new(store: Arc<dyn Store>, vault: Vault, ttl: std::time::Duration) -> Self {
+        Self {
+            store,
+            vault,
+            cache: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    pub async fn for_workspace(&self, workspace_id: &str) -> Result<Arc<[Account]>, ApiError> {
+        if let Some(hit) = self.cache.get(workspace_id) {
+            return Ok(hit);
+        }
+        let records = self.store.list_accounts(Some(workspace_id)).await?;
+        let accounts: Arc<[Account]> = records
+            .iter()
+            .map(|r| Account::from_record(r, &self.vault))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::Internal)?
+            .into();
+        self.cache.insert(workspace_id.to_owned(), accounts.clone());
+        Ok(accounts)
+    }
+
+    pub fn invalidate(&self, workspace_id: &str) {
+        self.cache.invalidate(workspace_id);
+    }
+
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
+    }
+
+    /// Picks the account a call names (by id or label), else the default, else the only one.
+    pub async fn pick(
+        &self,
+        workspace_id: &str,
+        wanted: Option<&str>,
+    ) -> Result<Account, ApiError> {
+        let accounts = self.for_workspace(workspace_id).await?;
+        choose(&accounts, wanted).cloned()
+    }
+}
+
+pub fn choose<'a>(accounts: &'a [Account], wanted: Option<&str>) -> Result<&'a Account, ApiError> {
+    let labels = || {
+        accounts
+            .iter()
+            .map(|a| format!("`{}`", a.label))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(wanted) = wanted {
+        // An account of another workspace is simply not in this list: it answers as unknown.
+        return accounts
+            .iter()
+            .find(|a| a.id == wanted || a.label == wanted)
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "account_not_found",
+                    if accounts.is_empty() {
+                        format!("No Crisp account `{wanted}` in this workspace, which has no accounts yet; add one with `crisp-gateway account add`.")
+                    } else {
+                        format!("No Crisp account `{wanted}` in this workspace; use one of: {}.", labels())
+                    },
+                )
+            });
+    }
+    match accounts {
+        [] => Err(ApiError::bad_request(
+            "no_account",
+            "This workspace has no Crisp account yet; link one with `crisp-gateway account add --workspace NAME --label LABEL …`.",
+        )),
+        [only] => Ok(only),
+        many => many.iter().find(|a| a.is_default).ok_or_else(|| {
+            ApiError::bad_request(
+                "account_required",
+                format!(
+                    "This workspace has several Crisp accounts and no default: name one in `account` ({}), or mark one default with `crisp-gateway account add … --default`.",
+                    labels()
+                ),
+            )
+        }),
+    }
+}

@@ -1,0 +1,130 @@
+//! The shared state of a running gateway, and how it is assembled from configuration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::accounts::AccountCache;
+use crate::auth::Keyring;
+use crate::config::Config;
+use crate::forward::CrispClient;
+use crate::secret::{MasterKey, Vault};
+use crate::store::{Engine, Store};
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub keyring: Keyring,
+    pub accounts: AccountCache,
+    pub crisp: CrispClient,
+}
+
+pub type AppState = Arc<App>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "CRISP_GATEWAY_MASTER_KEY is not set. With Postgres the master key that encrypts Crisp keys \
+         must come from the environment: make one with `crisp-gateway master-key generate` (or \
+         `openssl rand -base64 32`), keep it in your secret store, and set CRISP_GATEWAY_MASTER_KEY \
+         on every replica"
+    )]
+    MasterKeyRequired,
+    #[error(transparent)]
+    Vault(#[from] crate::secret::VaultError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The master key: from the environment, else (SQLite only) from `master.key` beside the
+/// database file, created on first use.
+pub fn master_key(config: &Config, engine: Engine) -> Result<MasterKey, StartError> {
+    if let Some(key) = &config.master_key {
+        return Ok(key.clone());
+    }
+    let folder = match engine {
+        Engine::Sqlite => crate::store::sqlite_folder(&config.database_url),
+        Engine::Postgres => None,
+    }
+    .ok_or(StartError::MasterKeyRequired)?;
+    let path = folder.join("master.key");
+    let (key, created) = MasterKey::load_or_create(&path)?;
+    if created {
+        tracing::warn!(path = %path.display(), "generated a new master key for Crisp secrets; back this file up with the database");
+    } else {
+        tracing::debug!(path = %path.display(), "using the master key file");
+    }
+    Ok(key)
+}
+
+impl App {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Result<AppState, StartError> {
+        let vault = Vault::new(&master_key(&config, store.engine())?);
+        let crisp = CrispClient::new(&config.upstream, config.upstream_timeout)?;
+        Ok(Arc::new(Self {
+            keyring: Keyring::new(
+                store.clone(),
+                config.key_cache_capacity,
+                config.key_cache_ttl,
+            ),
+            accounts: AccountCache::new(store.clone(), vault, config.key_cache_ttl),
+            crisp,
+            store,
+            config,
+        }))
+    }
+
+    /// Follows the change log so that a revoked key or an edited account, changed by any
+    /// process (another replica, the CLI), stops being served from this process's caches.
+    /// The starting point is read before this returns, so nothing cached afterwards can miss
+    /// a change.
+    pub async fn follow_changes(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let app = Arc::clone(self);
+        let mut cursor = app.start_cursor().await;
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(app.config.refresh_interval.max(Duration::from_millis(50)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                cursor = match cursor {
+                    Some(after) => Some(app.apply_changes(after).await),
+                    None => app.start_cursor().await.inspect(|_| {
+                        // We could not read the log when we started: whatever was cached
+                        // since may predate a change, so start clean.
+                        app.keyring.clear();
+                        app.accounts.clear();
+                    }),
+                };
+            }
+        })
+    }
+
+    async fn start_cursor(&self) -> Option<i64> {
+        match self.store.last_change().await {
+            Ok(last) => Some(last),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the change log; will retry");
+                None
+            }
+        }
+    }
+
+    /// Applies the changes after `after`; on a database error keeps `after`, so the changes
+    /// are read once the database answers again.
+    async fn apply_changes(&self, after: i64) -> i64 {
+        match self.store.changes_since(after).await {
+            Ok(changes) => changes.into_iter().fold(after, |_, change| {
+                match change.kind.as_str() {
+                    crate::store::CHANGE_KEY => self.keyring.invalidate(&change.subject_id),
+                    crate::store::CHANGE_ACCOUNTS => self.accounts.invalidate(&change.subject_id),
+                    other => tracing::warn!(kind = other, "unknown change kind"),
+                }
+                change.change_id
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the change log; will retry");
+                after
+            }
+        }
+    }
+}

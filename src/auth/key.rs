@@ -1,0 +1,118 @@
+//! Gateway keys: `sk_live_<id>_<secret>`, shown once, stored only as an argon2id hash.
+//!
+//! The id (16 base62 characters) is public and finds the row; the secret (40 base62
+//! characters, about 238 bits) is what the hash protects.
+
+use std::fmt;
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use crate::secret::random_base62;
+
+pub const PREFIX: &str = "sk_live_";
+const ID_LEN: usize = 16;
+const SECRET_LEN: usize = 40;
+
+/// A whole gateway key. Only its id is ever printed.
+pub struct GatewayKey {
+    id: String,
+    full: SecretString,
+}
+
+impl fmt::Debug for GatewayKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GatewayKey({PREFIX}{}_<redacted>)", self.id)
+    }
+}
+
+impl GatewayKey {
+    pub fn generate() -> Self {
+        let id = random_base62(ID_LEN);
+        let full = format!("{PREFIX}{id}_{}", random_base62(SECRET_LEN));
+        Self {
+            id,
+            full: full.into(),
+        }
+    }
+
+    /// Accepts only the exact shape the gateway issues, so garbage never reaches the database.
+    pub fn parse(text: &str) -> Option<Self> {
+        let rest = text.strip_prefix(PREFIX)?;
+        let (id, secret) = rest.split_once('_')?;
+        let alnum = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric());
+        (id.len() == ID_LEN && secret.len() == SECRET_LEN && alnum(id) && alnum(secret)).then(
+            || Self {
+                id: id.to_owned(),
+                full: text.to_owned().into(),
+            },
+        )
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The key itself, for the one moment it is shown to its owner.
+    pub fn reveal(&self) -> &str {
+        self.full.expose_secret()
+    }
+
+    /// A fast digest for comparing a presented key with one verified before.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.full.expose_secret().as_bytes()).into()
+    }
+
+    /// The argon2id hash to store (slow by design: call off the async executor).
+    pub fn hash(&self) -> Result<String, String> {
+        Argon2::default()
+            .hash_password(self.full.expose_secret().as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| format!("cannot hash the key: {e}"))
+    }
+
+    /// Checks the key against a stored hash (slow by design: call off the async executor).
+    pub fn verify(&self, stored: &str) -> bool {
+        PasswordHash::new(stored).is_ok_and(|hash| {
+            Argon2::default()
+                .verify_password(self.full.expose_secret().as_bytes(), &hash)
+                .is_ok()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_parse_and_verify() {
+        let key = GatewayKey::generate();
+        assert!(key.reveal().starts_with(PREFIX));
+        assert_eq!(key.reveal().len(), PREFIX.len() + ID_LEN + 1 + SECRET_LEN);
+        let parsed = GatewayKey::parse(key.reveal()).expect("parses");
+        assert_eq!(parsed.id(), key.id());
+        let hash = key.hash().expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(parsed.verify(&hash));
+        assert!(!GatewayKey::generate().verify(&hash));
+        assert!(!format!("{key:?}").contains(&key.reveal()[PREFIX.len() + ID_LEN + 1..]));
+    }
+
+    #[test]
+    fn malformed_keys_are_refused() {
+        let key = GatewayKey::generate();
+        let text = key.reveal();
+        for bad in [
+            "",
+            "sk_live_",
+            &text[..text.len() - 1],
+            &text.replace("sk_live_", "sk_test_"),
+            &format!("{text}x"),
+            &text.replacen('_', "-", 3),
+        ] {
+            assert!(GatewayKey::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The caller's JSON body, checked against the action's parameters from the catalog.
+//!
+//! Every mistake gets a 400 that names the field and says how to fix it: unknown fields (with
+//! the near miss, `sessionId` → `sessionID`), missing path parameters, path values that would
+//! escape their segment, and `body`/`query` that are not JSON (or a query string).
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::catalog::{Action, ParamKind};
+use crate::error::ApiError;
+use crate::text::did_you_mean;
+
+/// Validated arguments of one call.
+#[derive(Debug, Default, PartialEq)]
+pub struct Args {
+    pub account: Option<String>,
+    /// Path parameter values given by the caller (defaults are applied later).
+    pub path: Vec<(&'static str, String)>,
+    /// The upstream JSON body, serialised.
+    pub body: Option<Bytes>,
+    pub query: Vec<(String, String)>,
+}
+
+impl Args {
+    pub fn path_value(&self, name: &str) -> Option<&str> {
+        self.path
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn invalid(reason: &'static str, message: String) -> ApiError {
+    ApiError::bad_request(reason, message)
+}
+
+fn field_list(action: &Action) -> String {
+    action
+        .params
+        .iter()
+        .map(|p| {
+            if p.required {
+                format!("{} (required)", p.name)
+            } else {
+                p.name.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses a request body (empty means `{}`).
+pub fn parse(action: &Action, raw: &[u8]) -> Result<Args, ApiError> {
+    let object = if raw.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(raw) {
+            Ok(Value::Object(map)) => map,
+            Ok(other) => {
+                return Err(invalid(
+                    "invalid_json",
+                    format!(
+                        "The request body must be a JSON object of the action's fields, not {}; `{}` takes: {}.",
+                        kind_of(&other),
+                        action.slug,
+                        field_list(action)
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(invalid(
+                    "invalid_json",
+                    format!(
+                        "The request body is not valid JSON ({e}); send a JSON object such as {{\"account\":\"main\"}}."
+                    ),
+                ));
+            }
+        }
+    };
+    from_object(action, object)
+}
+
+pub fn from_object(action: &Action, object: Map<String, Value>) -> Result<Args, ApiError> {
+    let mut args = Args::default();
+    for (name, value) in object {
+        let Some(param) = action.param(&name) else {
+            return Err(unknown_field(action, &name));
+        };
+        if value.is_null() {
+            continue;
+        }
+        match param.kind {
+            ParamKind::Account => args.account = Some(scalar(action, param.name, value)?),
+            ParamKind::Path => {
+                let text = scalar(action, param.name, value)?;
+                check_segment(action, param.name, &text)?;
+                args.path.push((param.name, text));
+            }
+            ParamKind::Body => args.body = body(action, value)?,
+            ParamKind::Query => args.query = query(action, value)?,
+        }
+    }
+    for param in action.params.iter().filter(|p| p.required) {
+        if args.path_value(param.name).is_none() {
+            let route = action
+                .route
+                .as_ref()
+                .map(|r| format!(" ({} {})", r.method.as_str(), r.path.as_str()))
+                .unwrap_or_default();
+            return Err(invalid(
+                "missing_field",
+                format!(
+                    "`{}` is required by `{}`: it fills the `{{{}}}` segment of the Crisp path{route}.",
+                    param.name, action.slug, param.name
+                ),
+            ));
+        }
+    }
+    Ok(args)
+}
+
+fn unknown_field(action: &Action, name: &str) -> ApiError {
+    let hint = match name {
+        "body" if action.param("query").is_some() => {
+            " It is a read action: pass parameters in `query` instead.".to_owned()
+        }
+        "query" if action.param("body").is_some() => {
+            " It is a write action: pass the payload in `body` instead.".to_owned()
+        }
+        _ => did_you_mean(name, action.params.iter().map(|p| p.name))
+            .map(|m| format!(" Did you mean `{m}`?"))
+            .unwrap_or_default(),
+    };
+    invalid(
+        "unknown_field",
+        format!(
+            "`{name}` is not a field of `{}`.{hint} Its fields are: {}.",
+            action.slug,
+            field_list(action)
+        ),
+    )
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A string field; numbers are accepted as their decimal text (`"pageNumber": 2`).
+fn scalar(action: &Action, name: &str, value: Value) -> Result<String, ApiError> {
+    let text = match value {
+        Value::String(s) => s,
+        Value::Number(n) => n.to_string(),
+        other => {
+            return Err(invalid(
+                "invalid_field",
+                format!(
+                    "`{name}` of `{}` must be a string, not {}.",
+                    action.slug,
+                    kind_of(&other)
+                ),
+            ));
+        }
+    };
+    if name == "pageNumber" && !text.parse::<u32>().is_ok_and(|n| n >= 1) {
+        return Err(invalid(
+            "invalid_field",
+            format!("`pageNumber` must be a whole number from 1 (pages start at 1), not `{text}`."),
+        ));
+    }
+    Ok(text)
+}
+
+/// A path value must stay one segment: `..` would walk up Crisp's path, and an empty value
+/// would silently call another route.
+fn check_segment(action: &Action, name: &str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() || value == "." || value == ".." {
+        return Err(invalid(
+            "invalid_path_value",
+            format!(
+                "`{name}` of `{}` must be a non-empty value other than `.` or `..` (each path value is exactly one path segment).",
+                action.slug
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn body(action: &Action, value: Value) -> Result<Option<Bytes>, ApiError> {
+    let value = match value {
+        Value::String(text) if text.trim().is_empty() => return Ok(None),
+        Value::String(text) => serde_json::from_str::<Value>(&text).map_err(|e| {
+            invalid(
+                "invalid_body",
+                format!(
+                    "`body` of `{}` holds text that is not valid JSON ({e}); send a JSON object, or a string holding one such as \"{{\\\"content\\\":\\\"Hi\\\"}}\".",
+                    action.slug
+                ),
+            )
+        })?,
+        other => other,
+    };
+    match value {
+        Value::Object(_) | Value::Array(_) => Ok(Some(Bytes::from(value.to_string()))),
+        other => Err(invalid(
+            "invalid_body",
+            format!(
+                "`body` of `{}` must be a JSON object (or a string holding one), not {}.",
+                action.slug,
+                kind_of(&other)
+            ),
+        )),
+    }
+}
+
+fn query(action: &Action, value: Value) -> Result<Vec<(String, String)>, ApiError> {
+    let bad = |detail: String| {
+        invalid(
+            "invalid_query",
+            format!(
+                "`query` of `{}` {detail}; send an object such as {{\"per_page\":50}}, a string holding one, or a query string such as \"per_page=50&filter_unread=1\".",
+                action.slug
+            ),
+        )
+    };
+    let object = match value {
+        Value::Object(map) => map,
+        Value::String(text) => {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(Vec::new());
+            }
+            if text.starts_with('{') {
+                match serde_json::from_str::<Value>(text) {
+                    Ok(Value::Object(map)) => map,
+                    Ok(_) => return Err(bad("holds JSON that is not an object".into())),
+                    Err(e) => return Err(bad(format!("is not valid JSON ({e})"))),
+                }
+            } else {
+                return parse_query_string(text).map_err(bad);
+            }
+        }
+        other => {
+            return Err(bad(format!(
+                "must be an object or a string, not {}",
+                kind_of(&other)
+            )));
+        }
+    };
+    Ok(object
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let text = match value {
+                Value::Null => return None,
+                Value::String(s) => s,
+                // Crisp's own clients send nested values JSON-encoded (filters, search arrays).
+                Value::Array(_) | Value::Object(_) => value.to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+            };
+            Some((name, text))
+        })
+        .collect())
+}
+
+fn parse_query_string(text: &str) -> Result<Vec<(String, String)>, String> {
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(&part.replace('+', " "))
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| format!("has `{part}`, which is not valid percent-encoded UTF-8"))
+    };
+    text.trim_start_matches('?')
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if name.is_empty() {
+                return Err(format!("has a parameter with no name (`{pair}`)"));
+            }
+            Ok((decode(name)?, decode(value)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::CATALOG;
+
+    fn action(slug: &str) -> &'static Action {
+        CATALOG.get(slug).expect("action exists")
+    }
+
+    fn reason(err: ApiError) -> (String, String) {
+        (err.reason().to_owned(), err.message())
+    }
+
+    #[test]
+    fn query_forms_are_equivalent() {
+        let list = action("list/conversations");
+        let forms = [
+            r#"{"query":"{\"per_page\":50,\"filter_unread\":1}"}"#,
+            r#"{"query":{"per_page":50,"filter_unread":1}}"#,
+            r#"{"query":"per_page=50&filter_unread=1"}"#,
+        ];
+        for form in forms {
+            let args = parse(list, form.as_bytes()).expect(form);
+            assert_eq!(
+                args.query,
+                [
+                    ("per_page".into(), "50".into()),
+                    ("filter_unread".into(), "1".into())
+                ],
+                "{form}"
+            );
+        }
+        let nested =
+            parse(list, br#"{"query":{"search_query":[{"criterion":"a"}]}}"#).expect("nested");
+        assert_eq!(nested.query[0].1, r#"[{"criterion":"a"}]"#);
+        let spaced = parse(list, br#"{"query":"search_query=jo%C3%A3o+silva"}"#).expect("decoded");
+        assert_eq!(spaced.query[0].1, "jo\u{e3}o silva");
+    }
+
+    #[test]
+    fn body_as_string_or_value() {
+        let send = action("send/message/in/conversation");
+        let a = parse(
+            send,
+            br#"{"sessionID":"s1","body":"{\"type\":\"text\",\"content\":\"Hi\"}"}"#,
+        )
+        .expect("string");
+        let b = parse(
+            send,
+            br#"{"sessionID":"s1","body":{"type":"text","content":"Hi"}}"#,
+        )
+        .expect("value");
+        assert_eq!(a.body, b.body);
+        assert_eq!(a.path_value("sessionID"), Some("s1"));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let get = action("get/conversation");
+        let (r, m) = reason(parse(get, br#"{"sessionId":"s"}"#).expect_err("typo"));
+        assert_eq!(r, "unknown_field");
+        assert!(m.contains("Did you mean `sessionID`"), "{m}");
+        let (r, m) = reason(parse(get, b"{}").expect_err("missing"));
+        assert_eq!(r, "missing_field");
+        assert!(m.contains("`sessionID` is required"), "{m}");
+        let (r, m) =
+            reason(parse(get, br#"{"sessionID":"s","body":"{}"}"#).expect_err("body on read"));
+        assert_eq!(r, "unknown_field");
+        assert!(m.contains("`query`"), "{m}");
+        for bad in [
+            r#"{"sessionID":".."}"#,
+            r#"{"sessionID":""}"#,
+            r#"{"sessionID":"."}"#,
+        ] {
+            assert_eq!(
+                reason(parse(get, bad.as_bytes()).expect_err(bad)).0,
+                "invalid_path_value"
+            );
+        }
+        assert_eq!(
+            reason(parse(get, br#"{"sessionID":{"a":1}}"#).expect_err("object")).0,
+            "invalid_field"
+        );
+        assert_eq!(
+            reason(parse(get, b"[1]").expect_err("array")).0,
+            "invalid_json"
+        );
+        assert_eq!(
+            reason(parse(get, b"{nope").expect_err("json")).0,
+            "invalid_json"
+        );
+        let list = action("list/conversations");
+        assert_eq!(
+            reason(parse(list, br#"{"pageNumber":0}"#).expect_err("page")).0,
+            "invalid_field"
+        );
+        assert_eq!(
+            reason(parse(list, br#"{"query":"{\"a\":"}"#).expect_err("query json")).0,
+            "invalid_query"
+        );
+        assert_eq!(
+            reason(parse(list, br#"{"query":[1]}"#).expect_err("query array")).0,
+            "invalid_query"
+        );
+        let send = action("send/message/in/conversation");
+        assert_eq!(
+            reason(parse(send, br#"{"sessionID":"s","body":"{oops"}"#).expect_err("body")).0,
+            "invalid_body"
+        );
+        assert_eq!(
+            reason(parse(send, br#"{"sessionID":"s","body":7}"#).expect_err("scalar body")).0,
+            "invalid_body"
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! One action call, from the caller's JSON to the result envelope; shared by every front end.
+
+pub mod args;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::accounts::Account;
+use crate::app::App;
+use crate::auth::Principal;
+use crate::catalog::{Action, Method, Route};
+use crate::error::ApiError;
+use crate::forward::{Reply, UpstreamRequest};
+
+pub use args::Args;
+
+/// Runs an action for a principal and returns the success envelope's bytes.
+pub async fn execute(
+    app: &App,
+    principal: &Principal,
+    action: &Action,
+    args: Args,
+    request_id: &str,
+) -> Result<Bytes, ApiError> {
+    principal.scope.check(action)?;
+    let Some(route) = &action.route else {
+        return list_accounts(app, principal, action, args.account.as_deref()).await;
+    };
+    let account = app
+        .accounts
+        .pick(&principal.workspace_id, args.account.as_deref())
+        .await?;
+    let request = upstream_request(route, args, &account);
+    let reply = app.crisp.send(&account, &request, request_id).await?;
+    Ok(match reply {
+        Reply::Data(data) => envelope(action, &data),
+        Reply::Exists(exists) => envelope(
+            action,
+            if exists {
+                b"{\"exists\":true}"
+            } else {
+                b"{\"exists\":false}"
+            },
+        ),
+    })
+}
+
+/// Fills the route with the caller's values and the account's defaults.
+pub fn upstream_request(route: &Route, args: Args, account: &Account) -> UpstreamRequest {
+    let path = route.path.render(|name| match args.path_value(name) {
+        Some(value) => value,
+        None if name == "websiteID" => &account.website_id,
+        // `pageNumber` is the only other optional path parameter; Crisp pages start at 1.
+        None => "1",
+    });
+    let body = match route.method {
+        Method::Get | Method::Head => None,
+        // Crisp's Node client sends `{}` when a write has no payload; DELETE sends none.
+        Method::Post | Method::Put | Method::Patch => {
+            Some(args.body.unwrap_or_else(|| Bytes::from_static(b"{}")))
+        }
+        Method::Delete => args.body,
+    };
+    UpstreamRequest {
+        method: route.method,
+        path,
+        query: if route.method.is_write() {
+            Vec::new()
+        } else {
+            args.query
+        },
+        body,
+    }
+}
+
+/// `{"ok":true,"tool":…,"result":…}` around raw JSON, without re-serialising it.
+pub fn envelope(action: &Action, result: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(result.len() + action.tool.len() + 32);
+    out.put_slice(b"{\"ok\":true,\"tool\":\"");
+    // Tool ids are `crisp_` + lowercase words and `_`: nothing to escape.
+    out.put_slice(action.tool.as_bytes());
+    out.put_slice(b"\",\"result\":");
+    out.put_slice(result);
+    out.put_u8(b'}');
+    out.freeze()
+}
+
+async fn list_accounts(
+    app: &App,
+    principal: &Principal,
+    action: &Action,
+    wanted: Option<&str>,
+) -> Result<Bytes, ApiError> {
+    let accounts = app.accounts.for_workspace(&principal.workspace_id).await?;
+    let views: Vec<_> = match wanted {
+        Some(_) => vec![crate::accounts::choose(&accounts, wanted)?.view()],
+        None => accounts.iter().map(Account::view).collect(),
+    };
+    let json = serde_json::to_vec(&views).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(envelope(action, &json))
+}

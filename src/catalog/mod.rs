@@ -1,0 +1,433 @@
+//! The action catalog: the façade's 237 actions, compiled once from `actions.toml`.
+//!
+//! Everything that lists or routes actions (the `/api/crisp/<action>` handler, `_endpoints`,
+//! the sandbox) reads this one table; nothing restates an action by hand.
+
+mod template;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+pub use template::{COMPONENT, PathTemplate, Segment};
+
+/// How many actions the façade documents; a catalog with any other count is a broken build.
+pub const EXPECTED_ACTIONS: usize = 237;
+
+const SOURCE: &str = include_str!("actions.toml");
+
+/// The catalog, parsed and validated on first use. `main` touches it at start-up so a broken
+/// data file stops the process before it serves anything.
+pub static CATALOG: LazyLock<Catalog> = LazyLock::new(|| match Catalog::parse(SOURCE) {
+    Ok(catalog) => catalog,
+    Err(problem) => panic!("the embedded action catalog is invalid: {problem}"),
+});
+
+/// The HTTP method of the real Crisp call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+        }
+    }
+
+    /// Whether the Crisp call changes state (everything but GET and HEAD).
+    pub fn is_write(self) -> bool {
+        !matches!(self, Self::Get | Self::Head)
+    }
+}
+
+/// Where the gateway takes one request field from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// Picks one of the workspace's Crisp accounts by id or label.
+    Account,
+    /// A `{name}` segment of the Crisp path.
+    Path,
+    /// The upstream JSON body (write actions).
+    Body,
+    /// The upstream query string (read actions).
+    Query,
+}
+
+/// One field an action accepts in its JSON request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    pub required: bool,
+    /// The default, when the gateway supplies one (`pageNumber` = 1, `websiteID` = the account's).
+    pub default: Option<&'static str>,
+}
+
+/// The Crisp call behind an action; `None` for gateway-answered actions (`list/accounts`).
+#[derive(Debug)]
+pub struct Route {
+    pub method: Method,
+    pub path: PathTemplate,
+}
+
+#[derive(Debug)]
+pub struct Action {
+    /// The façade's slug, e.g. `list/conversations`.
+    pub slug: &'static str,
+    /// The MCP tool id, `crisp_` + the slug with `_` for `/`.
+    pub tool: String,
+    pub title: &'static str,
+    pub route: Option<Route>,
+    pub write: bool,
+    /// A Crisp domain used to group actions (`conversations`, `people`, `helpdesk`, …).
+    pub domain: &'static str,
+    /// Body and query notes from the Crisp API reference, for documentation.
+    pub notes: Option<&'static str>,
+    pub params: Vec<Param>,
+}
+
+impl Action {
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// A Crisp HEAD call answers with existence only.
+    pub fn is_head(&self) -> bool {
+        self.route
+            .as_ref()
+            .is_some_and(|r| r.method == Method::Head)
+    }
+}
+
+pub struct Catalog {
+    actions: Vec<Action>,
+    by_slug: HashMap<&'static str, usize>,
+    by_tool: HashMap<String, usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    action: Vec<RawAction>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    slug: String,
+    title: String,
+    method: Option<Method>,
+    path: Option<String>,
+    write: bool,
+    domain: String,
+    notes: Option<String>,
+}
+
+impl Catalog {
+    /// Parses and validates a catalog. The strings live for the whole process, so they are leaked
+    /// once here rather than cloned on every request.
+    fn parse(source: &str) -> Result<Self, String> {
+        let raw: RawCatalog = toml::from_str(source).map_err(|e| e.to_string())?;
+        let mut actions = Vec::with_capacity(raw.action.len());
+        for raw in raw.action {
+            actions.push(compile(raw)?);
+        }
+        if actions.len() != EXPECTED_ACTIONS {
+            return Err(format!(
+                "expected {EXPECTED_ACTIONS} actions, found {}",
+                actions.len()
+            ));
+        }
+        let mut by_slug = HashMap::with_capacity(actions.len());
+        let mut by_tool = HashMap::with_capacity(actions.len());
+        for (i, action) in actions.iter().enumerate() {
+            if by_slug.insert(action.slug, i).is_some() {
+                return Err(format!("duplicate slug `{}`", action.slug));
+            }
+            if by_tool.insert(action.tool.clone(), i).is_some() {
+                return Err(format!("duplicate tool id `{}`", action.tool));
+            }
+        }
+        Ok(Self {
+            actions,
+            by_slug,
+            by_tool,
+        })
+    }
+
+    pub fn actions(&self) -> &[Action] {
+        &self.actions
+    }
+
+    pub fn get(&self, slug: &str) -> Option<&Action> {
+        self.by_slug.get(slug).map(|&i| &self.actions[i])
+    }
+
+    /// Finds an action by slug or by tool id (`crisp_list_conversations`).
+    pub fn find(&self, slug_or_tool: &str) -> Option<&Action> {
+        self.get(slug_or_tool)
+            .or_else(|| self.by_tool.get(slug_or_tool).map(|&i| &self.actions[i]))
+    }
+
+    /// The slugs closest to a mistyped one, best first, for "did you mean" messages.
+    pub fn closest(&self, wanted: &str, limit: usize) -> Vec<&'static str> {
+        let wanted = wanted.trim_matches('/').to_ascii_lowercase();
+        let mut scored: Vec<(usize, &'static str)> = self
+            .actions
+            .iter()
+            .map(|a| (slug_distance(&wanted, a.slug), a.slug))
+            .collect();
+        scored.sort();
+        scored.into_iter().take(limit).map(|(_, s)| s).collect()
+    }
+}
+
+/// Distance between slugs: edit distance over whole words, then characters, so that
+/// `list/conversation` is near `list/conversations` and `conversations/list` is still found.
+fn slug_distance(wanted: &str, slug: &str) -> usize {
+    let words_wanted: Vec<&str> = wanted.split(['/', '_', '-', ' ']).collect();
+    let words_slug: Vec<&str> = slug.split('/').collect();
+    let missing = words_wanted
+        .iter()
+        .filter(|w| !words_slug.contains(w))
+        .count()
+        + words_slug
+            .iter()
+            .filter(|w| !words_wanted.contains(w))
+            .count();
+    missing * 4 + crate::text::edit_distance(wanted, slug)
+}
+
+pub fn tool_id(slug: &str) -> String {
+    format!("crisp_{}", slug.replace('/', "_"))
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+fn compile(raw: RawAction) -> Result<Action, String> {
+    let slug = raw.slug;
+    let valid_slug = !slug.is_empty()
+        && slug
+            .split('/')
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()));
+    if !valid_slug {
+        return Err(format!(
+            "slug `{slug}` must be lowercase words joined by `/`"
+        ));
+    }
+    let route = match (raw.method, raw.path) {
+        (Some(method), Some(path)) => {
+            let path = PathTemplate::parse(leak(path))
+                .map_err(|e| format!("action `{slug}`: path: {e}"))?;
+            if raw.write != method.is_write() {
+                return Err(format!(
+                    "action `{slug}`: write flag {} contradicts method {}",
+                    raw.write,
+                    method.as_str()
+                ));
+            }
+            Some(Route { method, path })
+        }
+        (None, None) => None,
+        _ => {
+            return Err(format!(
+                "action `{slug}` needs both method and path, or neither"
+            ));
+        }
+    };
+    let mut params = vec![Param {
+        name: "account",
+        kind: ParamKind::Account,
+        required: false,
+        default: None,
+    }];
+    if let Some(route) = &route {
+        // `websiteID` first, then the other path parameters in path order, then `pageNumber`:
+        // the order the façade documents them in.
+        let names = route.path.params();
+        let defaulted = |name: &str| match name {
+            "websiteID" => Some("the account's website id"),
+            "pageNumber" => Some("1"),
+            _ => None,
+        };
+        let mut ordered: Vec<&'static str> = names
+            .iter()
+            .copied()
+            .filter(|n| *n == "websiteID")
+            .collect();
+        ordered.extend(names.iter().copied().filter(|n| defaulted(n).is_none()));
+        ordered.extend(names.iter().copied().filter(|n| *n == "pageNumber"));
+        for name in ordered {
+            params.push(Param {
+                name,
+                kind: ParamKind::Path,
+                required: defaulted(name).is_none(),
+                default: defaulted(name),
+            });
+        }
+        params.push(if raw.write {
+            Param {
+                name: "body",
+                kind: ParamKind::Body,
+                required: false,
+                default: None,
+            }
+        } else {
+            Param {
+                name: "query",
+                kind: ParamKind::Query,
+                required: false,
+                default: None,
+            }
+        });
+    }
+    if raw.title.trim().is_empty() {
+        return Err(format!("action `{slug}` has no title"));
+    }
+    Ok(Action {
+        tool: tool_id(&slug),
+        slug: leak(slug),
+        title: leak(raw.title),
+        route,
+        write: raw.write,
+        domain: leak(raw.domain),
+        notes: raw.notes.map(leak),
+        params,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_catalog_is_valid_and_complete() {
+        let catalog = &*CATALOG;
+        assert_eq!(catalog.actions().len(), EXPECTED_ACTIONS);
+        let counts = |m: Method| {
+            catalog
+                .actions()
+                .iter()
+                .filter(|a| a.route.as_ref().is_some_and(|r| r.method == m))
+                .count()
+        };
+        assert_eq!(
+            [
+                counts(Method::Get),
+                counts(Method::Head),
+                counts(Method::Post),
+                counts(Method::Put),
+                counts(Method::Patch),
+                counts(Method::Delete)
+            ],
+            [90, 14, 48, 12, 46, 26]
+        );
+    }
+
+    #[test]
+    fn swapped_titles_are_fixed() {
+        assert_eq!(
+            CATALOG.get("get/people/profile").map(|a| a.title),
+            Some("Get People Profile")
+        );
+        assert_eq!(
+            CATALOG.get("save/people/profile").map(|a| a.title),
+            Some("Save People Profile")
+        );
+        assert_eq!(
+            CATALOG.get("list/accounts").map(|a| a.title),
+            Some("List Accounts")
+        );
+    }
+
+    #[test]
+    fn params_follow_the_facade_order() {
+        let action = CATALOG
+            .get("list/campaign/statistics")
+            .expect("action exists");
+        let names: Vec<_> = action.params.iter().map(|p| (p.name, p.required)).collect();
+        assert_eq!(
+            names,
+            [
+                ("account", false),
+                ("websiteID", false),
+                ("campaignID", true),
+                ("action", true),
+                ("pageNumber", false),
+                ("query", false)
+            ]
+        );
+        let accounts = CATALOG.get("list/accounts").expect("action exists");
+        assert_eq!(accounts.params.len(), 1);
+        assert!(accounts.route.is_none());
+    }
+
+    #[test]
+    fn lookups_by_tool_and_near_misses() {
+        assert_eq!(
+            CATALOG.find("crisp_list_conversations").map(|a| a.slug),
+            Some("list/conversations")
+        );
+        assert_eq!(
+            CATALOG.closest("list/conversation", 1),
+            ["list/conversations"]
+        );
+        assert_eq!(
+            CATALOG.closest("conversations/list", 1),
+            ["list/conversations"]
+        );
+    }
+
+    #[test]
+    fn broken_catalogs_are_refused() {
+        let one = |body: &str| format!("[[action]]\n{body}\n");
+        let cases = [
+            (
+                one(
+                    "slug = \"a/b\"\ntitle = \"T\"\nmethod = \"GET\"\npath = \"/x/{id\"\nwrite = false\ndomain = \"d\"",
+                ),
+                "path",
+            ),
+            (
+                one(
+                    "slug = \"a/b\"\ntitle = \"T\"\nmethod = \"GET\"\npath = \"/x\"\nwrite = true\ndomain = \"d\"",
+                ),
+                "contradicts",
+            ),
+            (
+                one("slug = \"A b\"\ntitle = \"T\"\nwrite = false\ndomain = \"d\""),
+                "lowercase",
+            ),
+            (
+                one(
+                    "slug = \"a/b\"\ntitle = \"T\"\nmethod = \"FETCH\"\npath = \"/x\"\nwrite = false\ndomain = \"d\"",
+                ),
+                "FETCH",
+            ),
+            (
+                one("slug = \"a/b\"\ntitle = \"T\"\nwrite = false\ndomain = \"d\""),
+                "expected 237",
+            ),
+        ];
+        for (source, needle) in cases {
+            let err = Catalog::parse(&source).err().expect("must be refused");
+            assert!(err.contains(needle), "{err} should mention {needle}");
+        }
+    }
+}

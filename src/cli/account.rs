@@ -1,0 +1,163 @@
+//! `crisp-gateway account …`: the Crisp key comes from `CRISP_KEY` or standard input, never
+//! from an argument (arguments show up in `ps` and shell history).
+
+use std::io::Read;
+use std::sync::Arc;
+
+use clap::Subcommand;
+
+use crate::accounts::Tier;
+use crate::admin::{NewAccount, add_account};
+use crate::config::Config;
+use crate::secret::{CrispKey, Vault};
+use crate::store::{Store, StoreError};
+
+use super::{CliResult, workspace_id};
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Link a Crisp account (identifier/key pair) to a workspace.
+    Add {
+        #[arg(long)]
+        workspace: String,
+        /// A short name callers use in `account` (e.g. `main`, `eu-shop`).
+        #[arg(long)]
+        label: String,
+        /// The token identifier (from Crisp; also read from CRISP_IDENTIFIER).
+        #[arg(long, env = "CRISP_IDENTIFIER")]
+        identifier: String,
+        /// The website id calls default to (also read from CRISP_WEBSITE_ID).
+        #[arg(long, env = "CRISP_WEBSITE_ID")]
+        website_id: String,
+        /// `website` for tokens made in Crisp's workspace settings, `plugin` for Marketplace tokens.
+        #[arg(long, default_value = "website")]
+        tier: Tier,
+        /// Make this the workspace's default account.
+        #[arg(long)]
+        default: bool,
+        /// Read the Crisp key from standard input instead of CRISP_KEY.
+        #[arg(long)]
+        key_stdin: bool,
+    },
+    /// List linked accounts (never their keys).
+    List {
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Unlink an account.
+    Remove {
+        id_or_label: String,
+        #[arg(long)]
+        workspace: String,
+    },
+}
+
+pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountCommand) -> CliResult {
+    match command {
+        AccountCommand::Add {
+            workspace,
+            label,
+            identifier,
+            website_id,
+            tier,
+            default,
+            key_stdin,
+        } => {
+            let key = read_key(key_stdin)?;
+            let workspace_id = workspace_id(store, &workspace).await?;
+            let vault = Vault::new(
+                &crate::app::master_key(config, store.engine()).map_err(|e| e.to_string())?,
+            );
+            let account = add_account(
+                store,
+                &vault,
+                NewAccount {
+                    workspace_id: &workspace_id,
+                    label: &label,
+                    identifier: &identifier,
+                    website_id: &website_id,
+                    tier,
+                    is_default: default,
+                    key: &key,
+                },
+            )
+            .await?;
+            eprintln!(
+                "linked Crisp account `{label}` ({}) to workspace `{workspace}`",
+                account.crisp_account_id
+            );
+            println!("{}", account.crisp_account_id);
+            Ok(())
+        }
+        AccountCommand::List { workspace } => {
+            let filter = match &workspace {
+                Some(name) => Some(workspace_id(store, name).await?),
+                None => None,
+            };
+            let workspaces = store.list_workspaces().await.map_err(|e| e.to_string())?;
+            let accounts = store
+                .list_accounts(filter.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:<18} {:<16} {:<16} {:<38} {:<8} DEFAULT",
+                "ID", "WORKSPACE", "LABEL", "WEBSITE", "TIER"
+            );
+            for a in accounts {
+                let workspace = workspaces
+                    .iter()
+                    .find(|w| w.workspace_id == a.workspace_id)
+                    .map_or(a.workspace_id.as_str(), |w| w.name.as_str());
+                println!(
+                    "{:<18} {:<16} {:<16} {:<38} {:<8} {}",
+                    a.crisp_account_id,
+                    workspace,
+                    a.label,
+                    a.website_id,
+                    a.tier,
+                    if a.is_default { "yes" } else { "" }
+                );
+            }
+            Ok(())
+        }
+        AccountCommand::Remove {
+            id_or_label,
+            workspace,
+        } => {
+            let workspace_id = workspace_id(store, &workspace).await?;
+            match store.remove_account(&workspace_id, &id_or_label).await {
+                Ok(a) => {
+                    eprintln!(
+                        "removed Crisp account `{}` ({})",
+                        a.label, a.crisp_account_id
+                    );
+                    Ok(())
+                }
+                Err(StoreError::NotFound) => Err(format!(
+                    "no account `{id_or_label}` in workspace `{workspace}`; see `crisp-gateway account list --workspace {workspace}`"
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+}
+
+fn read_key(from_stdin: bool) -> Result<CrispKey, String> {
+    let key = if from_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read the Crisp key from standard input: {e}"))?;
+        text
+    } else {
+        std::env::var("CRISP_KEY").map_err(|_| {
+            "the Crisp key is read from the CRISP_KEY environment variable, or from standard input with --key-stdin"
+                .to_owned()
+        })?
+    };
+    let key = key.trim();
+    if key.is_empty() {
+        return Err("the Crisp key is empty".into());
+    }
+    Ok(CrispKey::new(key))
+}

@@ -1,0 +1,170 @@
+//! The one error type of the HTTP API and the JSON error envelope it becomes.
+//!
+//! Handlers return `Result<_, ApiError>` and use `?`. `IntoResponse` only stores the error in
+//! the response; `http::envelope` renders it once, with the request id and the tool name, and
+//! logs the cause of 5xx errors there (so every error is logged exactly once).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::forward::UpstreamError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing, malformed, unknown, revoked and expired keys look the same to the caller.
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("{message}")]
+    BadRequest {
+        reason: &'static str,
+        message: String,
+    },
+    /// A valid key calling outside its scope.
+    #[error("{message}")]
+    Forbidden {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    NotFound {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    MethodNotAllowed { message: String },
+    #[error("the request body is larger than the {limit}-byte limit")]
+    PayloadTooLarge { limit: usize },
+    #[error("the request took longer than the gateway's deadline")]
+    Timeout,
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("the gateway's database is unavailable")]
+    StoreUnavailable(#[source] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Upstream(e) => e.status(),
+            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::BadRequest { reason, .. }
+            | Self::Forbidden { reason, .. }
+            | Self::NotFound { reason, .. } => reason,
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Timeout => "gateway_timeout",
+            Self::Upstream(e) => e.reason(),
+            Self::StoreUnavailable(_) => "store_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// What the caller reads: what went wrong and what to do. Never internals: 5xx causes are
+    /// logged, not sent.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthorized => "Missing or invalid API key. Send `Authorization: Bearer sk_live_…` \
+                with a key made by `crisp-gateway key create`; revoked and expired keys are refused."
+                .into(),
+            Self::PayloadTooLarge { limit } => format!(
+                "The request body is larger than the gateway's limit of {limit} bytes; send less data per call."
+            ),
+            Self::Timeout => "The call took longer than the gateway's request deadline; try again, \
+                or narrow the request."
+                .into(),
+            Self::Upstream(e) => e.message(),
+            Self::StoreUnavailable(_) => "The gateway cannot reach its database right now; retry shortly.".into(),
+            Self::Internal(_) => "The gateway failed unexpectedly; the error is logged under this request id.".into(),
+            Self::BadRequest { message, .. }
+            | Self::Forbidden { message, .. }
+            | Self::NotFound { message, .. }
+            | Self::MethodNotAllowed { message } => message.clone(),
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Upstream(e) => e.retry_after(),
+            Self::StoreUnavailable(_) => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
+    /// The complete error envelope, as the caller sees it.
+    pub fn to_body(&self, tool: Option<&str>, request_id: &str) -> serde_json::Value {
+        json!({
+            "ok": false,
+            "tool": tool,
+            "error": {
+                "status": self.status().as_u16(),
+                "reason": self.reason(),
+                "message": self.message(),
+                "request_id": request_id,
+            }
+        })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::StoreUnavailable(err)
+    }
+}
+
+/// Carries the error from the handler to `http::envelope`, which renders it.
+#[derive(Clone, Debug)]
+pub struct ErrorSlot(pub Arc<ApiError>);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status().into_response();
+        if matches!(self, Self::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(after) = self.retry_after() {
+            let seconds = after.as_secs().max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response.extensions_mut().insert(ErrorSlot(Arc::new(self)));
+        response
+    }
+}

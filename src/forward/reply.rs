@@ -1,0 +1,235 @@
+//! What Crisp answered, as a gateway result: the raw `data` of a success, or a typed error.
+//!
+//! Successful bodies are not re-serialised: `data` is located as raw JSON and sliced out of
+//! the received bytes, so a large list costs one scan, not a parse into a tree and back.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::accounts::Account;
+use crate::catalog::Method;
+
+#[derive(Debug)]
+pub enum Reply {
+    /// The raw JSON of Crisp's `data` (a slice of the received body).
+    Data(Bytes),
+    /// A HEAD call: 2xx means it exists, 404 that it does not.
+    Exists(bool),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// A 4xx from Crisp that concerns the caller's input; passed through.
+    #[error("crisp answered {status} {reason}")]
+    Rejected {
+        status: u16,
+        reason: String,
+        message: String,
+    },
+    /// Crisp refused the stored credentials (401): the account needs fixing, not the caller.
+    #[error("crisp refused the credentials of account {account}")]
+    Unauthorized { account: String },
+    #[error("crisp forbade the call for account {account}")]
+    Forbidden { account: String, detail: String },
+    #[error("crisp rate-limited the call ({status})")]
+    RateLimited {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    #[error("crisp failed with {status}")]
+    ServerError { status: u16 },
+    #[error("crisp answered {status} with a body that is not a Crisp envelope")]
+    InvalidResponse { status: u16 },
+    #[error("crisp did not answer in time")]
+    Timeout,
+    #[error("cannot reach crisp: {0}")]
+    Unreachable(#[source] reqwest::Error),
+}
+
+impl UpstreamError {
+    pub fn from_transport(err: reqwest::Error) -> Self {
+        if err.is_timeout() {
+            Self::Timeout
+        } else {
+            Self::Unreachable(err)
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Rejected { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Unauthorized { .. }
+            | Self::Forbidden { .. }
+            | Self::ServerError { .. }
+            | Self::InvalidResponse { .. }
+            | Self::Unreachable(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Rejected { reason, .. } => reason,
+            Self::Unauthorized { .. } => "crisp_unauthorized",
+            Self::Forbidden { .. } => "crisp_forbidden",
+            Self::RateLimited { .. } => "crisp_rate_limited",
+            Self::ServerError { .. } => "crisp_server_error",
+            Self::InvalidResponse { .. } => "crisp_invalid_response",
+            Self::Timeout => "crisp_timeout",
+            Self::Unreachable(_) => "crisp_unreachable",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::Rejected { message, .. } => message.clone(),
+            Self::Unauthorized { account } => format!(
+                "Crisp refused the stored credentials of account `{account}`: check its identifier and key \
+                 and its tier (`website` for tokens made in Crisp's workspace settings, `plugin` for \
+                 Marketplace tokens), then fix it with `crisp-gateway account add` or `account update`."
+            ),
+            Self::Forbidden { account, detail } => format!(
+                "Crisp forbade this call for account `{account}` ({detail}): the token lacks a scope or \
+                 tier this route needs, or is not allowed on this website."
+            ),
+            Self::RateLimited { .. } => {
+                "Crisp is rate-limiting this account; wait for the Retry-After delay, then retry."
+                    .into()
+            }
+            Self::ServerError { status } => {
+                format!("Crisp failed with HTTP {status}; retry later.")
+            }
+            Self::InvalidResponse { status } => {
+                format!(
+                    "Crisp answered HTTP {status} with a body that is not a Crisp JSON envelope."
+                )
+            }
+            Self::Timeout => {
+                "Crisp did not answer within the gateway's upstream timeout; retry later.".into()
+            }
+            Self::Unreachable(_) => "The gateway cannot connect to Crisp; retry later.".into(),
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => {
+                Some(retry_after.unwrap_or(Duration::from_secs(1)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The envelope's fields the gateway reads; `data` stays raw.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default)]
+    error: bool,
+    #[serde(default, borrow)]
+    reason: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ErrorData<'a> {
+    #[serde(default, borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// `Retry-After` in seconds (Crisp documents none, but honour one when present).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+pub fn interpret(
+    method: Method,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: Bytes,
+    account: &Account,
+) -> Result<Reply, UpstreamError> {
+    if method == Method::Head {
+        match status {
+            200..=299 => return Ok(Reply::Exists(true)),
+            404 => return Ok(Reply::Exists(false)),
+            _ => {}
+        }
+    }
+    let envelope: Option<Envelope<'_>> = serde_json::from_slice(&body).ok();
+    match status {
+        200..=299 => {
+            let envelope = envelope.ok_or(UpstreamError::InvalidResponse { status })?;
+            if envelope.error {
+                return Err(UpstreamError::InvalidResponse { status });
+            }
+            Ok(Reply::Data(match envelope.data {
+                Some(raw) => slice_of(&body, raw.get()),
+                // Crisp's Node client resolves a missing `data` as `{}`; so does the gateway.
+                None => Bytes::from_static(b"{}"),
+            }))
+        }
+        401 => Err(UpstreamError::Unauthorized {
+            account: account.label.clone(),
+        }),
+        403 => Err(UpstreamError::Forbidden {
+            account: account.label.clone(),
+            detail: envelope
+                .and_then(|e| e.reason.map(|r| r.into_owned()))
+                .unwrap_or_else(|| "forbidden".into()),
+        }),
+        420 | 429 => Err(UpstreamError::RateLimited {
+            status,
+            retry_after,
+        }),
+        400..=499 => {
+            let reason = envelope
+                .as_ref()
+                .and_then(|e| e.reason.as_deref())
+                .filter(|r| !r.is_empty())
+                .unwrap_or("crisp_error")
+                .to_owned();
+            let detail = envelope
+                .as_ref()
+                .and_then(|e| e.data)
+                .and_then(|d| serde_json::from_str::<ErrorData<'_>>(d.get()).ok())
+                .and_then(|d| d.message.map(|m| m.into_owned()));
+            let message = match detail {
+                Some(detail) => format!("Crisp answered {status} {reason}: {detail}"),
+                None => format!("Crisp answered {status} {reason}."),
+            };
+            Err(UpstreamError::Rejected {
+                status,
+                reason,
+                message,
+            })
+        }
+        500..=599 => Err(UpstreamError::ServerError { status }),
+        _ => Err(UpstreamError::InvalidResponse { status }),
+    }
+}
+
+/// The `Bytes` slice of `body` that `part` (a sub-slice of it) covers, without copying.
+fn slice_of(body: &Bytes, part: &str) -> Bytes {
+    let start = (part.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    if start <= body.len() && start + part.len() <= body.len() {
+        body.slice(start..start + part.len())
+    } else {
+        Bytes::copy_from_slice(part.as_bytes())
+    }
+}

@@ -1,0 +1,95 @@
+//! Renders every error as the JSON error envelope, in one place.
+//!
+//! Handlers and layers leave an `ErrorSlot` in the response (or, for tower layers that know
+//! nothing of it, a bare status); this middleware adds the tool name and the request id and
+//! logs the cause once.
+
+use std::any::Any;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::catalog::CATALOG;
+use crate::error::{ApiError, ErrorSlot};
+
+use super::REQUEST_ID;
+
+pub async fn render_errors(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut response = next.run(request).await;
+    let status = response.status();
+    let slot = response.extensions_mut().remove::<ErrorSlot>();
+    let error = match slot {
+        Some(ErrorSlot(error)) => error,
+        None if status.is_client_error() || status.is_server_error() => {
+            let is_json = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+            if is_json {
+                return response;
+            }
+            std::sync::Arc::new(from_bare_status(status, app.config.body_limit))
+        }
+        None => return response,
+    };
+    let tool = path
+        .strip_prefix("/api/crisp/")
+        .and_then(|slug| CATALOG.find(slug))
+        .map(|a| a.tool.as_str());
+    if error.status().is_server_error() {
+        tracing::error!(status = error.status().as_u16(), reason = error.reason(), %request_id, error = %error, cause = ?std::error::Error::source(&*error).map(ToString::to_string), "request failed");
+    } else {
+        tracing::debug!(status = error.status().as_u16(), reason = error.reason(), %request_id, "request refused");
+    }
+    let body = error.to_body(tool, &request_id).to_string();
+    let (mut parts, _) = response.into_parts();
+    parts.status = error.status();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// Errors produced by layers that only set a status.
+fn from_bare_status(status: StatusCode, body_limit: usize) -> ApiError {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: body_limit },
+        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => ApiError::Timeout,
+        StatusCode::NOT_FOUND => ApiError::not_found(
+            "not_found",
+            "No such endpoint; see GET /api/crisp/_endpoints.",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed {
+            message: "This endpoint does not accept that HTTP method.".into(),
+        },
+        s if s.is_client_error() => {
+            ApiError::bad_request("bad_request", format!("The request was refused ({s})."))
+        }
+        s => ApiError::Internal(format!("a layer answered {s}")),
+    }
+}
+
+pub async fn no_route() -> ApiError {
+    ApiError::not_found(
+        "not_found",
+        "No such endpoint. Actions are `POST /api/crisp/<action>`; the list is at GET /api/crisp/_endpoints.",
+    )
+}
+
+pub fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    // The panic message may quote request data, so it is not echoed; the panic hook logs it.
+    ApiError::Internal("a handler panicked".into()).into_response()
+}

@@ -1,0 +1,160 @@
+//! Storage behind one narrow trait of use-case methods, with a SQLite and a Postgres engine.
+//!
+//! The engine is chosen by the URL scheme. Both engines share their SQL (see `sql.rs`), keep
+//! one migrations folder each, and pass the same conformance test.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    Conflict,
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict,
+            _ => Self::Other(err),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Workspace {
+    pub workspace_id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// A gateway key as stored: never the key itself, only its argon2id hash.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ApiKeyRecord {
+    pub api_key_id: String,
+    pub workspace_id: String,
+    pub name: Option<String>,
+    pub secret_hash: String,
+    pub read_only: bool,
+    /// Comma-separated action globs; `None` allows every action.
+    pub allowed_actions: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+/// A linked Crisp account; `sealed_key` is the Crisp key encrypted under the master key.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AccountRecord {
+    pub crisp_account_id: String,
+    pub workspace_id: String,
+    pub label: String,
+    pub identifier: String,
+    pub sealed_key: String,
+    pub website_id: String,
+    pub tier: String,
+    pub is_default: bool,
+    pub created_at: i64,
+}
+
+/// What a change-log row invalidates.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Change {
+    pub change_id: i64,
+    /// `key` (subject: a key id) or `accounts` (subject: a workspace id).
+    pub kind: String,
+    pub subject_id: String,
+}
+
+pub const CHANGE_KEY: &str = "key";
+pub const CHANGE_ACCOUNTS: &str = "accounts";
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn engine(&self) -> Engine;
+    async fn migrate(&self) -> StoreResult<()>;
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_workspace(&self, workspace: &Workspace) -> StoreResult<()>;
+    async fn find_workspace(&self, name: &str) -> StoreResult<Workspace>;
+    async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>>;
+
+    async fn create_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    async fn find_key(&self, api_key_id: &str) -> StoreResult<ApiKeyRecord>;
+    async fn list_keys(&self, workspace_id: Option<&str>) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Marks a key revoked (idempotent) and logs the change.
+    async fn revoke_key(&self, api_key_id: &str, now: i64) -> StoreResult<()>;
+
+    /// Adds an account; a default account clears the workspace's previous default.
+    async fn add_account(&self, account: &AccountRecord) -> StoreResult<()>;
+    async fn list_accounts(&self, workspace_id: Option<&str>) -> StoreResult<Vec<AccountRecord>>;
+    /// Removes an account of this workspace, found by id or label.
+    async fn remove_account(
+        &self,
+        workspace_id: &str,
+        id_or_label: &str,
+    ) -> StoreResult<AccountRecord>;
+
+    /// Change-log rows after `after`, oldest first.
+    async fn changes_since(&self, after: i64) -> StoreResult<Vec<Change>>;
+    /// The newest change id (0 when the log is empty).
+    async fn last_change(&self) -> StoreResult<i64>;
+}
+
+/// Opens the store the URL names: `sqlite://…` (created if missing) or `postgres://…`.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Err(ConnectError::Scheme)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("DATABASE_URL must start with `sqlite://` or `postgres://`")]
+    Scheme,
+    #[error("cannot open the database: {0}")]
+    Open(#[from] sqlx::Error),
+}
+
+/// The folder of a SQLite database file (where `master.key` lives), if the URL names a file.
+pub fn sqlite_folder(url: &str) -> Option<std::path::PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    let parent = std::path::Path::new(path).parent()?;
+    Some(if parent.as_os_str().is_empty() {
+        std::path::PathBuf::from(".")
+    } else {
+        parent.to_path_buf()
+    })
+}

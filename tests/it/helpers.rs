@@ -1,0 +1,480 @@
+//! Test harness: fresh databases per test, a recording fake Crisp, and a spawned gateway.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use crisp_gateway::accounts::Tier;
+use crisp_gateway::admin::{NewAccount, add_account, create_key, create_workspace};
+use crisp_gateway::app::{App, AppState};
+use crisp_gateway::config::Config;
+use crisp_gateway::secret::{CrispKey, MasterKey, Vault};
+use crisp_gateway::store::{self, Store};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The engines to run on: SQLite always; Postgres when `TEST_DATABASE_URL` is set. CI sets
+/// `CRISP_GATEWAY_REQUIRE_POSTGRES=1` so that a missing Postgres fails instead of skipping.
+pub fn engines() -> Vec<Engine> {
+    let mut engines = vec![Engine::Sqlite];
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        engines.push(Engine::Postgres);
+    } else if std::env::var("CRISP_GATEWAY_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+        panic!("CRISP_GATEWAY_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set");
+    }
+    engines
+}
+
+/// A database of its own for one test, dropped afterwards.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(engine: Engine) -> Self {
+        match engine {
+            Engine::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}/gateway.db", dir.path().display());
+                Self {
+                    url,
+                    _dir: Some(dir),
+                    postgres: None,
+                }
+            }
+            Engine::Postgres => {
+                let admin = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+                let name = format!(
+                    "gw_test_{}",
+                    crisp_gateway::secret::random_base62(12).to_lowercase()
+                );
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .expect("connect to TEST_DATABASE_URL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let url = with_database(&admin, &name);
+                Self {
+                    url,
+                    _dir: None,
+                    postgres: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    pub async fn store(&self) -> Arc<dyn Store> {
+        let store = store::connect(&self.url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+/// The same server URL with another database name.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, params) = url
+        .split_once('?')
+        .map_or((url, None), |(b, p)| (b, Some(p)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..host_end]);
+    if let Some(params) = params {
+        out.push('?');
+        out.push_str(params);
+    }
+    out
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.postgres.take() {
+            // Drop is synchronous: use a runtime of our own on a plain thread.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    runtime.block_on(async {
+                        if let Ok(mut conn) =
+                            <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await
+                        {
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                                "drop database if exists {name} with (force)"
+                            )))
+                            .execute(&mut conn)
+                            .await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// One request as the fake Crisp received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("upstream body is JSON")
+    }
+}
+
+/// A scripted answer; answers are used in order, then the default answer repeats.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn json(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            body: body.to_owned(),
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn ok(data: &str) -> Self {
+        Self::json(
+            200,
+            &format!(r#"{{"error":false,"reason":"resolved","data":{data}}}"#),
+        )
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+#[derive(Default)]
+struct FakeState {
+    received: Mutex<Vec<Received>>,
+    script: Mutex<VecDeque<Answer>>,
+}
+
+/// A fake Crisp on a real port: records every request and answers from a script.
+#[derive(Clone)]
+pub struct FakeCrisp {
+    pub base: String,
+    state: Arc<FakeState>,
+}
+
+impl FakeCrisp {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake crisp");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(FakeState::default());
+        let router = Router::new().fallback(answer).with_state(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self {
+            base: format!("http://{addr}/v1"),
+            state,
+        }
+    }
+
+    pub fn script(&self, answer: Answer) {
+        self.state.script.lock().expect("lock").push_back(answer);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().expect("lock").clone()
+    }
+
+    pub fn take_received(&self) -> Vec<Received> {
+        std::mem::take(&mut *self.state.received.lock().expect("lock"))
+    }
+}
+
+async fn answer(State(state): State<Arc<FakeState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 16 << 20)
+        .await
+        .unwrap_or_default();
+    state.received.lock().expect("lock").push(Received {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        body,
+    });
+    let next = state.script.lock().expect("lock").pop_front();
+    let answer = next.unwrap_or_else(|| Answer::ok(r#"{"echo":true}"#));
+    if !answer.delay.is_zero() {
+        tokio::time::sleep(answer.delay).await;
+    }
+    let mut response = (
+        StatusCode::from_u16(answer.status).expect("status"),
+        [("content-type", "application/json")],
+        answer.body,
+    )
+        .into_response();
+    for (name, value) in answer.headers {
+        response
+            .headers_mut()
+            .insert(name, value.parse().expect("header value"));
+    }
+    response
+}
+
+/// An address where nothing listens (bound, then released).
+pub async fn dead_upstream() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    format!("http://{addr}/v1")
+}
+
+/// A running gateway with a workspace `acme`, a default account `main` and one key.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub app: AppState,
+    pub store: Arc<dyn Store>,
+    pub crisp: FakeCrisp,
+    pub key: String,
+    pub key_id: String,
+    pub workspace_id: String,
+    pub vault: Vault,
+    /// Kept so the database lives as long as the server.
+    pub _db: TestDb,
+    pub http: reqwest::Client,
+}
+
+pub const WEBSITE: &str = "web-main";
+pub const IDENTIFIER: &str = "id-main";
+pub const CRISP_KEY: &str = "crisp-key-main";
+
+impl TestApp {
+    pub async fn spawn(engine: Engine) -> Self {
+        Self::spawn_with(engine, |_| {}).await
+    }
+
+    pub async fn spawn_with(engine: Engine, tune: impl FnOnce(&mut Config)) -> Self {
+        let crisp = FakeCrisp::start().await;
+        let db = TestDb::new(engine).await;
+        let store = db.store().await;
+        let master = MasterKey::generate();
+        let mut config = Config {
+            database_url: db.url.clone(),
+            upstream: crisp.base.clone(),
+            master_key: Some(master.clone()),
+            refresh_interval: Duration::from_millis(100),
+            ..Config::default()
+        };
+        tune(&mut config);
+        let vault = Vault::new(&master);
+        let workspace = create_workspace(&store, "acme").await.expect("workspace");
+        add_account(
+            &store,
+            &vault,
+            NewAccount {
+                workspace_id: &workspace.workspace_id,
+                label: "main",
+                identifier: IDENTIFIER,
+                website_id: WEBSITE,
+                tier: Tier::Website,
+                is_default: true,
+                key: &CrispKey::new(CRISP_KEY),
+            },
+        )
+        .await
+        .expect("account");
+        let key = create_key(&store, &workspace.workspace_id, Some("test".into()))
+            .await
+            .expect("key");
+        let app = App::new(config, store.clone()).expect("app");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind gateway");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(crisp_gateway::cli::serve_on(app.clone(), listener));
+        Self {
+            addr,
+            app,
+            store,
+            crisp,
+            key: key.reveal().to_owned(),
+            key_id: key.id().to_owned(),
+            workspace_id: workspace.workspace_id,
+            vault,
+            _db: db,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Calls an action with the test key.
+    pub async fn call(&self, action: &str, body: &str) -> Reply {
+        self.call_with_key(action, body, Some(&self.key)).await
+    }
+
+    pub async fn call_with_key(&self, action: &str, body: &str, key: Option<&str>) -> Reply {
+        let mut request = self
+            .http
+            .post(self.url(&format!("/api/crisp/{action}")))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        Reply::from(request.send().await.expect("gateway answers")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        Reply::from(
+            self.http
+                .get(self.url(path))
+                .send()
+                .await
+                .expect("gateway answers"),
+        )
+        .await
+    }
+
+    /// Adds another workspace with its own account and key; returns (workspace id, key).
+    pub async fn other_workspace(&self, name: &str, label: &str) -> (String, String) {
+        let workspace = create_workspace(&self.store, name)
+            .await
+            .expect("workspace");
+        add_account(
+            &self.store,
+            &self.vault,
+            NewAccount {
+                workspace_id: &workspace.workspace_id,
+                label,
+                identifier: "id-other",
+                website_id: "web-other",
+                tier: Tier::Plugin,
+                is_default: false,
+                key: &CrispKey::new("crisp-key-other"),
+            },
+        )
+        .await
+        .expect("account");
+        let key = create_key(&self.store, &workspace.workspace_id, None)
+            .await
+            .expect("key");
+        (workspace.workspace_id, key.reveal().to_owned())
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        Self {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The error reason of an error envelope (and checks the envelope's shape).
+    pub fn reason(&self) -> String {
+        let json = self.json();
+        assert_eq!(json["ok"], false, "{}", self.text);
+        assert_eq!(json["error"]["status"], self.status, "{}", self.text);
+        assert!(
+            json["error"]["request_id"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "{}",
+            self.text
+        );
+        assert_eq!(
+            json["error"]["request_id"].as_str(),
+            self.header("x-request-id"),
+            "{}",
+            self.text
+        );
+        json["error"]["reason"].as_str().expect("reason").to_owned()
+    }
+
+    pub fn message(&self) -> String {
+        self.json()["error"]["message"]
+            .as_str()
+            .expect("message")
+            .to_owned()
+    }
+}
+
+/// Waits (bounded) until `check` holds, polling; for effects that land asynchronously.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real server on a real port, a real SQLite file or Postgres database,
+//! and a fake Crisp over real HTTP. Each test runs on SQLite, and on Postgres too when
+//! `TEST_DATABASE_URL` is set.
+
+mod actions;
+mod helpers;
+mod requests;
+mod storage;
+mod upstream;

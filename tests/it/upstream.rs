@@ -1,0 +1,171 @@
+//! How Crisp's failures reach the caller: passed through when they concern the input,
+//! translated when they concern the gateway's credentials or Crisp's health.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{Answer, CRISP_KEY, TestApp, dead_upstream, engines};
+
+#[tokio::test]
+async fn crisp_client_errors_pass_through_with_reason_and_message() {
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        app.crisp.script(Answer::json(
+            400,
+            r#"{"error":true,"reason":"invalid_data","data":{"message":"data should have required property '.origin'"}}"#,
+        ));
+        let reply = app
+            .call(
+                "send/message/in/conversation",
+                r#"{"sessionID":"s","body":{"type":"text"}}"#,
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{}", reply.text);
+        assert_eq!(reply.reason(), "invalid_data");
+        assert!(
+            reply.message().contains("required property '.origin'"),
+            "{}",
+            reply.message()
+        );
+
+        app.crisp.script(Answer::json(
+            404,
+            r#"{"error":true,"reason":"not_found","data":{}}"#,
+        ));
+        let reply = app
+            .call("get/conversation", r#"{"sessionID":"missing"}"#)
+            .await;
+        assert_eq!(reply.status, 404);
+        assert_eq!(reply.reason(), "not_found");
+    }
+}
+
+#[tokio::test]
+async fn rejected_credentials_are_502_naming_the_account_never_401() {
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        app.crisp.script(Answer::json(
+            401,
+            r#"{"error":true,"reason":"invalid_session","data":{}}"#,
+        ));
+        let reply = app.call("list/conversations", "{}").await;
+        assert_eq!(reply.status, 502, "{}", reply.text);
+        assert_eq!(reply.reason(), "crisp_unauthorized");
+        assert!(reply.message().contains("`main`"), "{}", reply.message());
+        assert!(reply.header("www-authenticate").is_none());
+
+        app.crisp.script(Answer::json(
+            403,
+            r#"{"error":true,"reason":"restricted_route_tier","data":{}}"#,
+        ));
+        let reply = app.call("list/conversations", "{}").await;
+        assert_eq!(reply.status, 502);
+        assert_eq!(reply.reason(), "crisp_forbidden");
+        assert!(
+            reply.message().contains("restricted_route_tier"),
+            "{}",
+            reply.message()
+        );
+        assert!(!reply.text.contains(CRISP_KEY));
+    }
+}
+
+#[tokio::test]
+async fn rate_limits_become_429_with_retry_after() {
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        for (status, retry_after, expected) in [(429, Some("7"), "7"), (420, None, "1")] {
+            let mut answer = Answer::json(
+                status,
+                r#"{"error":true,"reason":"rate_limited","data":{}}"#,
+            );
+            if let Some(value) = retry_after {
+                answer = answer.with_header("retry-after", value);
+            }
+            app.crisp.script(answer);
+            let reply = app.call("list/conversations", "{}").await;
+            assert_eq!(reply.status, 429, "{status}: {}", reply.text);
+            assert_eq!(reply.reason(), "crisp_rate_limited");
+            assert_eq!(reply.header("retry-after"), Some(expected), "{status}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn crisp_failures_are_502_and_slowness_504() {
+    for engine in engines() {
+        let app =
+            TestApp::spawn_with(engine, |c| c.upstream_timeout = Duration::from_millis(300)).await;
+        for status in [500, 503] {
+            app.crisp.script(Answer::json(status, "oops"));
+            let reply = app.call("list/conversations", "{}").await;
+            assert_eq!(reply.status, 502, "{}", reply.text);
+            assert_eq!(reply.reason(), "crisp_server_error");
+            assert!(
+                !reply.text.contains("oops"),
+                "no upstream internals: {}",
+                reply.text
+            );
+        }
+        app.crisp.script(Answer::json(200, "<html>not json</html>"));
+        let reply = app.call("list/conversations", "{}").await;
+        assert_eq!(reply.status, 502);
+        assert_eq!(reply.reason(), "crisp_invalid_response");
+
+        app.crisp
+            .script(Answer::ok("[]").delayed(Duration::from_secs(3)));
+        let started = Instant::now();
+        let reply = app.call("list/conversations", "{}").await;
+        assert_eq!(reply.status, 504, "{}", reply.text);
+        assert_eq!(reply.reason(), "crisp_timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "answered within the configured bound"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unreachable_crisp_is_502() {
+    for engine in engines() {
+        let dead = dead_upstream().await;
+        let app = TestApp::spawn_with(engine, move |c| c.upstream = dead).await;
+        let reply = app.call("list/conversations", "{}").await;
+        assert_eq!(reply.status, 502, "{}", reply.text);
+        assert_eq!(reply.reason(), "crisp_unreachable");
+        assert!(
+            !reply.text.contains("127.0.0.1"),
+            "no internals: {}",
+            reply.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn head_actions_answer_existence() {
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        app.crisp.script(Answer::json(404, ""));
+        let reply = app
+            .call("check/conversation/exists", r#"{"sessionID":"gone"}"#)
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(
+            reply.json(),
+            json!({"ok": true, "tool": "crisp_check_conversation_exists", "result": {"exists": false}})
+        );
+        app.crisp.script(Answer::json(200, ""));
+        let reply = app
+            .call("check/website/exists", r#"{"query":"domain=example.com"}"#)
+            .await;
+        assert_eq!(reply.json()["result"], json!({"exists": true}));
+        let received = app.crisp.take_received();
+        assert_eq!(received[0].method, "HEAD");
+        assert_eq!(received[1].path, "/v1/website");
+        assert_eq!(received[1].query.as_deref(), Some("domain=example.com"));
+        app.crisp.script(Answer::json(500, ""));
+        let reply = app.call("check/inbox/exists", r#"{"inboxID":"i"}"#).await;
+        assert_eq!(reply.status, 502, "a HEAD 5xx is still an error");
+    }
+}
