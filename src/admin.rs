@@ -25,11 +25,109 @@ pub async fn create_workspace(store: &Arc<dyn Store>, name: &str) -> Result<Work
     }
 }
 
+/// What a new key may do and for how long.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpec {
+    pub name: Option<String>,
+    pub read_only: bool,
+    /// Comma-separated action globs (`list/*,get/*`); `None` allows every action.
+    pub actions: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+/// Creates an unrestricted key that never expires.
 pub async fn create_key(
     store: &Arc<dyn Store>,
     workspace_id: &str,
     name: Option<String>,
 ) -> Result<GatewayKey, String> {
+    create_scoped_key(
+        store,
+        workspace_id,
+        &KeySpec {
+            name,
+            ..KeySpec::default()
+        },
+    )
+    .await
+}
+
+pub async fn create_scoped_key(
+    store: &Arc<dyn Store>,
+    workspace_id: &str,
+    spec: &KeySpec,
+) -> Result<GatewayKey, String> {
+    let (key, record) = new_key(workspace_id, spec).await?;
+    store.create_key(&record).await.map_err(|e| e.to_string())?;
+    Ok(key)
+}
+
+/// Checks that every pattern of an `--actions` list names at least one catalog action, so a
+/// typo cannot silently make a key useless.
+pub fn check_action_globs(list: &str) -> Result<String, String> {
+    let patterns: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if patterns.is_empty() {
+        return Err(
+            "--actions needs at least one action or pattern, such as 'list/*,get/*'".into(),
+        );
+    }
+    for pattern in &patterns {
+        let matches = crate::catalog::CATALOG
+            .actions()
+            .iter()
+            .any(|a| crate::auth::glob_matches(pattern, a.slug));
+        if !matches {
+            return Err(format!(
+                "`{pattern}` matches no action; patterns are action slugs with `*`, such as `list/*` (see GET /api/crisp/_endpoints)"
+            ));
+        }
+    }
+    Ok(patterns.join(","))
+}
+
+/// Rotates a key: a new key with the same workspace, name and scopes; the old one keeps
+/// working for `overlap`, then stops.
+pub async fn rotate_key(
+    store: &Arc<dyn Store>,
+    old_id: &str,
+    overlap: std::time::Duration,
+    expires_at: Option<i64>,
+) -> Result<GatewayKey, String> {
+    let old = match store.find_key(old_id).await {
+        Ok(k) => k,
+        Err(StoreError::NotFound) => {
+            return Err(format!(
+                "no key with id `{old_id}`; see `crisp-gateway key list`"
+            ));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let now = crate::clock::now();
+    if old.revoked_at.is_some() || old.expires_at.is_some_and(|t| t <= now) {
+        return Err(format!(
+            "key `{old_id}` is already revoked or expired; create a new one with `key create`"
+        ));
+    }
+    let spec = KeySpec {
+        name: old.name.clone(),
+        read_only: old.read_only,
+        actions: old.allowed_actions.clone(),
+        expires_at,
+    };
+    let (key, record) = new_key(&old.workspace_id, &spec).await?;
+    let overlap = i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX);
+    store
+        .rotate_key(old_id, &record, now.saturating_add(overlap))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(key)
+}
+
+async fn new_key(workspace_id: &str, spec: &KeySpec) -> Result<(GatewayKey, ApiKeyRecord), String> {
     let key = GatewayKey::generate();
     let hash = {
         let key = GatewayKey::parse(key.reveal()).ok_or("a generated key did not parse")?;
@@ -40,17 +138,16 @@ pub async fn create_key(
     let record = ApiKeyRecord {
         api_key_id: key.id().to_owned(),
         workspace_id: workspace_id.to_owned(),
-        name,
+        name: spec.name.clone(),
         secret_hash: hash,
-        read_only: false,
-        allowed_actions: None,
+        read_only: spec.read_only,
+        allowed_actions: spec.actions.clone(),
         created_at: crate::clock::now(),
-        expires_at: None,
+        expires_at: spec.expires_at,
         revoked_at: None,
         last_used_at: None,
     };
-    store.create_key(&record).await.map_err(|e| e.to_string())?;
-    Ok(key)
+    Ok((key, record))
 }
 
 pub struct NewAccount<'a> {

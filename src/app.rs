@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::accounts::AccountCache;
+use crate::audit::Auditor;
 use crate::auth::Keyring;
 use crate::config::Config;
 use crate::forward::CrispClient;
@@ -16,6 +17,7 @@ pub struct App {
     pub keyring: Keyring,
     pub accounts: AccountCache,
     pub crisp: CrispClient,
+    pub auditor: Auditor,
 }
 
 pub type AppState = Arc<App>;
@@ -60,14 +62,17 @@ impl App {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Result<AppState, StartError> {
         let vault = Vault::new(&master_key(&config, store.engine())?);
         let crisp = CrispClient::new(&config.upstream, config.upstream_timeout)?;
+        let auditor = Auditor::start(store.clone(), config.audit_retention);
         Ok(Arc::new(Self {
             keyring: Keyring::new(
                 store.clone(),
+                auditor.clone(),
                 config.key_cache_capacity,
                 config.key_cache_ttl,
             ),
             accounts: AccountCache::new(store.clone(), vault, config.key_cache_ttl),
             crisp,
+            auditor,
             store,
             config,
         }))
@@ -80,12 +85,21 @@ impl App {
     pub async fn follow_changes(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let app = Arc::clone(self);
         let mut cursor = app.start_cursor().await;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let listener = tokio::spawn({
+            let (store, wake) = (app.store.clone(), wake.clone());
+            async move { store.listen_for_changes(wake).await }
+        });
         tokio::spawn(async move {
+            let _listener = AbortOnDrop(listener);
             let mut tick =
                 tokio::time::interval(app.config.refresh_interval.max(Duration::from_millis(50)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = wake.notified() => {}
+                }
                 cursor = match cursor {
                     Some(after) => Some(app.apply_changes(after).await),
                     None => app.start_cursor().await.inspect(|_| {
@@ -126,5 +140,14 @@ impl App {
                 after
             }
         }
+    }
+}
+
+/// Stops a background task when its owner stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -25,6 +25,8 @@ pub struct Config {
     pub key_cache_ttl: Duration,
     pub key_cache_capacity: u64,
     pub refresh_interval: Duration,
+    /// How long audit rows are kept.
+    pub audit_retention: Duration,
     pub log_format: LogFormat,
     pub master_key: Option<MasterKey>,
 }
@@ -50,6 +52,7 @@ struct FileConfig {
     key_cache_ttl: Option<String>,
     key_cache_capacity: Option<u64>,
     refresh_interval: Option<String>,
+    audit_retention: Option<String>,
     log_format: Option<LogFormat>,
 }
 
@@ -70,6 +73,7 @@ impl Default for Config {
             key_cache_ttl: Duration::from_secs(300),
             key_cache_capacity: 100_000,
             refresh_interval: Duration::from_secs(1),
+            audit_retention: Duration::from_secs(90 * 86_400),
             log_format: LogFormat::Pretty,
             master_key: None,
         }
@@ -112,6 +116,7 @@ impl Config {
         set(&mut raw.request_timeout, var("REQUEST_TIMEOUT"));
         set(&mut raw.key_cache_ttl, var("KEY_CACHE_TTL"));
         set(&mut raw.refresh_interval, var("REFRESH_INTERVAL"));
+        set(&mut raw.audit_retention, var("AUDIT_RETENTION"));
         let number = |name: &str| -> Result<Option<u64>, ConfigError> {
             var(name)
                 .map(|v| {
@@ -198,6 +203,11 @@ impl Config {
                 raw.refresh_interval,
                 "refresh_interval",
                 defaults.refresh_interval,
+            )?,
+            audit_retention: duration(
+                raw.audit_retention,
+                "audit_retention",
+                defaults.audit_retention,
             )?,
             log_format: raw.log_format.unwrap_or(defaults.log_format),
             master_key,

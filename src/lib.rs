@@ -3,6 +3,7 @@
 pub mod accounts; // a workspace's Crisp accounts: decrypted, cached, picked per call
 pub mod admin; // admin use cases shared by the CLI, demo and tests
 pub mod app; // the shared state of a running gateway
+pub mod audit; // the audit trail and key last-use, written in batches
 pub mod auth; // bearer keys → principals (the auth layer, key format, verified-key cache)
 pub mod call; // one action call: caller's JSON → Crisp request → result envelope
 pub mod catalog; // the 237 actions, compiled from one embedded data file

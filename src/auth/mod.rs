@@ -6,7 +6,7 @@
 pub mod key;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::app::AppState;
+use crate::audit::Auditor;
 use crate::catalog::Action;
 use crate::error::ApiError;
 use crate::store::{Store, StoreError};
@@ -114,10 +115,13 @@ pub fn glob_matches(pattern: &str, text: &str) -> bool {
 struct Verified {
     digest: [u8; 32],
     principal: Arc<Principal>,
+    /// When this process last reported the key's use (at most once a minute).
+    last_touch: AtomicI64,
 }
 
 pub struct Keyring {
     store: Arc<dyn Store>,
+    auditor: Auditor,
     verified: Cache<String, Arc<Verified>>,
     /// Bumped on every invalidation, so a verification that raced a revocation is not cached.
     generation: AtomicU64,
@@ -127,10 +131,11 @@ pub struct Keyring {
 }
 
 impl Keyring {
-    pub fn new(store: Arc<dyn Store>, capacity: u64, ttl: Duration) -> Self {
+    pub fn new(store: Arc<dyn Store>, auditor: Auditor, capacity: u64, ttl: Duration) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
             store,
+            auditor,
             verified: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
@@ -179,6 +184,10 @@ impl Keyring {
                 self.verified.invalidate(presented.id());
                 return Err(ApiError::Unauthorized);
             }
+            if now - hit.last_touch.load(Ordering::Relaxed) >= 60 {
+                hit.last_touch.store(now, Ordering::Relaxed);
+                self.auditor.touch(presented.id(), now);
+            }
             return Ok(hit.principal.clone());
         }
 
@@ -220,9 +229,11 @@ impl Keyring {
                 Arc::new(Verified {
                     digest,
                     principal: principal.clone(),
+                    last_touch: AtomicI64::new(now),
                 }),
             );
         }
+        self.auditor.touch(presented.id(), now);
         Ok(principal)
     }
 }
@@ -237,9 +248,51 @@ pub async fn require_key(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = app.keyring.authenticate(authorization).await?;
+    let principal = match app.keyring.authenticate(authorization).await {
+        Ok(principal) => principal,
+        Err(refused) => {
+            audit_refusal(&app, &request, authorization, &refused);
+            return Err(refused);
+        }
+    };
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
+}
+
+/// Records a refused key: which key id was presented (never the key), for which action.
+fn audit_refusal(
+    app: &AppState,
+    request: &Request,
+    authorization: Option<&str>,
+    refused: &ApiError,
+) {
+    let key_id = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|k| GatewayKey::parse(k.trim()))
+        .map(|k| k.id().to_owned());
+    let action = request
+        .uri()
+        .path()
+        .strip_prefix("/api/crisp/")
+        .unwrap_or(request.uri().path())
+        .to_owned();
+    app.auditor.record(crate::store::AuditRecord {
+        at: crate::clock::now(),
+        workspace_id: None,
+        api_key_id: key_id,
+        crisp_account_id: None,
+        action,
+        status: i32::from(refused.status().as_u16()),
+        upstream_status: None,
+        duration_ms: 0,
+        request_id: request
+            .headers()
+            .get(crate::http::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        reason: Some(refused.reason().to_owned()),
+    });
 }
 
 #[cfg(test)]
@@ -252,7 +305,10 @@ mod tests {
         assert!(glob_matches("list/*", "list/conversations"));
         assert!(glob_matches("list/*", "list/people/profiles"));
         assert!(glob_matches("*/conversation", "get/conversation"));
-        assert!(glob_matches("send/message/in/conversation", "send/message/in/conversation"));
+        assert!(glob_matches(
+            "send/message/in/conversation",
+            "send/message/in/conversation"
+        ));
         assert!(!glob_matches("list/*", "get/conversation"));
         assert!(!glob_matches("list", "list/conversations"));
         assert!(glob_matches("*", "anything/at/all"));
@@ -263,13 +319,17 @@ mod tests {
         let action = |s| CATALOG.get(s).expect("action");
         let read_only = Scope::from_record(true, None);
         assert!(read_only.permits(action("list/conversations")));
-        let err = read_only.check(action("send/message/in/conversation")).expect_err("write");
+        let err = read_only
+            .check(action("send/message/in/conversation"))
+            .expect_err("write");
         assert_eq!(err.reason(), "write_not_allowed");
         assert!(err.message().contains("send/message/in/conversation"));
         let limited = Scope::from_record(false, Some("list/*, get/*,send/message/in/conversation"));
         assert!(limited.permits(action("get/conversation")));
         assert!(limited.permits(action("send/message/in/conversation")));
-        let err = limited.check(action("remove/conversation")).expect_err("outside");
+        let err = limited
+            .check(action("remove/conversation"))
+            .expect_err("outside");
         assert_eq!(err.reason(), "action_not_allowed");
         assert!(Scope::default().permits(action("remove/conversation")));
     }

@@ -10,16 +10,57 @@ use crate::auth::Principal;
 use crate::catalog::{Action, Method, Route};
 use crate::error::ApiError;
 use crate::forward::{Reply, UpstreamRequest};
+use crate::store::AuditRecord;
+use axum::http::StatusCode;
 
 pub use args::Args;
 
-/// Runs an action for a principal and returns the success envelope's bytes.
+/// What one call did, for the audit trail.
+#[derive(Default)]
+struct Trace {
+    account_id: Option<String>,
+    upstream_status: Option<u16>,
+}
+
+/// Runs an action for a principal and returns the success envelope's bytes. Writes, and
+/// calls that fail, are audited.
 pub async fn execute(
     app: &App,
     principal: &Principal,
     action: &Action,
     args: Args,
     request_id: &str,
+) -> Result<Bytes, ApiError> {
+    let started = std::time::Instant::now();
+    let mut trace = Trace::default();
+    let result = run(app, principal, action, args, request_id, &mut trace).await;
+    let status = result
+        .as_ref()
+        .map_or_else(ApiError::status, |_| StatusCode::OK);
+    if action.write || result.is_err() {
+        app.auditor.record(AuditRecord {
+            at: crate::clock::now(),
+            workspace_id: Some(principal.workspace_id.clone()),
+            api_key_id: Some(principal.key_id.clone()),
+            crisp_account_id: trace.account_id,
+            action: action.slug.to_owned(),
+            status: i32::from(status.as_u16()),
+            upstream_status: trace.upstream_status.map(i32::from),
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            request_id: request_id.to_owned(),
+            reason: result.as_ref().err().map(|e| e.reason().to_owned()),
+        });
+    }
+    result
+}
+
+async fn run(
+    app: &App,
+    principal: &Principal,
+    action: &Action,
+    args: Args,
+    request_id: &str,
+    trace: &mut Trace,
 ) -> Result<Bytes, ApiError> {
     principal.scope.check(action)?;
     let Some(route) = &action.route else {
@@ -29,11 +70,16 @@ pub async fn execute(
         .accounts
         .pick(&principal.workspace_id, args.account.as_deref())
         .await?;
+    trace.account_id = Some(account.id.clone());
     let request = upstream_request(route, args, &account);
-    let reply = app.crisp.send(&account, &request, request_id).await?;
-    Ok(match reply {
-        Reply::Data(data) => envelope(action, &data),
-        Reply::Exists(exists) => envelope(
+    let reply = app.crisp.send(&account, &request, request_id).await;
+    trace.upstream_status = match &reply {
+        Ok(reply) => Some(reply.status()),
+        Err(e) => e.upstream_status(),
+    };
+    Ok(match reply? {
+        Reply::Data { data, .. } => envelope(action, &data),
+        Reply::Exists { exists, .. } => envelope(
             action,
             if exists {
                 b"{\"exists\":true}"

@@ -10,7 +10,7 @@ use crate::accounts::Tier;
 use crate::admin::{NewAccount, add_account};
 use crate::config::Config;
 use crate::secret::{CrispKey, Vault};
-use crate::store::{Store, StoreError};
+use crate::store::{AccountUpdate, Store, StoreError};
 
 use super::{CliResult, workspace_id};
 
@@ -43,6 +43,30 @@ pub enum AccountCommand {
     List {
         #[arg(long)]
         workspace: Option<String>,
+    },
+    /// Change an account's label, website, tier, default flag, identifier or key (the key
+    /// from CRISP_KEY or --key-stdin).
+    Update {
+        id_or_label: String,
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        website_id: Option<String>,
+        #[arg(long)]
+        tier: Option<Tier>,
+        #[arg(long)]
+        identifier: Option<String>,
+        /// Make this the workspace's default account.
+        #[arg(long)]
+        default: bool,
+        /// Read a new Crisp key from standard input.
+        #[arg(long)]
+        key_stdin: bool,
+        /// Take the new Crisp key from CRISP_KEY.
+        #[arg(long)]
+        key_from_env: bool,
     },
     /// Unlink an account.
     Remove {
@@ -119,6 +143,64 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                 );
             }
             Ok(())
+        }
+        AccountCommand::Update {
+            id_or_label,
+            workspace,
+            label,
+            website_id,
+            tier,
+            identifier,
+            default,
+            key_stdin,
+            key_from_env,
+        } => {
+            let workspace_id = workspace_id(store, &workspace).await?;
+            let sealed_key = if key_stdin || key_from_env {
+                let key = read_key(key_stdin)?;
+                let vault = Vault::new(
+                    &crate::app::master_key(config, store.engine()).map_err(|e| e.to_string())?,
+                );
+                let current = store
+                    .list_accounts(Some(&workspace_id))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .find(|a| a.crisp_account_id == id_or_label || a.label == id_or_label)
+                    .ok_or_else(|| {
+                        format!("no account `{id_or_label}` in workspace `{workspace}`")
+                    })?;
+                Some(vault.seal(&current.crisp_account_id, &key))
+            } else {
+                None
+            };
+            let update = AccountUpdate {
+                label,
+                website_id,
+                tier: tier.map(|t| t.as_str().to_owned()),
+                is_default: default.then_some(true),
+                identifier,
+                sealed_key,
+            };
+            match store
+                .update_account(&workspace_id, &id_or_label, &update)
+                .await
+            {
+                Ok(a) => {
+                    eprintln!(
+                        "updated Crisp account `{}` ({}); running gateways pick it up within a second",
+                        a.label, a.crisp_account_id
+                    );
+                    Ok(())
+                }
+                Err(StoreError::NotFound) => Err(format!(
+                    "no account `{id_or_label}` in workspace `{workspace}`"
+                )),
+                Err(StoreError::Conflict) => {
+                    Err("another account of this workspace already has that label".into())
+                }
+                Err(e) => Err(e.to_string()),
+            }
         }
         AccountCommand::Remove {
             id_or_label,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
+use crate::admin::{KeySpec, check_action_globs, create_scoped_key, rotate_key};
 use crate::store::{Store, StoreError};
 
 use super::{CliResult, workspace_id};
@@ -17,66 +18,82 @@ pub enum KeyCommand {
         /// A label to recognise the key by in listings.
         #[arg(long)]
         name: Option<String>,
+        /// Allow only actions that do not write (GET and HEAD calls).
+        #[arg(long)]
+        read_only: bool,
+        /// Allow only these actions: comma-separated slugs or globs, e.g. 'list/*,get/*'.
+        #[arg(long, value_name = "GLOBS")]
+        actions: Option<String>,
+        /// Expire after this long: 30s, 15m, 12h, 90d.
+        #[arg(long, value_name = "DURATION", conflicts_with = "expires_at")]
+        expires_in: Option<String>,
+        /// Expire at this RFC 3339 time, e.g. 2026-12-31T23:59:00Z.
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
     },
-    /// List keys (never the keys themselves).
+    /// List keys with their scopes, expiry and last use (never the keys themselves).
     List {
         #[arg(long)]
         workspace: Option<String>,
     },
     /// Revoke a key by id; every running gateway stops accepting it within about a second.
     Revoke { key_id: String },
+    /// Replace a key: prints a new key with the same workspace and scopes; the old key keeps
+    /// working for the overlap, then stops.
+    Rotate {
+        key_id: String,
+        /// How long the old key keeps working: 0s, 15m, 24h, …
+        #[arg(long, default_value = "24h")]
+        overlap: String,
+        /// Expiry of the new key (by default it does not expire).
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+    },
+}
+
+fn expiry(expires_in: Option<&str>, expires_at: Option<&str>) -> Result<Option<i64>, String> {
+    let now = crate::clock::now();
+    let at = match (expires_in, expires_at) {
+        (Some(d), _) => {
+            let d = crate::clock::parse_duration(d)?;
+            Some(now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+        }
+        (None, Some(t)) => Some(crate::clock::parse_rfc3339(t)?),
+        (None, None) => None,
+    };
+    if at.is_some_and(|t| t <= now) {
+        return Err("the expiry is in the past; give a future time or a positive duration".into());
+    }
+    Ok(at)
 }
 
 pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
     match command {
-        KeyCommand::Create { workspace, name } => {
+        KeyCommand::Create {
+            workspace,
+            name,
+            read_only,
+            actions,
+            expires_in,
+            expires_at,
+        } => {
+            let spec = KeySpec {
+                name,
+                read_only,
+                actions: actions.as_deref().map(check_action_globs).transpose()?,
+                expires_at: expiry(expires_in.as_deref(), expires_at.as_deref())?,
+            };
             let workspace_id = workspace_id(store, &workspace).await?;
-            let key = crate::admin::create_key(store, &workspace_id, name).await?;
+            let key = create_scoped_key(store, &workspace_id, &spec).await?;
             eprintln!(
-                "created key {} for workspace `{workspace}`; it is shown once, below — store it now",
-                key.id()
+                "created key {} for workspace `{workspace}` ({}); it is shown once, below — store it now",
+                key.id(),
+                describe_scope(spec.read_only, spec.actions.as_deref())
             );
             println!("{}", key.reveal());
             Ok(())
         }
-        KeyCommand::List { workspace } => {
-            let filter = match &workspace {
-                Some(name) => Some(workspace_id(store, name).await?),
-                None => None,
-            };
-            let workspaces = store.list_workspaces().await.map_err(|e| e.to_string())?;
-            let keys = store
-                .list_keys(filter.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
-            println!(
-                "{:<18} {:<16} {:<16} {:<10} CREATED",
-                "ID", "WORKSPACE", "NAME", "STATUS"
-            );
-            let now = crate::clock::now();
-            for k in keys {
-                let workspace = workspaces
-                    .iter()
-                    .find(|w| w.workspace_id == k.workspace_id)
-                    .map_or(k.workspace_id.as_str(), |w| w.name.as_str());
-                let status = if k.revoked_at.is_some() {
-                    "revoked"
-                } else if k.expires_at.is_some_and(|t| t <= now) {
-                    "expired"
-                } else {
-                    "active"
-                };
-                println!(
-                    "{:<18} {:<16} {:<16} {:<10} {}",
-                    k.api_key_id,
-                    workspace,
-                    k.name.as_deref().unwrap_or("-"),
-                    status,
-                    crate::clock::format(k.created_at)
-                );
-            }
-            Ok(())
-        }
+        KeyCommand::List { workspace } => list(store, workspace).await,
         KeyCommand::Revoke { key_id } => match store.revoke_key(&key_id, crate::clock::now()).await
         {
             Ok(()) => {
@@ -88,5 +105,76 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
             )),
             Err(e) => Err(e.to_string()),
         },
+        KeyCommand::Rotate {
+            key_id,
+            overlap,
+            expires_in,
+        } => {
+            let overlap_time = crate::clock::parse_duration(&overlap)?;
+            let key = rotate_key(
+                store,
+                &key_id,
+                overlap_time,
+                expiry(expires_in.as_deref(), None)?,
+            )
+            .await?;
+            eprintln!(
+                "created key {} to replace {key_id}, which keeps working for {overlap}; the new key is shown once, below",
+                key.id()
+            );
+            println!("{}", key.reveal());
+            Ok(())
+        }
     }
+}
+
+fn describe_scope(read_only: bool, actions: Option<&str>) -> String {
+    match (read_only, actions) {
+        (false, None) => "all actions".into(),
+        (true, None) => "read-only".into(),
+        (false, Some(a)) => format!("actions {a}"),
+        (true, Some(a)) => format!("read-only, actions {a}"),
+    }
+}
+
+async fn list(store: &Arc<dyn Store>, workspace: Option<String>) -> CliResult {
+    let filter = match &workspace {
+        Some(name) => Some(workspace_id(store, name).await?),
+        None => None,
+    };
+    let workspaces = store.list_workspaces().await.map_err(|e| e.to_string())?;
+    let keys = store
+        .list_keys(filter.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{:<18} {:<14} {:<14} {:<8} {:<22} {:<22} SCOPE",
+        "ID", "WORKSPACE", "NAME", "STATUS", "EXPIRES", "LAST USED"
+    );
+    let now = crate::clock::now();
+    for k in keys {
+        let workspace = workspaces
+            .iter()
+            .find(|w| w.workspace_id == k.workspace_id)
+            .map_or(k.workspace_id.as_str(), |w| w.name.as_str());
+        let status = if k.revoked_at.is_some() {
+            "revoked"
+        } else if k.expires_at.is_some_and(|t| t <= now) {
+            "expired"
+        } else {
+            "active"
+        };
+        let time = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), crate::clock::format);
+        println!(
+            "{:<18} {:<14} {:<14} {:<8} {:<22} {:<22} {}",
+            k.api_key_id,
+            workspace,
+            k.name.as_deref().unwrap_or("-"),
+            status,
+            time(k.expires_at),
+            time(k.last_used_at),
+            describe_scope(k.read_only, k.allowed_actions.as_deref())
+        );
+    }
+    Ok(())
 }

@@ -1,8 +1,10 @@
 //! The `crisp-gateway` command line: the server, the demo, and the admin commands.
 
 mod account;
+mod audit;
 mod demo;
 mod key;
+mod master_key;
 mod serve;
 mod workspace;
 
@@ -57,6 +59,25 @@ pub enum Command {
     /// Manage the Crisp accounts linked to a workspace.
     #[command(subcommand)]
     Account(account::AccountCommand),
+    /// Make or rotate the master key that encrypts Crisp keys at rest.
+    #[command(subcommand, name = "master-key")]
+    MasterKey(master_key::MasterKeyCommand),
+    /// List audited calls (writes and refused calls), newest first.
+    Audit {
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Only calls in this recent window: 30m, 1h, 7d.
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// Only actions matching this glob, e.g. 'send/*'.
+        #[arg(long, value_name = "GLOB")]
+        action: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Read what callers reported with `POST /api/crisp/report`.
+    #[command(subcommand)]
+    Report(audit::ReportCommand),
 }
 
 /// Admin errors are sentences for people; `main` prints them and exits non-zero.
@@ -77,6 +98,14 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Workspace(command) => workspace::run(&open(&config).await?, command).await,
         Command::Key(command) => key::run(&open(&config).await?, command).await,
         Command::Account(command) => account::run(&config, &open(&config).await?, command).await,
+        Command::MasterKey(command) => master_key::run(&config, command).await,
+        Command::Audit {
+            workspace,
+            since,
+            action,
+            limit,
+        } => audit::audit(&open(&config).await?, workspace, since, action, limit).await,
+        Command::Report(command) => audit::report(&open(&config).await?, command).await,
     }
 }
 

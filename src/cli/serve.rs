@@ -30,12 +30,14 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 /// Serves until a shutdown signal, then lets in-flight calls finish.
 pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
     let follower = app.follow_changes().await;
-    let router = crate::http::router(app);
+    let router = crate::http::router(app.clone());
     let result = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("the server failed: {e}"));
     follower.abort();
+    // In-flight calls are done: write the audit rows they left in the buffer.
+    app.auditor.flush(std::time::Duration::from_secs(10)).await;
     result
 }
 

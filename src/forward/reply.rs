@@ -16,9 +16,17 @@ use crate::catalog::Method;
 #[derive(Debug)]
 pub enum Reply {
     /// The raw JSON of Crisp's `data` (a slice of the received body).
-    Data(Bytes),
+    Data { status: u16, data: Bytes },
     /// A HEAD call: 2xx means it exists, 404 that it does not.
-    Exists(bool),
+    Exists { status: u16, exists: bool },
+}
+
+impl Reply {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Data { status, .. } | Self::Exists { status, .. } => *status,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +126,19 @@ impl UpstreamError {
         }
     }
 
+    /// The HTTP status Crisp answered with, when it answered at all.
+    pub fn upstream_status(&self) -> Option<u16> {
+        match self {
+            Self::Rejected { status, .. }
+            | Self::RateLimited { status, .. }
+            | Self::ServerError { status }
+            | Self::InvalidResponse { status } => Some(*status),
+            Self::Unauthorized { .. } => Some(401),
+            Self::Forbidden { .. } => Some(403),
+            Self::Timeout | Self::Unreachable(_) => None,
+        }
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => {
@@ -166,8 +187,18 @@ pub fn interpret(
 ) -> Result<Reply, UpstreamError> {
     if method == Method::Head {
         match status {
-            200..=299 => return Ok(Reply::Exists(true)),
-            404 => return Ok(Reply::Exists(false)),
+            200..=299 => {
+                return Ok(Reply::Exists {
+                    status,
+                    exists: true,
+                });
+            }
+            404 => {
+                return Ok(Reply::Exists {
+                    status,
+                    exists: false,
+                });
+            }
             _ => {}
         }
     }
@@ -178,11 +209,12 @@ pub fn interpret(
             if envelope.error {
                 return Err(UpstreamError::InvalidResponse { status });
             }
-            Ok(Reply::Data(match envelope.data {
+            let data = match envelope.data {
                 Some(raw) => slice_of(&body, raw.get()),
                 // Crisp's Node client resolves a missing `data` as `{}`; so does the gateway.
                 None => Bytes::from_static(b"{}"),
-            }))
+            };
+            Ok(Reply::Data { status, data })
         }
         401 => Err(UpstreamError::Unauthorized {
             account: account.label.clone(),

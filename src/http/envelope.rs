@@ -43,10 +43,11 @@ pub async fn render_errors(State(app): State<AppState>, request: Request, next: 
         }
         None => return response,
     };
-    let tool = path
-        .strip_prefix("/api/crisp/")
-        .and_then(|slug| CATALOG.find(slug))
-        .map(|a| a.tool.as_str());
+    let tool = match path.strip_prefix("/api/crisp/") {
+        Some("report") => Some(super::report::TOOL),
+        Some(slug) => CATALOG.find(slug).map(|a| a.tool.as_str()),
+        None => None,
+    };
     if error.status().is_server_error() {
         tracing::error!(status = error.status().as_u16(), reason = error.reason(), %request_id, error = %error, cause = ?std::error::Error::source(&*error).map(ToString::to_string), "request failed");
     } else {

@@ -4,6 +4,7 @@ mod actions;
 mod discovery;
 mod envelope;
 mod health;
+mod report;
 
 use std::time::Duration;
 
@@ -28,10 +29,15 @@ pub fn router(app: AppState) -> Router {
     let config = &app.config;
     // The key is checked for POST only, so a wrong method is explained without one.
     let authenticated = axum::middleware::from_fn_with_state(app.clone(), require_key);
-    let api = Router::new().route(
-        "/api/crisp/{*action}",
-        post(actions::call.layer(authenticated)).fallback(actions::wrong_method),
-    );
+    let api = Router::new()
+        .route(
+            "/api/crisp/report",
+            post(report::submit.layer(authenticated.clone())),
+        )
+        .route(
+            "/api/crisp/{*action}",
+            post(actions::call.layer(authenticated)).fallback(actions::wrong_method),
+        );
     let public = Router::new()
         .route("/api/crisp/_endpoints", get(discovery::endpoints))
         .route("/healthz", get(health::alive))

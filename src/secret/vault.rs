@@ -74,17 +74,28 @@ impl MasterKey {
             Ok(text) => Ok((Self::from_base64(&text)?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::generate();
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(path).map_err(err)?;
-                writeln!(file, "{}", key.to_base64()).map_err(err)?;
-                file.sync_all().map_err(err)?;
+                Self::write_new(path, &key)?;
                 Ok((key, true))
             }
             Err(e) => Err(err(e)),
         }
+    }
+}
+
+impl MasterKey {
+    /// Writes a key to a file that must not exist yet, readable by its owner only.
+    pub fn write_new(path: &Path, key: &Self) -> Result<(), VaultError> {
+        let err = |source| VaultError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(err)?;
+        writeln!(file, "{}", key.to_base64()).map_err(err)?;
+        file.sync_all().map_err(err)
     }
 }
 

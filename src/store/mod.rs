@@ -88,6 +88,64 @@ pub struct Change {
     pub subject_id: String,
 }
 
+/// One audited call: who, what, how it ended and how long it took; never a body.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditRecord {
+    pub at: i64,
+    pub workspace_id: Option<String>,
+    pub api_key_id: Option<String>,
+    pub crisp_account_id: Option<String>,
+    pub action: String,
+    pub status: i32,
+    pub upstream_status: Option<i32>,
+    pub duration_ms: i64,
+    pub request_id: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub workspace_id: Option<String>,
+    pub since: Option<i64>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReportRecord {
+    pub report_id: String,
+    pub workspace_id: String,
+    pub api_key_id: String,
+    pub at: i64,
+    pub message: String,
+    pub context: Option<String>,
+    /// The `conversation` the caller attached, as JSON text.
+    pub conversation: Option<String>,
+}
+
+/// Changes to an account; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccountUpdate {
+    pub label: Option<String>,
+    pub website_id: Option<String>,
+    pub tier: Option<String>,
+    pub is_default: Option<bool>,
+    pub identifier: Option<String>,
+    pub sealed_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct IdempotencyRecord {
+    pub workspace_id: String,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    /// `pending` while the first request runs, `done` once its answer is stored.
+    pub state: String,
+    pub status: Option<i32>,
+    pub response: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 pub const CHANGE_KEY: &str = "key";
 pub const CHANGE_ACCOUNTS: &str = "accounts";
 
@@ -116,6 +174,58 @@ pub trait Store: Send + Sync + 'static {
         workspace_id: &str,
         id_or_label: &str,
     ) -> StoreResult<AccountRecord>;
+
+    /// Replaces a key: inserts `new` and makes `old_id` expire at `old_expires_at`, at once.
+    async fn rotate_key(
+        &self,
+        old_id: &str,
+        new: &ApiKeyRecord,
+        old_expires_at: i64,
+    ) -> StoreResult<()>;
+    /// Records when keys were last used (batched; never on a request's critical path).
+    async fn touch_keys(&self, used: &[(String, i64)]) -> StoreResult<()>;
+
+    async fn update_account(
+        &self,
+        workspace_id: &str,
+        id_or_label: &str,
+        update: &AccountUpdate,
+    ) -> StoreResult<AccountRecord>;
+    /// Replaces every account's sealed key in one transaction (master-key rotation): all or nothing.
+    async fn reseal_accounts(&self, sealed: &[(String, String)]) -> StoreResult<()>;
+
+    async fn insert_audit(&self, records: &[AuditRecord]) -> StoreResult<()>;
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
+    /// Deletes audit rows older than `before`; returns how many.
+    async fn prune_audit(&self, before: i64) -> StoreResult<u64>;
+
+    async fn insert_report(&self, report: &ReportRecord) -> StoreResult<()>;
+    async fn list_reports(&self, workspace_id: Option<&str>) -> StoreResult<Vec<ReportRecord>>;
+
+    /// Claims an idempotency key: `Ok(None)` if this call claimed it, `Ok(Some(existing))`
+    /// if another call holds it (pending or done). Expired records are replaced.
+    async fn claim_idempotency(
+        &self,
+        record: &IdempotencyRecord,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
+    async fn complete_idempotency(
+        &self,
+        workspace_id: &str,
+        key: &str,
+        status: i32,
+        response: &str,
+    ) -> StoreResult<()>;
+    /// Releases a claim whose call never reached Crisp, so a retry may run.
+    async fn release_idempotency(&self, workspace_id: &str, key: &str) -> StoreResult<()>;
+    async fn find_idempotency(
+        &self,
+        workspace_id: &str,
+        key: &str,
+    ) -> StoreResult<IdempotencyRecord>;
+
+    /// Wakes `wake` whenever a change is logged by any process, for engines that can push
+    /// (Postgres LISTEN/NOTIFY); runs until the process ends. Others return at once and are polled.
+    async fn listen_for_changes(&self, _wake: Arc<tokio::sync::Notify>) {}
 
     /// Change-log rows after `after`, oldest first.
     async fn changes_since(&self, after: i64) -> StoreResult<Vec<Change>>;

@@ -5,9 +5,11 @@
 //! and the migrations folder differ per engine.
 
 macro_rules! impl_store {
-    ($store:ty, $engine:expr, $migrations:literal) => {
+    ($store:ty, $engine:expr, $migrations:literal, { $($engine_specific:tt)* }) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
+            $($engine_specific)*
+
             fn engine(&self) -> $crate::store::Engine {
                 $engine
             }
@@ -172,6 +174,296 @@ macro_rules! impl_store {
                 Ok(account)
             }
 
+            async fn rotate_key(
+                &self,
+                old_id: &str,
+                new: &$crate::store::ApiKeyRecord,
+                old_expires_at: i64,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let found = sqlx::query(
+                    "update api_key set expires_at = case when expires_at is null or expires_at > $2 \
+                     then $2 else expires_at end where api_key_id = $1 and revoked_at is null",
+                )
+                .bind(old_id)
+                .bind(old_expires_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if found == 0 {
+                    return Err($crate::store::StoreError::NotFound);
+                }
+                sqlx::query(
+                    "insert into api_key (api_key_id, workspace_id, name, secret_hash, read_only, \
+                     allowed_actions, created_at, expires_at, revoked_at, last_used_at) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&new.api_key_id)
+                .bind(&new.workspace_id)
+                .bind(&new.name)
+                .bind(&new.secret_hash)
+                .bind(new.read_only)
+                .bind(&new.allowed_actions)
+                .bind(new.created_at)
+                .bind(new.expires_at)
+                .bind(new.revoked_at)
+                .bind(new.last_used_at)
+                .execute(&mut *tx)
+                .await?;
+                log_change(&mut *tx, $crate::store::CHANGE_KEY, old_id, new.created_at).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn touch_keys(&self, used: &[(String, i64)]) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for (key_id, at) in used {
+                    sqlx::query(
+                        "update api_key set last_used_at = $2 where api_key_id = $1 \
+                         and (last_used_at is null or last_used_at < $2)",
+                    )
+                    .bind(key_id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn update_account(
+                &self,
+                workspace_id: &str,
+                id_or_label: &str,
+                update: &$crate::store::AccountUpdate,
+            ) -> $crate::store::StoreResult<$crate::store::AccountRecord> {
+                let mut tx = self.pool.begin().await?;
+                let current: $crate::store::AccountRecord = sqlx::query_as(concat!(
+                    $crate::store::sql::account_columns!(),
+                    " where workspace_id = $1 and (crisp_account_id = $2 or label = $2)"
+                ))
+                .bind(workspace_id)
+                .bind(id_or_label)
+                .fetch_one(&mut *tx)
+                .await?;
+                if update.is_default == Some(true) {
+                    sqlx::query("update crisp_account set is_default = false where workspace_id = $1")
+                        .bind(workspace_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let updated: $crate::store::AccountRecord = sqlx::query_as(concat!(
+                    "update crisp_account set label = $2, website_id = $3, tier = $4, is_default = $5, \
+                     identifier = $6, sealed_key = $7 where crisp_account_id = $1 returning ",
+                    $crate::store::sql::account_fields!()
+                ))
+                .bind(&current.crisp_account_id)
+                .bind(update.label.as_ref().unwrap_or(&current.label))
+                .bind(update.website_id.as_ref().unwrap_or(&current.website_id))
+                .bind(update.tier.as_ref().unwrap_or(&current.tier))
+                .bind(update.is_default.unwrap_or(current.is_default))
+                .bind(update.identifier.as_ref().unwrap_or(&current.identifier))
+                .bind(update.sealed_key.as_ref().unwrap_or(&current.sealed_key))
+                .fetch_one(&mut *tx)
+                .await?;
+                log_change(&mut *tx, $crate::store::CHANGE_ACCOUNTS, workspace_id, $crate::clock::now()).await?;
+                tx.commit().await?;
+                Ok(updated)
+            }
+
+            async fn reseal_accounts(&self, sealed: &[(String, String)]) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let mut workspaces = Vec::new();
+                for (account_id, sealed_key) in sealed {
+                    let (workspace_id,): (String,) = sqlx::query_as(
+                        "update crisp_account set sealed_key = $2 where crisp_account_id = $1 returning workspace_id",
+                    )
+                    .bind(account_id)
+                    .bind(sealed_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if !workspaces.contains(&workspace_id) {
+                        workspaces.push(workspace_id);
+                    }
+                }
+                let now = $crate::clock::now();
+                for workspace_id in &workspaces {
+                    log_change(&mut *tx, $crate::store::CHANGE_ACCOUNTS, workspace_id, now).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn insert_audit(&self, records: &[$crate::store::AuditRecord]) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for r in records {
+                    sqlx::query(
+                        "insert into audit_event (at, workspace_id, api_key_id, crisp_account_id, action, \
+                         status, upstream_status, duration_ms, request_id, reason) \
+                         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(r.at)
+                    .bind(&r.workspace_id)
+                    .bind(&r.api_key_id)
+                    .bind(&r.crisp_account_id)
+                    .bind(&r.action)
+                    .bind(r.status)
+                    .bind(r.upstream_status)
+                    .bind(r.duration_ms)
+                    .bind(&r.request_id)
+                    .bind(&r.reason)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_audit(
+                &self,
+                filter: &$crate::store::AuditFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::AuditRecord>> {
+                Ok(sqlx::query_as(
+                    "select at, workspace_id, api_key_id, crisp_account_id, action, status, upstream_status, \
+                     duration_ms, request_id, reason from audit_event \
+                     where ($1 is null or workspace_id = $1) and at >= $2 \
+                     order by audit_event_id desc limit $3",
+                )
+                .bind(&filter.workspace_id)
+                .bind(filter.since.unwrap_or(0))
+                .bind(filter.limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn prune_audit(&self, before: i64) -> $crate::store::StoreResult<u64> {
+                Ok(sqlx::query("delete from audit_event where at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
+            async fn insert_report(&self, report: &$crate::store::ReportRecord) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "insert into report (report_id, workspace_id, api_key_id, at, message, context, conversation) \
+                     values ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&report.report_id)
+                .bind(&report.workspace_id)
+                .bind(&report.api_key_id)
+                .bind(report.at)
+                .bind(&report.message)
+                .bind(&report.context)
+                .bind(&report.conversation)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_reports(
+                &self,
+                workspace_id: Option<&str>,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::ReportRecord>> {
+                Ok(sqlx::query_as(
+                    "select report_id, workspace_id, api_key_id, at, message, context, conversation from report \
+                     where ($1 is null or workspace_id = $1) order by at desc, report_id",
+                )
+                .bind(workspace_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn claim_idempotency(
+                &self,
+                record: &$crate::store::IdempotencyRecord,
+            ) -> $crate::store::StoreResult<Option<$crate::store::IdempotencyRecord>> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("delete from idempotency_record where workspace_id = $1 and idempotency_key = $2 and expires_at <= $3")
+                    .bind(&record.workspace_id)
+                    .bind(&record.idempotency_key)
+                    .bind(record.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                let claimed = sqlx::query(
+                    "insert into idempotency_record (workspace_id, idempotency_key, request_hash, state, status, \
+                     response, created_at, expires_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     on conflict (workspace_id, idempotency_key) do nothing",
+                )
+                .bind(&record.workspace_id)
+                .bind(&record.idempotency_key)
+                .bind(&record.request_hash)
+                .bind(&record.state)
+                .bind(record.status)
+                .bind(&record.response)
+                .bind(record.created_at)
+                .bind(record.expires_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                let existing = if claimed {
+                    None
+                } else {
+                    Some(
+                        sqlx::query_as(concat!(
+                            $crate::store::sql::idempotency_columns!(),
+                            " where workspace_id = $1 and idempotency_key = $2"
+                        ))
+                        .bind(&record.workspace_id)
+                        .bind(&record.idempotency_key)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                    )
+                };
+                tx.commit().await?;
+                Ok(existing)
+            }
+
+            async fn complete_idempotency(
+                &self,
+                workspace_id: &str,
+                key: &str,
+                status: i32,
+                response: &str,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "update idempotency_record set state = 'done', status = $3, response = $4 \
+                     where workspace_id = $1 and idempotency_key = $2",
+                )
+                .bind(workspace_id)
+                .bind(key)
+                .bind(status)
+                .bind(response)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn release_idempotency(&self, workspace_id: &str, key: &str) -> $crate::store::StoreResult<()> {
+                sqlx::query("delete from idempotency_record where workspace_id = $1 and idempotency_key = $2 and state = 'pending'")
+                    .bind(workspace_id)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn find_idempotency(
+                &self,
+                workspace_id: &str,
+                key: &str,
+            ) -> $crate::store::StoreResult<$crate::store::IdempotencyRecord> {
+                Ok(sqlx::query_as(concat!(
+                    $crate::store::sql::idempotency_columns!(),
+                    " where workspace_id = $1 and idempotency_key = $2"
+                ))
+                .bind(workspace_id)
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
             async fn changes_since(&self, after: i64) -> $crate::store::StoreResult<Vec<$crate::store::Change>> {
                 Ok(sqlx::query_as(
                     "select change_id, kind, subject_id from change_log where change_id > $1 order by change_id",
@@ -231,6 +523,13 @@ macro_rules! account_fields {
     };
 }
 
+macro_rules! idempotency_columns {
+    () => {
+        "select workspace_id, idempotency_key, request_hash, state, status, response, created_at, \
+         expires_at from idempotency_record"
+    };
+}
+
 macro_rules! account_columns {
     () => {
         concat!(
@@ -241,4 +540,4 @@ macro_rules! account_columns {
     };
 }
 
-pub(crate) use {account_columns, account_fields, impl_store, key_columns};
+pub(crate) use {account_columns, account_fields, idempotency_columns, impl_store, key_columns};

@@ -26,4 +26,5 @@ impl SqliteStore {
     }
 }
 
-super::sql::impl_store!(SqliteStore, super::Engine::Sqlite, "migrations/sqlite");
+// One machine, one file: the periodic poll of the change log is all it needs.
+super::sql::impl_store!(SqliteStore, super::Engine::Sqlite, "migrations/sqlite", {});
