@@ -72,7 +72,7 @@ impl Default for Config {
             max_concurrency: 1024,
             key_cache_ttl: Duration::from_secs(300),
             key_cache_capacity: 100_000,
-            refresh_interval: Duration::from_secs(1),
+            refresh_interval: Duration::from_millis(500),
             audit_retention: Duration::from_secs(90 * 86_400),
             log_format: LogFormat::Pretty,
             master_key: None,

@@ -346,6 +346,39 @@ impl TestApp {
         }
     }
 
+    /// Another gateway on the same database and fake Crisp, with caches of its own: what a
+    /// second replica is.
+    pub async fn replica(&self) -> Self {
+        let mut config = self.app.config.clone();
+        config.refresh_interval = Config::default().refresh_interval;
+        let app = App::new(config, self.db_store().await).expect("app");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind gateway");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(crisp_gateway::cli::serve_on(app.clone(), listener));
+        Self {
+            addr,
+            store: app.store.clone(),
+            app,
+            crisp: self.crisp.clone(),
+            key: self.key.clone(),
+            key_id: self.key_id.clone(),
+            workspace_id: self.workspace_id.clone(),
+            vault: self.vault.clone(),
+            _db: TestDb {
+                url: self._db.url.clone(),
+                _dir: None,
+                postgres: None,
+            },
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn db_store(&self) -> Arc<dyn Store> {
+        store::connect(&self._db.url).await.expect("connect")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -4,6 +4,7 @@
 
 mod actions;
 mod helpers;
+mod keys;
 mod requests;
 mod storage;
 mod upstream;

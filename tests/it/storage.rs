@@ -237,3 +237,284 @@ fn migration_folders_are_in_step() {
         assert_eq!(read("sqlite"), read("postgres"), "{name}");
     }
 }
+
+#[tokio::test]
+async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
+    use crisp_gateway::store::{
+        AccountUpdate, AuditFilter, AuditRecord, IdempotencyRecord, ReportRecord,
+    };
+    for engine in engines() {
+        let db = TestDb::new(engine).await;
+        let store = db.store().await;
+        store
+            .create_workspace(&workspace("ws_a", "alpha"))
+            .await
+            .expect("ws");
+        store
+            .create_workspace(&workspace("ws_b", "beta"))
+            .await
+            .expect("ws");
+
+        // Rotation: the new key lands and the old one gets its end, atomically.
+        store.create_key(&key("k1", "ws_a")).await.expect("key");
+        let mut new = key("k2", "ws_a");
+        new.expires_at = None;
+        store
+            .rotate_key("k1", &new, 1_750_000_000)
+            .await
+            .expect("rotate");
+        assert_eq!(
+            store.find_key("k1").await.expect("old").expires_at,
+            Some(1_750_000_000)
+        );
+        assert_eq!(store.find_key("k2").await.expect("new"), new);
+        assert!(matches!(
+            store.rotate_key("k9", &key("k3", "ws_a"), 1).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(
+            matches!(store.find_key("k3").await, Err(StoreError::NotFound)),
+            "nothing half-written"
+        );
+        store
+            .touch_keys(&[("k2".into(), 1_700_000_500), ("k2".into(), 1_700_000_400)])
+            .await
+            .expect("touch");
+        assert_eq!(
+            store.find_key("k2").await.expect("k2").last_used_at,
+            Some(1_700_000_500),
+            "never goes back"
+        );
+
+        // Account updates, and resealing that is all or nothing.
+        store
+            .add_account(&account("a1", "ws_a", "main", true))
+            .await
+            .expect("add");
+        store
+            .add_account(&account("a2", "ws_a", "eu", false))
+            .await
+            .expect("add");
+        let updated = store
+            .update_account(
+                "ws_a",
+                "eu",
+                &AccountUpdate {
+                    label: Some("europe".into()),
+                    is_default: Some(true),
+                    ..AccountUpdate::default()
+                },
+            )
+            .await
+            .expect("update");
+        assert_eq!(
+            (
+                updated.label.as_str(),
+                updated.is_default,
+                updated.website_id.as_str()
+            ),
+            ("europe", true, "web-a2")
+        );
+        let main = store
+            .list_accounts(Some("ws_a"))
+            .await
+            .expect("list")
+            .into_iter()
+            .find(|a| a.label == "main")
+            .expect("main");
+        assert!(!main.is_default, "one default per workspace");
+        assert!(matches!(
+            store
+                .update_account("ws_b", "europe", &AccountUpdate::default())
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store
+                .update_account(
+                    "ws_a",
+                    "europe",
+                    &AccountUpdate {
+                        label: Some("main".into()),
+                        ..AccountUpdate::default()
+                    }
+                )
+                .await,
+            Err(StoreError::Conflict)
+        ));
+        let failed = store
+            .reseal_accounts(&[
+                ("a1".into(), "v1:new-a1".into()),
+                ("missing".into(), "v1:x".into()),
+            ])
+            .await;
+        assert!(failed.is_err());
+        let a1 = |store: &std::sync::Arc<dyn crisp_gateway::store::Store>| {
+            let store = store.clone();
+            async move {
+                store
+                    .list_accounts(Some("ws_a"))
+                    .await
+                    .expect("list")
+                    .into_iter()
+                    .find(|a| a.crisp_account_id == "a1")
+                    .expect("a1")
+            }
+        };
+        assert_eq!(
+            a1(&store).await.sealed_key,
+            "v1:sealed-a1",
+            "a failed reseal changes nothing"
+        );
+        store
+            .reseal_accounts(&[
+                ("a1".into(), "v1:new-a1".into()),
+                ("a2".into(), "v1:new-a2".into()),
+            ])
+            .await
+            .expect("reseal");
+        assert_eq!(a1(&store).await.sealed_key, "v1:new-a1");
+
+        // Audit rows: filtered by workspace and time, newest first, pruned by age.
+        let row = |at: i64, ws: Option<&str>, action: &str| AuditRecord {
+            at,
+            workspace_id: ws.map(str::to_owned),
+            api_key_id: Some("k2".into()),
+            crisp_account_id: None,
+            action: action.into(),
+            status: 200,
+            upstream_status: Some(200),
+            duration_ms: 12,
+            request_id: format!("req-{at}"),
+            reason: None,
+        };
+        store
+            .insert_audit(&[
+                row(100, Some("ws_a"), "a/1"),
+                row(200, Some("ws_b"), "b/1"),
+                row(300, Some("ws_a"), "a/2"),
+                row(400, None, "x"),
+            ])
+            .await
+            .expect("audit");
+        let listed = store
+            .list_audit(&AuditFilter {
+                workspace_id: Some("ws_a".into()),
+                since: None,
+                limit: 10,
+            })
+            .await
+            .expect("list");
+        assert_eq!(
+            listed,
+            [row(300, Some("ws_a"), "a/2"), row(100, Some("ws_a"), "a/1")]
+        );
+        let recent = store
+            .list_audit(&AuditFilter {
+                workspace_id: None,
+                since: Some(250),
+                limit: 1,
+            })
+            .await
+            .expect("list");
+        assert_eq!(recent, [row(400, None, "x")]);
+        assert_eq!(store.prune_audit(250).await.expect("prune"), 2);
+        assert_eq!(
+            store
+                .list_audit(&AuditFilter {
+                    limit: 10,
+                    ..AuditFilter::default()
+                })
+                .await
+                .expect("list")
+                .len(),
+            2
+        );
+
+        // Reports.
+        let report = ReportRecord {
+            report_id: "rep_1".into(),
+            workspace_id: "ws_a".into(),
+            api_key_id: "k2".into(),
+            at: 5,
+            message: "m".into(),
+            context: None,
+            conversation: Some("[]".into()),
+        };
+        store.insert_report(&report).await.expect("report");
+        assert_eq!(
+            store.list_reports(Some("ws_a")).await.expect("list"),
+            [report.clone()]
+        );
+        assert!(
+            store
+                .list_reports(Some("ws_b"))
+                .await
+                .expect("list")
+                .is_empty()
+        );
+
+        // Idempotency: one claim wins; a repeat sees it; completion stores the answer;
+        // release frees a pending claim; an expired record is replaced.
+        let claim = |key: &str, now: i64| IdempotencyRecord {
+            workspace_id: "ws_a".into(),
+            idempotency_key: key.into(),
+            request_hash: "h1".into(),
+            state: "pending".into(),
+            status: None,
+            response: None,
+            created_at: now,
+            expires_at: now + 100,
+        };
+        assert_eq!(
+            store
+                .claim_idempotency(&claim("i1", 1000))
+                .await
+                .expect("claim"),
+            None
+        );
+        let again = store
+            .claim_idempotency(&claim("i1", 1001))
+            .await
+            .expect("claim")
+            .expect("held");
+        assert_eq!((again.state.as_str(), again.created_at), ("pending", 1000));
+        store
+            .complete_idempotency("ws_a", "i1", 200, "{\"ok\":true}")
+            .await
+            .expect("complete");
+        let done = store.find_idempotency("ws_a", "i1").await.expect("find");
+        assert_eq!(
+            (done.state.as_str(), done.status, done.response.as_deref()),
+            ("done", Some(200), Some("{\"ok\":true}"))
+        );
+        store
+            .release_idempotency("ws_a", "i1")
+            .await
+            .expect("release is a no-op once done");
+        assert!(store.find_idempotency("ws_a", "i1").await.is_ok());
+        assert_eq!(
+            store
+                .claim_idempotency(&claim("i1", 1101))
+                .await
+                .expect("claim"),
+            None,
+            "expired records are replaced"
+        );
+        store
+            .release_idempotency("ws_a", "i1")
+            .await
+            .expect("release");
+        assert!(matches!(
+            store.find_idempotency("ws_a", "i1").await,
+            Err(StoreError::NotFound)
+        ));
+        let mut other_ws = claim("i1", 2000);
+        other_ws.workspace_id = "ws_b".into();
+        assert_eq!(
+            store.claim_idempotency(&other_ws).await.expect("claim"),
+            None,
+            "keys are per workspace"
+        );
+    }
+}
