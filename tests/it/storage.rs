@@ -444,7 +444,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
         store.insert_report(&report).await.expect("report");
         assert_eq!(
             store.list_reports(Some("ws_a")).await.expect("list"),
-            [report.clone()]
+            std::slice::from_ref(&report)
         );
         assert!(
             store
