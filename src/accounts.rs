@@ -151,7 +151,9 @@ impl AccountCache {
     }
 
     pub async fn for_workspace(&self, workspace_id: &str) -> Result<Arc<[Account]>, ApiError> {
-        if let Some(hit) = self.cache.get(workspace_id) {
+        let hit = self.cache.get(workspace_id);
+        crate::metrics::cache("accounts", hit.is_some());
+        if let Some(hit) = hit {
             return Ok(hit);
         }
         let records = self.store.list_accounts(Some(workspace_id)).await?;

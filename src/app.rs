@@ -17,6 +17,7 @@ pub struct App {
     pub keyring: Keyring,
     pub accounts: AccountCache,
     pub crisp: CrispClient,
+    pub key_limits: crate::limits::KeyLimiter,
     pub auditor: Auditor,
 }
 
@@ -33,6 +34,8 @@ pub enum StartError {
     MasterKeyRequired,
     #[error(transparent)]
     Vault(#[from] crate::secret::VaultError),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -61,7 +64,10 @@ pub fn master_key(config: &Config, engine: Engine) -> Result<MasterKey, StartErr
 impl App {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Result<AppState, StartError> {
         let vault = Vault::new(&master_key(&config, store.engine())?);
-        let crisp = CrispClient::new(&config.upstream, config.upstream_timeout)?;
+        let policy = config.retry_policy().map_err(StartError::Config)?;
+        let shaper = crate::limits::AccountShaper::new(config.account_limits());
+        let crisp = CrispClient::new(&config.upstream, config.upstream_timeout, policy, shaper)?;
+        let key_limits = crate::limits::KeyLimiter::new(config.key_rate_limit, config.key_burst);
         let auditor = Auditor::start(store.clone(), config.audit_retention);
         Ok(Arc::new(Self {
             keyring: Keyring::new(
@@ -72,6 +78,7 @@ impl App {
             ),
             accounts: AccountCache::new(store.clone(), vault, config.key_cache_ttl),
             crisp,
+            key_limits,
             auditor,
             store,
             config,

@@ -2,7 +2,7 @@
 //!
 //! Every setting `name` in the file can also be set as `CRISP_GATEWAY_NAME`; the database URL
 //! also answers to the conventional `DATABASE_URL`. Secrets (the master key) come only from the
-//! environment and are held in their own type.
+//! environment and are held in their own type. `config/default.toml` documents every setting.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,42 +18,40 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Crisp's REST base URL, up to and including `/v1`.
     pub upstream: String,
+    /// One upstream attempt.
     pub upstream_timeout: Duration,
+    /// The whole request, retries included.
     pub request_timeout: Duration,
     pub body_limit: usize,
+    /// Requests in flight before new ones are shed with 503.
     pub max_concurrency: usize,
     pub key_cache_ttl: Duration,
     pub key_cache_capacity: u64,
     pub refresh_interval: Duration,
-    /// How long audit rows are kept.
     pub audit_retention: Duration,
+    pub retry_max_attempts: u32,
+    pub retry_base_delay: Duration,
+    pub retry_max_delay: Duration,
+    pub retry_after_cap: Duration,
+    pub account_max_concurrency: usize,
+    pub account_rate_limit: f64,
+    pub account_burst: f64,
+    pub account_queue_timeout: Duration,
+    pub account_max_queue: usize,
+    pub key_rate_limit: f64,
+    pub key_burst: f64,
+    pub idempotency_ttl: Duration,
+    pub shutdown_grace: Duration,
+    /// A separate listener for `/metrics`; `None` serves it on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
     pub master_key: Option<MasterKey>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
     Json,
-}
-
-/// The file's shape: every field optional, unknown fields refused (a typo is an error).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    database_url: Option<String>,
-    listen: Option<String>,
-    upstream: Option<String>,
-    upstream_timeout: Option<String>,
-    request_timeout: Option<String>,
-    body_limit: Option<usize>,
-    max_concurrency: Option<usize>,
-    key_cache_ttl: Option<String>,
-    key_cache_capacity: Option<u64>,
-    refresh_interval: Option<String>,
-    audit_retention: Option<String>,
-    log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +72,114 @@ impl Default for Config {
             key_cache_capacity: 100_000,
             refresh_interval: Duration::from_millis(500),
             audit_retention: Duration::from_secs(90 * 86_400),
+            retry_max_attempts: 3,
+            retry_base_delay: Duration::from_millis(200),
+            retry_max_delay: Duration::from_secs(2),
+            retry_after_cap: Duration::from_secs(5),
+            account_max_concurrency: 32,
+            account_rate_limit: 25.0,
+            account_burst: 50.0,
+            account_queue_timeout: Duration::from_secs(2),
+            account_max_queue: 256,
+            key_rate_limit: 100.0,
+            key_burst: 200.0,
+            idempotency_ttl: Duration::from_secs(86_400),
+            shutdown_grace: Duration::from_secs(30),
+            metrics_listen: None,
             log_format: LogFormat::Pretty,
             master_key: None,
         }
+    }
+}
+
+/// A setting as written: TOML values, or text from the environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Raw {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+}
+
+impl Raw {
+    fn text(&self) -> String {
+        match self {
+            Self::Text(s) => s.clone(),
+            Self::Integer(n) => n.to_string(),
+            Self::Float(n) => n.to_string(),
+        }
+    }
+}
+
+/// Every setting's name; the file may hold only these, and each has its environment variable.
+const SETTINGS: &[&str] = &[
+    "database_url",
+    "listen",
+    "upstream",
+    "upstream_timeout",
+    "request_timeout",
+    "body_limit",
+    "max_concurrency",
+    "key_cache_ttl",
+    "key_cache_capacity",
+    "refresh_interval",
+    "audit_retention",
+    "retry_max_attempts",
+    "retry_base_delay",
+    "retry_max_delay",
+    "retry_after_cap",
+    "account_max_concurrency",
+    "account_rate_limit",
+    "account_burst",
+    "account_queue_timeout",
+    "account_max_queue",
+    "key_rate_limit",
+    "key_burst",
+    "idempotency_ttl",
+    "shutdown_grace",
+    "metrics_listen",
+    "log_format",
+];
+
+struct Settings(std::collections::HashMap<String, Raw>);
+
+impl Settings {
+    fn get(&self, name: &str) -> Option<&Raw> {
+        self.0.get(name)
+    }
+
+    fn text(&self, name: &str, default: &str) -> String {
+        self.get(name).map_or_else(|| default.to_owned(), Raw::text)
+    }
+
+    fn duration(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.get(name) {
+            Some(raw) => crate::clock::parse_duration(&raw.text())
+                .map_err(|e| ConfigError(format!("{name}: {e}"))),
+            None => Ok(default),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
+        match self.get(name) {
+            Some(raw) => raw.text().trim().parse().map_err(|_| {
+                ConfigError(format!("{name}: `{}` is not a valid number", raw.text()))
+            }),
+            None => Ok(default),
+        }
+    }
+
+    fn address(&self, name: &str) -> Result<Option<SocketAddr>, ConfigError> {
+        self.get(name)
+            .map(|raw| {
+                raw.text().parse().map_err(|_| {
+                    ConfigError(format!(
+                        "{name}: `{}` is not an address such as 127.0.0.1:8080",
+                        raw.text()
+                    ))
+                })
+            })
+            .transpose()
     }
 }
 
@@ -90,85 +193,53 @@ impl Config {
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut raw = match file {
+        let mut settings: std::collections::HashMap<String, Raw> = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-                toml::from_str::<FileConfig>(&text)
+                toml::from_str(&text)
                     .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
             }
-            None => FileConfig::default(),
+            None => Default::default(),
         };
-        let var = |name: &str| env(&format!("CRISP_GATEWAY_{name}")).filter(|v| !v.is_empty());
-        let set = |slot: &mut Option<String>, value: Option<String>| {
-            if value.is_some() {
-                *slot = value;
+        if let Some(unknown) = settings.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
+            let hint = crate::text::did_you_mean(unknown, SETTINGS.iter().copied())
+                .map(|m| format!(" (did you mean `{m}`?)"))
+                .unwrap_or_default();
+            return Err(ConfigError(format!(
+                "unknown setting `{unknown}`{hint}; see config/default.toml"
+            )));
+        }
+        let mut overlay = |name: &str, value: Option<String>| {
+            if let Some(value) = value.filter(|v| !v.is_empty()) {
+                settings.insert(name.to_owned(), Raw::Text(value));
             }
         };
-        set(
-            &mut raw.database_url,
-            env("DATABASE_URL").filter(|v| !v.is_empty()),
-        );
-        set(&mut raw.database_url, var("DATABASE_URL"));
-        set(&mut raw.listen, var("LISTEN"));
-        set(&mut raw.upstream, var("UPSTREAM"));
-        set(&mut raw.upstream_timeout, var("UPSTREAM_TIMEOUT"));
-        set(&mut raw.request_timeout, var("REQUEST_TIMEOUT"));
-        set(&mut raw.key_cache_ttl, var("KEY_CACHE_TTL"));
-        set(&mut raw.refresh_interval, var("REFRESH_INTERVAL"));
-        set(&mut raw.audit_retention, var("AUDIT_RETENTION"));
-        let number = |name: &str| -> Result<Option<u64>, ConfigError> {
-            var(name)
-                .map(|v| {
-                    v.parse().map_err(|_| {
-                        ConfigError(format!("CRISP_GATEWAY_{name}=`{v}` is not a whole number"))
-                    })
-                })
-                .transpose()
-        };
-        let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        if let Some(n) = number("BODY_LIMIT")? {
-            raw.body_limit = Some(as_usize(n));
+        overlay("database_url", env("DATABASE_URL"));
+        for name in SETTINGS {
+            overlay(
+                name,
+                env(&format!("CRISP_GATEWAY_{}", name.to_ascii_uppercase())),
+            );
         }
-        if let Some(n) = number("MAX_CONCURRENCY")? {
-            raw.max_concurrency = Some(as_usize(n));
-        }
-        if let Some(n) = number("KEY_CACHE_CAPACITY")? {
-            raw.key_cache_capacity = Some(n);
-        }
-        if let Some(v) = var("LOG_FORMAT") {
-            raw.log_format = Some(match v.as_str() {
-                "json" => LogFormat::Json,
-                "pretty" => LogFormat::Pretty,
-                _ => {
-                    return Err(ConfigError(format!(
-                        "CRISP_GATEWAY_LOG_FORMAT=`{v}`: use `pretty` or `json`"
-                    )));
-                }
-            });
-        }
+        let s = Settings(settings);
+        let d = Self::default();
 
-        let defaults = Self::default();
-        let duration = |value: Option<String>, name: &str, default: Duration| match value {
-            Some(text) => {
-                crate::clock::parse_duration(&text).map_err(|e| ConfigError(format!("{name}: {e}")))
-            }
-            None => Ok(default),
-        };
-        let listen = match raw.listen {
-            Some(text) => text.parse().map_err(|_| {
-                ConfigError(format!(
-                    "listen: `{text}` is not an address such as 127.0.0.1:8080"
-                ))
-            })?,
-            None => defaults.listen,
-        };
-        let upstream = raw.upstream.unwrap_or(defaults.upstream);
+        let upstream = s.text("upstream", &d.upstream);
         if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
             return Err(ConfigError(format!(
                 "upstream: `{upstream}` must be an http:// or https:// URL such as https://api.crisp.chat/v1"
             )));
         }
+        let log_format = match s.text("log_format", "pretty").as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError(format!(
+                    "log_format: `{other}` must be `pretty` or `json`"
+                )));
+            }
+        };
         let master_key = env("CRISP_GATEWAY_MASTER_KEY")
             .filter(|v| !v.is_empty())
             .map(|v| {
@@ -177,47 +248,61 @@ impl Config {
             })
             .transpose()?;
         let config = Self {
-            database_url: raw.database_url.unwrap_or(defaults.database_url),
-            listen,
+            database_url: s.text("database_url", &d.database_url),
+            listen: s.address("listen")?.unwrap_or(d.listen),
             upstream: upstream.trim_end_matches('/').to_owned(),
-            upstream_timeout: duration(
-                raw.upstream_timeout,
-                "upstream_timeout",
-                defaults.upstream_timeout,
-            )?,
-            request_timeout: duration(
-                raw.request_timeout,
-                "request_timeout",
-                defaults.request_timeout,
-            )?,
-            body_limit: raw.body_limit.unwrap_or(defaults.body_limit),
-            max_concurrency: raw
-                .max_concurrency
-                .unwrap_or(defaults.max_concurrency)
-                .max(1),
-            key_cache_ttl: duration(raw.key_cache_ttl, "key_cache_ttl", defaults.key_cache_ttl)?,
-            key_cache_capacity: raw
-                .key_cache_capacity
-                .unwrap_or(defaults.key_cache_capacity),
-            refresh_interval: duration(
-                raw.refresh_interval,
-                "refresh_interval",
-                defaults.refresh_interval,
-            )?,
-            audit_retention: duration(
-                raw.audit_retention,
-                "audit_retention",
-                defaults.audit_retention,
-            )?,
-            log_format: raw.log_format.unwrap_or(defaults.log_format),
+            upstream_timeout: s.duration("upstream_timeout", d.upstream_timeout)?,
+            request_timeout: s.duration("request_timeout", d.request_timeout)?,
+            body_limit: s.number("body_limit", d.body_limit)?,
+            max_concurrency: s.number("max_concurrency", d.max_concurrency)?.max(1),
+            key_cache_ttl: s.duration("key_cache_ttl", d.key_cache_ttl)?,
+            key_cache_capacity: s.number("key_cache_capacity", d.key_cache_capacity)?,
+            refresh_interval: s.duration("refresh_interval", d.refresh_interval)?,
+            audit_retention: s.duration("audit_retention", d.audit_retention)?,
+            retry_max_attempts: s.number("retry_max_attempts", d.retry_max_attempts)?,
+            retry_base_delay: s.duration("retry_base_delay", d.retry_base_delay)?,
+            retry_max_delay: s.duration("retry_max_delay", d.retry_max_delay)?,
+            retry_after_cap: s.duration("retry_after_cap", d.retry_after_cap)?,
+            account_max_concurrency: s
+                .number("account_max_concurrency", d.account_max_concurrency)?,
+            account_rate_limit: s.number("account_rate_limit", d.account_rate_limit)?,
+            account_burst: s.number("account_burst", d.account_burst)?,
+            account_queue_timeout: s.duration("account_queue_timeout", d.account_queue_timeout)?,
+            account_max_queue: s.number("account_max_queue", d.account_max_queue)?,
+            key_rate_limit: s.number("key_rate_limit", d.key_rate_limit)?,
+            key_burst: s.number("key_burst", d.key_burst)?,
+            idempotency_ttl: s.duration("idempotency_ttl", d.idempotency_ttl)?,
+            shutdown_grace: s.duration("shutdown_grace", d.shutdown_grace)?,
+            metrics_listen: s.address("metrics_listen")?,
+            log_format,
             master_key,
         };
+        config.retry_policy().map_err(ConfigError)?;
         if config.upstream_timeout > config.request_timeout {
             return Err(ConfigError(
                 "upstream_timeout must not exceed request_timeout".into(),
             ));
         }
         Ok(config)
+    }
+
+    pub fn retry_policy(&self) -> Result<crate::forward::RetryPolicy, String> {
+        crate::forward::RetryPolicy::new(
+            self.retry_max_attempts,
+            self.retry_base_delay,
+            self.retry_max_delay,
+            self.retry_after_cap,
+        )
+    }
+
+    pub fn account_limits(&self) -> crate::limits::AccountLimits {
+        crate::limits::AccountLimits {
+            max_concurrency: self.account_max_concurrency,
+            rate: self.account_rate_limit,
+            burst: self.account_burst,
+            queue_timeout: self.account_queue_timeout,
+            max_queue: self.account_max_queue,
+        }
     }
 }
 
@@ -238,16 +323,14 @@ mod tests {
     fn environment_overrides_file_overrides_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("gw.toml");
-        std::fs::write(
-            &file,
-            "listen = \"127.0.0.1:9000\"\nupstream_timeout = \"5s\"\nbody_limit = 2048\n",
-        )
-        .expect("write");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nupstream_timeout = \"5s\"\nbody_limit = 2048\naccount_rate_limit = 2.5\n")
+            .expect("write");
         let config = Config::load_with(
             Some(&file),
             env(&[
                 ("DATABASE_URL", "postgres://x/y"),
                 ("CRISP_GATEWAY_LISTEN", "0.0.0.0:7000"),
+                ("CRISP_GATEWAY_KEY_RATE_LIMIT", "7"),
             ]),
         )
         .expect("loads");
@@ -255,6 +338,8 @@ mod tests {
         assert_eq!(config.database_url, "postgres://x/y");
         assert_eq!(config.upstream_timeout, Duration::from_secs(5));
         assert_eq!(config.body_limit, 2048);
+        assert!((config.account_rate_limit - 2.5).abs() < f64::EPSILON);
+        assert!((config.key_rate_limit - 7.0).abs() < f64::EPSILON);
         assert_eq!(config.upstream, "https://api.crisp.chat/v1");
     }
 
@@ -264,10 +349,16 @@ mod tests {
         let file = dir.path().join("gw.toml");
         std::fs::write(&file, "listn = \"x\"\n").expect("write");
         let err = Config::load_with(Some(&file), env(&[])).expect_err("typo");
-        assert!(err.to_string().contains("listn"), "{err}");
+        assert!(err.to_string().contains("did you mean `listen`"), "{err}");
         let err = Config::load_with(None, env(&[("CRISP_GATEWAY_UPSTREAM", "api.crisp.chat")]))
             .expect_err("bad url");
         assert!(err.to_string().contains("http"), "{err}");
+        let err = Config::load_with(None, env(&[("CRISP_GATEWAY_BODY_LIMIT", "lots")]))
+            .expect_err("bad number");
+        assert!(err.to_string().contains("body_limit"), "{err}");
+        let err = Config::load_with(None, env(&[("CRISP_GATEWAY_RETRY_MAX_ATTEMPTS", "0")]))
+            .expect_err("bad policy");
+        assert!(err.to_string().contains("retry_max_attempts"), "{err}");
         let err = Config::load_with(None, env(&[("CRISP_GATEWAY_MASTER_KEY", "nope")]))
             .expect_err("bad key");
         assert!(

@@ -37,6 +37,22 @@ pub enum ApiError {
     },
     #[error("{message}")]
     MethodNotAllowed { message: String },
+    /// The calling key is over its own rate limit.
+    #[error("the key is over its rate limit")]
+    RateLimited { retry_after: Duration },
+    /// Too many requests in flight in this process.
+    #[error("the gateway is at capacity")]
+    Overloaded,
+    #[error("{message}")]
+    Conflict {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    Unprocessable {
+        reason: &'static str,
+        message: String,
+    },
     #[error("the request body is larger than the {limit}-byte limit")]
     PayloadTooLarge { limit: usize },
     #[error("the request took longer than the gateway's deadline")]
@@ -72,6 +88,10 @@ impl ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(e) => e.status(),
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -87,6 +107,9 @@ impl ApiError {
             | Self::NotFound { reason, .. } => reason,
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Overloaded => "overloaded",
+            Self::Conflict { reason, .. } | Self::Unprocessable { reason, .. } => reason,
             Self::Timeout => "gateway_timeout",
             Self::Upstream(e) => e.reason(),
             Self::StoreUnavailable(_) => "store_unavailable",
@@ -108,6 +131,9 @@ impl ApiError {
                 or narrow the request."
                 .into(),
             Self::Upstream(e) => e.message(),
+            Self::RateLimited { .. } => "This key is over its request rate; wait for the Retry-After delay, then retry.".into(),
+            Self::Overloaded => "The gateway is at capacity; retry after the Retry-After delay.".into(),
+            Self::Conflict { message, .. } | Self::Unprocessable { message, .. } => message.clone(),
             Self::StoreUnavailable(_) => "The gateway cannot reach its database right now; retry shortly.".into(),
             Self::Internal(_) => "The gateway failed unexpectedly; the error is logged under this request id.".into(),
             Self::BadRequest { message, .. }
@@ -120,6 +146,8 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Upstream(e) => e.retry_after(),
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::Overloaded => Some(Duration::from_secs(1)),
             Self::StoreUnavailable(_) => Some(Duration::from_secs(1)),
             _ => None,
         }
@@ -159,7 +187,8 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(after) = self.retry_after() {
-            let seconds = after.as_secs().max(1);
+            // Round up: a client that waits the whole seconds given must find room.
+            let seconds = (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1);
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -15,3 +15,41 @@ pub fn init(format: LogFormat, default: &str) {
         LogFormat::Pretty => builder.try_init(),
     };
 }
+
+/// What the access-log line says about a call, noted by the layers that know it (the auth
+/// layer knows the key, the call the account and Crisp's status) while the request runs.
+#[derive(Debug, Default, Clone)]
+pub struct CallInfo {
+    /// When the request arrived (deadlines count from here, not from the handler).
+    pub started: Option<std::time::Instant>,
+    pub key_id: Option<String>,
+    pub account_id: Option<String>,
+    pub upstream_status: Option<u16>,
+}
+
+tokio::task_local! {
+    static CALL: std::cell::RefCell<CallInfo>;
+}
+
+/// Runs a request with a fresh `CallInfo` and returns what was noted.
+pub async fn with_call_info<F: std::future::Future>(future: F) -> (F::Output, CallInfo) {
+    let info = CallInfo {
+        started: Some(std::time::Instant::now()),
+        ..CallInfo::default()
+    };
+    CALL.scope(std::cell::RefCell::new(info), async {
+        let output = future.await;
+        (output, CALL.with(|info| info.take()))
+    })
+    .await
+}
+
+/// Notes something about the current call; outside a request it does nothing.
+pub fn note_call(update: impl FnOnce(&mut CallInfo)) {
+    let _ = CALL.try_with(|info| update(&mut info.borrow_mut()));
+}
+
+/// When the current request arrived, if there is one.
+pub fn request_started() -> Option<std::time::Instant> {
+    CALL.try_with(|info| info.borrow().started).ok().flatten()
+}

@@ -127,6 +127,9 @@ pub struct Keyring {
     generation: AtomicU64,
     /// Argon2 takes ~19 MiB and a core for tens of milliseconds: bound how many run at once.
     hashing: Semaphore,
+    /// One verification per key id at a time: a burst of first requests with a new key waits
+    /// for the first verification instead of running argon2 once per request.
+    verifying: parking_lot::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     argon2_runs: AtomicU64,
 }
 
@@ -142,6 +145,7 @@ impl Keyring {
                 .build(),
             generation: AtomicU64::new(0),
             hashing: Semaphore::new(cores),
+            verifying: parking_lot::Mutex::new(std::collections::HashMap::new()),
             argon2_runs: AtomicU64::new(0),
         }
     }
@@ -175,24 +179,69 @@ impl Keyring {
             .and_then(GatewayKey::parse)
             .ok_or(ApiError::Unauthorized)?;
         let digest = presented.digest();
-        let now = crate::clock::now();
-        if let Some(hit) = self.verified.get(presented.id()) {
-            if !bool::from(hit.digest.ct_eq(&digest)) {
-                return Err(ApiError::Unauthorized);
-            }
-            if hit.principal.expires_at.is_some_and(|at| at <= now) {
-                self.verified.invalidate(presented.id());
-                return Err(ApiError::Unauthorized);
-            }
-            if now - hit.last_touch.load(Ordering::Relaxed) >= 60 {
-                hit.last_touch.store(now, Ordering::Relaxed);
-                self.auditor.touch(presented.id(), now);
-            }
-            return Ok(hit.principal.clone());
+        if let Some(found) = self.cached(&presented, &digest) {
+            return found;
         }
+        // One verification per key id at a time: a burst of first requests with a new key
+        // waits for the first verification instead of running argon2 once per request.
+        let turn = self
+            .verifying
+            .lock()
+            .entry(presented.id().to_owned())
+            .or_default()
+            .clone();
+        let result = {
+            let _guard = turn.lock().await;
+            match self.cached(&presented, &digest) {
+                Some(found) => found,
+                None => {
+                    self.verify(presented.id().to_owned(), presented, digest)
+                        .await
+                }
+            }
+        };
+        let mut verifying = self.verifying.lock();
+        // Two references left (the map's and ours): nobody else waits, so forget the entry.
+        if Arc::strong_count(&turn) <= 2 {
+            verifying.retain(|_, t| !Arc::ptr_eq(t, &turn));
+        }
+        result
+    }
 
+    /// The answer for a key this process verified before, if it is cached.
+    fn cached(
+        &self,
+        presented: &GatewayKey,
+        digest: &[u8; 32],
+    ) -> Option<Result<Arc<Principal>, ApiError>> {
+        let hit = self.verified.get(presented.id());
+        crate::metrics::cache("key", hit.is_some());
+        let hit = hit?;
+        let now = crate::clock::now();
+        if !bool::from(hit.digest.ct_eq(digest)) {
+            return Some(Err(ApiError::Unauthorized));
+        }
+        if hit.principal.expires_at.is_some_and(|at| at <= now) {
+            self.verified.invalidate(presented.id());
+            return Some(Err(ApiError::Unauthorized));
+        }
+        if now - hit.last_touch.load(Ordering::Relaxed) >= 60 {
+            hit.last_touch.store(now, Ordering::Relaxed);
+            self.auditor.touch(presented.id(), now);
+        }
+        Some(Ok(hit.principal.clone()))
+    }
+
+    /// Looks the key up and checks it with argon2, off the async executor; caches a success.
+    async fn verify(
+        &self,
+        key_id: String,
+        presented: GatewayKey,
+        digest: [u8; 32],
+    ) -> Result<Arc<Principal>, ApiError> {
+        let now = crate::clock::now();
         let generation = self.generation.load(Ordering::SeqCst);
-        let record = match self.store.find_key(presented.id()).await {
+        let record = match self.store.find_key(&key_id).await {
             Ok(record) => record,
             Err(StoreError::NotFound) => return Err(ApiError::Unauthorized),
             Err(e) => return Err(ApiError::StoreUnavailable(e)),
@@ -206,13 +255,11 @@ impl Keyring {
             .await
             .map_err(|_| ApiError::Internal("the hashing semaphore closed".into()))?;
         self.argon2_runs.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::argon2_run();
         let hash = record.secret_hash.clone();
-        let (presented, matches) = tokio::task::spawn_blocking(move || {
-            let ok = presented.verify(&hash);
-            (presented, ok)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("key verification task failed: {e}")))?;
+        let matches = tokio::task::spawn_blocking(move || presented.verify(&hash))
+            .await
+            .map_err(|e| ApiError::Internal(format!("key verification task failed: {e}")))?;
         drop(permit);
         if !matches {
             return Err(ApiError::Unauthorized);
@@ -225,7 +272,7 @@ impl Keyring {
         });
         if self.generation.load(Ordering::SeqCst) == generation {
             self.verified.insert(
-                presented.id().to_owned(),
+                key_id.clone(),
                 Arc::new(Verified {
                     digest,
                     principal: principal.clone(),
@@ -233,7 +280,7 @@ impl Keyring {
                 }),
             );
         }
-        self.auditor.touch(presented.id(), now);
+        self.auditor.touch(&key_id, now);
         Ok(principal)
     }
 }
@@ -255,6 +302,7 @@ pub async fn require_key(
             return Err(refused);
         }
     };
+    crate::telemetry::note_call(|info| info.key_id = Some(principal.key_id.clone()));
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }

@@ -1,6 +1,7 @@
 //! One action call, from the caller's JSON to the result envelope; shared by every front end.
 
 pub mod args;
+pub mod idempotency;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -9,7 +10,7 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::catalog::{Action, Method, Route};
 use crate::error::ApiError;
-use crate::forward::{Reply, UpstreamRequest};
+use crate::forward::{Reply, Safety, UpstreamRequest};
 use crate::store::AuditRecord;
 use axum::http::StatusCode;
 
@@ -22,6 +23,15 @@ struct Trace {
     upstream_status: Option<u16>,
 }
 
+/// How a call is made, beyond its arguments.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    pub request_id: &'a str,
+    /// The caller sent an `Idempotency-Key` (and the gateway holds its record), which makes
+    /// POST and PATCH safe to retry upstream.
+    pub idempotent: bool,
+}
+
 /// Runs an action for a principal and returns the success envelope's bytes. Writes, and
 /// calls that fail, are audited.
 pub async fn execute(
@@ -31,12 +41,37 @@ pub async fn execute(
     args: Args,
     request_id: &str,
 ) -> Result<Bytes, ApiError> {
-    let started = std::time::Instant::now();
+    execute_with(
+        app,
+        principal,
+        action,
+        args,
+        Options {
+            request_id,
+            idempotent: false,
+        },
+    )
+    .await
+}
+
+pub async fn execute_with(
+    app: &App,
+    principal: &Principal,
+    action: &Action,
+    args: Args,
+    options: Options<'_>,
+) -> Result<Bytes, ApiError> {
+    let request_id = options.request_id;
+    let started = crate::telemetry::request_started().unwrap_or_else(std::time::Instant::now);
     let mut trace = Trace::default();
-    let result = run(app, principal, action, args, request_id, &mut trace).await;
+    let result = run(app, principal, action, args, options, started, &mut trace).await;
     let status = result
         .as_ref()
         .map_or_else(ApiError::status, |_| StatusCode::OK);
+    crate::telemetry::note_call(|info| {
+        info.account_id.clone_from(&trace.account_id);
+        info.upstream_status = trace.upstream_status;
+    });
     if action.write || result.is_err() {
         app.auditor.record(AuditRecord {
             at: crate::clock::now(),
@@ -59,9 +94,13 @@ async fn run(
     principal: &Principal,
     action: &Action,
     args: Args,
-    request_id: &str,
+    options: Options<'_>,
+    started: std::time::Instant,
     trace: &mut Trace,
 ) -> Result<Bytes, ApiError> {
+    app.key_limits
+        .check(&principal.key_id)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     principal.scope.check(action)?;
     let Some(route) = &action.route else {
         return list_accounts(app, principal, action, args.account.as_deref()).await;
@@ -72,7 +111,17 @@ async fn run(
         .await?;
     trace.account_id = Some(account.id.clone());
     let request = upstream_request(route, args, &account);
-    let reply = app.crisp.send(&account, &request, request_id).await;
+    let safety = Safety::of(route.method, options.idempotent);
+    // Leave the tower timeout a moment, so a slow Crisp is answered as `crisp_timeout`.
+    let deadline = started
+        + app
+            .config
+            .request_timeout
+            .saturating_sub(std::time::Duration::from_millis(250));
+    let reply = app
+        .crisp
+        .send(&account, &request, options.request_id, safety, deadline)
+        .await;
     trace.upstream_status = match &reply {
         Ok(reply) => Some(reply.status()),
         Err(e) => e.upstream_status(),

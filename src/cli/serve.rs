@@ -27,15 +27,43 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
     })
 }
 
-/// Serves until a shutdown signal, then lets in-flight calls finish.
+/// Serves until a shutdown signal, then stops accepting, lets in-flight calls finish within
+/// the grace period, and writes the audit rows still buffered.
 pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
+    crate::metrics::install();
     let follower = app.follow_changes().await;
-    let router = crate::http::router(app.clone());
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("the server failed: {e}"));
+    let metrics = match app.config.metrics_listen {
+        Some(addr) => {
+            let listener = bind(addr).await?;
+            let router = crate::http::metrics_router().with_state(app.clone());
+            tracing::info!(%addr, "metrics listening");
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            }))
+        }
+        None => None,
+    };
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server =
+        axum::serve(listener, crate::http::router(app.clone())).with_graceful_shutdown(async {
+            shutdown_signal().await;
+            let _ = stopping.send(());
+        });
+    let grace = app.config.shutdown_grace;
+    let result = tokio::select! {
+        result = server => result.map_err(|e| format!("the server failed: {e}")),
+        () = async {
+            let _ = stopped.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_s = grace.as_secs(), "calls still running after the grace period were cut off");
+            Ok(())
+        }
+    };
     follower.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     // In-flight calls are done: write the audit rows they left in the buffer.
     app.auditor.flush(std::time::Duration::from_secs(10)).await;
     result

@@ -2,6 +2,7 @@
 //! action, and the mapping of Crisp's answers onto gateway results and errors.
 
 mod reply;
+pub mod retry;
 
 use std::time::Duration;
 
@@ -12,6 +13,10 @@ use crate::accounts::Account;
 use crate::catalog::Method;
 
 pub use reply::{Reply, UpstreamError};
+pub use retry::{RetryPolicy, Safety};
+
+use crate::limits::AccountShaper;
+use std::time::Instant;
 
 /// A Crisp call, fully translated: the path is already percent-encoded segment by segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,10 +31,18 @@ pub struct UpstreamRequest {
 pub struct CrispClient {
     http: reqwest::Client,
     base: String,
+    attempt_timeout: Duration,
+    policy: RetryPolicy,
+    shaper: AccountShaper,
 }
 
 impl CrispClient {
-    pub fn new(base: &str, attempt_timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        base: &str,
+        attempt_timeout: Duration,
+        policy: RetryPolicy,
+        shaper: AccountShaper,
+    ) -> Result<Self, reqwest::Error> {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         let http = reqwest::Client::builder()
@@ -44,6 +57,9 @@ impl CrispClient {
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            attempt_timeout,
+            policy,
+            shaper,
         })
     }
 
@@ -71,12 +87,69 @@ impl CrispClient {
         url
     }
 
-    /// Sends one call to Crisp with the account's credentials.
+    pub fn shaper(&self) -> &AccountShaper {
+        &self.shaper
+    }
+
+    /// Calls Crisp for an account, retrying what `safety` allows, until `deadline`. Each
+    /// attempt waits for the account's turn (its concurrency and rate budget) first.
     pub async fn send(
         &self,
         account: &Account,
         request: &UpstreamRequest,
         request_id: &str,
+        safety: Safety,
+        deadline: Instant,
+    ) -> Result<Reply, UpstreamError> {
+        let mut attempt = 0;
+        loop {
+            let turn =
+                self.shaper
+                    .turn(&account.id)
+                    .await
+                    .map_err(|busy| UpstreamError::AccountBusy {
+                        account: account.label.clone(),
+                        retry_after: busy.retry_after,
+                    })?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(UpstreamError::Timeout);
+            }
+            let outcome = self
+                .send_once(account, request, request_id, self.attempt_timeout.min(left))
+                .await;
+            drop(turn);
+            attempt += 1;
+            crate::metrics::upstream_call(&outcome);
+            if attempt >= self.policy.max_attempts() || !retry::is_retryable(&outcome, safety) {
+                return outcome;
+            }
+            let retry_after = outcome
+                .as_ref()
+                .err()
+                .and_then(UpstreamError::crisp_retry_after);
+            let wait = self.policy.backoff(attempt, retry_after);
+            // Only retry when the wait and a useful attempt both fit before the deadline.
+            if Instant::now() + wait + Duration::from_millis(200) >= deadline {
+                return outcome;
+            }
+            crate::metrics::upstream_retry();
+            tracing::debug!(
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "retrying the Crisp call"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One attempt, with the account's credentials.
+    async fn send_once(
+        &self,
+        account: &Account,
+        request: &UpstreamRequest,
+        request_id: &str,
+        timeout: Duration,
     ) -> Result<Reply, UpstreamError> {
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
@@ -89,6 +162,7 @@ impl CrispClient {
         let mut builder = self
             .http
             .request(method, self.url(request))
+            .timeout(timeout)
             .header(header::AUTHORIZATION, account.authorization.clone())
             .header("x-crisp-tier", account.tier.header());
         if let Ok(id) = HeaderValue::from_str(request_id) {

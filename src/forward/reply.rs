@@ -50,6 +50,12 @@ pub enum UpstreamError {
     },
     #[error("crisp failed with {status}")]
     ServerError { status: u16 },
+    /// The account's local budget (concurrency or rate) is taken; nothing was sent.
+    #[error("the account's call budget is taken")]
+    AccountBusy {
+        account: String,
+        retry_after: Duration,
+    },
     #[error("crisp answered {status} with a body that is not a Crisp envelope")]
     InvalidResponse { status: u16 },
     #[error("crisp did not answer in time")]
@@ -72,7 +78,7 @@ impl UpstreamError {
             Self::Rejected { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::AccountBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Unauthorized { .. }
             | Self::Forbidden { .. }
@@ -88,6 +94,7 @@ impl UpstreamError {
             Self::Unauthorized { .. } => "crisp_unauthorized",
             Self::Forbidden { .. } => "crisp_forbidden",
             Self::RateLimited { .. } => "crisp_rate_limited",
+            Self::AccountBusy { .. } => "account_busy",
             Self::ServerError { .. } => "crisp_server_error",
             Self::InvalidResponse { .. } => "crisp_invalid_response",
             Self::Timeout => "crisp_timeout",
@@ -111,6 +118,10 @@ impl UpstreamError {
                 "Crisp is rate-limiting this account; wait for the Retry-After delay, then retry."
                     .into()
             }
+            Self::AccountBusy { account, .. } => format!(
+                "Account `{account}` is at the gateway's ceiling of concurrent or per-second Crisp \
+                 calls; retry after the Retry-After delay, or spread calls out."
+            ),
             Self::ServerError { status } => {
                 format!("Crisp failed with HTTP {status}; retry later.")
             }
@@ -126,6 +137,14 @@ impl UpstreamError {
         }
     }
 
+    /// The `Retry-After` Crisp itself sent, if any (for the retry loop).
+    pub fn crisp_retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// The HTTP status Crisp answered with, when it answered at all.
     pub fn upstream_status(&self) -> Option<u16> {
         match self {
@@ -135,7 +154,7 @@ impl UpstreamError {
             | Self::InvalidResponse { status } => Some(*status),
             Self::Unauthorized { .. } => Some(401),
             Self::Forbidden { .. } => Some(403),
-            Self::Timeout | Self::Unreachable(_) => None,
+            Self::Timeout | Self::Unreachable(_) | Self::AccountBusy { .. } => None,
         }
     }
 
@@ -144,6 +163,7 @@ impl UpstreamError {
             Self::RateLimited { retry_after, .. } => {
                 Some(retry_after.unwrap_or(Duration::from_secs(1)))
             }
+            Self::AccountBusy { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

@@ -29,6 +29,18 @@ pub async fn call(
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    if action.write
+        && let Some(key) = headers.get(call::idempotency::HEADER)
+    {
+        let key = key.to_str().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "`Idempotency-Key` must be visible ASCII text.",
+            )
+        })?;
+        return call::idempotency::run(&app, &principal, action, key, &body, args, request_id)
+            .await;
+    }
     let result = call::execute(&app, &principal, action, args, request_id).await?;
     Ok((
         [(

@@ -5,6 +5,7 @@
 //! logs the cause once.
 
 use std::any::Any;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -18,7 +19,11 @@ use crate::error::{ApiError, ErrorSlot};
 
 use super::REQUEST_ID;
 
-pub async fn render_errors(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// The outermost handler layer: writes the access-log line and the request metrics, and
+/// renders any error as the JSON envelope (logging the cause of a 5xx once).
+pub async fn finish(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let request_id = request
         .headers()
@@ -26,7 +31,37 @@ pub async fn render_errors(State(app): State<AppState>, request: Request, next: 
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let mut response = next.run(request).await;
+    let (response, call) = crate::telemetry::with_call_info(next.run(request)).await;
+    let action = match path.strip_prefix("/api/crisp/") {
+        Some("report") => Some(("report", super::report::TOOL)),
+        Some(slug) => CATALOG.find(slug).map(|a| (a.slug, a.tool.as_str())),
+        None => None,
+    };
+    let response = render_error(response, &app, action.map(|(_, tool)| tool), &request_id);
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    crate::metrics::request(action.map_or("-", |(slug, _)| slug), status, elapsed);
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        path = %path,
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        action = action.map(|(slug, _)| slug),
+        key_id = call.key_id.as_deref(),
+        account_id = call.account_id.as_deref(),
+        upstream_status = call.upstream_status,
+        "request"
+    );
+    response
+}
+
+fn render_error(
+    mut response: Response,
+    app: &AppState,
+    tool: Option<&str>,
+    request_id: &str,
+) -> Response {
     let status = response.status();
     let slot = response.extensions_mut().remove::<ErrorSlot>();
     let error = match slot {
@@ -43,17 +78,12 @@ pub async fn render_errors(State(app): State<AppState>, request: Request, next: 
         }
         None => return response,
     };
-    let tool = match path.strip_prefix("/api/crisp/") {
-        Some("report") => Some(super::report::TOOL),
-        Some(slug) => CATALOG.find(slug).map(|a| a.tool.as_str()),
-        None => None,
-    };
     if error.status().is_server_error() {
         tracing::error!(status = error.status().as_u16(), reason = error.reason(), %request_id, error = %error, cause = ?std::error::Error::source(&*error).map(ToString::to_string), "request failed");
     } else {
         tracing::debug!(status = error.status().as_u16(), reason = error.reason(), %request_id, "request refused");
     }
-    let body = error.to_body(tool, &request_id).to_string();
+    let body = error.to_body(tool, request_id).to_string();
     let (mut parts, _) = response.into_parts();
     parts.status = error.status();
     parts.headers.insert(

@@ -8,7 +8,16 @@ mod report;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::{HeaderName, StatusCode};
@@ -18,12 +27,31 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 use crate::auth::require_key;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// `GET /metrics`, on the main listener or (with `metrics_listen`) on its own.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(app.crisp.shaper().queue_depth()),
+    )
+}
+
+/// Load shedding: answer 503 at once rather than queue without bound when the process is full.
+async fn shed(State(in_flight): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    match in_flight.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => ApiError::Overloaded.into_response(),
+    }
+}
 
 pub fn router(app: AppState) -> Router {
     let config = &app.config;
@@ -43,27 +71,31 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready));
 
-    // Outermost first: every response gets a request id, is traced, survives a panic, and
-    // meets the deadline; bodies are capped before anything reads them.
+    // Outermost first: every response gets a request id, one access-log line and its
+    // metrics, and an error envelope if it failed; a panic becomes a 500; past
+    // `max_concurrency` requests are shed; the deadline and the body cap apply to the rest.
+    let in_flight = Arc::new(Semaphore::new(config.max_concurrency));
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            envelope::render_errors,
+            envelope::finish,
         ))
         .layer(CatchPanicLayer::custom(envelope::panic_response))
+        .layer(axum::middleware::from_fn_with_state(in_flight, shed))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             config.request_timeout + Duration::from_millis(100),
         ))
         .layer(RequestBodyLimitLayer::new(config.body_limit))
-        .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(
-            config.max_concurrency,
-        ));
+        .layer(DefaultBodyLimit::max(config.body_limit));
 
+    let public = if config.metrics_listen.is_none() {
+        public.merge(metrics_router())
+    } else {
+        public
+    };
     public
         .merge(api)
         .fallback(envelope::no_route)

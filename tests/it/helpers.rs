@@ -294,12 +294,33 @@ impl TestApp {
     }
 
     pub async fn spawn_with(engine: Engine, tune: impl FnOnce(&mut Config)) -> Self {
-        let crisp = FakeCrisp::start().await;
         let db = TestDb::new(engine).await;
-        let store = db.store().await;
+        let url = db.url.clone();
+        Self::spawn_at(db, &url, tune).await
+    }
+
+    /// A gateway whose database URL is `url` (a proxy, say) in front of `db`.
+    pub async fn spawn_on(url: &str, db: &TestDb) -> Self {
+        let db = TestDb {
+            url: db.url.clone(),
+            _dir: None,
+            postgres: None,
+        };
+        Self::spawn_at(db, url, |_| {}).await
+    }
+
+    async fn spawn_at(db: TestDb, url: &str, tune: impl FnOnce(&mut Config)) -> Self {
+        // `RUST_LOG=crisp_gateway=debug cargo test -- --nocapture` shows the gateway's logs.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let crisp = FakeCrisp::start().await;
+        let store = store::connect(url).await.expect("connect");
+        store.migrate().await.expect("migrate");
         let master = MasterKey::generate();
         let mut config = Config {
-            database_url: db.url.clone(),
+            database_url: url.to_owned(),
             upstream: crisp.base.clone(),
             master_key: Some(master.clone()),
             refresh_interval: Duration::from_millis(100),

@@ -6,5 +6,6 @@ mod actions;
 mod helpers;
 mod keys;
 mod requests;
+mod resilience;
 mod storage;
 mod upstream;

@@ -74,7 +74,7 @@ async fn rejected_credentials_are_502_naming_the_account_never_401() {
 #[tokio::test]
 async fn rate_limits_become_429_with_retry_after() {
     for engine in engines() {
-        let app = TestApp::spawn(engine).await;
+        let app = TestApp::spawn_with(engine, |c| c.retry_max_attempts = 1).await;
         for (status, retry_after, expected) in [(429, Some("7"), "7"), (420, None, "1")] {
             let mut answer = Answer::json(
                 status,
@@ -95,8 +95,12 @@ async fn rate_limits_become_429_with_retry_after() {
 #[tokio::test]
 async fn crisp_failures_are_502_and_slowness_504() {
     for engine in engines() {
-        let app =
-            TestApp::spawn_with(engine, |c| c.upstream_timeout = Duration::from_millis(300)).await;
+        // One attempt: this test is about the mapping; retries are tested in `resilience`.
+        let app = TestApp::spawn_with(engine, |c| {
+            c.upstream_timeout = Duration::from_millis(300);
+            c.retry_max_attempts = 1;
+        })
+        .await;
         for status in [500, 503] {
             app.crisp.script(Answer::json(status, "oops"));
             let reply = app.call("list/conversations", "{}").await;
@@ -130,7 +134,11 @@ async fn crisp_failures_are_502_and_slowness_504() {
 async fn unreachable_crisp_is_502() {
     for engine in engines() {
         let dead = dead_upstream().await;
-        let app = TestApp::spawn_with(engine, move |c| c.upstream = dead).await;
+        let app = TestApp::spawn_with(engine, move |c| {
+            c.upstream = dead;
+            c.retry_max_attempts = 1;
+        })
+        .await;
         let reply = app.call("list/conversations", "{}").await;
         assert_eq!(reply.status, 502, "{}", reply.text);
         assert_eq!(reply.reason(), "crisp_unreachable");
@@ -145,7 +153,7 @@ async fn unreachable_crisp_is_502() {
 #[tokio::test]
 async fn head_actions_answer_existence() {
     for engine in engines() {
-        let app = TestApp::spawn(engine).await;
+        let app = TestApp::spawn_with(engine, |c| c.retry_max_attempts = 1).await;
         app.crisp.script(Answer::json(404, ""));
         let reply = app
             .call("check/conversation/exists", r#"{"sessionID":"gone"}"#)
