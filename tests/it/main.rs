@@ -3,7 +3,9 @@
 //! `TEST_DATABASE_URL` is set.
 
 mod actions;
+mod cli;
 mod helpers;
 mod requests;
+mod secrets;
 mod storage;
 mod upstream;
