@@ -17,6 +17,8 @@ pub async fn serve(mut config: Config, listen: Option<SocketAddr>) -> CliResult 
     let addr = config.listen;
     let app = App::new(config, store).map_err(|e| e.to_string())?;
     let listener = bind(addr).await?;
+    // With port 0 the system picks the port: log the one actually bound, so it can be found.
+    let addr = listener.local_addr().unwrap_or(addr);
     tracing::info!(%addr, upstream = %app.crisp.base(), "crisp-gateway is listening");
     serve_on(app, listener).await
 }

@@ -532,3 +532,278 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// What one run of the `crisp-gateway` binary printed.
+#[derive(Debug)]
+pub struct Output {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The real `crisp-gateway` binary, run against one database in an environment of its own
+/// (nothing leaks in from the developer's shell: no `CRISP_KEY`, no `DATABASE_URL`).
+#[derive(Clone)]
+pub struct Cli {
+    pub database_url: String,
+    env: Vec<(String, String)>,
+}
+
+impl Cli {
+    pub fn new(database_url: &str) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            env: Vec::new(),
+        }
+    }
+
+    /// The same database with one more variable set for every command.
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A variable this CLI sets for every command.
+    pub fn env(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A CLI for a fresh test database: on Postgres it carries a master key made by
+    /// `master-key generate` (SQLite makes its own `master.key`).
+    pub async fn for_db(db: &TestDb, engine: Engine) -> Self {
+        let cli = Self::new(&db.url);
+        match engine {
+            Engine::Sqlite => cli,
+            Engine::Postgres => {
+                let key = cli.ok(&["master-key", "generate"]).await.stdout;
+                cli.with_env("CRISP_GATEWAY_MASTER_KEY", key.trim())
+            }
+        }
+    }
+
+    pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_crisp-gateway"));
+        command
+            .args(args)
+            .env_clear()
+            .env("DATABASE_URL", &self.database_url)
+            .kill_on_drop(true);
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command
+    }
+
+    /// Runs a command to the end, with extra variables and optional standard input.
+    pub async fn run_with(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> Output {
+        use tokio::io::AsyncWriteExt;
+        let mut command = self.command(args, env);
+        command
+            .stdin(if stdin.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("spawn crisp-gateway");
+        if let Some(text) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin");
+            pipe.write_all(text.as_bytes()).await.expect("write stdin");
+            drop(pipe);
+        }
+        let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("`crisp-gateway {}` did not finish in 120 s", args.join(" "))
+            })
+            .expect("crisp-gateway runs");
+        Output {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[], None).await
+    }
+
+    /// Runs a command that must succeed.
+    pub async fn ok(&self, args: &[&str]) -> Output {
+        self.ok_with(args, &[], None).await
+    }
+
+    pub async fn ok_with(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> Output {
+        let output = self.run_with(args, env, stdin).await;
+        assert!(
+            output.success,
+            "`crisp-gateway {}` failed: {}",
+            args.join(" "),
+            output.stderr
+        );
+        output
+    }
+
+    /// Runs a command that must fail; nothing may appear on standard output.
+    pub async fn fails(&self, args: &[&str]) -> Output {
+        self.fails_with(args, &[], None).await
+    }
+
+    pub async fn fails_with(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> Output {
+        let output = self.run_with(args, env, stdin).await;
+        assert!(
+            !output.success,
+            "`crisp-gateway {}` should have failed: {output:?}",
+            args.join(" ")
+        );
+        assert!(output.stdout.is_empty(), "{output:?}");
+        assert!(output.stderr.starts_with("error: "), "{output:?}");
+        output
+    }
+
+    /// Starts `crisp-gateway serve` on a port the system picks, with JSON logs (standard output
+    /// and error) written to `log`; returns once `/healthz` answers.
+    pub async fn serve(&self, env: &[(&str, &str)], log: &std::path::Path) -> Server {
+        let file = std::fs::File::create(log).expect("log file");
+        let mut command = self.command(&["serve", "--listen", "127.0.0.1:0"], env);
+        command
+            .env("CRISP_GATEWAY_LOG_FORMAT", "json")
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
+        let mut child = command.spawn().expect("spawn crisp-gateway serve");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if let Some(addr) = listening_address(&text) {
+                break addr;
+            }
+            if let Some(status) = child.try_wait().expect("child status") {
+                panic!("`crisp-gateway serve` exited ({status}) before listening:\n{text}");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "`crisp-gateway serve` did not start listening within 60 s:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        let server = Server {
+            child,
+            addr,
+            log: log.to_owned(),
+            http: reqwest::Client::new(),
+        };
+        let ready = eventually(Duration::from_secs(10), || async {
+            server
+                .http
+                .get(server.url("/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(ready, "/healthz did not answer within 10 s");
+        server
+    }
+}
+
+/// The address in the "crisp-gateway is listening" JSON log line.
+fn listening_address(log: &str) -> Option<SocketAddr> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["fields"]["message"] == "crisp-gateway is listening")
+        .and_then(|line| line["fields"]["addr"].as_str()?.parse().ok())
+}
+
+/// A `crisp-gateway serve` child process; killed if the test ends without stopping it.
+pub struct Server {
+    child: tokio::process::Child,
+    pub addr: SocketAddr,
+    pub log: std::path::PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Calls an action with a key.
+    pub async fn call(&self, key: Option<&str>, action: &str, body: &str) -> Reply {
+        self.post(key, &format!("/api/crisp/{action}"), body).await
+    }
+
+    /// POSTs a JSON body to a path, with a key.
+    pub async fn post(&self, key: Option<&str>, path: &str, body: &str) -> Reply {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        Reply::from(request.send().await.expect("gateway answers")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        Reply::from(
+            self.http
+                .get(self.url(path))
+                .send()
+                .await
+                .expect("gateway answers"),
+        )
+        .await
+    }
+
+    /// Stops the server with SIGTERM (a graceful shutdown, as an orchestrator would), waits
+    /// for it (bounded), and returns everything it logged.
+    pub async fn stop(mut self) -> String {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let exited = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
+        if !matches!(exited, Ok(Ok(status)) if status.success()) {
+            let _ = self.child.kill().await;
+            panic!(
+                "`crisp-gateway serve` did not stop cleanly on SIGTERM ({exited:?}):\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+        std::fs::read_to_string(&self.log).expect("read log")
+    }
+}
+
+/// `Basic base64(identifier:key)`, the credential Crisp expects.
+pub fn basic(identifier: &str, key: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{identifier}:{key}"))
+    )
+}

@@ -3,9 +3,11 @@
 //! `TEST_DATABASE_URL` is set.
 
 mod actions;
+mod cli;
 mod helpers;
 mod keys;
 mod requests;
 mod resilience;
+mod secrets;
 mod storage;
 mod upstream;
