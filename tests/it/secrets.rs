@@ -192,6 +192,8 @@ async fn never_leak(engine: Engine) {
                 ("CRISP_GATEWAY_UPSTREAM", &crisp.base),
                 ("CRISP_GATEWAY_BODY_LIMIT", "2048"),
                 ("CRISP_GATEWAY_UPSTREAM_TIMEOUT", "1s"),
+                // One attempt, so each scripted failure is the one the caller sees.
+                ("CRISP_GATEWAY_RETRY_MAX_ATTEMPTS", "1"),
             ],
             &dir.path().join("serve.log"),
         )
