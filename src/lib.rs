@@ -12,6 +12,7 @@ pub mod config; // typed configuration: defaults → TOML file → environment
 pub mod error; // the one API error type and its JSON envelope
 pub mod forward; // the typed Crisp client and the mapping of its answers
 pub mod http; // router, middleware stack, handlers
+pub mod mcp; // the MCP endpoint: catalog actions as tools over streamable HTTP
 pub mod sandbox; // a local stand-in for Crisp
 pub mod secret; // secret types and encryption at rest
 pub mod store; // storage trait with SQLite and Postgres engines

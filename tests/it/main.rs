@@ -4,6 +4,7 @@
 
 mod actions;
 mod helpers;
+mod mcp;
 mod requests;
 mod storage;
 mod upstream;
