@@ -535,6 +535,27 @@ async fn bad_keys_get_a_401_before_mcp_and_scopes_filter_tools() {
         let body: Value = serde_json::from_str(&get.text().await.expect("body")).expect("json");
         assert_eq!(body["error"]["reason"], "method_not_allowed");
 
+        // rmcp's plain-text refusals keep their explanation, inside the error envelope.
+        let no_accept = app
+            .http
+            .post(app.url("/mcp"))
+            .header("authorization", format!("Bearer {}", app.key))
+            .header("content-type", "application/json")
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(no_accept.status(), 400);
+        let body: Value =
+            serde_json::from_str(&no_accept.text().await.expect("body")).expect("json");
+        assert_eq!(body["error"]["reason"], "mcp_transport", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Not Acceptable")),
+            "{body}"
+        );
+
         // A deployed gateway is reached by its own host name.
         let foreign = app
             .http
