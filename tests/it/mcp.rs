@@ -462,6 +462,12 @@ async fn bad_arguments_and_upstream_errors_are_tool_errors_with_the_rest_message
         assert_eq!(bad["content"][0]["text"], rest.message().as_str());
         assert_eq!(bad["structuredContent"]["error"]["reason"], "unknown_field");
         assert_eq!(bad["structuredContent"]["error"]["status"], 400);
+        assert!(
+            bad["structuredContent"]["error"]["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "{bad}"
+        );
 
         let via_meta = call(
             &app,
