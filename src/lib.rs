@@ -15,6 +15,7 @@ pub mod forward; // the typed Crisp client and the mapping of its answers
 pub mod http; // router, middleware stack, handlers
 pub mod limits; // rate shaping per key and per Crisp account
 pub mod metrics; // Prometheus metrics
+pub mod mcp; // the MCP endpoint: catalog actions as tools over streamable HTTP
 pub mod sandbox; // a local stand-in for Crisp
 pub mod secret; // secret types and encryption at rest
 pub mod store; // storage trait with SQLite and Postgres engines

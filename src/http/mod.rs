@@ -98,6 +98,7 @@ pub fn router(app: AppState) -> Router {
     };
     public
         .merge(api)
+        .merge(crate::mcp::router(app.clone()))
         .fallback(envelope::no_route)
         .layer(stack)
         .with_state(app)

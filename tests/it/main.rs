@@ -6,6 +6,7 @@ mod actions;
 mod cli;
 mod helpers;
 mod keys;
+mod mcp;
 mod requests;
 mod resilience;
 mod secrets;

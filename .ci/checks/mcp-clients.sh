@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The MCP endpoint with a client nobody here wrote: the official Python SDK (`mcp` on PyPI,
+# pinned) against `crisp-gateway serve`, whose upstream is `crisp-gateway sandbox`. Both run
+# on free loopback ports with a throwaway SQLite database; the workspace, key and account are
+# made with the CLI. Tools are installed into target/ci-tools/ and reused on later runs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+MCP_VERSION=2.3.0
+VENV=target/ci-tools/mcp-$MCP_VERSION
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import mcp' 2>/dev/null; then
+  echo "installing mcp==$MCP_VERSION into $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "mcp==$MCP_VERSION"
+fi
+
+cargo build --quiet --bin crisp-gateway
+BIN=$PWD/target/debug/crisp-gateway
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Polls until the URL answers (any HTTP status), for at most ~20 s; fails if the process died.
+wait_for() {
+  local url=$1 pid=$2
+  for _ in $(seq 1 200); do
+    if curl -s -o /dev/null "$url"; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then echo "process $pid exited; see $TMP/*.log" >&2; cat "$TMP"/*.log >&2; return 1; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for $url" >&2
+  return 1
+}
+
+SANDBOX_PORT=$(free_port)
+"$BIN" sandbox --listen "127.0.0.1:$SANDBOX_PORT" >"$TMP/sandbox.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$SANDBOX_PORT/v1" "${PIDS[-1]}"
+
+export DATABASE_URL="sqlite://$TMP/gw.db"
+export CRISP_GATEWAY_UPSTREAM="http://127.0.0.1:$SANDBOX_PORT/v1"
+"$BIN" workspace create w >/dev/null 2>&1
+KEY=$("$BIN" key create --workspace w 2>/dev/null)
+CRISP_KEY=k "$BIN" account add --workspace w --label main --identifier i --website-id site1 --default >/dev/null 2>&1
+
+PORT=$(free_port)
+CRISP_GATEWAY_LISTEN="127.0.0.1:$PORT" "$BIN" serve >"$TMP/gateway.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$PORT/healthz" "${PIDS[-1]}"
+
+if ! "$VENV/bin/python" .ci/checks/mcp_client.py "http://127.0.0.1:$PORT" "$KEY"; then
+  echo "--- gateway log" >&2; tail -n 50 "$TMP/gateway.log" >&2
+  exit 1
+fi

@@ -1,0 +1,128 @@
+"""The official MCP Python SDK against a running gateway (see mcp-clients.sh).
+
+Usage: python mcp_client.py BASE_URL KEY
+Exits non-zero, naming the failed check, on the first failure.
+"""
+
+import asyncio
+import json
+import sys
+
+import httpx2
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+BASE, KEY = sys.argv[1], sys.argv[2]
+checks = 0
+
+
+def check(condition, what):
+    global checks
+    if not condition:
+        raise SystemExit(f"FAILED: {what}")
+    checks += 1
+    print(f"ok - {what}")
+
+
+async def with_session(path, work, key=KEY):
+    headers = {"Authorization": f"Bearer {key}"}
+    async with create_mcp_http_client(headers=headers) as http:
+        async with streamable_http_client(f"{BASE}{path}", http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                init = await session.initialize()
+                return init, await work(session)
+
+
+async def list_names(session):
+    return [tool.name for tool in (await session.list_tools()).tools]
+
+
+def flatten(error):
+    if error is None:
+        return "no error"
+    inner = getattr(error, "exceptions", None)
+    if inner:
+        return "; ".join(flatten(e) for e in inner)
+    return f"{type(error).__name__}: {error}"
+
+
+def data(result):
+    """Crisp's data: the text content, which is JSON."""
+    return json.loads(result.content[0].text)
+
+
+async def main():
+    init, meta = await with_session("/mcp", list_names)
+    check(init.server_info.name == "crisp-gateway", "initialize names the server")
+    check(
+        meta == ["crisp_search_actions", "crisp_describe_action", "crisp_call_action", "crisp_list_accounts"],
+        f"default toolset is the 4 meta-tools ({meta})",
+    )
+    _, essentials = await with_session("/mcp/essentials", list_names)
+    check(len(essentials) == 16 and "crisp_archive_conversation" in essentials, "essentials has the connector's 16 tools")
+    _, everything = await with_session("/mcp/all", list_names)
+    check(len(everything) == 237, f"all has 237 tools ({len(everything)})")
+    _, people = await with_session("/mcp/x/people", list_names)
+    check(0 < len(people) < 237 and all("people" in n for n in people), f"x/people has the people domain ({len(people)})")
+    _, union = await with_session("/mcp?toolsets=essentials,helpdesk", list_names)
+    check(len(union) > 16 and "crisp_send_message" in union, "a toolsets query parameter picks a union")
+
+    async def calls(session):
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        check(tools["crisp_list_conversations"].annotations.read_only_hint is True, "reads are readOnlyHint")
+        check(tools["crisp_remove_conversation"].annotations.destructive_hint is True, "deletes are destructiveHint")
+        check("sessionID" in tools["crisp_get_conversation"].input_schema["required"], "schemas require path parameters")
+        read = await session.call_tool("crisp_list_conversations", {"query": {"per_page": 20}})
+        check(not read.is_error, f"a read succeeds ({read.content[0].text[:200]})")
+        check(read.structured_content["ok"] is True and read.structured_content["tool"] == "crisp_list_conversations", "a read's structured content is the REST envelope")
+        check(data(read) == read.structured_content["result"], "a read's text is Crisp's data")
+        write = await session.call_tool(
+            "crisp_send_message_in_conversation",
+            {"sessionID": "session_ci", "body": {"type": "text", "from": "operator", "origin": "chat", "content": "Hi"}},
+        )
+        check(not write.is_error, f"a write succeeds ({write.content[0].text[:200]})")
+        head = await session.call_tool("crisp_check_conversation_exists", {"sessionID": "session_ci"})
+        check(not head.is_error and set(data(head)) == {"exists"}, f"a HEAD answers exists ({head.content[0].text})")
+        bad = await session.call_tool("crisp_get_conversation", {"sessionId": "typo"})
+        check(bad.is_error and "sessionID" in bad.content[0].text, f"a bad argument is a tool error ({bad.content[0].text})")
+        check(bad.structured_content["error"]["reason"] == "unknown_field", "the tool error carries the REST error envelope")
+
+    await with_session("/mcp/all", calls)
+
+    async def essentials_calls(session):
+        sent = await session.call_tool("crisp_send_message", {"session_id": "session_ci", "content": "Hello"})
+        check(not sent.is_error, f"crisp_send_message works with the connector's names ({sent.content[0].text[:200]})")
+        archived = await session.call_tool("crisp_archive_conversation", {"session_id": "session_ci"})
+        check(not archived.is_error, "crisp_archive_conversation works")
+
+    await with_session("/mcp/essentials", essentials_calls)
+
+    async def meta_calls(session):
+        found = await session.call_tool("crisp_search_actions", {"query": "send message", "limit": 5})
+        check(found.structured_content["actions"][0]["action"] == "send/message/in/conversation", "search finds actions by words")
+        called = await session.call_tool("crisp_call_action", {"action": "get/conversation", "arguments": {"sessionID": "session_ci"}})
+        check(not called.is_error, f"crisp_call_action runs an action ({called.content[0].text[:200]})")
+        accounts = await session.call_tool("crisp_list_accounts", {})
+        check(not accounts.is_error and data(accounts)[0]["label"] == "main", "crisp_list_accounts lists the account")
+
+    await with_session("/mcp", meta_calls)
+
+    # A bad key: the SDK's initialize fails, and the HTTP answer is a 401 with the envelope.
+    refusal = None
+    try:
+        await with_session("/mcp", list_names, key="sk_live_wrong")
+    except Exception as e:  # the SDK wraps transport failures in exception groups
+        refusal = e
+    check(refusal is not None, f"a bad key is refused by the SDK ({flatten(refusal)})")
+    async with httpx2.AsyncClient() as http:
+        reply = await http.post(
+            f"{BASE}/mcp",
+            headers={"Authorization": "Bearer sk_live_wrong", "Accept": "application/json, text/event-stream"},
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        )
+        check(reply.status_code == 401 and reply.json()["error"]["reason"] == "unauthorized", "a bad key is a 401 with the error envelope")
+    print(f"{checks} checks passed")
+
+
+asyncio.run(main())

@@ -1,0 +1,289 @@
+//! The meta-tools' answers: searching and describing catalog actions, and reading the target
+//! of `crisp_call_action`. Running an action is `call::execute`, as for every front end.
+
+use serde_json::{Map, Value, json};
+
+use crate::auth::Scope;
+use crate::catalog::{Action, CATALOG};
+use crate::error::ApiError;
+
+use super::schema;
+
+const DEFAULT_LIMIT: usize = 10;
+const MAX_LIMIT: usize = 50;
+
+/// `crisp_search_actions`: the actions the key may call that best match the words.
+pub fn search(scope: &Scope, arguments: &Map<String, Value>) -> Result<Value, ApiError> {
+    let query = text_field(arguments, "query", "crisp_search_actions")?.unwrap_or_default();
+    let domain = text_field(arguments, "domain", "crisp_search_actions")?;
+    let limit = match arguments.get("limit") {
+        None | Some(Value::Null) => DEFAULT_LIMIT,
+        Some(value) => value
+            .as_u64()
+            .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_field",
+                    format!("`limit` must be a whole number from 1 to {MAX_LIMIT}."),
+                )
+            })?,
+    };
+    if let Some(unknown) = arguments
+        .keys()
+        .find(|k| !matches!(k.as_str(), "query" | "domain" | "limit"))
+    {
+        return Err(ApiError::bad_request(
+            "unknown_field",
+            format!(
+                "`{unknown}` is not a field of `crisp_search_actions`; its fields are: query (required), domain, limit."
+            ),
+        ));
+    }
+    if let Some(domain) = &domain
+        && !CATALOG.actions().iter().any(|a| a.domain == domain)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!(
+                "There is no domain `{domain}`; use one of: {}.",
+                super::toolsets::domains().join(", ")
+            ),
+        ));
+    }
+    let terms: Vec<(String, String)> = words(&query).collect();
+    let mut scored: Vec<(usize, &Action)> = CATALOG
+        .actions()
+        .iter()
+        .filter(|a| scope.permits(a))
+        .filter(|a| domain.as_deref().is_none_or(|d| a.domain == d))
+        .map(|a| (score(a, &terms), a))
+        .filter(|(score, _)| *score > 0 || terms.is_empty())
+        .collect();
+    scored.sort_by(|(sa, a), (sb, b)| {
+        sb.cmp(sa)
+            .then(a.slug.len().cmp(&b.slug.len()))
+            .then(a.slug.cmp(b.slug))
+    });
+    let total = scored.len();
+    let actions: Vec<Value> = scored
+        .into_iter()
+        .take(limit)
+        .map(|(_, a)| summary(a))
+        .collect();
+    let mut answer = json!({ "actions": actions, "matches": total });
+    if total == 0 {
+        answer["hint"] = format!(
+            "No action the key may call matched. Closest names: {}. Try other words, or no `domain`.",
+            CATALOG.closest(&query, 3).join(", ")
+        )
+        .into();
+    }
+    Ok(answer)
+}
+
+/// `crisp_describe_action`: one action in full.
+pub fn describe(scope: &Scope, arguments: &Map<String, Value>) -> Result<Value, ApiError> {
+    let action = target(arguments, "crisp_describe_action")?;
+    scope.check(action)?;
+    let mut answer = summary(action);
+    answer["notes"] = action.notes.into();
+    answer["call_with"] = json!({
+        "tool": "crisp_call_action",
+        "arguments": { "action": action.slug, "arguments": example_arguments(action) },
+    });
+    Ok(answer)
+}
+
+/// The action named by the `action` field (a slug or a tool id).
+pub fn target(arguments: &Map<String, Value>, tool: &str) -> Result<&'static Action, ApiError> {
+    let Some(name) = text_field(arguments, "action", tool)? else {
+        return Err(ApiError::bad_request(
+            "missing_field",
+            format!(
+                "`action` is required by `{tool}`: a slug such as `list/conversations` or a tool id such as `crisp_list_conversations`."
+            ),
+        ));
+    };
+    let name = name.trim().trim_matches('/');
+    CATALOG.find(name).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_action",
+            format!(
+                "There is no action `{name}`. Closest: {}. Find actions with crisp_search_actions.",
+                CATALOG
+                    .closest(name, 3)
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+fn text_field(
+    arguments: &Map<String, Value>,
+    name: &str,
+    tool: &str,
+) -> Result<Option<String>, ApiError> {
+    match arguments.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`{name}` of `{tool}` must be a string."),
+        )),
+    }
+}
+
+fn summary(action: &Action) -> Value {
+    let (method, path) = action
+        .route
+        .as_ref()
+        .map_or(("GATEWAY", ""), |r| (r.method.as_str(), r.path.as_str()));
+    json!({
+        "action": action.slug,
+        "tool": action.tool,
+        "title": action.title,
+        "method": method,
+        "path": path,
+        "write": action.write,
+        "domain": action.domain,
+        "input_schema": schema::for_action(action),
+    })
+}
+
+/// The required fields with placeholder values, so the call is one copy-edit away.
+fn example_arguments(action: &Action) -> Value {
+    let mut example = Map::new();
+    for param in action.params.iter().filter(|p| p.required) {
+        example.insert(param.name.to_owned(), format!("<{}>", param.name).into());
+    }
+    Value::Object(example)
+}
+
+/// Lowercase words, each with its stem (a plural `s` dropped, so `conversation` finds
+/// `list/conversations`).
+fn words(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let word = w.to_ascii_lowercase();
+            let stem = stem(&word);
+            (word, stem)
+        })
+}
+
+fn stem(word: &str) -> String {
+    match word.strip_suffix('s') {
+        Some(base) if base.len() >= 3 && !base.ends_with('s') => base.to_owned(),
+        _ => word.to_owned(),
+    }
+}
+
+/// Slug words weigh most, then title words, then the domain and Crisp's notes; the exact
+/// word (not only its stem) in the slug adds a point, and an action matching every word ranks
+/// above any partial match.
+fn score(action: &Action, terms: &[(String, String)]) -> usize {
+    let slug: Vec<(String, String)> = words(action.slug).collect();
+    let title: Vec<String> = words(action.title).map(|(_, stem)| stem).collect();
+    let domain = stem(action.domain);
+    let notes = action.notes.unwrap_or_default().to_ascii_lowercase();
+    let mut total = 0;
+    let mut matched = 0;
+    for (word, term) in terms {
+        let points = if slug.iter().any(|(w, _)| w == word) {
+            4
+        } else if slug.iter().any(|(_, s)| s == term) {
+            3
+        } else if title.contains(term) {
+            2
+        } else if domain == *term || notes.contains(term.as_str()) {
+            1
+        } else {
+            0
+        };
+        if points > 0 {
+            matched += 1;
+        }
+        total += points;
+    }
+    if matched == terms.len() && !terms.is_empty() {
+        total += 10;
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn search_finds_by_words() {
+        let found = search(
+            &Scope::default(),
+            &object(json!({"query": "send message conversation"})),
+        )
+        .expect("search");
+        assert_eq!(
+            found["actions"][0]["action"], "send/message/in/conversation",
+            "{found}"
+        );
+        let people = search(
+            &Scope::default(),
+            &object(json!({"query": "profiles", "domain": "people", "limit": 3})),
+        )
+        .expect("search");
+        assert_eq!(people["actions"].as_array().expect("list").len(), 3);
+        assert_eq!(people["actions"][0]["action"], "list/people/profiles");
+    }
+
+    #[test]
+    fn search_respects_the_scope() {
+        let read_only = Scope::from_record(true, None);
+        let found =
+            search(&read_only, &object(json!({"query": "remove conversation"}))).expect("search");
+        for action in found["actions"].as_array().expect("list") {
+            assert_eq!(action["write"], false, "{action}");
+        }
+        let err = describe(
+            &read_only,
+            &object(json!({"action": "remove/conversation"})),
+        )
+        .expect_err("hidden");
+        assert_eq!(err.reason(), "write_not_allowed");
+    }
+
+    #[test]
+    fn describe_by_tool_id_and_near_miss() {
+        let described = describe(
+            &Scope::default(),
+            &object(json!({"action": "crisp_get_conversation"})),
+        )
+        .expect("describe");
+        assert_eq!(described["action"], "get/conversation");
+        assert_eq!(
+            described["call_with"]["arguments"]["arguments"],
+            json!({"sessionID": "<sessionID>"})
+        );
+        let err = describe(
+            &Scope::default(),
+            &object(json!({"action": "get/conversations"})),
+        )
+        .expect_err("unknown");
+        assert!(
+            err.message().contains("`get/conversation`"),
+            "{}",
+            err.message()
+        );
+    }
+}
