@@ -5,5 +5,6 @@
 mod actions;
 mod helpers;
 mod requests;
+mod sandbox;
 mod storage;
 mod upstream;
