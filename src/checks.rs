@@ -19,7 +19,9 @@ pub enum Verdict {
     /// Crisp refused the pair with every tier.
     WrongKey,
     /// Crisp refused the pair with the stored tier but accepted it with this one.
-    WrongTier { works_with: Tier },
+    WrongTier {
+        works_with: Tier,
+    },
     /// A Marketplace token whose plugin is not installed on the website.
     NotSubscribed,
     UnknownWebsite,

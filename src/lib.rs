@@ -6,8 +6,8 @@ pub mod app; // the shared state of a running gateway
 pub mod auth; // bearer keys → principals (the auth layer, key format, verified-key cache)
 pub mod call; // one action call: caller's JSON → Crisp request → result envelope
 pub mod catalog; // the 237 actions, compiled from one embedded data file
-pub mod cli; // the command line: serve, demo, sandbox, admin commands
 pub mod checks; // account checks in plain words, for `account test` and `doctor`
+pub mod cli; // the command line: serve, demo, sandbox, admin commands
 pub mod clock; // unix-second times and durations
 pub mod config; // typed configuration: defaults → TOML file → environment
 pub mod error; // the one API error type and its JSON envelope

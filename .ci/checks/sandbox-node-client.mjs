@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 
 // Resolve crisp-api from the pinned install in target/ci-tools, not from the repository.
 const require = createRequire(process.env.CRISP_API_TOOLS + "/package.json");
-const Crisp = require("crisp-api");
+const { Crisp } = require("crisp-api");
 
 const host = process.argv[2];
 assert.ok(host, "usage: node sandbox-node-client.mjs http://127.0.0.1:PORT");

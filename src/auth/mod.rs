@@ -252,7 +252,10 @@ mod tests {
         assert!(glob_matches("list/*", "list/conversations"));
         assert!(glob_matches("list/*", "list/people/profiles"));
         assert!(glob_matches("*/conversation", "get/conversation"));
-        assert!(glob_matches("send/message/in/conversation", "send/message/in/conversation"));
+        assert!(glob_matches(
+            "send/message/in/conversation",
+            "send/message/in/conversation"
+        ));
         assert!(!glob_matches("list/*", "get/conversation"));
         assert!(!glob_matches("list", "list/conversations"));
         assert!(glob_matches("*", "anything/at/all"));
@@ -263,13 +266,17 @@ mod tests {
         let action = |s| CATALOG.get(s).expect("action");
         let read_only = Scope::from_record(true, None);
         assert!(read_only.permits(action("list/conversations")));
-        let err = read_only.check(action("send/message/in/conversation")).expect_err("write");
+        let err = read_only
+            .check(action("send/message/in/conversation"))
+            .expect_err("write");
         assert_eq!(err.reason(), "write_not_allowed");
         assert!(err.message().contains("send/message/in/conversation"));
         let limited = Scope::from_record(false, Some("list/*, get/*,send/message/in/conversation"));
         assert!(limited.permits(action("get/conversation")));
         assert!(limited.permits(action("send/message/in/conversation")));
-        let err = limited.check(action("remove/conversation")).expect_err("outside");
+        let err = limited
+            .check(action("remove/conversation"))
+            .expect_err("outside");
         assert_eq!(err.reason(), "action_not_allowed");
         assert!(Scope::default().permits(action("remove/conversation")));
     }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use crate::accounts::{Account, Tier};
-use crate::checks;
-use crate::forward::CrispClient;
 use crate::admin::{NewAccount, add_account};
+use crate::checks;
 use crate::config::Config;
+use crate::forward::CrispClient;
 use crate::secret::{CrispKey, Vault};
 use crate::store::{Store, StoreError};
 

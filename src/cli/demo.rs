@@ -25,9 +25,8 @@ pub async fn demo(mut config: Config, listen: Option<SocketAddr>) -> CliResult {
     let sandbox_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(|e| format!("cannot start the sandbox: {e}"))?;
-    let (sandbox_url, _sandbox) =
-        crate::sandbox::spawn(sandbox_listener, SandboxConfig::default())
-            .map_err(|e| e.to_string())?;
+    let (sandbox_url, _sandbox) = crate::sandbox::spawn(sandbox_listener, SandboxConfig::default())
+        .map_err(|e| e.to_string())?;
     config.upstream = sandbox_url.clone();
 
     let store = super::open(&config).await?;
@@ -147,8 +146,7 @@ impl Flow {
             .bytes()
             .await
             .map_err(|e| format!("{action}: {e}"))?;
-        let reply: Value =
-            serde_json::from_slice(&bytes).map_err(|e| format!("{action}: {e}"))?;
+        let reply: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{action}: {e}"))?;
         if reply["ok"] != true {
             return Err(format!("{action}: {reply}"));
         }

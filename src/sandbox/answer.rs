@@ -35,7 +35,11 @@ impl Answer {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::error(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn no_route() -> Self {
@@ -102,7 +106,9 @@ pub fn one_of<'a>(body: &'a Map<String, Value>, field: &str, allowed: &[&str]) -
 /// Refuses fields the schema does not know, as Crisp's validator does.
 pub fn only(body: &Map<String, Value>, allowed: &[&str]) -> Checked<()> {
     match body.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(_) => Err(Answer::invalid("data should NOT have additional properties")),
+        Some(_) => Err(Answer::invalid(
+            "data should NOT have additional properties",
+        )),
         None => Ok(()),
     }
 }

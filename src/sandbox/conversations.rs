@@ -4,13 +4,25 @@
 use serde_json::{Map, Value, json};
 
 use super::Call;
-use super::answer::{Answer, Checked, Kind, email, object, one_of, only, required, required_str, typed};
+use super::answer::{
+    Answer, Checked, Kind, email, object, one_of, only, required, required_str, typed,
+};
 use super::state::{Conversation, Website, page, uuid};
 
 const STATES: [&str; 3] = ["pending", "unresolved", "resolved"];
 const META_FIELDS: [&str; 12] = [
-    "nickname", "email", "phone", "address", "subject", "avatar", "ip", "data", "segments",
-    "origin", "device", "connection",
+    "nickname",
+    "email",
+    "phone",
+    "address",
+    "subject",
+    "avatar",
+    "ip",
+    "data",
+    "segments",
+    "origin",
+    "device",
+    "connection",
 ];
 
 /// Answers the conversation actions; `None` for any other action.
@@ -18,7 +30,9 @@ pub fn handle(call: &Call, site: &mut Website) -> Option<Checked<Answer>> {
     let answer = match call.slug {
         "create/new/conversation" => create(site),
         "list/conversations" => list(call, site),
-        "check/conversation/exists" => site.conversation(call.param("sessionID")).map(|_| Answer::ok("", json!({}))),
+        "check/conversation/exists" => site
+            .conversation(call.param("sessionID"))
+            .map(|_| Answer::ok("", json!({}))),
         "get/conversation" => get(call, site),
         "remove/conversation" => remove(call, site),
         "get/conversation/state" => site
@@ -30,7 +44,10 @@ pub fn handle(call: &Call, site: &mut Website) -> Option<Checked<Answer>> {
             .map(|c| Answer::ok("resolved", Value::Object(c.meta.clone()))),
         "update/conversation/metas" => update_metas(call, site),
         "get/conversation/routing/assign" => site.conversation(call.param("sessionID")).map(|c| {
-            Answer::ok("resolved", json!({ "assigned": c.assigned.as_ref().map(|u| json!({ "user_id": u })) }))
+            Answer::ok(
+                "resolved",
+                json!({ "assigned": c.assigned.as_ref().map(|u| json!({ "user_id": u })) }),
+            )
         }),
         "assign/conversation/routing" => assign(call, site),
         "mark/messages/read/in/conversation" => mark_read(call, site),
@@ -106,10 +123,11 @@ fn list(call: &Call, site: &mut Website) -> Checked<Answer> {
     let (number, per_page) = (call.page()?, call.per_page()?);
     let mut all: Vec<&Conversation> = site.conversations.iter().collect();
     // Crisp lists the most recently active conversations first.
-    all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+    all.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
     let search = call.query.get("search_query").map(|q| q.to_lowercase());
     let filter_resolved = call.query.get("filter_resolved").map(String::as_str) == Some("1");
-    let filter_not_resolved = call.query.get("filter_not_resolved").map(String::as_str) == Some("1");
+    let filter_not_resolved =
+        call.query.get("filter_not_resolved").map(String::as_str) == Some("1");
     let filter_unread = call.query.get("filter_unread").map(String::as_str) == Some("1");
     let kept: Vec<&Conversation> = all
         .into_iter()
@@ -119,8 +137,15 @@ fn list(call: &Call, site: &mut Website) -> Checked<Answer> {
         .filter(|c| {
             search.as_deref().is_none_or(|q| {
                 ["nickname", "email", "subject"].iter().any(|k| {
-                    c.meta.get(*k).and_then(Value::as_str).is_some_and(|v| v.to_lowercase().contains(q))
-                }) || c.messages.iter().any(|m| m["content"].as_str().is_some_and(|t| t.to_lowercase().contains(q)))
+                    c.meta
+                        .get(*k)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| v.to_lowercase().contains(q))
+                }) || c.messages.iter().any(|m| {
+                    m["content"]
+                        .as_str()
+                        .is_some_and(|t| t.to_lowercase().contains(q))
+                })
             })
         })
         .collect();
@@ -148,7 +173,10 @@ fn change_state(call: &Call, site: &mut Website) -> Checked<Answer> {
     let body = object(&call.body)?;
     only(body, &["state", "user", "origin"])?;
     let state = one_of(body, "state", &STATES)?;
-    let state = STATES.into_iter().find(|s| *s == state).unwrap_or("pending");
+    let state = STATES
+        .into_iter()
+        .find(|s| *s == state)
+        .unwrap_or("pending");
     let now = site.tick();
     let c = site.conversation(call.param("sessionID"))?;
     c.state = state;
@@ -159,7 +187,9 @@ fn change_state(call: &Call, site: &mut Website) -> Checked<Answer> {
 fn update_metas(call: &Call, site: &mut Website) -> Checked<Answer> {
     let body = object(&call.body)?;
     only(body, &META_FIELDS)?;
-    for field in ["nickname", "email", "phone", "address", "subject", "avatar", "ip", "origin"] {
+    for field in [
+        "nickname", "email", "phone", "address", "subject", "avatar", "ip", "origin",
+    ] {
         typed(body, field, Kind::String)?;
     }
     typed(body, "data", Kind::Object)?;
@@ -187,7 +217,11 @@ fn assign(call: &Call, site: &mut Website) -> Checked<Answer> {
     let body = object(&call.body)?;
     only(body, &["assigned", "silent"])?;
     let assigned = match body.get("assigned") {
-        None => return Err(Answer::invalid("data should have required property 'assigned'")),
+        None => {
+            return Err(Answer::invalid(
+                "data should have required property 'assigned'",
+            ));
+        }
         Some(Value::Null) => None,
         Some(Value::Object(a)) => Some(required_str(a, "user_id").map_err(|_| {
             Answer::invalid("data.assigned should have required property 'user_id'")
@@ -218,7 +252,11 @@ fn mark_read(call: &Call, site: &mut Website) -> Checked<Answer> {
         .map(|f| f.iter().filter_map(Value::as_u64).collect());
     let c = site.conversation(call.param("sessionID"))?;
     // Whoever reads marks what the other side sent.
-    let other = if from == "operator" { "user" } else { "operator" };
+    let other = if from == "operator" {
+        "user"
+    } else {
+        "operator"
+    };
     for m in c.messages.iter_mut().filter(|m| m["from"] == other) {
         let wanted = only_these
             .as_ref()

@@ -112,7 +112,11 @@ impl Injector {
     pub fn delay(&self) -> Option<Duration> {
         let Latency { min, max } = self.faults.latency?;
         let spread = u64::try_from((max - min).as_millis()).unwrap_or(0);
-        let extra = if spread == 0 { 0 } else { random() % (spread + 1) };
+        let extra = if spread == 0 {
+            0
+        } else {
+            random() % (spread + 1)
+        };
         Some(min + Duration::from_millis(extra))
     }
 
@@ -121,8 +125,13 @@ impl Injector {
         if let Some(limit) = self.faults.rate_limit
             && !self.take(limit)
         {
-            let status = StatusCode::from_u16(limit.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
-            return Some(Answer::error(status, "rate_limited", "too many requests, slow down"));
+            let status =
+                StatusCode::from_u16(limit.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+            return Some(Answer::error(
+                status,
+                "rate_limited",
+                "too many requests, slow down",
+            ));
         }
         let rate = self.faults.error_rate;
         // Compare in integers: `random()` is uniform over u64.
@@ -144,7 +153,8 @@ impl Injector {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
-        let refill = now.duration_since(bucket.1).as_secs_f64() / limit.per.as_secs_f64() * capacity;
+        let refill =
+            now.duration_since(bucket.1).as_secs_f64() / limit.per.as_secs_f64() * capacity;
         bucket.0 = (bucket.0 + refill).min(capacity);
         bucket.1 = now;
         if bucket.0 >= 1.0 {
@@ -180,7 +190,10 @@ mod tests {
                 max: Duration::from_millis(300)
             })
         );
-        assert_eq!(parse_latency("1s").map(|l| l.max), Ok(Duration::from_secs(1)));
+        assert_eq!(
+            parse_latency("1s").map(|l| l.max),
+            Ok(Duration::from_secs(1))
+        );
         assert!(parse_latency("300ms..50ms").is_err());
         assert!(parse_latency("50").is_err());
         assert_eq!(parse_error_rate("0.05"), Ok(0.05));

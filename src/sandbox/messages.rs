@@ -8,7 +8,15 @@ use super::answer::{Answer, Checked, Kind, object, one_of, only, required, typed
 use super::state::Website;
 
 const TYPES: [&str; 9] = [
-    "text", "note", "file", "animation", "audio", "picker", "field", "carousel", "event",
+    "text",
+    "note",
+    "file",
+    "animation",
+    "audio",
+    "picker",
+    "field",
+    "carousel",
+    "event",
 ];
 /// How many messages one `get/messages/in/conversation` page holds.
 const PAGE: usize = 20;
@@ -57,7 +65,10 @@ pub fn push(site: &mut Website, session_id: &str, body: &Map<String, Value>) -> 
     let fingerprint = body
         .get("fingerprint")
         .and_then(Value::as_u64)
-        .unwrap_or_else(|| u64::try_from(now).unwrap_or(0) * 1000 + u64::from(crate::secret::random_bytes::<1>()[0]));
+        .unwrap_or_else(|| {
+            u64::try_from(now).unwrap_or(0) * 1000
+                + u64::from(crate::secret::random_bytes::<1>()[0])
+        });
     let from = body["from"].as_str().unwrap_or("operator");
     let mut message = json!({
         "session_id": session_id,
@@ -79,7 +90,13 @@ pub fn push(site: &mut Website, session_id: &str, body: &Map<String, Value>) -> 
         "edited": false,
         "translated": false,
     });
-    for optional in ["references", "original", "properties", "stealth", "automated"] {
+    for optional in [
+        "references",
+        "original",
+        "properties",
+        "stealth",
+        "automated",
+    ] {
         if let Some(value) = body.get(optional) {
             message[optional] = value.clone();
         }
@@ -126,9 +143,10 @@ fn send(call: &Call, site: &mut Website) -> Checked<Answer> {
 fn list(call: &Call, site: &mut Website) -> Checked<Answer> {
     let before = match call.query.get("timestamp_before") {
         None => None,
-        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
-            Answer::invalid("data.timestamp_before should be number")
-        })?),
+        Some(raw) => Some(
+            raw.parse::<i64>()
+                .map_err(|_| Answer::invalid("data.timestamp_before should be number"))?,
+        ),
     };
     let conversation = site.conversation(call.param("sessionID"))?;
     let older: Vec<&Value> = conversation
@@ -171,6 +189,8 @@ fn update(call: &Call, site: &mut Website) -> Checked<Answer> {
 fn remove(call: &Call, site: &mut Website) -> Checked<Answer> {
     let fingerprint = find(call, site)?["fingerprint"].clone();
     let conversation = site.conversation(call.param("sessionID"))?;
-    conversation.messages.retain(|m| m["fingerprint"] != fingerprint);
+    conversation
+        .messages
+        .retain(|m| m["fingerprint"] != fingerprint);
     Ok(Answer::ok("deleted", json!({})))
 }

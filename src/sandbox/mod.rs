@@ -33,9 +33,7 @@ use crate::accounts::Tier;
 use crate::catalog::{Action, CATALOG, Method, Segment};
 
 pub use answer::Answer;
-pub use faults::{
-    Faults, Latency, RateLimit, parse_error_rate, parse_latency, parse_rate_limit,
-};
+pub use faults::{Faults, Latency, RateLimit, parse_error_rate, parse_latency, parse_rate_limit};
 pub use seed::{Seed, SeedAccount};
 
 use answer::Checked;
@@ -208,7 +206,11 @@ async fn respond(sandbox: &Sandbox, method: Method, request: Request) -> Answer 
             }
         }
     };
-    if tier != Tier::User && action.notes.is_some_and(|n| n.contains("user-tier tokens only")) {
+    if tier != Tier::User
+        && action
+            .notes
+            .is_some_and(|n| n.contains("user-tier tokens only"))
+    {
         return Answer::error(
             StatusCode::UNAUTHORIZED,
             "restricted_route_tier",

@@ -10,8 +10,12 @@ const ROLES: [&str; 2] = ["owner", "member"];
 
 pub fn handle(call: &Call, site: &mut Website) -> Option<Checked<Answer>> {
     let answer = match call.slug {
-        "list/website/operators" => Ok(Answer::ok("resolved", Value::Array(site.operators.clone()))),
-        "get/website/operator" => find(site, call.param("userID")).map(|o| Answer::ok("resolved", o.clone())),
+        "list/website/operators" => {
+            Ok(Answer::ok("resolved", Value::Array(site.operators.clone())))
+        }
+        "get/website/operator" => {
+            find(site, call.param("userID")).map(|o| Answer::ok("resolved", o.clone()))
+        }
         "invite/website/operator" => invite(call, site),
         "change/operator/membership" => change(call, site),
         "unlink/operator/from/website" => unlink(call, site),
@@ -40,7 +44,9 @@ fn invite(call: &Call, site: &mut Website) -> Checked<Answer> {
         .iter()
         .any(|o| o["details"]["email"] == address);
     if taken {
-        return Err(Answer::invalid("data.email is already a member of this website"));
+        return Err(Answer::invalid(
+            "data.email is already a member of this website",
+        ));
     }
     site.operators.push(json!({
         "type": "invitation",
@@ -68,6 +74,7 @@ fn change(call: &Call, site: &mut Website) -> Checked<Answer> {
 fn unlink(call: &Call, site: &mut Website) -> Checked<Answer> {
     let user_id = call.param("userID");
     find(site, user_id)?;
-    site.operators.retain(|o| o["details"]["user_id"] != user_id);
+    site.operators
+        .retain(|o| o["details"]["user_id"] != user_id);
     Ok(Answer::ok("deleted", json!({})))
 }

@@ -4,16 +4,22 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::Call;
-use super::answer::{Answer, Checked, Kind, email, merge, object, only, required, required_str, typed};
+use super::answer::{
+    Answer, Checked, Kind, email, merge, object, only, required, required_str, typed,
+};
 use super::state::{Profile, Website, page, uuid};
 
-const CARD_FIELDS: [&str; 6] = ["email", "person", "company", "segments", "notepad", "active"];
+const CARD_FIELDS: [&str; 6] = [
+    "email", "person", "company", "segments", "notepad", "active",
+];
 
 pub fn handle(call: &Call, site: &mut Website) -> Option<Checked<Answer>> {
     let answer = match call.slug {
         "add/new/people/profile" => add(call, site),
         "list/people/profiles" => list(call, site),
-        "check/people/profile/exists" => site.profile(call.param("peopleID")).map(|_| Answer::ok("", json!({}))),
+        "check/people/profile/exists" => site
+            .profile(call.param("peopleID"))
+            .map(|_| Answer::ok("", json!({}))),
         "get/people/profile" => site
             .profile(call.param("peopleID"))
             .map(|p| Answer::ok("resolved", view(p))),
@@ -67,7 +73,9 @@ fn check_card(body: &Map<String, Value>, full: bool) -> Checked<()> {
             .as_object()
             .and_then(|p| p.get("nickname"))
             .filter(|n| n.is_string())
-            .ok_or_else(|| Answer::invalid("data.person should have required property 'nickname'"))?;
+            .ok_or_else(|| {
+                Answer::invalid("data.person should have required property 'nickname'")
+            })?;
     }
     if let Some(address) = body.get("email").and_then(Value::as_str) {
         email(address, "email")?;
@@ -115,7 +123,12 @@ fn list(call: &Call, site: &mut Website) -> Checked<Answer> {
     let matches = |p: &&Profile| {
         search.as_deref().is_none_or(|q| {
             let email = p.card.get("email").and_then(Value::as_str).unwrap_or("");
-            let nickname = p.card.get("person").and_then(|x| x.get("nickname")).and_then(Value::as_str).unwrap_or("");
+            let nickname = p
+                .card
+                .get("person")
+                .and_then(|x| x.get("nickname"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
             email.to_lowercase().contains(q) || nickname.to_lowercase().contains(q)
         })
     };
@@ -125,7 +138,10 @@ fn list(call: &Call, site: &mut Website) -> Checked<Answer> {
     } else {
         kept.sort_by_key(|p| std::cmp::Reverse(p.created_at));
     }
-    let items: Vec<Value> = page(&kept, number, per_page).iter().map(|p| view(p)).collect();
+    let items: Vec<Value> = page(&kept, number, per_page)
+        .iter()
+        .map(|p| view(p))
+        .collect();
     Ok(Answer::ok("resolved", Value::Array(items)))
 }
 
@@ -181,7 +197,10 @@ fn list_events(call: &Call, site: &mut Website) -> Checked<Answer> {
     let profile = site.profile(call.param("peopleID"))?;
     // Newest first, twenty to a page.
     let events: Vec<Value> = profile.events.iter().rev().cloned().collect();
-    Ok(Answer::ok("resolved", Value::Array(page(&events, number, 20).to_vec())))
+    Ok(Answer::ok(
+        "resolved",
+        Value::Array(page(&events, number, 20).to_vec()),
+    ))
 }
 
 fn save_data(call: &Call, site: &mut Website, overwrite: bool) -> Checked<Answer> {

@@ -192,13 +192,21 @@ fn build(raw: RawWebsite) -> Result<Website, String> {
         }
         let session_id = super::conversations::new_conversation(&mut site, meta);
         for m in &c.messages {
-            let body = object(json!({ "type": "text", "from": m.from, "origin": "chat", "content": m.content }));
-            super::messages::push(&mut site, &session_id, &body).map_err(|a| problem("message", a))?;
+            let body = object(
+                json!({ "type": "text", "from": m.from, "origin": "chat", "content": m.content }),
+            );
+            super::messages::push(&mut site, &session_id, &body)
+                .map_err(|a| problem("message", a))?;
         }
         let state = ["pending", "unresolved", "resolved"]
             .into_iter()
             .find(|s| *s == c.state)
-            .ok_or_else(|| format!("website `{}`: unknown conversation state `{}`", raw.id, c.state))?;
+            .ok_or_else(|| {
+                format!(
+                    "website `{}`: unknown conversation state `{}`",
+                    raw.id, c.state
+                )
+            })?;
         site.conversation(&session_id)
             .map_err(|a| problem("conversation", a))?
             .state = state;

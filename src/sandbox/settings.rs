@@ -43,7 +43,9 @@ fn update(call: &Call, site: &mut Website) -> Checked<Answer> {
         .and_then(Value::as_str)
         .is_some_and(|n| n.trim().is_empty())
     {
-        return Err(Answer::invalid("data.name should NOT be shorter than 1 characters"));
+        return Err(Answer::invalid(
+            "data.name should NOT be shorter than 1 characters",
+        ));
     }
     merge(&mut site.settings, body);
     Ok(Answer::ok("updated", json!({})))

@@ -90,8 +90,14 @@ async fn conversations_and_messages_keep_state() {
     let c = Client::new(&base, "any-id", "any-key", "website");
 
     let created = c.ok("POST", &site("/conversation"), Some(json!({}))).await;
-    let session = created["session_id"].as_str().expect("session_id").to_owned();
-    assert!(session.starts_with("session_") && session.len() == 44, "{session}");
+    let session = created["session_id"]
+        .as_str()
+        .expect("session_id")
+        .to_owned();
+    assert!(
+        session.starts_with("session_") && session.len() == 44,
+        "{session}"
+    );
     let conv = |p: &str| site(&format!("/conversation/{session}{p}"));
 
     // Sending needs type, from, origin and content, and says which one is missing.
@@ -141,33 +147,53 @@ async fn conversations_and_messages_keep_state() {
     assert_eq!(contents, ["m0", "m1", "m2"]);
     let cursor = all[2]["timestamp"].as_i64().expect("timestamp");
     let older = c
-        .ok("GET", &conv(&format!("/messages?timestamp_before={cursor}")), None)
+        .ok(
+            "GET",
+            &conv(&format!("/messages?timestamp_before={cursor}")),
+            None,
+        )
         .await;
     assert_eq!(older.as_array().map(Vec::len), Some(2));
 
     let one = conv(&format!("/message/{}", fingerprints[1]));
     assert_eq!(c.ok("GET", &one, None).await["content"], "m1");
-    c.ok("PATCH", &one, Some(json!({"content": "edited"}))).await;
+    c.ok("PATCH", &one, Some(json!({"content": "edited"})))
+        .await;
     let edited = c.ok("GET", &one, None).await;
-    assert_eq!((edited["content"].as_str(), edited["edited"].as_bool()), (Some("edited"), Some(true)));
+    assert_eq!(
+        (edited["content"].as_str(), edited["edited"].as_bool()),
+        (Some("edited"), Some(true))
+    );
     c.ok("DELETE", &one, None).await;
     assert_eq!(c.send("GET", &one, None).await.status, 404);
 
     // Two visitor messages are unread for operators until they read them.
     let got = c.ok("GET", &conv(""), None).await;
     assert_eq!(got["unread"]["operator"], 2);
-    c.ok("PATCH", &conv("/read"), Some(json!({"from": "operator", "origin": "chat"}))).await;
+    c.ok(
+        "PATCH",
+        &conv("/read"),
+        Some(json!({"from": "operator", "origin": "chat"})),
+    )
+    .await;
     assert_eq!(c.ok("GET", &conv(""), None).await["unread"]["operator"], 0);
-    c.ok("PATCH", &conv("/unread"), Some(json!({"from": "operator"}))).await;
+    c.ok("PATCH", &conv("/unread"), Some(json!({"from": "operator"})))
+        .await;
     assert_eq!(c.ok("GET", &conv(""), None).await["unread"]["operator"], 1);
 
-    let bad_state = c.send("PATCH", &conv("/state"), Some(json!({"state": "closed"}))).await;
+    let bad_state = c
+        .send("PATCH", &conv("/state"), Some(json!({"state": "closed"})))
+        .await;
     assert_eq!(
         bad_state.body["data"]["message"],
         "data.state should be equal to one of the allowed values"
     );
-    c.ok("PATCH", &conv("/state"), Some(json!({"state": "resolved"}))).await;
-    assert_eq!(c.ok("GET", &conv("/state"), None).await["state"], "resolved");
+    c.ok("PATCH", &conv("/state"), Some(json!({"state": "resolved"})))
+        .await;
+    assert_eq!(
+        c.ok("GET", &conv("/state"), None).await["state"],
+        "resolved"
+    );
 
     c.ok(
         "PATCH",
@@ -176,14 +202,30 @@ async fn conversations_and_messages_keep_state() {
     )
     .await;
     let metas = c.ok("GET", &conv("/meta"), None).await;
-    assert_eq!((metas["nickname"].as_str(), metas["segments"][0].as_str()), (Some("Jane"), Some("vip")));
-    let bad_email = c.send("PATCH", &conv("/meta"), Some(json!({"email": "nope"}))).await;
+    assert_eq!(
+        (metas["nickname"].as_str(), metas["segments"][0].as_str()),
+        (Some("Jane"), Some("vip"))
+    );
+    let bad_email = c
+        .send("PATCH", &conv("/meta"), Some(json!({"email": "nope"})))
+        .await;
     assert_eq!(bad_email.status, 400);
 
     let operators = c.ok("GET", &site("/operators/list"), None).await;
-    let owner = operators[0]["details"]["user_id"].as_str().expect("user_id").to_owned();
-    c.ok("PATCH", &conv("/routing"), Some(json!({"assigned": {"user_id": owner}}))).await;
-    assert_eq!(c.ok("GET", &conv("/routing"), None).await["assigned"]["user_id"], owner.as_str());
+    let owner = operators[0]["details"]["user_id"]
+        .as_str()
+        .expect("user_id")
+        .to_owned();
+    c.ok(
+        "PATCH",
+        &conv("/routing"),
+        Some(json!({"assigned": {"user_id": owner}})),
+    )
+    .await;
+    assert_eq!(
+        c.ok("GET", &conv("/routing"), None).await["assigned"]["user_id"],
+        owner.as_str()
+    );
 
     // HEAD answers with existence alone; routes without state still need the conversation.
     assert_eq!(c.send("HEAD", &conv(""), None).await.status, 200);
@@ -191,8 +233,14 @@ async fn conversations_and_messages_keep_state() {
     c.ok("DELETE", &conv(""), None).await;
     assert_eq!(c.send("HEAD", &conv(""), None).await.status, 404);
     let gone = c.send("GET", &conv(""), None).await;
-    assert_eq!((gone.status, gone.body["reason"].as_str()), (404, Some("not_found")));
-    assert_eq!(c.send("GET", &conv("/participants"), None).await.status, 404);
+    assert_eq!(
+        (gone.status, gone.body["reason"].as_str()),
+        (404, Some("not_found"))
+    );
+    assert_eq!(
+        c.send("GET", &conv("/participants"), None).await.status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -206,13 +254,23 @@ async fn conversations_page_with_per_page() {
     assert_eq!(len(c.ok("GET", &site("/conversations/1"), None).await), 20);
     assert_eq!(len(c.ok("GET", &site("/conversations/2"), None).await), 5);
     assert_eq!(len(c.ok("GET", &site("/conversations/3"), None).await), 0);
-    assert_eq!(len(c.ok("GET", &site("/conversations/1?per_page=50"), None).await), 25);
-    let small = c.send("GET", &site("/conversations/1?per_page=5"), None).await;
+    assert_eq!(
+        len(c
+            .ok("GET", &site("/conversations/1?per_page=50"), None)
+            .await),
+        25
+    );
+    let small = c
+        .send("GET", &site("/conversations/1?per_page=5"), None)
+        .await;
     assert_eq!(
         (small.status, small.body["data"]["message"].as_str()),
         (400, Some("data.per_page should be >= 20"))
     );
-    assert_eq!(c.send("GET", &site("/conversations/0"), None).await.status, 400);
+    assert_eq!(
+        c.send("GET", &site("/conversations/0"), None).await.status,
+        400
+    );
 }
 
 #[tokio::test]
@@ -221,7 +279,11 @@ async fn people_operators_and_settings_keep_state() {
     let c = Client::new(&base, "any-id", "any-key", "website");
 
     let no_nickname = c
-        .send("POST", &site("/people/profile"), Some(json!({"email": "a@example.com"})))
+        .send(
+            "POST",
+            &site("/people/profile"),
+            Some(json!({"email": "a@example.com"})),
+        )
         .await;
     assert_eq!(
         no_nickname.body["data"]["message"],
@@ -241,25 +303,61 @@ async fn people_operators_and_settings_keep_state() {
         Some(json!({"email": "ann@example.com", "person": {"nickname": "Ann"}})),
     )
     .await;
-    let found = c.ok("GET", &site("/people/profiles/1?search_text=bob"), None).await;
+    let found = c
+        .ok("GET", &site("/people/profiles/1?search_text=bob"), None)
+        .await;
     assert_eq!(found.as_array().map(Vec::len), Some(1));
     assert_eq!(found[0]["people_id"], bob.as_str());
 
     let profile = |p: &str| site(&format!("/people/profile/{p}"));
-    c.ok("PATCH", &profile(&bob), Some(json!({"person": {"phone": "+33"}, "segments": ["lead"]}))).await;
+    c.ok(
+        "PATCH",
+        &profile(&bob),
+        Some(json!({"person": {"phone": "+33"}, "segments": ["lead"]})),
+    )
+    .await;
     // The profile can be named by e-mail too; a PATCH merges into the card.
     let got = c.ok("GET", &profile("bob@example.com"), None).await;
-    assert_eq!((got["person"]["nickname"].as_str(), got["person"]["phone"].as_str()), (Some("Bob"), Some("+33")));
-    let extra = c.send("PATCH", &profile(&bob), Some(json!({"shoe_size": 42}))).await;
-    assert_eq!(extra.body["data"]["message"], "data should NOT have additional properties");
-
-    c.ok("POST", &site(&format!("/people/events/{bob}")), Some(json!({"text": "signed up"}))).await;
-    let events = c.ok("GET", &site(&format!("/people/events/{bob}/list/1")), None).await;
-    assert_eq!(events[0]["text"], "signed up");
-    c.ok("PATCH", &site(&format!("/people/data/{bob}")), Some(json!({"data": {"plan": "pro"}}))).await;
-    c.ok("PATCH", &site(&format!("/people/data/{bob}")), Some(json!({"data": {"seats": 3}}))).await;
     assert_eq!(
-        c.ok("GET", &site(&format!("/people/data/{bob}")), None).await,
+        (
+            got["person"]["nickname"].as_str(),
+            got["person"]["phone"].as_str()
+        ),
+        (Some("Bob"), Some("+33"))
+    );
+    let extra = c
+        .send("PATCH", &profile(&bob), Some(json!({"shoe_size": 42})))
+        .await;
+    assert_eq!(
+        extra.body["data"]["message"],
+        "data should NOT have additional properties"
+    );
+
+    c.ok(
+        "POST",
+        &site(&format!("/people/events/{bob}")),
+        Some(json!({"text": "signed up"})),
+    )
+    .await;
+    let events = c
+        .ok("GET", &site(&format!("/people/events/{bob}/list/1")), None)
+        .await;
+    assert_eq!(events[0]["text"], "signed up");
+    c.ok(
+        "PATCH",
+        &site(&format!("/people/data/{bob}")),
+        Some(json!({"data": {"plan": "pro"}})),
+    )
+    .await;
+    c.ok(
+        "PATCH",
+        &site(&format!("/people/data/{bob}")),
+        Some(json!({"data": {"seats": 3}})),
+    )
+    .await;
+    assert_eq!(
+        c.ok("GET", &site(&format!("/people/data/{bob}")), None)
+            .await,
         json!({"data": {"plan": "pro", "seats": 3}})
     );
     assert_eq!(c.send("HEAD", &profile(&bob), None).await.status, 200);
@@ -275,23 +373,48 @@ async fn people_operators_and_settings_keep_state() {
     let operators = c.ok("GET", &site("/operators/list"), None).await;
     let invited = operators
         .as_array()
-        .and_then(|o| o.iter().find(|o| o["details"]["email"] == "new@example.com"))
+        .and_then(|o| {
+            o.iter()
+                .find(|o| o["details"]["email"] == "new@example.com")
+        })
         .expect("invitation listed")["details"]["user_id"]
         .as_str()
         .expect("id")
         .to_owned();
-    c.ok("PATCH", &site(&format!("/operator/{invited}")), Some(json!({"role": "owner"}))).await;
-    assert_eq!(c.ok("GET", &site(&format!("/operator/{invited}")), None).await["details"]["role"], "owner");
-    c.ok("DELETE", &site(&format!("/operator/{invited}")), None).await;
-    assert_eq!(c.send("GET", &site(&format!("/operator/{invited}")), None).await.status, 404);
+    c.ok(
+        "PATCH",
+        &site(&format!("/operator/{invited}")),
+        Some(json!({"role": "owner"})),
+    )
+    .await;
+    assert_eq!(
+        c.ok("GET", &site(&format!("/operator/{invited}")), None)
+            .await["details"]["role"],
+        "owner"
+    );
+    c.ok("DELETE", &site(&format!("/operator/{invited}")), None)
+        .await;
+    assert_eq!(
+        c.send("GET", &site(&format!("/operator/{invited}")), None)
+            .await
+            .status,
+        404
+    );
 
-    c.ok("PATCH", &site("/settings"), Some(json!({"name": "Shop", "chatbox": {"color_theme": "red"}}))).await;
+    c.ok(
+        "PATCH",
+        &site("/settings"),
+        Some(json!({"name": "Shop", "chatbox": {"color_theme": "red"}})),
+    )
+    .await;
     let settings = c.ok("GET", &site("/settings"), None).await;
     assert_eq!(settings["name"], "Shop");
     assert_eq!(settings["chatbox"]["color_theme"], "red");
     assert_eq!(settings["chatbox"]["file_transfer"], true);
     assert_eq!(c.ok("GET", &site(""), None).await["name"], "Shop");
-    let bad = c.send("PATCH", &site("/settings"), Some(json!({"chatbox": "red"}))).await;
+    let bad = c
+        .send("PATCH", &site("/settings"), Some(json!({"chatbox": "red"})))
+        .await;
     assert_eq!(bad.body["data"]["message"], "data.chatbox should be object");
 }
 
@@ -301,15 +424,27 @@ async fn credentials_tiers_and_routes_are_checked() {
     let mut c = Client::new(&base, "id", "key", "website");
     // Any other route of the catalog answers a well-formed, empty envelope.
     let generic = c.send("GET", &site("/visitors/blocked"), None).await;
-    assert_eq!((generic.status, generic.body["error"].as_bool()), (200, Some(false)));
+    assert_eq!(
+        (generic.status, generic.body["error"].as_bool()),
+        (200, Some(false))
+    );
     assert_eq!(c.ok("GET", &site("/inboxes/list/1"), None).await, json!([]));
     let unknown = c.send("GET", "/website/x/no-such-route", None).await;
     assert_eq!(
         (unknown.status, unknown.body["data"]["message"].as_str()),
         (404, Some("the route does not exist"))
     );
-    let user_only = c.send("POST", "/website", Some(json!({"name": "x", "domain": "x.com"}))).await;
-    assert_eq!((user_only.status, user_only.body["reason"].as_str()), (401, Some("restricted_route_tier")));
+    let user_only = c
+        .send(
+            "POST",
+            "/website",
+            Some(json!({"name": "x", "domain": "x.com"})),
+        )
+        .await;
+    assert_eq!(
+        (user_only.status, user_only.body["reason"].as_str()),
+        (401, Some("restricted_route_tier"))
+    );
     c = Client::new(&base, "id", "key", "robot");
     assert_eq!(c.send("GET", &site("/settings"), None).await.status, 401);
     c.auth = None;
@@ -357,16 +492,37 @@ async fn a_seed_fixes_accounts_websites_and_data() {
     assert_eq!(list[0]["meta"]["nickname"], "Bob");
     assert_eq!(list[0]["state"], "unresolved");
     let session = list[0]["session_id"].as_str().expect("id");
-    let messages = web.ok("GET", &site(&format!("/conversation/{session}/messages")), None).await;
+    let messages = web
+        .ok(
+            "GET",
+            &site(&format!("/conversation/{session}/messages")),
+            None,
+        )
+        .await;
     assert_eq!(messages[1]["content"], "On its way.");
-    assert_eq!(web.ok("GET", &site("/operators/list"), None).await[0]["details"]["first_name"], "Ann");
-    assert_eq!(web.ok("GET", &site("/settings"), None).await["domain"], "acme.example");
+    assert_eq!(
+        web.ok("GET", &site("/operators/list"), None).await[0]["details"]["first_name"],
+        "Ann"
+    );
+    assert_eq!(
+        web.ok("GET", &site("/settings"), None).await["domain"],
+        "acme.example"
+    );
 
     let status = |g: Got| (g.status, g.body["reason"].as_str().map(str::to_owned));
     let wrong_key = Client::new(&base, "id-web", "nope", "website");
-    assert_eq!(wrong_key.send("GET", &site("/settings"), None).await.status, 401);
+    assert_eq!(
+        wrong_key.send("GET", &site("/settings"), None).await.status,
+        401
+    );
     let wrong_tier = Client::new(&base, "id-web", "key-web", "plugin");
-    assert_eq!(wrong_tier.send("GET", &site("/settings"), None).await.status, 401);
+    assert_eq!(
+        wrong_tier
+            .send("GET", &site("/settings"), None)
+            .await
+            .status,
+        401
+    );
     let plugin = Client::new(&base, "id-plugin", "key-plugin", "plugin");
     plugin.ok("GET", &site("/settings"), None).await;
     assert_eq!(
@@ -381,7 +537,12 @@ async fn a_seed_fixes_accounts_websites_and_data() {
         status(web.send("GET", "/website/site-9/settings", None).await),
         (404, Some("not_found".into()))
     );
-    assert!(Seed::parse("[[account]]\nidentifier=\"a\"\nkey=\"b\"\ntier=\"website\"\nwebsites=[\"nope\"]").is_err());
+    assert!(
+        Seed::parse(
+            "[[account]]\nidentifier=\"a\"\nkey=\"b\"\ntier=\"website\"\nwebsites=[\"nope\"]"
+        )
+        .is_err()
+    );
     assert!(Seed::parse("[[account]]\nidentifier=\"a\"\nkey=\"b\"\ntier=\"robot\"").is_err());
 }
 
@@ -442,21 +603,36 @@ async fn the_gateway_drives_the_sandbox() {
             .expect("session_id")
             .to_owned();
         let body = json!({"sessionID": session, "body": {"type": "text", "from": "operator", "origin": "chat", "content": "hello"}});
-        let sent = app.call("send/message/in/conversation", &body.to_string()).await;
+        let sent = app
+            .call("send/message/in/conversation", &body.to_string())
+            .await;
         assert_eq!(sent.status, 200, "{}", sent.text);
         let listed = app
-            .call("get/messages/in/conversation", &json!({"sessionID": session}).to_string())
+            .call(
+                "get/messages/in/conversation",
+                &json!({"sessionID": session}).to_string(),
+            )
             .await;
-        assert_eq!(listed.json()["result"][0]["content"], "hello", "{}", listed.text);
+        assert_eq!(
+            listed.json()["result"][0]["content"],
+            "hello",
+            "{}",
+            listed.text
+        );
         // Crisp's validation reaches the caller as a 400 naming the field.
         let bad = json!({"sessionID": session, "body": {"type": "text", "from": "operator", "content": "x"}});
-        let refused = app.call("send/message/in/conversation", &bad.to_string()).await;
+        let refused = app
+            .call("send/message/in/conversation", &bad.to_string())
+            .await;
         assert_eq!(refused.status, 400);
         assert!(refused.message().contains("'origin'"), "{}", refused.text);
         let missing = app
             .call("get/conversation", r#"{"sessionID":"session_nope"}"#)
             .await;
-        assert_eq!((missing.status, missing.reason()), (404, "not_found".to_owned()));
+        assert_eq!(
+            (missing.status, missing.reason()),
+            (404, "not_found".to_owned())
+        );
         let _: DbEngine = engine;
     }
 }
@@ -487,20 +663,41 @@ async fn account_test_says_what_is_wrong() {
     .await;
     let client = CrispClient::new(&base, Duration::from_secs(5)).expect("client");
     let cases = [
-        (account("id-web", "key-web", Tier::Website, SITE), Verdict::Works),
-        (account("id-web", "wrong", Tier::Website, SITE), Verdict::WrongKey),
+        (
+            account("id-web", "key-web", Tier::Website, SITE),
+            Verdict::Works,
+        ),
+        (
+            account("id-web", "wrong", Tier::Website, SITE),
+            Verdict::WrongKey,
+        ),
         (
             account("id-plugin", "key-plugin", Tier::Website, SITE),
-            Verdict::WrongTier { works_with: Tier::Plugin },
+            Verdict::WrongTier {
+                works_with: Tier::Plugin,
+            },
         ),
-        (account("id-plugin", "key-plugin", Tier::Plugin, "site-2"), Verdict::NotSubscribed),
-        (account("id-web", "key-web", Tier::Website, "site-9"), Verdict::UnknownWebsite),
+        (
+            account("id-plugin", "key-plugin", Tier::Plugin, "site-2"),
+            Verdict::NotSubscribed,
+        ),
+        (
+            account("id-web", "key-web", Tier::Website, "site-9"),
+            Verdict::UnknownWebsite,
+        ),
     ];
     for (account, expected) in cases {
-        assert_eq!(test_account(&client, &account).await, expected, "{account:?}");
+        assert_eq!(
+            test_account(&client, &account).await,
+            expected,
+            "{account:?}"
+        );
     }
-    let down = CrispClient::new(&crate::helpers::dead_upstream().await, Duration::from_secs(2))
-        .expect("client");
+    let down = CrispClient::new(
+        &crate::helpers::dead_upstream().await,
+        Duration::from_secs(2),
+    )
+    .expect("client");
     let verdict = test_account(&down, &account("a", "b", Tier::Website, SITE)).await;
     assert!(matches!(verdict, Verdict::Unreachable(_)), "{verdict:?}");
 }
