@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::accounts::Tier;
+use crate::accounts::{Account, Tier};
 use crate::admin::{NewAccount, add_account};
+use crate::checks;
 use crate::config::Config;
+use crate::forward::CrispClient;
 use crate::secret::{CrispKey, Vault};
 use crate::store::{AccountUpdate, Store, StoreError};
 
@@ -67,6 +69,12 @@ pub enum AccountCommand {
         /// Take the new Crisp key from CRISP_KEY.
         #[arg(long)]
         key_from_env: bool,
+    },
+    /// Check an account with one cheap Crisp call: does the key, the tier, the website work?
+    Test {
+        id_or_label: String,
+        #[arg(long)]
+        workspace: String,
     },
     /// Unlink an account.
     Remove {
@@ -202,6 +210,10 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                 Err(e) => Err(e.to_string()),
             }
         }
+        AccountCommand::Test {
+            id_or_label,
+            workspace,
+        } => test(config, store, &id_or_label, &workspace).await,
         AccountCommand::Remove {
             id_or_label,
             workspace,
@@ -221,6 +233,50 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                 Err(e) => Err(e.to_string()),
             }
         }
+    }
+}
+
+async fn test(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    id_or_label: &str,
+    workspace: &str,
+) -> CliResult {
+    let workspace_id = workspace_id(store, workspace).await?;
+    let records = store
+        .list_accounts(Some(&workspace_id))
+        .await
+        .map_err(|e| e.to_string())?;
+    let record = records
+        .iter()
+        .find(|r| r.crisp_account_id == id_or_label || r.label == id_or_label)
+        .ok_or_else(|| {
+            format!("no account `{id_or_label}` in workspace `{workspace}`; see `crisp-gateway account list --workspace {workspace}`")
+        })?;
+    let vault =
+        Vault::new(&crate::app::master_key(config, store.engine()).map_err(|e| e.to_string())?);
+    let account = Account::from_record(record, &vault).map_err(|e| {
+        format!("{e}: CRISP_GATEWAY_MASTER_KEY is not the key this account was linked with")
+    })?;
+    let client = CrispClient::for_checks(config)
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let verdict = checks::test_account(&client, &account).await;
+    let works = verdict.works();
+    let report = checks::Report {
+        account: &account,
+        verdict,
+    };
+    println!(
+        "{} account `{}` ({}) at {}: {report}",
+        if works { "✓" } else { "✗" },
+        account.label,
+        account.id,
+        client.base()
+    );
+    if works {
+        Ok(())
+    } else {
+        Err(format!("account `{}` does not work yet", account.label))
     }
 }
 

@@ -1,9 +1,14 @@
-//! `crisp-gateway demo`: the whole gateway on the embedded database, against the sandbox.
+//! `crisp-gateway demo`: the whole gateway on the embedded database, against the stateful
+//! sandbox, with one realistic flow run through the gateway so the first thing a user sees is
+//! real data coming back.
 
 use std::net::SocketAddr;
 
+use serde_json::{Value, json};
+
 use crate::app::App;
 use crate::config::Config;
+use crate::sandbox::SandboxConfig;
 use crate::secret::{CrispKey, Vault};
 use crate::store::StoreError;
 
@@ -20,8 +25,8 @@ pub async fn demo(mut config: Config, listen: Option<SocketAddr>) -> CliResult {
     let sandbox_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(|e| format!("cannot start the sandbox: {e}"))?;
-    let (sandbox_url, _sandbox) =
-        crate::sandbox::spawn(sandbox_listener).map_err(|e| e.to_string())?;
+    let (sandbox_url, _sandbox) = crate::sandbox::spawn(sandbox_listener, SandboxConfig::default())
+        .map_err(|e| e.to_string())?;
     config.upstream = sandbox_url.clone();
 
     let store = super::open(&config).await?;
@@ -55,17 +60,96 @@ pub async fn demo(mut config: Config, listen: Option<SocketAddr>) -> CliResult {
     }
     let key = create_key(&store, &workspace.workspace_id, Some("demo".into())).await?;
 
-    let addr = config.listen;
-    let listener = super::serve::bind(addr).await?;
+    let listener = super::serve::bind(config.listen).await?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let app = App::new(config, store).map_err(|e| e.to_string())?;
+    let server = tokio::spawn(super::serve::serve_on(app, listener));
     eprintln!(
         "\ncrisp-gateway demo on http://{addr} (Crisp sandbox at {sandbox_url})\n\
-         workspace `{WORKSPACE}`, account `{ACCOUNT}`, new key {} (shown once)\n\n\
-         Try it:\n\n  curl -s -X POST http://{addr}/api/crisp/list/conversations \\\n    \
+         workspace `{WORKSPACE}`, account `{ACCOUNT}`, new key {} (shown once)\n",
+        key.id()
+    );
+    let flow = Flow {
+        http: reqwest::Client::new(),
+        base: format!("http://{addr}"),
+        key: key.reveal().to_owned(),
+    };
+    match flow.run().await {
+        Ok(()) => {}
+        Err(problem) => eprintln!("the demo flow failed: {problem}"),
+    }
+    eprintln!(
+        "Try it:\n\n  curl -s -X POST http://{addr}/api/crisp/list/conversations \\\n    \
          -H 'Authorization: Bearer {}' \\\n    -H 'Content-Type: application/json' -d '{{\"query\":{{\"per_page\":20}}}}'\n\n\
          All actions: curl -s http://{addr}/api/crisp/_endpoints\nStop with Ctrl-C.\n",
-        key.id(),
         key.reveal()
     );
-    super::serve::serve_on(app, listener).await
+    server
+        .await
+        .map_err(|e| format!("the server task failed: {e}"))?
+}
+
+/// The everyday flow, sent through the gateway itself: create a conversation, send a message,
+/// list the messages. Each step prints the curl line that does the same.
+struct Flow {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Flow {
+    async fn run(&self) -> Result<(), String> {
+        eprintln!("A first conversation, through the gateway:\n");
+        let created = self.call("create/new/conversation", json!({})).await?;
+        let session = created["session_id"]
+            .as_str()
+            .ok_or("create/new/conversation returned no session_id")?
+            .to_owned();
+        eprintln!("    → session_id {session}\n");
+        let sent = self
+            .call(
+                "send/message/in/conversation",
+                json!({
+                    "sessionID": session,
+                    "body": { "type": "text", "from": "operator", "origin": "chat", "content": "Hello from crisp-gateway!" }
+                }),
+            )
+            .await?;
+        eprintln!("    → fingerprint {}\n", sent["fingerprint"]);
+        let messages = self
+            .call(
+                "get/messages/in/conversation",
+                json!({ "sessionID": session }),
+            )
+            .await?;
+        let count = messages.as_array().map_or(0, Vec::len);
+        let first = messages[0]["content"].as_str().unwrap_or("");
+        eprintln!("    → {count} message(s): \"{first}\"\n");
+        Ok(())
+    }
+
+    async fn call(&self, action: &str, body: Value) -> Result<Value, String> {
+        eprintln!(
+            "  curl -s -X POST {}/api/crisp/{action} \\\n    -H 'Authorization: Bearer {}' \\\n    \
+             -H 'Content-Type: application/json' -d '{body}'",
+            self.base, self.key
+        );
+        let bytes = self
+            .http
+            .post(format!("{}/api/crisp/{action}", self.base))
+            .bearer_auth(&self.key)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| format!("{action}: {e}"))?
+            .bytes()
+            .await
+            .map_err(|e| format!("{action}: {e}"))?;
+        let reply: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{action}: {e}"))?;
+        if reply["ok"] != true {
+            return Err(format!("{action}: {reply}"));
+        }
+        Ok(reply["result"].clone())
+    }
 }

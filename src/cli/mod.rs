@@ -3,8 +3,10 @@
 mod account;
 mod audit;
 mod demo;
+mod doctor;
 mod key;
 mod master_key;
+mod sandbox;
 mod serve;
 mod workspace;
 
@@ -45,11 +47,10 @@ pub enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
-    /// Run only the Crisp sandbox (a stand-in for api.crisp.chat/v1).
-    Sandbox {
-        #[arg(long, default_value = "127.0.0.1:8090")]
-        listen: SocketAddr,
-    },
+    /// Run only the Crisp sandbox (a stateful stand-in for api.crisp.chat/v1).
+    Sandbox(sandbox::SandboxArgs),
+    /// Check the configuration, the database, the master key and every account.
+    Doctor,
     /// Manage workspaces.
     #[command(subcommand)]
     Workspace(workspace::WorkspaceCommand),
@@ -84,6 +85,9 @@ pub enum Command {
 pub type CliResult = Result<(), String>;
 
 pub async fn run(cli: Cli) -> CliResult {
+    if let Command::Doctor = cli.command {
+        return doctor::run(cli.config.as_deref()).await;
+    }
     let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Migrate => {
@@ -94,7 +98,8 @@ pub async fn run(cli: Cli) -> CliResult {
         }
         Command::Serve { listen } => serve::serve(config, listen).await,
         Command::Demo { listen } => demo::demo(config, listen).await,
-        Command::Sandbox { listen } => serve::sandbox(listen).await,
+        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Doctor => Ok(()),
         Command::Workspace(command) => workspace::run(&open(&config).await?, command).await,
         Command::Key(command) => key::run(&open(&config).await?, command).await,
         Command::Account(command) => account::run(&config, &open(&config).await?, command).await,

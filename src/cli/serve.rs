@@ -1,4 +1,4 @@
-//! `crisp-gateway serve` and `sandbox`: bind, serve, and stop gracefully on SIGTERM/SIGINT.
+//! `crisp-gateway serve`: bind, serve, and stop gracefully on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
 
@@ -69,15 +69,6 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
     // In-flight calls are done: write the audit rows they left in the buffer.
     app.auditor.flush(std::time::Duration::from_secs(10)).await;
     result
-}
-
-pub async fn sandbox(listen: SocketAddr) -> CliResult {
-    let listener = bind(listen).await?;
-    eprintln!("Crisp sandbox listening: set CRISP_GATEWAY_UPSTREAM=http://{listen}/v1");
-    axum::serve(listener, crate::sandbox::router())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("the sandbox failed: {e}"))
 }
 
 pub async fn shutdown_signal() {

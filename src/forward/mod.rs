@@ -87,6 +87,38 @@ impl CrispClient {
         url
     }
 
+    /// A client for one-off checks (`account test`, `doctor`): the configured timeout, no
+    /// retries and no shaping, so the answer seen is Crisp's own.
+    pub fn for_checks(config: &crate::config::Config) -> Result<Self, reqwest::Error> {
+        let single = RetryPolicy::new(
+            1,
+            Duration::from_millis(1),
+            Duration::from_millis(1),
+            Duration::ZERO,
+        )
+        .unwrap_or_else(|_| unreachable!("a one-attempt policy is valid"));
+        let unshaped = AccountShaper::new(crate::limits::AccountLimits {
+            max_concurrency: 0,
+            rate: 0.0,
+            burst: 0.0,
+            queue_timeout: Duration::ZERO,
+            max_queue: 0,
+        });
+        Self::new(&config.upstream, config.upstream_timeout, single, unshaped)
+    }
+
+    /// One attempt, no retry: for checks that must see exactly what Crisp says.
+    pub async fn probe(
+        &self,
+        account: &Account,
+        request: &UpstreamRequest,
+        request_id: &str,
+    ) -> Result<Reply, UpstreamError> {
+        let deadline = Instant::now() + self.attempt_timeout;
+        self.send(account, request, request_id, Safety::Once, deadline)
+            .await
+    }
+
     pub fn shaper(&self) -> &AccountShaper {
         &self.shaper
     }

@@ -1,13 +1,27 @@
-//! A local stand-in for Crisp's REST API v1, for `demo` and for trying the gateway safely.
+//! A local stand-in for Crisp's REST API v1, for `demo`, for tests, and for trying clients
+//! safely.
 //!
 //! It serves every catalog route under `/v1` the way Crisp frames answers
 //! (`{"error":…,"reason":…,"data":…}`), insists on Basic credentials and a valid
-//! `X-Crisp-Tier` as Crisp does, and keeps no state: reads answer empty, writes succeed.
+//! `X-Crisp-Tier`, keeps the everyday resources (conversations, messages, people, operators,
+//! settings) in memory, and answers every other route with a well-formed empty envelope.
 
+mod answer;
+mod conversations;
+mod faults;
+mod messages;
+mod operators;
+mod people;
+mod seed;
+mod settings;
+mod state;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, Method as HttpMethod, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -15,46 +29,124 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::catalog::{CATALOG, Method, Segment};
+use crate::accounts::Tier;
+use crate::catalog::{Action, CATALOG, Method, Segment};
 
-pub fn router() -> Router {
-    Router::new().fallback(answer)
+pub use answer::Answer;
+pub use faults::{Faults, Latency, RateLimit, parse_error_rate, parse_latency, parse_rate_limit};
+pub use seed::{Seed, SeedAccount};
+
+use answer::Checked;
+use faults::Injector;
+use state::Store;
+
+/// How a sandbox starts: open (any credentials, websites made on first use) or seeded, and
+/// which faults it injects.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxConfig {
+    pub seed: Option<Seed>,
+    pub faults: Faults,
+}
+
+struct Sandbox {
+    store: Store,
+    /// `None`: any identifier/key pair is accepted and websites spring into being.
+    accounts: Option<Vec<SeedAccount>>,
+    faults: Injector,
+}
+
+pub fn router(config: SandboxConfig) -> Router {
+    let (accounts, store) = match config.seed {
+        Some(seed) => (Some(seed.accounts), Store::with(seed.websites)),
+        None => (None, Store::default()),
+    };
+    let sandbox = Arc::new(Sandbox {
+        store,
+        accounts,
+        faults: Injector::new(config.faults),
+    });
+    Router::new().fallback(answer).with_state(sandbox)
 }
 
 /// Serves the sandbox on `listener` in the background; returns its base URL (with `/v1`).
-pub fn spawn(listener: TcpListener) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
+pub fn spawn(
+    listener: TcpListener,
+    config: SandboxConfig,
+) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
     let addr: SocketAddr = listener.local_addr()?;
+    let router = router(config);
     let handle = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router()).await {
+        if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "the sandbox stopped");
         }
     });
     Ok((format!("http://{addr}/v1"), handle))
 }
 
-fn envelope(status: StatusCode, error: bool, reason: &str, data: Value) -> Response {
-    let body = json!({ "error": error, "reason": reason, "data": data }).to_string();
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// One call, matched to its catalog action.
+pub struct Call {
+    pub slug: &'static str,
+    pub params: Vec<(&'static str, String)>,
+    pub query: HashMap<String, String>,
+    /// The JSON body; `{}` when none was sent.
+    pub body: Value,
 }
 
-fn authorized(headers: &HeaderMap) -> bool {
-    let credentials = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| STANDARD.decode(b).ok())
-        .and_then(|b| String::from_utf8(b).ok());
-    let pair_ok = credentials
-        .as_deref()
-        .and_then(|c| c.split_once(':'))
-        .is_some_and(|(id, key)| !id.is_empty() && !key.is_empty());
-    let tier_ok = headers
-        .get("x-crisp-tier")
-        .is_some_and(|t| matches!(t.as_bytes(), b"user" | b"website" | b"plugin"));
-    pair_ok && tier_ok
+impl Call {
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// The 1-based page number from the path.
+    pub fn page(&self) -> Checked<usize> {
+        self.param("pageNumber")
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| Answer::invalid("data.page_number should be >= 1"))
+    }
+
+    /// `per_page`: 20 to 50, 20 when absent.
+    pub fn per_page(&self) -> Checked<usize> {
+        match self.query.get("per_page") {
+            None => Ok(20),
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if (20..=50).contains(&n) => Ok(n),
+                Ok(n) if n < 20 => Err(Answer::invalid("data.per_page should be >= 20")),
+                Ok(_) => Err(Answer::invalid("data.per_page should be <= 50")),
+                Err(_) => Err(Answer::invalid("data.per_page should be number")),
+            },
+        }
+    }
 }
 
-async fn answer(request: Request) -> Response {
+fn credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let decoded = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")
+        .and_then(|b| STANDARD.decode(b.trim()).ok())
+        .and_then(|b| String::from_utf8(b).ok())?;
+    let (id, key) = decoded.split_once(':')?;
+    (!id.is_empty() && !key.is_empty()).then(|| (id.to_owned(), key.to_owned()))
+}
+
+fn unauthorized() -> Answer {
+    Answer::error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "the identifier/key pair or the tier is not valid",
+    )
+}
+
+async fn answer(State(sandbox): State<Arc<Sandbox>>, request: Request) -> Response {
+    if let Some(delay) = sandbox.faults.delay() {
+        tokio::time::sleep(delay).await;
+    }
     let method = match *request.method() {
         HttpMethod::GET => Method::Get,
         HttpMethod::HEAD => Method::Head,
@@ -62,61 +154,152 @@ async fn answer(request: Request) -> Response {
         HttpMethod::PUT => Method::Put,
         HttpMethod::PATCH => Method::Patch,
         HttpMethod::DELETE => Method::Delete,
-        _ => return not_found(),
+        _ => return Answer::no_route().into_response(),
     };
-    let Some(path) = request.uri().path().strip_prefix("/v1") else {
-        return not_found();
-    };
-    let route = CATALOG
-        .actions()
-        .iter()
-        .filter_map(|a| a.route.as_ref())
-        .find(|r| r.method == method && r.path.matches(path).is_some());
-    let Some(route) = route else {
-        return not_found();
-    };
-    if !authorized(request.headers()) {
-        return envelope(StatusCode::UNAUTHORIZED, true, "unauthorized", json!({}));
-    }
+    let answer = respond(&sandbox, method, request).await;
     if method == Method::Head {
-        return StatusCode::OK.into_response();
+        // HEAD answers with existence alone: the status, no body.
+        return answer.status.into_response();
     }
-    if method.is_write() {
-        let reason = match method {
-            Method::Post => "added",
-            Method::Delete => "deleted",
-            _ => "updated",
-        };
-        let bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
-            .await
-            .unwrap_or_default();
-        if !bytes.is_empty() && serde_json::from_slice::<Value>(&bytes).is_err() {
-            return envelope(
-                StatusCode::BAD_REQUEST,
-                true,
-                "invalid_data",
-                json!({ "message": "the request body is not valid JSON" }),
-            );
-        }
-        return envelope(StatusCode::OK, false, reason, json!({}));
-    }
-    let is_list = route
-        .path
-        .segments()
-        .contains(&Segment::Param("pageNumber"));
-    envelope(
-        StatusCode::OK,
-        false,
-        "resolved",
-        if is_list { json!([]) } else { json!({}) },
-    )
+    answer.into_response()
 }
 
-fn not_found() -> Response {
-    envelope(
-        StatusCode::NOT_FOUND,
-        true,
-        "not_found",
-        json!({ "message": "the route does not exist" }),
-    )
+async fn respond(sandbox: &Sandbox, method: Method, request: Request) -> Answer {
+    let Some(path) = request.uri().path().strip_prefix("/v1") else {
+        return Answer::no_route();
+    };
+    // Routes that share a method and path (`batch/remove/…`) differ only in their body;
+    // the first is enough to route the call.
+    let matched = CATALOG.actions().iter().find_map(|a| {
+        let route = a.route.as_ref()?;
+        (route.method == method)
+            .then(|| route.path.matches(path))
+            .flatten()
+            .map(|params| (a, params))
+    });
+    let Some((action, params)) = matched else {
+        return Answer::no_route();
+    };
+    if let Some(fault) = sandbox.faults.fault() {
+        return fault;
+    }
+    let Some((identifier, key)) = credentials(request.headers()) else {
+        return unauthorized();
+    };
+    let Some(tier) = request
+        .headers()
+        .get("x-crisp-tier")
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| t.parse::<Tier>().ok())
+    else {
+        return unauthorized();
+    };
+    let account = match &sandbox.accounts {
+        None => None,
+        Some(accounts) => {
+            let found = accounts
+                .iter()
+                .find(|a| a.identifier == identifier && a.key == key && a.tier == tier);
+            match found {
+                Some(account) => Some(account),
+                None => return unauthorized(),
+            }
+        }
+    };
+    if tier != Tier::User
+        && action
+            .notes
+            .is_some_and(|n| n.contains("user-tier tokens only"))
+    {
+        return Answer::error(
+            StatusCode::UNAUTHORIZED,
+            "restricted_route_tier",
+            "this route is only available to the user tier",
+        );
+    }
+    let query = Query::<HashMap<String, String>>::try_from_uri(request.uri())
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let body = match axum::body::to_bytes(request.into_body(), 4 << 20).await {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => json!({}),
+        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(value) => value,
+            Err(_) => return Answer::invalid("data should be object"),
+        },
+        Err(_) => return Answer::invalid("the request body is too large"),
+    };
+    let call = Call {
+        slug: action.slug,
+        params,
+        query,
+        body,
+    };
+    let website_id = call.param("websiteID").to_owned();
+    if website_id.is_empty() {
+        return generic(action, method);
+    }
+    if let Some(account) = account {
+        if !sandbox.store.contains(&website_id) {
+            return Answer::not_found("website");
+        }
+        if !account.websites.contains(&website_id) {
+            return match account.tier {
+                // Marketplace tokens reach a website only once the plugin is installed there.
+                Tier::Plugin => Answer::error(
+                    StatusCode::NOT_FOUND,
+                    "not_subscribed",
+                    "the plugin is not subscribed to this website",
+                ),
+                _ => Answer::error(
+                    StatusCode::FORBIDDEN,
+                    "not_allowed",
+                    "this token may not access this website",
+                ),
+            };
+        }
+    }
+    let handled = sandbox
+        .store
+        .with_website(&website_id, account.is_none(), |site| {
+            conversations::handle(&call, site)
+                .or_else(|| messages::handle(&call, site))
+                .or_else(|| people::handle(&call, site))
+                .or_else(|| operators::handle(&call, site))
+                .or_else(|| settings::handle(&call, site))
+                .or_else(|| unknown_resource(&call, site))
+        });
+    match handled {
+        None => Answer::not_found("website"),
+        Some(None) => generic(action, method),
+        Some(Some(Ok(answer) | Err(answer))) => answer,
+    }
+}
+
+/// A route the sandbox keeps no state for still names a conversation or a profile that must
+/// exist, as in Crisp.
+fn unknown_resource(call: &Call, site: &mut state::Website) -> Option<Checked<Answer>> {
+    let session = call.param("sessionID");
+    if !session.is_empty() && site.conversation(session).is_err() {
+        return Some(Err(Answer::not_found("conversation")));
+    }
+    let people = call.param("peopleID");
+    if !people.is_empty() && site.profile(people).is_err() {
+        return Some(Err(Answer::not_found("people profile")));
+    }
+    None
+}
+
+/// The answer for routes the sandbox keeps no state for: empty, but shaped as Crisp shapes it.
+fn generic(action: &Action, method: Method) -> Answer {
+    let reason = match method {
+        Method::Post => "added",
+        Method::Delete => "deleted",
+        Method::Put | Method::Patch => "updated",
+        Method::Get | Method::Head => "resolved",
+    };
+    let is_list = action
+        .route
+        .as_ref()
+        .is_some_and(|r| r.path.segments().contains(&Segment::Param("pageNumber")));
+    Answer::ok(reason, if is_list { json!([]) } else { json!({}) })
 }

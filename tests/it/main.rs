@@ -9,6 +9,7 @@ mod keys;
 mod mcp;
 mod requests;
 mod resilience;
+mod sandbox;
 mod secrets;
 mod storage;
 mod upstream;

@@ -1,0 +1,147 @@
+//! Account checks: one cheap authenticated Crisp call per account, and its answer told in
+//! plain words (wrong key, wrong tier, plugin not installed, unknown website), for
+//! `account test` and `doctor`.
+
+use std::fmt;
+
+use crate::accounts::{Account, Tier};
+use crate::catalog::CATALOG;
+use crate::forward::{CrispClient, UpstreamError, UpstreamRequest};
+
+/// The catalog action an account check calls: reading the website is cheap, needs only the
+/// website id, and is answered for every tier that may use the website.
+pub const PROBE_ACTION: &str = "get/website";
+
+/// What one check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Works,
+    /// Crisp refused the pair with every tier.
+    WrongKey,
+    /// Crisp refused the pair with the stored tier but accepted it with this one.
+    WrongTier {
+        works_with: Tier,
+    },
+    /// A Marketplace token whose plugin is not installed on the website.
+    NotSubscribed,
+    UnknownWebsite,
+    Forbidden(String),
+    RateLimited,
+    Unreachable(String),
+    Other(String),
+}
+
+impl Verdict {
+    pub fn works(&self) -> bool {
+        *self == Self::Works
+    }
+}
+
+/// A verdict about one account, ready to print.
+pub struct Report<'a> {
+    pub account: &'a Account,
+    pub verdict: Verdict,
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.account;
+        let readd = format!(
+            "crisp-gateway account remove {} --workspace WORKSPACE, then account add … --label {}",
+            a.label, a.label
+        );
+        match &self.verdict {
+            Verdict::Works => write!(
+                f,
+                "the identifier/key pair, the tier `{}` and the website id `{}` work",
+                a.tier, a.website_id
+            ),
+            Verdict::WrongKey => write!(
+                f,
+                "Crisp refused the identifier/key pair (identifier `{}`) with every tier: the key is \
+                 wrong, revoked or expired.\n  Fix: make a new token in Crisp and re-link it: {readd}",
+                a.identifier
+            ),
+            Verdict::WrongTier { works_with } => write!(
+                f,
+                "the key works, but with tier `{works_with}`, not `{}`.\n  Fix: re-link the account \
+                 with --tier {works_with}: {readd}",
+                a.tier
+            ),
+            Verdict::NotSubscribed => write!(
+                f,
+                "the key and tier work, but the plugin is not installed on website `{}`.\n  Fix: \
+                 install the plugin on that website (Crisp Marketplace), or link the right website id",
+                a.website_id
+            ),
+            Verdict::UnknownWebsite => write!(
+                f,
+                "the key and tier work, but Crisp knows no website `{}`.\n  Fix: copy the website id \
+                 from Crisp (Settings → Website settings) and re-link: {readd}",
+                a.website_id
+            ),
+            Verdict::Forbidden(detail) => write!(
+                f,
+                "Crisp forbade the call on website `{}` ({detail}): the token may not use this \
+                 website or lacks a scope.\n  Fix: use a token made for this website, or add the scope",
+                a.website_id
+            ),
+            Verdict::RateLimited => write!(
+                f,
+                "Crisp is rate-limiting this account, so nothing could be checked.\n  Fix: wait a \
+                 minute and run the check again"
+            ),
+            Verdict::Unreachable(detail) => write!(
+                f,
+                "{detail}.\n  Fix: check CRISP_GATEWAY_UPSTREAM and the network path to Crisp"
+            ),
+            Verdict::Other(detail) => write!(f, "{detail}"),
+        }
+    }
+}
+
+fn probe(account: &Account) -> Option<UpstreamRequest> {
+    let route = CATALOG.get(PROBE_ACTION)?.route.as_ref()?;
+    Some(UpstreamRequest {
+        method: route.method,
+        path: route.path.render(|_| &account.website_id),
+        query: Vec::new(),
+        body: None,
+    })
+}
+
+/// Checks one account with one call; only when Crisp refuses the credentials does it try the
+/// other tiers, to tell a wrong key from a wrong tier.
+pub async fn test_account(client: &CrispClient, account: &Account) -> Verdict {
+    let Some(request) = probe(account) else {
+        return Verdict::Other(format!("the catalog has no `{PROBE_ACTION}` action"));
+    };
+    match client.probe(account, &request, "account-test").await {
+        Ok(_) => Verdict::Works,
+        Err(UpstreamError::Unauthorized { .. }) => {
+            for tier in [Tier::Website, Tier::Plugin, Tier::User] {
+                if tier == account.tier {
+                    continue;
+                }
+                let mut other = account.clone();
+                other.tier = tier;
+                match client.probe(&other, &request, "account-test").await {
+                    Err(UpstreamError::Unauthorized { .. }) => {}
+                    // Anything past authentication means the pair is valid for this tier.
+                    _ => return Verdict::WrongTier { works_with: tier },
+                }
+            }
+            Verdict::WrongKey
+        }
+        Err(UpstreamError::Rejected { reason, .. }) if reason == "not_subscribed" => {
+            Verdict::NotSubscribed
+        }
+        Err(UpstreamError::Rejected { status: 404, .. }) => Verdict::UnknownWebsite,
+        Err(UpstreamError::Forbidden { detail, .. }) => Verdict::Forbidden(detail),
+        Err(UpstreamError::RateLimited { .. }) => Verdict::RateLimited,
+        Err(e @ (UpstreamError::Timeout | UpstreamError::Unreachable(_))) => Verdict::Unreachable(
+            format!("cannot reach Crisp at {}: {}", client.base(), e.message()),
+        ),
+        Err(e) => Verdict::Other(e.message()),
+    }
+}

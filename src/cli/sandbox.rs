@@ -1,0 +1,72 @@
+//! `crisp-gateway sandbox`: the stateful Crisp stand-in on its own port, optionally seeded and
+//! with injected faults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::sandbox::{Faults, Latency, RateLimit, SandboxConfig, Seed};
+
+use super::CliResult;
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: SocketAddr,
+    /// A TOML file fixing the accounts, websites and starting data (default: any credentials
+    /// work and websites spring into being on first use).
+    #[arg(long, value_name = "FILE")]
+    seed: Option<PathBuf>,
+    /// Answer 429 beyond this many calls, e.g. `10/s` or `100/min`.
+    #[arg(long, value_name = "N/s", value_parser = crate::sandbox::parse_rate_limit)]
+    rate_limit: Option<RateLimit>,
+    /// Answer rate-limited calls with this status: 429 or 420 (Crisp uses both).
+    #[arg(long, default_value_t = 429, value_parser = rate_limit_status)]
+    rate_limit_status: u16,
+    /// Delay every answer, e.g. `50ms..300ms` (uniform) or `100ms`.
+    #[arg(long, value_parser = crate::sandbox::parse_latency)]
+    latency: Option<Latency>,
+    /// The share of calls answered with a 500, e.g. `0.05`.
+    #[arg(long, default_value_t = 0.0, value_parser = crate::sandbox::parse_error_rate)]
+    error_rate: f64,
+}
+
+fn rate_limit_status(text: &str) -> Result<u16, String> {
+    match text {
+        "429" => Ok(429),
+        "420" => Ok(420),
+        other => Err(format!("`{other}`: Crisp rate-limits with 429 or 420")),
+    }
+}
+
+pub async fn run(args: SandboxArgs) -> CliResult {
+    let seed = args.seed.as_deref().map(Seed::load).transpose()?;
+    let seeded = seed.as_ref().map(|s| (s.accounts.len(), s.websites.len()));
+    let config = SandboxConfig {
+        seed,
+        faults: Faults {
+            rate_limit: args.rate_limit.map(|r| RateLimit {
+                status: args.rate_limit_status,
+                ..r
+            }),
+            latency: args.latency,
+            error_rate: args.error_rate,
+        },
+    };
+    let listener = super::serve::bind(args.listen).await?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    match seeded {
+        Some((accounts, websites)) => eprintln!(
+            "Crisp sandbox on http://{addr}/v1 with {accounts} seeded account(s) and {websites} website(s)"
+        ),
+        None => eprintln!(
+            "Crisp sandbox on http://{addr}/v1: any identifier/key pair works, websites appear on first use"
+        ),
+    }
+    eprintln!("Point the gateway at it: CRISP_GATEWAY_UPSTREAM=http://{addr}/v1");
+    axum::serve(listener, crate::sandbox::router(config))
+        .with_graceful_shutdown(super::shutdown_signal())
+        .await
+        .map_err(|e| format!("the sandbox failed: {e}"))
+}

@@ -1,0 +1,705 @@
+//! The stateful sandbox over real HTTP: its resources, Crisp's validation and errors, seeded
+//! accounts, fault injection, the gateway in front of it, and `account test` outcomes.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use crisp_gateway::accounts::{Account, Tier};
+use crisp_gateway::checks::{Verdict, test_account};
+use crisp_gateway::forward::CrispClient;
+use crisp_gateway::sandbox::{self, Faults, RateLimit, SandboxConfig, Seed};
+use crisp_gateway::store::AccountRecord;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::helpers::{Engine as DbEngine, TestApp, engines};
+
+const SITE: &str = "site-1";
+
+async fn start(config: SandboxConfig) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    sandbox::spawn(listener, config).expect("spawn").0
+}
+
+/// A bare Crisp client: Basic credentials and a tier, like the official clients.
+struct Client {
+    base: String,
+    http: reqwest::Client,
+    auth: Option<(String, String, String)>,
+}
+
+struct Got {
+    status: u16,
+    body: Value,
+}
+
+impl Client {
+    fn new(base: &str, id: &str, key: &str, tier: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            http: reqwest::Client::new(),
+            auth: Some((id.to_owned(), key.to_owned(), tier.to_owned())),
+        }
+    }
+
+    async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Got {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some((id, key, tier)) = &self.auth {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{key}"));
+            request = request
+                .header("authorization", format!("Basic {token}"))
+                .header("x-crisp-tier", tier);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("sandbox answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        Got { status, body }
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let got = self.send(method, path, body).await;
+        assert!(
+            (200..300).contains(&got.status),
+            "{method} {path}: {} {}",
+            got.status,
+            got.body
+        );
+        assert_eq!(got.body["error"], false, "{}", got.body);
+        got.body["data"].clone()
+    }
+}
+
+fn site(path: &str) -> String {
+    format!("/website/{SITE}{path}")
+}
+
+#[tokio::test]
+async fn conversations_and_messages_keep_state() {
+    let base = start(SandboxConfig::default()).await;
+    let c = Client::new(&base, "any-id", "any-key", "website");
+
+    let created = c.ok("POST", &site("/conversation"), Some(json!({}))).await;
+    let session = created["session_id"]
+        .as_str()
+        .expect("session_id")
+        .to_owned();
+    assert!(
+        session.starts_with("session_") && session.len() == 44,
+        "{session}"
+    );
+    let conv = |p: &str| site(&format!("/conversation/{session}{p}"));
+
+    // Sending needs type, from, origin and content, and says which one is missing.
+    let missing = c
+        .send(
+            "POST",
+            &conv("/message"),
+            Some(json!({"type": "text", "from": "operator", "content": "hi"})),
+        )
+        .await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(missing.body["reason"], "invalid_data");
+    assert_eq!(
+        missing.body["data"]["message"],
+        "data should have required property 'origin'"
+    );
+    let wrong_content = c
+        .send(
+            "POST",
+            &conv("/message"),
+            Some(json!({"type": "text", "from": "user", "origin": "chat", "content": {"x": 1}})),
+        )
+        .await;
+    assert_eq!(
+        wrong_content.body["data"]["message"],
+        "data.content should be string"
+    );
+
+    let mut fingerprints = Vec::new();
+    for (i, from) in ["user", "operator", "user"].iter().enumerate() {
+        let sent = c
+            .ok(
+                "POST",
+                &conv("/message"),
+                Some(json!({"type": "text", "from": from, "origin": "chat", "content": format!("m{i}")})),
+            )
+            .await;
+        fingerprints.push(sent["fingerprint"].as_u64().expect("integer fingerprint"));
+    }
+    let all = c.ok("GET", &conv("/messages"), None).await;
+    let contents: Vec<&str> = all
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|m| m["content"].as_str().expect("content"))
+        .collect();
+    assert_eq!(contents, ["m0", "m1", "m2"]);
+    let cursor = all[2]["timestamp"].as_i64().expect("timestamp");
+    let older = c
+        .ok(
+            "GET",
+            &conv(&format!("/messages?timestamp_before={cursor}")),
+            None,
+        )
+        .await;
+    assert_eq!(older.as_array().map(Vec::len), Some(2));
+
+    let one = conv(&format!("/message/{}", fingerprints[1]));
+    assert_eq!(c.ok("GET", &one, None).await["content"], "m1");
+    c.ok("PATCH", &one, Some(json!({"content": "edited"})))
+        .await;
+    let edited = c.ok("GET", &one, None).await;
+    assert_eq!(
+        (edited["content"].as_str(), edited["edited"].as_bool()),
+        (Some("edited"), Some(true))
+    );
+    c.ok("DELETE", &one, None).await;
+    assert_eq!(c.send("GET", &one, None).await.status, 404);
+
+    // Two visitor messages are unread for operators until they read them.
+    let got = c.ok("GET", &conv(""), None).await;
+    assert_eq!(got["unread"]["operator"], 2);
+    c.ok(
+        "PATCH",
+        &conv("/read"),
+        Some(json!({"from": "operator", "origin": "chat"})),
+    )
+    .await;
+    assert_eq!(c.ok("GET", &conv(""), None).await["unread"]["operator"], 0);
+    c.ok("PATCH", &conv("/unread"), Some(json!({"from": "operator"})))
+        .await;
+    assert_eq!(c.ok("GET", &conv(""), None).await["unread"]["operator"], 1);
+
+    let bad_state = c
+        .send("PATCH", &conv("/state"), Some(json!({"state": "closed"})))
+        .await;
+    assert_eq!(
+        bad_state.body["data"]["message"],
+        "data.state should be equal to one of the allowed values"
+    );
+    c.ok("PATCH", &conv("/state"), Some(json!({"state": "resolved"})))
+        .await;
+    assert_eq!(
+        c.ok("GET", &conv("/state"), None).await["state"],
+        "resolved"
+    );
+
+    c.ok(
+        "PATCH",
+        &conv("/meta"),
+        Some(json!({"nickname": "Jane", "email": "jane@example.com", "segments": ["vip"]})),
+    )
+    .await;
+    let metas = c.ok("GET", &conv("/meta"), None).await;
+    assert_eq!(
+        (metas["nickname"].as_str(), metas["segments"][0].as_str()),
+        (Some("Jane"), Some("vip"))
+    );
+    let bad_email = c
+        .send("PATCH", &conv("/meta"), Some(json!({"email": "nope"})))
+        .await;
+    assert_eq!(bad_email.status, 400);
+
+    let operators = c.ok("GET", &site("/operators/list"), None).await;
+    let owner = operators[0]["details"]["user_id"]
+        .as_str()
+        .expect("user_id")
+        .to_owned();
+    c.ok(
+        "PATCH",
+        &conv("/routing"),
+        Some(json!({"assigned": {"user_id": owner}})),
+    )
+    .await;
+    assert_eq!(
+        c.ok("GET", &conv("/routing"), None).await["assigned"]["user_id"],
+        owner.as_str()
+    );
+
+    // HEAD answers with existence alone; routes without state still need the conversation.
+    assert_eq!(c.send("HEAD", &conv(""), None).await.status, 200);
+    assert_eq!(c.ok("GET", &conv("/participants"), None).await, json!({}));
+    c.ok("DELETE", &conv(""), None).await;
+    assert_eq!(c.send("HEAD", &conv(""), None).await.status, 404);
+    let gone = c.send("GET", &conv(""), None).await;
+    assert_eq!(
+        (gone.status, gone.body["reason"].as_str()),
+        (404, Some("not_found"))
+    );
+    assert_eq!(
+        c.send("GET", &conv("/participants"), None).await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn conversations_page_with_per_page() {
+    let base = start(SandboxConfig::default()).await;
+    let c = Client::new(&base, "any-id", "any-key", "plugin");
+    for _ in 0..25 {
+        c.ok("POST", &site("/conversation"), None).await;
+    }
+    let len = |v: Value| v.as_array().map_or(0, Vec::len);
+    assert_eq!(len(c.ok("GET", &site("/conversations/1"), None).await), 20);
+    assert_eq!(len(c.ok("GET", &site("/conversations/2"), None).await), 5);
+    assert_eq!(len(c.ok("GET", &site("/conversations/3"), None).await), 0);
+    assert_eq!(
+        len(c
+            .ok("GET", &site("/conversations/1?per_page=50"), None)
+            .await),
+        25
+    );
+    let small = c
+        .send("GET", &site("/conversations/1?per_page=5"), None)
+        .await;
+    assert_eq!(
+        (small.status, small.body["data"]["message"].as_str()),
+        (400, Some("data.per_page should be >= 20"))
+    );
+    assert_eq!(
+        c.send("GET", &site("/conversations/0"), None).await.status,
+        400
+    );
+}
+
+#[tokio::test]
+async fn people_operators_and_settings_keep_state() {
+    let base = start(SandboxConfig::default()).await;
+    let c = Client::new(&base, "any-id", "any-key", "website");
+
+    let no_nickname = c
+        .send(
+            "POST",
+            &site("/people/profile"),
+            Some(json!({"email": "a@example.com"})),
+        )
+        .await;
+    assert_eq!(
+        no_nickname.body["data"]["message"],
+        "data should have required property 'person'"
+    );
+    let added = c
+        .ok(
+            "POST",
+            &site("/people/profile"),
+            Some(json!({"email": "bob@example.com", "person": {"nickname": "Bob"}})),
+        )
+        .await;
+    let bob = added["people_id"].as_str().expect("people_id").to_owned();
+    c.ok(
+        "POST",
+        &site("/people/profile"),
+        Some(json!({"email": "ann@example.com", "person": {"nickname": "Ann"}})),
+    )
+    .await;
+    let found = c
+        .ok("GET", &site("/people/profiles/1?search_text=bob"), None)
+        .await;
+    assert_eq!(found.as_array().map(Vec::len), Some(1));
+    assert_eq!(found[0]["people_id"], bob.as_str());
+
+    let profile = |p: &str| site(&format!("/people/profile/{p}"));
+    c.ok(
+        "PATCH",
+        &profile(&bob),
+        Some(json!({"person": {"phone": "+33"}, "segments": ["lead"]})),
+    )
+    .await;
+    // The profile can be named by e-mail too; a PATCH merges into the card.
+    let got = c.ok("GET", &profile("bob@example.com"), None).await;
+    assert_eq!(
+        (
+            got["person"]["nickname"].as_str(),
+            got["person"]["phone"].as_str()
+        ),
+        (Some("Bob"), Some("+33"))
+    );
+    let extra = c
+        .send("PATCH", &profile(&bob), Some(json!({"shoe_size": 42})))
+        .await;
+    assert_eq!(
+        extra.body["data"]["message"],
+        "data should NOT have additional properties"
+    );
+
+    c.ok(
+        "POST",
+        &site(&format!("/people/events/{bob}")),
+        Some(json!({"text": "signed up"})),
+    )
+    .await;
+    let events = c
+        .ok("GET", &site(&format!("/people/events/{bob}/list/1")), None)
+        .await;
+    assert_eq!(events[0]["text"], "signed up");
+    c.ok(
+        "PATCH",
+        &site(&format!("/people/data/{bob}")),
+        Some(json!({"data": {"plan": "pro"}})),
+    )
+    .await;
+    c.ok(
+        "PATCH",
+        &site(&format!("/people/data/{bob}")),
+        Some(json!({"data": {"seats": 3}})),
+    )
+    .await;
+    assert_eq!(
+        c.ok("GET", &site(&format!("/people/data/{bob}")), None)
+            .await,
+        json!({"data": {"plan": "pro", "seats": 3}})
+    );
+    assert_eq!(c.send("HEAD", &profile(&bob), None).await.status, 200);
+    c.ok("DELETE", &profile(&bob), None).await;
+    assert_eq!(c.send("GET", &profile(&bob), None).await.status, 404);
+
+    c.ok(
+        "POST",
+        &site("/operator"),
+        Some(json!({"email": "new@example.com", "role": "member", "verify": "pw"})),
+    )
+    .await;
+    let operators = c.ok("GET", &site("/operators/list"), None).await;
+    let invited = operators
+        .as_array()
+        .and_then(|o| {
+            o.iter()
+                .find(|o| o["details"]["email"] == "new@example.com")
+        })
+        .expect("invitation listed")["details"]["user_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    c.ok(
+        "PATCH",
+        &site(&format!("/operator/{invited}")),
+        Some(json!({"role": "owner"})),
+    )
+    .await;
+    assert_eq!(
+        c.ok("GET", &site(&format!("/operator/{invited}")), None)
+            .await["details"]["role"],
+        "owner"
+    );
+    c.ok("DELETE", &site(&format!("/operator/{invited}")), None)
+        .await;
+    assert_eq!(
+        c.send("GET", &site(&format!("/operator/{invited}")), None)
+            .await
+            .status,
+        404
+    );
+
+    c.ok(
+        "PATCH",
+        &site("/settings"),
+        Some(json!({"name": "Shop", "chatbox": {"color_theme": "red"}})),
+    )
+    .await;
+    let settings = c.ok("GET", &site("/settings"), None).await;
+    assert_eq!(settings["name"], "Shop");
+    assert_eq!(settings["chatbox"]["color_theme"], "red");
+    assert_eq!(settings["chatbox"]["file_transfer"], true);
+    assert_eq!(c.ok("GET", &site(""), None).await["name"], "Shop");
+    let bad = c
+        .send("PATCH", &site("/settings"), Some(json!({"chatbox": "red"})))
+        .await;
+    assert_eq!(bad.body["data"]["message"], "data.chatbox should be object");
+}
+
+#[tokio::test]
+async fn credentials_tiers_and_routes_are_checked() {
+    let base = start(SandboxConfig::default()).await;
+    let mut c = Client::new(&base, "id", "key", "website");
+    // Any other route of the catalog answers a well-formed, empty envelope.
+    let generic = c.send("GET", &site("/visitors/blocked"), None).await;
+    assert_eq!(
+        (generic.status, generic.body["error"].as_bool()),
+        (200, Some(false))
+    );
+    assert_eq!(c.ok("GET", &site("/inboxes/list/1"), None).await, json!([]));
+    let unknown = c.send("GET", "/website/x/no-such-route", None).await;
+    assert_eq!(
+        (unknown.status, unknown.body["data"]["message"].as_str()),
+        (404, Some("the route does not exist"))
+    );
+    let user_only = c
+        .send(
+            "POST",
+            "/website",
+            Some(json!({"name": "x", "domain": "x.com"})),
+        )
+        .await;
+    assert_eq!(
+        (user_only.status, user_only.body["reason"].as_str()),
+        (401, Some("restricted_route_tier"))
+    );
+    c = Client::new(&base, "id", "key", "robot");
+    assert_eq!(c.send("GET", &site("/settings"), None).await.status, 401);
+    c.auth = None;
+    assert_eq!(c.send("GET", &site("/settings"), None).await.status, 401);
+}
+
+const SEED: &str = r#"
+[[account]]
+identifier = "id-web"
+key = "key-web"
+tier = "website"
+websites = ["site-1"]
+
+[[account]]
+identifier = "id-plugin"
+key = "key-plugin"
+tier = "plugin"
+websites = ["site-1"]
+
+[[website]]
+id = "site-1"
+name = "Acme"
+domain = "acme.example"
+operators = [{ email = "ann@acme.example", first_name = "Ann", last_name = "Lee", role = "owner" }]
+people = [{ email = "bob@example.com", nickname = "Bob" }]
+
+[[website.conversation]]
+nickname = "Bob"
+state = "unresolved"
+messages = [{ from = "user", content = "Where is my order?" }, { from = "operator", content = "On its way." }]
+
+[[website]]
+id = "site-2"
+"#;
+
+#[tokio::test]
+async fn a_seed_fixes_accounts_websites_and_data() {
+    let base = start(SandboxConfig {
+        seed: Some(Seed::parse(SEED).expect("seed")),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let web = Client::new(&base, "id-web", "key-web", "website");
+    let list = web.ok("GET", &site("/conversations/1"), None).await;
+    assert_eq!(list[0]["meta"]["nickname"], "Bob");
+    assert_eq!(list[0]["state"], "unresolved");
+    let session = list[0]["session_id"].as_str().expect("id");
+    let messages = web
+        .ok(
+            "GET",
+            &site(&format!("/conversation/{session}/messages")),
+            None,
+        )
+        .await;
+    assert_eq!(messages[1]["content"], "On its way.");
+    assert_eq!(
+        web.ok("GET", &site("/operators/list"), None).await[0]["details"]["first_name"],
+        "Ann"
+    );
+    assert_eq!(
+        web.ok("GET", &site("/settings"), None).await["domain"],
+        "acme.example"
+    );
+
+    let status = |g: Got| (g.status, g.body["reason"].as_str().map(str::to_owned));
+    let wrong_key = Client::new(&base, "id-web", "nope", "website");
+    assert_eq!(
+        wrong_key.send("GET", &site("/settings"), None).await.status,
+        401
+    );
+    let wrong_tier = Client::new(&base, "id-web", "key-web", "plugin");
+    assert_eq!(
+        wrong_tier
+            .send("GET", &site("/settings"), None)
+            .await
+            .status,
+        401
+    );
+    let plugin = Client::new(&base, "id-plugin", "key-plugin", "plugin");
+    plugin.ok("GET", &site("/settings"), None).await;
+    assert_eq!(
+        status(plugin.send("GET", "/website/site-2/settings", None).await),
+        (404, Some("not_subscribed".into()))
+    );
+    assert_eq!(
+        status(web.send("GET", "/website/site-2/settings", None).await),
+        (403, Some("not_allowed".into()))
+    );
+    assert_eq!(
+        status(web.send("GET", "/website/site-9/settings", None).await),
+        (404, Some("not_found".into()))
+    );
+    assert!(
+        Seed::parse(
+            "[[account]]\nidentifier=\"a\"\nkey=\"b\"\ntier=\"website\"\nwebsites=[\"nope\"]"
+        )
+        .is_err()
+    );
+    assert!(Seed::parse("[[account]]\nidentifier=\"a\"\nkey=\"b\"\ntier=\"robot\"").is_err());
+}
+
+#[tokio::test]
+async fn faults_are_injected() {
+    let limited = start(SandboxConfig {
+        faults: Faults {
+            rate_limit: Some(RateLimit {
+                calls: 2,
+                per: Duration::from_secs(3600),
+                status: 420,
+            }),
+            ..Faults::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await;
+    let c = Client::new(&limited, "id", "key", "website");
+    c.ok("GET", &site("/settings"), None).await;
+    c.ok("GET", &site("/settings"), None).await;
+    assert_eq!(c.send("GET", &site("/settings"), None).await.status, 420);
+
+    let failing = start(SandboxConfig {
+        faults: Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await;
+    let c = Client::new(&failing, "id", "key", "website");
+    let got = c.send("GET", &site("/settings"), None).await;
+    assert_eq!((got.status, got.body["error"].as_bool()), (500, Some(true)));
+
+    let slow = start(SandboxConfig {
+        faults: Faults {
+            latency: Some(sandbox::parse_latency("150ms..200ms").expect("latency")),
+            ..Faults::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await;
+    let c = Client::new(&slow, "id", "key", "website");
+    let started = Instant::now();
+    c.ok("GET", &site("/settings"), None).await;
+    assert!(started.elapsed() >= Duration::from_millis(150));
+}
+
+#[tokio::test]
+async fn the_gateway_drives_the_sandbox() {
+    for engine in engines() {
+        let base = start(SandboxConfig::default()).await;
+        let app = TestApp::spawn_with(engine, |config| config.upstream = base.clone()).await;
+        let created = app.call("create/new/conversation", "{}").await;
+        assert_eq!(created.status, 200, "{engine:?}: {}", created.text);
+        let session = created.json()["result"]["session_id"]
+            .as_str()
+            .expect("session_id")
+            .to_owned();
+        let body = json!({"sessionID": session, "body": {"type": "text", "from": "operator", "origin": "chat", "content": "hello"}});
+        let sent = app
+            .call("send/message/in/conversation", &body.to_string())
+            .await;
+        assert_eq!(sent.status, 200, "{}", sent.text);
+        let listed = app
+            .call(
+                "get/messages/in/conversation",
+                &json!({"sessionID": session}).to_string(),
+            )
+            .await;
+        assert_eq!(
+            listed.json()["result"][0]["content"],
+            "hello",
+            "{}",
+            listed.text
+        );
+        // Crisp's validation reaches the caller as a 400 naming the field.
+        let bad = json!({"sessionID": session, "body": {"type": "text", "from": "operator", "content": "x"}});
+        let refused = app
+            .call("send/message/in/conversation", &bad.to_string())
+            .await;
+        assert_eq!(refused.status, 400);
+        assert!(refused.message().contains("'origin'"), "{}", refused.text);
+        let missing = app
+            .call("get/conversation", r#"{"sessionID":"session_nope"}"#)
+            .await;
+        assert_eq!(
+            (missing.status, missing.reason()),
+            (404, "not_found".to_owned())
+        );
+        let _: DbEngine = engine;
+    }
+}
+
+fn account(identifier: &str, key: &str, tier: Tier, website: &str) -> Account {
+    let master = crisp_gateway::secret::MasterKey::generate();
+    let vault = crisp_gateway::secret::Vault::new(&master);
+    let record = AccountRecord {
+        sealed_key: vault.seal("acc_test", &crisp_gateway::secret::CrispKey::new(key)),
+        crisp_account_id: "acc_test".into(),
+        workspace_id: "ws".into(),
+        label: "main".into(),
+        identifier: identifier.into(),
+        website_id: website.into(),
+        tier: tier.as_str().into(),
+        is_default: true,
+        created_at: 0,
+    };
+    Account::from_record(&record, &vault).expect("account")
+}
+
+#[tokio::test]
+async fn account_test_says_what_is_wrong() {
+    let base = start(SandboxConfig {
+        seed: Some(Seed::parse(SEED).expect("seed")),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let checks = |upstream: String| crisp_gateway::config::Config {
+        upstream,
+        upstream_timeout: Duration::from_secs(5),
+        ..crisp_gateway::config::Config::default()
+    };
+    let client = CrispClient::for_checks(&checks(base.clone())).expect("client");
+    let cases = [
+        (
+            account("id-web", "key-web", Tier::Website, SITE),
+            Verdict::Works,
+        ),
+        (
+            account("id-web", "wrong", Tier::Website, SITE),
+            Verdict::WrongKey,
+        ),
+        (
+            account("id-plugin", "key-plugin", Tier::Website, SITE),
+            Verdict::WrongTier {
+                works_with: Tier::Plugin,
+            },
+        ),
+        (
+            account("id-plugin", "key-plugin", Tier::Plugin, "site-2"),
+            Verdict::NotSubscribed,
+        ),
+        (
+            account("id-web", "key-web", Tier::Website, "site-9"),
+            Verdict::UnknownWebsite,
+        ),
+    ];
+    for (account, expected) in cases {
+        assert_eq!(
+            test_account(&client, &account).await,
+            expected,
+            "{account:?}"
+        );
+    }
+    let down =
+        CrispClient::for_checks(&checks(crate::helpers::dead_upstream().await)).expect("client");
+    let verdict = test_account(&down, &account("a", "b", Tier::Website, SITE)).await;
+    assert!(matches!(verdict, Verdict::Unreachable(_)), "{verdict:?}");
+}
