@@ -11,6 +11,7 @@ pub mod checks; // account checks in plain words, for `account test` and `doctor
 pub mod cli; // the command line: serve, demo, sandbox, admin commands
 pub mod clock; // unix-second times and durations
 pub mod config; // typed configuration: defaults → TOML file → environment
+pub mod docs; // OpenAPI, Postman and llms.txt, generated from the catalog
 pub mod error; // the one API error type and its JSON envelope
 pub mod forward; // the typed Crisp client and the mapping of its answers
 pub mod http; // router, middleware stack, handlers

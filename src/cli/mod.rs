@@ -6,6 +6,7 @@ mod demo;
 mod doctor;
 mod key;
 mod master_key;
+mod openapi;
 mod sandbox;
 mod serve;
 mod workspace;
@@ -51,6 +52,8 @@ pub enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Check the configuration, the database, the master key and every account.
     Doctor,
+    /// Write the OpenAPI document and the Postman collection (or check them with --check).
+    Openapi(openapi::OpenapiArgs),
     /// Manage workspaces.
     #[command(subcommand)]
     Workspace(workspace::WorkspaceCommand),
@@ -100,6 +103,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Demo { listen } => demo::demo(config, listen).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Doctor => Ok(()),
+        Command::Openapi(args) => openapi::run(&args),
         Command::Workspace(command) => workspace::run(&open(&config).await?, command).await,
         Command::Key(command) => key::run(&open(&config).await?, command).await,
         Command::Account(command) => account::run(&config, &open(&config).await?, command).await,

@@ -2,6 +2,7 @@
 
 mod actions;
 mod discovery;
+mod docs;
 mod envelope;
 mod health;
 mod report;
@@ -69,7 +70,8 @@ pub fn router(app: AppState) -> Router {
     let public = Router::new()
         .route("/api/crisp/_endpoints", get(discovery::endpoints))
         .route("/healthz", get(health::alive))
-        .route("/readyz", get(health::ready));
+        .route("/readyz", get(health::ready))
+        .merge(docs::routes());
 
     // Outermost first: every response gets a request id, one access-log line and its
     // metrics, and an error envelope if it failed; a panic becomes a 500; past

@@ -4,6 +4,7 @@
 
 mod actions;
 mod cli;
+mod docs;
 mod helpers;
 mod keys;
 mod mcp;

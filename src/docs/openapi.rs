@@ -1,0 +1,772 @@
+//! The OpenAPI 3.1 document, built with utoipa from the catalog: one operation per action.
+
+use serde_json::{Value, json};
+use utoipa::openapi::extensions::{Extensions, ExtensionsBuilder};
+use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, Paths,
+    Ref, RefOr, Required, ResponseBuilder, ResponsesBuilder,
+};
+
+use crate::catalog::{Action, CATALOG, ParamKind};
+
+use super::notes::{Field, Shape};
+use super::{body_fields, example_request, param_description};
+
+const BEARER: &str = "bearerAuth";
+const JSON: &str = "application/json";
+
+/// The statuses the gateway answers with an error envelope, and when.
+const ERRORS: [(&str, &str); 11] = [
+    (
+        "400",
+        "The body is not a JSON object of the action's fields, or a field is wrong (the message names it).",
+    ),
+    ("401", "Missing or invalid API key."),
+    (
+        "403",
+        "The key's scope does not allow this action, or Crisp forbade it for the account.",
+    ),
+    (
+        "404",
+        "Unknown action or account, or Crisp reported the resource missing.",
+    ),
+    ("409", "Crisp reported a conflict."),
+    (
+        "413",
+        "The request body is larger than the gateway's limit.",
+    ),
+    (
+        "429",
+        "Rate-limited (by the gateway or by Crisp); see Retry-After.",
+    ),
+    (
+        "502",
+        "Crisp failed, refused the account's credentials, or answered garbage.",
+    ),
+    (
+        "503",
+        "The gateway's database is unavailable; retry shortly.",
+    ),
+    ("504", "The call took longer than the gateway's deadline."),
+    ("default", "Any other error, in the same envelope."),
+];
+
+/// The endpoints that are not catalog actions: (path, summary, response schema, content type).
+const GATEWAY_ENDPOINTS: [(&str, &str, &str); 7] = [
+    (
+        "/api/crisp/_endpoints",
+        "List every action with its parameters",
+        "Endpoints",
+    ),
+    ("/healthz", "Liveness: the process answers", "Health"),
+    ("/readyz", "Readiness: the database answers", "Health"),
+    ("/openapi.json", "This OpenAPI document", "Document"),
+    ("/postman.json", "The Postman v2.1 collection", "Document"),
+    (
+        "/llms.txt",
+        "The gateway explained for agents (Markdown)",
+        "Text",
+    ),
+    (
+        "/metrics",
+        "Prometheus metrics (text exposition format)",
+        "Text",
+    ),
+];
+
+pub fn document() -> OpenApi {
+    let mut paths = Paths::new();
+    let mut components = ComponentsBuilder::new()
+        .security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sk_live_…")
+                    .description(Some(
+                        "A workspace key made by `crisp-gateway key create`, sent as `Authorization: Bearer sk_live_…`.",
+                    ))
+                    .build(),
+            ),
+        )
+        .schema("SuccessEnvelope", envelope(any("The Crisp `data` of the answer.")))
+        .schema(
+            "ExistsEnvelope",
+            envelope(
+                ObjectBuilder::new()
+                    .property("exists", typed(Type::Boolean, "Whether Crisp has it."))
+                    .required("exists")
+                    .description(Some("A Crisp HEAD call answers with existence only."))
+                    .into(),
+            ),
+        )
+        .schema(
+            "AccountsEnvelope",
+            envelope(ArrayBuilder::new().items(account_schema()).into()),
+        )
+        .schema("ErrorEnvelope", error_envelope())
+        .schema("Endpoints", endpoints_schema())
+        .schema(
+            "Health",
+            ObjectBuilder::new()
+                .property("ok", typed(Type::Boolean, "Always true."))
+                .required("ok"),
+        )
+        .schema(
+            "Document",
+            ObjectBuilder::new().description(Some("A JSON document.")),
+        );
+
+    // The error answers are shared by every action, so they are written once as components.
+    for (status, why) in ERRORS {
+        components = components.response(error_name(status), error_response(why));
+    }
+    for action in CATALOG.actions() {
+        let request = request_name(action);
+        components = components.schema(&request, request_schema(action));
+        paths.add_path_operation(
+            format!("/api/crisp/{}", action.slug),
+            vec![HttpMethod::Post],
+            operation(action, &request),
+        );
+    }
+    for (path, summary, schema) in GATEWAY_ENDPOINTS {
+        let content = if schema == "Text" {
+            ContentBuilder::new()
+                .schema(Some(typed(Type::String, "Markdown text.")))
+                .build()
+        } else {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(schema)))
+                .build()
+        };
+        let media = if schema == "Text" { "text/plain" } else { JSON };
+        let mut responses = ResponsesBuilder::new().response(
+            "200",
+            ResponseBuilder::new()
+                .description("OK")
+                .content(media, content),
+        );
+        if path == "/readyz" {
+            responses = responses.response("503", error_response(ERRORS[8].1));
+        }
+        paths.add_path_operation(
+            path,
+            vec![HttpMethod::Get],
+            OperationBuilder::new()
+                .tag("gateway")
+                .summary(Some(summary))
+                .operation_id(Some(operation_id(path)))
+                .securities(Some(Vec::<SecurityRequirement>::new()))
+                .responses(responses)
+                .build(),
+        );
+    }
+
+    paths.add_path_operation(
+        "/api/crisp/report",
+        vec![HttpMethod::Post],
+        report_operation(),
+    );
+    components = components.schema("ReportRequest", report_request());
+
+    let mut domains: Vec<&str> = CATALOG.actions().iter().map(|a| a.domain).collect();
+    domains.sort_unstable();
+    domains.dedup();
+    let tags = domains
+        .into_iter()
+        .chain(
+            std::iter::once("gateway")
+                .filter(|_| !CATALOG.actions().iter().any(|a| a.domain == "gateway")),
+        )
+        .map(|d| {
+            let count = CATALOG.actions().iter().filter(|a| a.domain == d).count();
+            TagBuilder::new()
+                .name(d)
+                .description(Some(if d == "gateway" {
+                    format!("The gateway's own endpoints and {count} action(s) it answers itself.")
+                } else {
+                    format!("Crisp {d}: {count} actions.")
+                }))
+                .build()
+        });
+
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("crisp-gateway")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(DESCRIPTION))
+                .license(Some(
+                    LicenseBuilder::new()
+                        .name("MIT")
+                        .identifier(Some("MIT"))
+                        .build(),
+                ))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(components.build()))
+        .security(Some([SecurityRequirement::new(
+            BEARER,
+            Vec::<String>::new(),
+        )]))
+        .tags(Some(tags))
+        .build()
+}
+
+const DESCRIPTION: &str = "The whole Crisp REST API v1 behind one workspace key. Every action is \
+`POST /api/crisp/<action>` with a JSON object of its fields; the answer is \
+`{\"ok\":true,\"tool\":…,\"result\":…}` or `{\"ok\":false,\"tool\":…,\"error\":{status,reason,message,request_id}}`. \
+Authenticate with `Authorization: Bearer sk_live_…`. `websiteID` defaults to the chosen account's \
+website and `pageNumber` to 1; writes take the Crisp payload in `body`, reads take Crisp query \
+parameters in `query`. See also /llms.txt and /postman.json.";
+
+/// The document as JSON, with a stable key order.
+pub fn json() -> Value {
+    let mut value = serde_json::to_value(document()).unwrap_or(Value::Null);
+    stable_extensions(&mut value);
+    value
+}
+
+/// utoipa keeps `x-` extensions in a `HashMap`, whose order changes from run to run; the
+/// committed document must not, so they are sorted.
+fn stable_extensions(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let mut extensions: Vec<(String, Value)> = Vec::new();
+            let keys: Vec<String> = map
+                .keys()
+                .filter(|k| k.starts_with("x-"))
+                .cloned()
+                .collect();
+            for key in keys {
+                if let Some(v) = map.shift_remove(&key) {
+                    extensions.push((key, v));
+                }
+            }
+            extensions.sort_by(|a, b| a.0.cmp(&b.0));
+            map.extend(extensions);
+            map.values_mut().for_each(stable_extensions);
+        }
+        Value::Array(items) => items.iter_mut().for_each(stable_extensions),
+        _ => {}
+    }
+}
+
+/// `POST /api/crisp/report`: a caller reports an action that failed or surprised it.
+fn report_operation() -> utoipa::openapi::path::Operation {
+    let result = ObjectBuilder::new()
+        .property("report_id", typed(Type::String, "The stored report's id."))
+        .property("received", typed(Type::Boolean, "Always true."))
+        .required("report_id")
+        .required("received")
+        .into();
+    let mut responses = ResponsesBuilder::new().response(
+        "200",
+        ResponseBuilder::new()
+            .description("Stored; operators read it with `crisp-gateway report list`.")
+            .content(
+                JSON,
+                ContentBuilder::new().schema(Some(envelope(result))).build(),
+            ),
+    );
+    for (status, why) in [
+        (
+            "400",
+            "The report is not `{message, context?, conversation?}` (the message says what is wrong).",
+        ),
+        ("401", ERRORS[1].1),
+        ("413", ERRORS[5].1),
+        ("429", ERRORS[6].1),
+        ("503", ERRORS[8].1),
+    ] {
+        responses = responses.response(status, error_response(why));
+    }
+    OperationBuilder::new()
+        .tag("gateway")
+        .summary(Some("Report an action that failed, returned nothing, or surprised you"))
+        .description(Some(
+            "Stored with the key and workspace for the gateway's operators; nothing is sent to Crisp.",
+        ))
+        .operation_id(Some("crisp_report"))
+        .request_body(Some(
+            utoipa::openapi::request_body::RequestBodyBuilder::new()
+                .required(Some(utoipa::openapi::Required::True))
+                .content(JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("ReportRequest"))).build())
+                .build(),
+        ))
+        .responses(responses)
+        .build()
+}
+
+fn report_request() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .property(
+            "message",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(10_000))
+                .description(Some(
+                    "What went wrong: the action, what you sent, what you expected.",
+                )),
+        )
+        .property(
+            "context",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(10_000))
+                .description(Some("Optional: what you were doing.")),
+        )
+        .property(
+            "conversation",
+            utoipa::openapi::schema::ArrayBuilder::new()
+                .items(any("A message of the conversation that led here."))
+                .max_items(Some(200))
+                .description(Some("Optional: the relevant part of the conversation.")),
+        )
+        .required("message")
+        .additional_properties(Some(
+            utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+        ))
+        .into()
+}
+
+fn operation_id(path: &str) -> String {
+    let words: Vec<&str> = path
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty() && *w != "api" && *w != "crisp")
+        .collect();
+    format!("gateway_{}", words.join("_"))
+}
+
+/// `list/conversations` → `ListConversationsRequest`.
+fn request_name(action: &Action) -> String {
+    let mut name: String = action
+        .slug
+        .split('/')
+        .map(|w| {
+            let mut chars = w.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    name.push_str("Request");
+    name
+}
+
+fn operation(action: &Action, request: &str) -> Operation {
+    let mut description = match &action.route {
+        Some(route) => format!(
+            "Calls Crisp `{} {}`.",
+            route.method.as_str(),
+            route.path.as_str()
+        ),
+        None => "Answered by the gateway itself.".to_owned(),
+    };
+    if let Some(notes) = action.notes {
+        description.push_str(&format!(" Notes: {notes}."));
+    }
+    let success = if action.is_head() {
+        "ExistsEnvelope"
+    } else if action.route.is_none() {
+        "AccountsEnvelope"
+    } else {
+        "SuccessEnvelope"
+    };
+    let mut responses = ResponsesBuilder::new().response(
+        "200",
+        ResponseBuilder::new()
+            .description("The action's result in the success envelope.")
+            .content(
+                JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(success)))
+                    .build(),
+            ),
+    );
+    for (status, _) in ERRORS {
+        responses = responses.response(status, Ref::from_response_name(error_name(status)));
+    }
+    let mut extensions = ExtensionsBuilder::new().add("x-write", action.write);
+    if let Some(route) = &action.route {
+        extensions = extensions
+            .add("x-crisp-method", route.method.as_str())
+            .add("x-crisp-path", route.path.as_str());
+    }
+    OperationBuilder::new()
+        .tag(action.domain)
+        .summary(Some(action.title))
+        .description(Some(description))
+        .operation_id(Some(action.tool.as_str()))
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content(
+                    JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(request)))
+                        .example(Some(example_request(action)))
+                        .build(),
+                )
+                .build(),
+        ))
+        .responses(responses)
+        .extensions(Some(Extensions::from(extensions)))
+        .build()
+}
+
+/// `404` → `Error404`, `default` → `ErrorDefault`.
+fn error_name(status: &str) -> String {
+    let mut chars = status.chars();
+    let first = chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string())
+        .unwrap_or_default();
+    format!("Error{first}{}", chars.as_str())
+}
+
+fn error_response(why: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(why)
+        .content(
+            JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                .build(),
+        )
+        .build()
+}
+
+fn typed(t: Type, description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(t))
+        .description(Some(description))
+        .into()
+}
+
+fn any(description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::AnyValue)
+        .description(Some(description))
+        .into()
+}
+
+fn envelope(result: RefOr<Schema>) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .property("ok", typed(Type::Boolean, "Always true on success."))
+        .property(
+            "tool",
+            typed(
+                Type::String,
+                "The action's tool id (`crisp_list_conversations`).",
+            ),
+        )
+        .property("result", result)
+        .required("ok")
+        .required("tool")
+        .required("result")
+        .into()
+}
+
+fn error_envelope() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .property("ok", typed(Type::Boolean, "Always false on error."))
+        .property(
+            "tool",
+            ObjectBuilder::new()
+                .schema_type(
+                    [Type::String, Type::Null]
+                        .into_iter()
+                        .collect::<SchemaType>(),
+                )
+                .description(Some("The action's tool id; null outside actions.")),
+        )
+        .property(
+            "error",
+            ObjectBuilder::new()
+                .property("status", typed(Type::Integer, "The HTTP status, repeated."))
+                .property(
+                    "reason",
+                    typed(
+                        Type::String,
+                        "A stable machine-readable reason (`unknown_field`, `unauthorized`, …).",
+                    ),
+                )
+                .property(
+                    "message",
+                    typed(Type::String, "What went wrong and what to do, for people."),
+                )
+                .property(
+                    "request_id",
+                    typed(
+                        Type::String,
+                        "The `x-request-id` of the call; quote it when reporting a problem.",
+                    ),
+                )
+                .required("status")
+                .required("reason")
+                .required("message")
+                .required("request_id"),
+        )
+        .required("ok")
+        .required("tool")
+        .required("error")
+        .into()
+}
+
+fn account_schema() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .property(
+            "id",
+            typed(Type::String, "The account id, usable as `account`."),
+        )
+        .property(
+            "label",
+            typed(Type::String, "The account label, usable as `account`."),
+        )
+        .property("website_id", typed(Type::String, "The Crisp website id."))
+        .property(
+            "tier",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["website", "plugin", "user"])),
+        )
+        .property(
+            "default",
+            typed(Type::Boolean, "Used when `account` is omitted."),
+        )
+        .required("id")
+        .required("label")
+        .required("website_id")
+        .required("tier")
+        .required("default")
+        .into()
+}
+
+fn endpoints_schema() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .property("count", typed(Type::Integer, "How many actions."))
+        .property(
+            "actions",
+            ArrayBuilder::new().items(
+                ObjectBuilder::new()
+                    .property("name", typed(Type::String, "The action slug."))
+                    .property("tool", typed(Type::String, "The tool id."))
+                    .property("endpoint", typed(Type::String, "`POST /api/crisp/<slug>`."))
+                    .required("name")
+                    .required("tool")
+                    .required("endpoint"),
+            ),
+        )
+        .required("count")
+        .required("actions")
+        .into()
+}
+
+/// Any text that stays one non-blank path segment other than `.` and `..` (what
+/// `call::args` accepts): a character that is neither a dot nor blank, or dots mixed with
+/// something else.
+const SEGMENT_PATTERN: &str = r"[^.\s]|\..*\..*\.|\s.*\.|\..*\s";
+
+fn request_schema(action: &Action) -> RefOr<Schema> {
+    let mut object = ObjectBuilder::new()
+        .description(Some(format!("The fields of `{}`.", action.slug)))
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    for param in &action.params {
+        let description = param_description(action, param.kind, param.name);
+        let schema: RefOr<Schema> = match (param.kind, param.name) {
+            (ParamKind::Account, _) => typed(Type::String, &description),
+            (ParamKind::Path, "pageNumber") => AnyOfBuilder::new()
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1))
+                        .maximum(Some(u32::MAX)),
+                )
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some("^0*[1-9][0-9]{0,8}$")),
+                )
+                .description(Some(description))
+                .default(Some(json!(1)))
+                .into(),
+            (ParamKind::Path, _) => ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(SEGMENT_PATTERN))
+                .description(Some(description))
+                .into(),
+            (ParamKind::Body, _) => AnyOfBuilder::new()
+                .item(body_object(action))
+                .item(ArrayBuilder::new().items(any("An item.")))
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .description(Some("The same JSON, as text (empty means none).")),
+                )
+                .description(Some(description))
+                .into(),
+            (ParamKind::Query, _) => AnyOfBuilder::new()
+                .item(
+                    ObjectBuilder::new()
+                        .additional_properties(Some(any("A value; arrays and objects are sent JSON-encoded.")))
+                        .description(Some("Parameter names and values.")),
+                )
+                .item(ObjectBuilder::new().schema_type(Type::String).description(Some(
+                    "A JSON object as text, or a query string such as `per_page=20&filter_unread=1`.",
+                )))
+                .description(Some(description))
+                .into(),
+        };
+        object = object.property(param.name, schema);
+        if param.required {
+            object = object.required(param.name);
+        }
+    }
+    object.into()
+}
+
+fn body_object(action: &Action) -> ObjectBuilder {
+    let object = ObjectBuilder::new().description(Some("The Crisp request body."));
+    match body_fields(action) {
+        Some(fields) => with_fields(object, &fields),
+        None => object,
+    }
+}
+
+fn with_fields(mut object: ObjectBuilder, fields: &[Field]) -> ObjectBuilder {
+    for field in fields {
+        object = object.property(&field.name, field_schema(field));
+    }
+    object
+}
+
+fn field_schema(field: &Field) -> RefOr<Schema> {
+    let mut types = match &field.shape {
+        Shape::Any => None,
+        Shape::Bool => Some(vec![Type::Boolean]),
+        Shape::String | Shape::Enum(_) => Some(vec![Type::String]),
+        Shape::Object(_) => Some(vec![Type::Object]),
+        Shape::Array(_) => Some(vec![Type::Array]),
+    };
+    if field.nullable
+        && let Some(types) = &mut types
+    {
+        types.push(Type::Null);
+    }
+    let mut description = if field.optional {
+        "Optional.".to_owned()
+    } else {
+        "Named by the Crisp API reference.".to_owned()
+    };
+    if let Some(default) = &field.default {
+        description.push_str(&format!(" Defaults to `{default}`."));
+    }
+    if let Shape::Array(items) = &field.shape {
+        let items: RefOr<Schema> = match items {
+            Some(fields) => with_fields(ObjectBuilder::new(), fields).into(),
+            None => any("An item."),
+        };
+        let mut array = ArrayBuilder::new()
+            .items(items)
+            .description(Some(description));
+        if field.nullable {
+            array = array.schema_type(
+                [Type::Array, Type::Null]
+                    .into_iter()
+                    .collect::<SchemaType>(),
+            );
+        }
+        return array.into();
+    }
+    let mut object = match &field.shape {
+        Shape::Object(fields) => with_fields(ObjectBuilder::new(), fields),
+        _ => ObjectBuilder::new(),
+    };
+    object = object.schema_type(match types {
+        None => SchemaType::AnyValue,
+        Some(types) if types.len() == 1 => SchemaType::new(types[0].clone()),
+        Some(types) => types.into_iter().collect(),
+    });
+    if let Shape::Enum(choices) = &field.shape {
+        let mut values: Vec<Value> = choices.iter().map(|c| json!(c)).collect();
+        if field.nullable {
+            values.push(Value::Null);
+        }
+        object = object.enum_values(Some(values));
+    }
+    object.description(Some(description)).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_operation_per_action_with_its_tool_id() {
+        let doc = json();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().expect("paths");
+        for action in CATALOG.actions() {
+            let op = &paths[&format!("/api/crisp/{}", action.slug)]["post"];
+            assert_eq!(op["operationId"], action.tool.as_str(), "{}", action.slug);
+            assert_eq!(op["tags"][0], action.domain);
+            assert_eq!(op["x-write"], action.write);
+        }
+        // Plus `POST /api/crisp/report`.
+        assert_eq!(
+            paths.len(),
+            CATALOG.actions().len() + GATEWAY_ENDPOINTS.len() + 1
+        );
+        assert_eq!(paths["/api/crisp/report"]["post"]["operationId"], "crisp_report");
+        let send = &paths["/api/crisp/send/message/in/conversation"]["post"];
+        assert_eq!(send["x-crisp-method"], "POST");
+        assert_eq!(
+            send["x-crisp-path"],
+            "/website/{websiteID}/conversation/{sessionID}/message"
+        );
+    }
+
+    #[test]
+    fn request_schemas_list_the_real_fields() {
+        let doc = json();
+        let schemas = &doc["components"]["schemas"];
+        let send = &schemas["SendMessageInConversationRequest"];
+        assert_eq!(send["required"], json!(["sessionID"]));
+        assert_eq!(send["additionalProperties"], false);
+        let fields: Vec<&str> = send["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(fields, ["account", "websiteID", "sessionID", "body"]);
+        let body_fields = &send["properties"]["body"]["anyOf"][0]["properties"];
+        for name in ["type", "from", "origin", "content"] {
+            assert!(body_fields.get(name).is_some(), "{name} in {body_fields}");
+        }
+        let state = &schemas["ChangeConversationStateRequest"]["properties"]["body"]["anyOf"][0];
+        assert_eq!(
+            state["properties"]["state"]["enum"],
+            json!(["pending", "unresolved", "resolved"])
+        );
+        let list = &schemas["ListConversationsRequest"]["properties"];
+        assert!(list.get("query").is_some() && list.get("pageNumber").is_some());
+    }
+
+    #[test]
+    fn output_is_stable() {
+        assert_eq!(json().to_string(), json().to_string());
+    }
+}
