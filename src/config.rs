@@ -346,11 +346,18 @@ mod tests {
     #[test]
     fn the_documented_defaults_are_the_defaults() {
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml");
-        let documented = Config::load_with(Some(Path::new(file)), env(&[])).expect("config/default.toml loads");
-        assert_eq!(format!("{documented:?}"), format!("{:?}", Config::default()));
+        let documented =
+            Config::load_with(Some(Path::new(file)), env(&[])).expect("config/default.toml loads");
+        assert_eq!(
+            format!("{documented:?}"),
+            format!("{:?}", Config::default())
+        );
         let text = std::fs::read_to_string(file).expect("read");
         for name in SETTINGS {
-            assert!(text.contains(&format!("{name} =")), "config/default.toml does not document `{name}`");
+            assert!(
+                text.contains(&format!("{name} =")),
+                "config/default.toml does not document `{name}`"
+            );
         }
     }
 

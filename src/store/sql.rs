@@ -53,23 +53,7 @@ macro_rules! impl_store {
             }
 
             async fn create_key(&self, key: &$crate::store::ApiKeyRecord) -> $crate::store::StoreResult<()> {
-                sqlx::query(
-                    "insert into api_key (api_key_id, workspace_id, name, secret_hash, read_only, \
-                     allowed_actions, created_at, expires_at, revoked_at, last_used_at) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(&key.api_key_id)
-                .bind(&key.workspace_id)
-                .bind(&key.name)
-                .bind(&key.secret_hash)
-                .bind(key.read_only)
-                .bind(&key.allowed_actions)
-                .bind(key.created_at)
-                .bind(key.expires_at)
-                .bind(key.revoked_at)
-                .bind(key.last_used_at)
-                .execute(&self.pool)
-                .await?;
+                insert_key(&self.pool, key).await?;
                 Ok(())
             }
 
@@ -193,23 +177,7 @@ macro_rules! impl_store {
                 if found == 0 {
                     return Err($crate::store::StoreError::NotFound);
                 }
-                sqlx::query(
-                    "insert into api_key (api_key_id, workspace_id, name, secret_hash, read_only, \
-                     allowed_actions, created_at, expires_at, revoked_at, last_used_at) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(&new.api_key_id)
-                .bind(&new.workspace_id)
-                .bind(&new.name)
-                .bind(&new.secret_hash)
-                .bind(new.read_only)
-                .bind(&new.allowed_actions)
-                .bind(new.created_at)
-                .bind(new.expires_at)
-                .bind(new.revoked_at)
-                .bind(new.last_used_at)
-                .execute(&mut *tx)
-                .await?;
+                insert_key(&mut *tx, new).await?;
                 log_change(&mut *tx, $crate::store::CHANGE_KEY, old_id, new.created_at).await?;
                 tx.commit().await?;
                 Ok(())
@@ -479,6 +447,30 @@ macro_rules! impl_store {
                     .await?;
                 Ok(last.unwrap_or(0))
             }
+        }
+
+        async fn insert_key<'c, E>(executor: E, key: &$crate::store::ApiKeyRecord) -> Result<(), sqlx::Error>
+        where
+            E: sqlx::Executor<'c, Database = <$store as $crate::store::sql::Pooled>::Database>,
+        {
+            sqlx::query(
+                "insert into api_key (api_key_id, workspace_id, name, secret_hash, read_only, \
+                 allowed_actions, created_at, expires_at, revoked_at, last_used_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&key.api_key_id)
+            .bind(&key.workspace_id)
+            .bind(&key.name)
+            .bind(&key.secret_hash)
+            .bind(key.read_only)
+            .bind(&key.allowed_actions)
+            .bind(key.created_at)
+            .bind(key.expires_at)
+            .bind(key.revoked_at)
+            .bind(key.last_used_at)
+            .execute(executor)
+            .await?;
+            Ok(())
         }
 
         async fn log_change<'c, E>(executor: E, kind: &str, subject_id: &str, now: i64) -> Result<(), sqlx::Error>

@@ -410,26 +410,17 @@ impl TestApp {
     }
 
     pub async fn call_with_key(&self, action: &str, body: &str, key: Option<&str>) -> Reply {
-        let mut request = self
-            .http
-            .post(self.url(&format!("/api/crisp/{action}")))
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        if let Some(key) = key {
-            request = request.header("authorization", format!("Bearer {key}"));
-        }
-        Reply::from(request.send().await.expect("gateway answers")).await
+        post_json(
+            &self.http,
+            &self.url(&format!("/api/crisp/{action}")),
+            key,
+            body,
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        Reply::from(
-            self.http
-                .get(self.url(path))
-                .send()
-                .await
-                .expect("gateway answers"),
-        )
-        .await
+        get(&self.http, &self.url(path)).await
     }
 
     /// Adds another workspace with its own account and key; returns (workspace id, key).
@@ -457,6 +448,22 @@ impl TestApp {
             .expect("key");
         (workspace.workspace_id, key.reveal().to_owned())
     }
+}
+
+/// POSTs a JSON body, with a bearer key when given.
+pub async fn post_json(http: &reqwest::Client, url: &str, key: Option<&str>, body: &str) -> Reply {
+    let mut request = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    Reply::from(request.send().await.expect("gateway answers")).await
+}
+
+pub async fn get(http: &reqwest::Client, url: &str) -> Reply {
+    Reply::from(http.get(url).send().await.expect("gateway answers")).await
 }
 
 #[derive(Debug)]
@@ -757,26 +764,11 @@ impl Server {
 
     /// POSTs a JSON body to a path, with a key.
     pub async fn post(&self, key: Option<&str>, path: &str, body: &str) -> Reply {
-        let mut request = self
-            .http
-            .post(self.url(path))
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        if let Some(key) = key {
-            request = request.header("authorization", format!("Bearer {key}"));
-        }
-        Reply::from(request.send().await.expect("gateway answers")).await
+        post_json(&self.http, &self.url(path), key, body).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        Reply::from(
-            self.http
-                .get(self.url(path))
-                .send()
-                .await
-                .expect("gateway answers"),
-        )
-        .await
+        get(&self.http, &self.url(path)).await
     }
 
     /// Stops the server with SIGTERM (a graceful shutdown, as an orchestrator would), waits
