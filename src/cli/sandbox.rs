@@ -30,6 +30,10 @@ pub struct SandboxArgs {
     /// The share of calls answered with a 500, e.g. `0.05`.
     #[arg(long, default_value_t = 0.0, value_parser = crate::sandbox::parse_error_rate)]
     error_rate: f64,
+    /// Keep no state: every catalog route answers a well-formed empty envelope (credentials are
+    /// still checked), for client tests that check shapes rather than data.
+    #[arg(long, conflicts_with = "seed")]
+    stateless: bool,
 }
 
 fn rate_limit_status(text: &str) -> Result<u16, String> {
@@ -45,6 +49,7 @@ pub async fn run(args: SandboxArgs) -> CliResult {
     let seeded = seed.as_ref().map(|s| (s.accounts.len(), s.websites.len()));
     let config = SandboxConfig {
         seed,
+        stateless: args.stateless,
         faults: Faults {
             rate_limit: args.rate_limit.map(|r| RateLimit {
                 status: args.rate_limit_status,

@@ -46,6 +46,8 @@ use state::Store;
 pub struct SandboxConfig {
     pub seed: Option<Seed>,
     pub faults: Faults,
+    /// Answer every catalog route with an empty envelope and keep nothing (a contract stub).
+    pub stateless: bool,
 }
 
 struct Sandbox {
@@ -53,6 +55,7 @@ struct Sandbox {
     /// `None`: any identifier/key pair is accepted and websites spring into being.
     accounts: Option<Vec<SeedAccount>>,
     faults: Injector,
+    stateless: bool,
 }
 
 pub fn router(config: SandboxConfig) -> Router {
@@ -64,6 +67,7 @@ pub fn router(config: SandboxConfig) -> Router {
         store,
         accounts,
         faults: Injector::new(config.faults),
+        stateless: config.stateless,
     });
     Router::new().fallback(answer).with_state(sandbox)
 }
@@ -206,6 +210,9 @@ async fn respond(sandbox: &Sandbox, method: Method, request: Request) -> Answer 
             }
         }
     };
+    if sandbox.stateless {
+        return generic(action, method);
+    }
     if tier != Tier::User
         && action
             .notes

@@ -703,3 +703,42 @@ async fn account_test_says_what_is_wrong() {
     let verdict = test_account(&down, &account("a", "b", Tier::Website, SITE)).await;
     assert!(matches!(verdict, Verdict::Unreachable(_)), "{verdict:?}");
 }
+
+#[tokio::test]
+async fn stateless_mode_answers_every_route_without_checking_resources() {
+    let base = start(SandboxConfig {
+        stateless: true,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let c = Client::new(&base, "id", "key", "website");
+    let sent = c
+        .send(
+            "POST",
+            &site("/conversation/session_nowhere/message"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (sent.status, sent.body["reason"].clone()),
+        (200, json!("added"))
+    );
+    assert_eq!(
+        c.ok("GET", &site("/conversations/1"), None).await,
+        json!([])
+    );
+    let head = c.send("HEAD", &site("/people/profile/nobody"), None).await;
+    assert_eq!(head.status, 200);
+    let anonymous = Client {
+        auth: None,
+        ..Client::new(&base, "id", "key", "website")
+    };
+    assert_eq!(
+        anonymous
+            .send("GET", &site("/conversations/1"), None)
+            .await
+            .status,
+        401,
+        "credentials are still checked"
+    );
+}
