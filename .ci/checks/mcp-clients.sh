@@ -44,7 +44,8 @@ wait_for() {
 }
 
 SANDBOX_PORT=$(free_port)
-"$BIN" sandbox --listen "127.0.0.1:$SANDBOX_PORT" >"$TMP/sandbox.log" 2>&1 &
+# --stateless: the check is about the MCP protocol path, so any session id it names answers.
+"$BIN" sandbox --stateless --listen "127.0.0.1:$SANDBOX_PORT" >"$TMP/sandbox.log" 2>&1 &
 PIDS+=($!)
 wait_for "http://127.0.0.1:$SANDBOX_PORT/v1" "${PIDS[-1]}"
 
