@@ -27,27 +27,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# Polls until the URL answers (any HTTP status), for at most ~20 s; fails if the process died.
-wait_for() {
-  local url=$1 pid=$2
-  for _ in $(seq 1 200); do
-    if curl -s -o /dev/null "$url"; then return 0; fi
-    if ! kill -0 "$pid" 2>/dev/null; then echo "process $pid exited; see $TMP/*.log" >&2; cat "$TMP"/*.log >&2; return 1; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for $url" >&2
-  return 1
-}
+source .ci/lib.sh
 
 SANDBOX_PORT=$(free_port)
 # --stateless: the check is about the MCP protocol path, so any session id it names answers.
 "$BIN" sandbox --stateless --listen "127.0.0.1:$SANDBOX_PORT" >"$TMP/sandbox.log" 2>&1 &
 PIDS+=($!)
-wait_for "http://127.0.0.1:$SANDBOX_PORT/v1" "${PIDS[-1]}"
+wait_for "http://127.0.0.1:$SANDBOX_PORT/v1" "${PIDS[-1]}" || { cat "$TMP"/*.log >&2; exit 1; }
 
 export DATABASE_URL="sqlite://$TMP/gw.db"
 export CRISP_GATEWAY_UPSTREAM="http://127.0.0.1:$SANDBOX_PORT/v1"
@@ -58,7 +44,7 @@ CRISP_KEY=k "$BIN" account add --workspace w --label main --identifier i --websi
 PORT=$(free_port)
 CRISP_GATEWAY_LISTEN="127.0.0.1:$PORT" "$BIN" serve >"$TMP/gateway.log" 2>&1 &
 PIDS+=($!)
-wait_for "http://127.0.0.1:$PORT/healthz" "${PIDS[-1]}"
+wait_for "http://127.0.0.1:$PORT/healthz" "${PIDS[-1]}" || { cat "$TMP"/*.log >&2; exit 1; }
 
 if ! "$VENV/bin/python" .ci/checks/mcp_client.py "http://127.0.0.1:$PORT" "$KEY"; then
   echo "--- gateway log" >&2; tail -n 50 "$TMP/gateway.log" >&2

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source .ci/postgres.sh
+source .ci/lib.sh
 ensure_postgres
 
 cargo build --quiet --bin crisp-gateway
@@ -23,19 +24,6 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; tail -n 20 "$TMP"/*.log >&2 || true; exit 1; }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-wait_for() {
-  local url=$1 pid=$2
-  for _ in $(seq 1 200); do
-    if curl -s -o /dev/null "$url"; then return 0; fi
-    kill -0 "$pid" 2>/dev/null || fail "process $pid exited"
-    sleep 0.1
-  done
-  fail "timed out waiting for $url"
-}
-
 psql "$TEST_DATABASE_URL" -qc "create database $DB" >/dev/null
 export DATABASE_URL="${TEST_DATABASE_URL%/*}/$DB"
 CRISP_GATEWAY_MASTER_KEY=$("$BIN" master-key generate)
@@ -44,7 +32,7 @@ export CRISP_GATEWAY_MASTER_KEY
 SANDBOX_PORT=$(free_port)
 "$BIN" sandbox --listen "127.0.0.1:$SANDBOX_PORT" >"$TMP/sandbox.log" 2>&1 &
 PIDS+=($!)
-wait_for "http://127.0.0.1:$SANDBOX_PORT/v1" "${PIDS[-1]}"
+wait_for "http://127.0.0.1:$SANDBOX_PORT/v1" "${PIDS[-1]}" || fail "the sandbox did not start"
 export CRISP_GATEWAY_UPSTREAM="http://127.0.0.1:$SANDBOX_PORT/v1"
 
 "$BIN" migrate 2>/dev/null
@@ -57,7 +45,7 @@ for replica in 1 2; do
   port=$(free_port)
   CRISP_GATEWAY_LISTEN="127.0.0.1:$port" "$BIN" serve >"$TMP/gateway-$replica.log" 2>&1 &
   PIDS+=($!)
-  wait_for "http://127.0.0.1:$port/readyz" "${PIDS[-1]}"
+  wait_for "http://127.0.0.1:$port/readyz" "${PIDS[-1]}" || fail "replica $replica did not start"
   PORTS+=("$port")
 done
 

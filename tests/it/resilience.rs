@@ -295,6 +295,28 @@ async fn idempotent_writes_are_retried_and_replayed_across_replicas() {
     }
 }
 
+/// Starts a call that Crisp answers slowly and returns once Crisp has it, so the caller knows
+/// the call holds its slot (the key is verified first, so argon2 does not skew the timing).
+async fn hold_a_slow_call(app: &Arc<TestApp>) -> tokio::task::JoinHandle<crate::helpers::Reply> {
+    assert_eq!(
+        app.call("count/visitors", "{}").await.status,
+        200,
+        "the key is verified and cached"
+    );
+    app.crisp
+        .script(Answer::ok("[]").delayed(Duration::from_millis(800)));
+    let slow = {
+        let app = app.clone();
+        tokio::spawn(async move { app.call("list/conversations", "{}").await })
+    };
+    let started = crate::helpers::eventually(Duration::from_secs(2), || async {
+        app.crisp.received().len() == 2
+    })
+    .await;
+    assert!(started, "the slow call reached Crisp");
+    slow
+}
+
 #[tokio::test]
 async fn a_busy_account_answers_429_account_busy() {
     for engine in engines() {
@@ -305,23 +327,7 @@ async fn a_busy_account_answers_429_account_busy() {
             })
             .await,
         );
-        assert_eq!(
-            app.call("count/visitors", "{}").await.status,
-            200,
-            "the key is verified and cached"
-        );
-        app.crisp
-            .script(Answer::ok("[]").delayed(Duration::from_millis(800)));
-        let slow = {
-            let app = app.clone();
-            tokio::spawn(async move { app.call("list/conversations", "{}").await })
-        };
-        // Wait until the slow call holds the account's only slot (Crisp has it), then try another.
-        let started = crate::helpers::eventually(Duration::from_secs(2), || async {
-            app.crisp.received().len() == 2
-        })
-        .await;
-        assert!(started, "the slow call reached Crisp");
+        let slow = hold_a_slow_call(&app).await;
         let reply = app.call("count/visitors", "{}").await;
         let busy = reply.status == 429
             && reply.reason() == "account_busy"
@@ -360,22 +366,7 @@ async fn each_key_has_its_own_rate_limit() {
 async fn overload_is_shed_with_503() {
     for engine in engines() {
         let app = Arc::new(TestApp::spawn_with(engine, |c| c.max_concurrency = 1).await);
-        assert_eq!(
-            app.call("count/visitors", "{}").await.status,
-            200,
-            "the key is verified and cached"
-        );
-        app.crisp
-            .script(Answer::ok("[]").delayed(Duration::from_millis(800)));
-        let slow = {
-            let app = app.clone();
-            tokio::spawn(async move { app.call("list/conversations", "{}").await })
-        };
-        let started = crate::helpers::eventually(Duration::from_secs(2), || async {
-            app.crisp.received().len() == 2
-        })
-        .await;
-        assert!(started, "the slow call reached Crisp");
+        let slow = hold_a_slow_call(&app).await;
         let reply = app.get("/healthz").await;
         let shed = reply.status == 503
             && reply.reason() == "overloaded"
