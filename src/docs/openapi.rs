@@ -729,7 +729,10 @@ mod tests {
             paths.len(),
             CATALOG.actions().len() + GATEWAY_ENDPOINTS.len() + 1
         );
-        assert_eq!(paths["/api/crisp/report"]["post"]["operationId"], "crisp_report");
+        assert_eq!(
+            paths["/api/crisp/report"]["post"]["operationId"],
+            "crisp_report"
+        );
         let send = &paths["/api/crisp/send/message/in/conversation"]["post"];
         assert_eq!(send["x-crisp-method"], "POST");
         assert_eq!(
