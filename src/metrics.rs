@@ -28,6 +28,23 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Drains recorded histogram samples into their buckets every few seconds. A recorder made
+/// with `install_recorder` has no upkeep task of its own and keeps every sample until upkeep
+/// or a scrape runs, so without this a gateway nobody scrapes grows by 8 bytes per request.
+pub fn spawn_upkeep() -> Option<tokio::task::JoinHandle<()>> {
+    let handle = install()?;
+    Some(tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    }))
+}
+
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 pub fn render(queue_depth: usize) -> String {
     gauge!("crisp_gateway_account_queue_depth").set(queue_depth as f64);
     install().map(PrometheusHandle::render).unwrap_or_default()

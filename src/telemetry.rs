@@ -1,5 +1,7 @@
 //! Logging: `tracing` to standard error, pretty or JSON, filtered by `RUST_LOG`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -7,8 +9,11 @@ use crate::config::LogFormat;
 /// Installs the global subscriber. `default` is the filter used when `RUST_LOG` is unset.
 pub fn init(format: LogFormat, default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour codes only for a terminal: in a log file they are noise, and writing them was
+    // a measurable part of each access line's cost (see bench/README.md).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),

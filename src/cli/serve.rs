@@ -32,7 +32,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 /// Serves until a shutdown signal, then stops accepting, lets in-flight calls finish within
 /// the grace period, and writes the audit rows still buffered.
 pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
-    crate::metrics::install();
+    let upkeep = crate::metrics::spawn_upkeep();
     let follower = app.follow_changes().await;
     let metrics = match app.config.metrics_listen {
         Some(addr) => {
@@ -63,6 +63,9 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
         }
     };
     follower.abort();
+    if let Some(upkeep) = upkeep {
+        upkeep.abort();
+    }
     if let Some(metrics) = metrics {
         metrics.abort();
     }
