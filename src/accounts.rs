@@ -135,7 +135,7 @@ fn basic_auth(identifier: &str, key: &CrispKey) -> HeaderValue {
 pub struct AccountCache {
     store: Arc<dyn Store>,
     vault: Vault,
-    cache: Cache<String, Arc<[Account]>>,
+    cache: Cache<String, Arc<[Arc<Account>]>>,
 }
 
 impl AccountCache {
@@ -150,16 +150,16 @@ impl AccountCache {
         }
     }
 
-    pub async fn for_workspace(&self, workspace_id: &str) -> Result<Arc<[Account]>, ApiError> {
+    pub async fn for_workspace(&self, workspace_id: &str) -> Result<Arc<[Arc<Account>]>, ApiError> {
         let hit = self.cache.get(workspace_id);
         crate::metrics::cache("accounts", hit.is_some());
         if let Some(hit) = hit {
             return Ok(hit);
         }
         let records = self.store.list_accounts(Some(workspace_id)).await?;
-        let accounts: Arc<[Account]> = records
+        let accounts: Arc<[Arc<Account>]> = records
             .iter()
-            .map(|r| Account::from_record(r, &self.vault))
+            .map(|r| Account::from_record(r, &self.vault).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()
             .map_err(ApiError::Internal)?
             .into();
@@ -180,13 +180,17 @@ impl AccountCache {
         &self,
         workspace_id: &str,
         wanted: Option<&str>,
-    ) -> Result<Account, ApiError> {
+    ) -> Result<Arc<Account>, ApiError> {
         let accounts = self.for_workspace(workspace_id).await?;
         choose(&accounts, wanted).cloned()
     }
 }
 
-pub fn choose<'a>(accounts: &'a [Account], wanted: Option<&str>) -> Result<&'a Account, ApiError> {
+/// Picks from a workspace's accounts; shared, so a call takes a reference count, not a copy.
+pub fn choose<'a>(
+    accounts: &'a [Arc<Account>],
+    wanted: Option<&str>,
+) -> Result<&'a Arc<Account>, ApiError> {
     let labels = || {
         accounts
             .iter()

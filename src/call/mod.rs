@@ -188,7 +188,7 @@ async fn list_accounts(
     let accounts = app.accounts.for_workspace(&principal.workspace_id).await?;
     let views: Vec<_> = match wanted {
         Some(_) => vec![crate::accounts::choose(&accounts, wanted)?.view()],
-        None => accounts.iter().map(Account::view).collect(),
+        None => accounts.iter().map(|a| a.view()).collect(),
     };
     let json = serde_json::to_vec(&views).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(envelope(action, &json))

@@ -88,33 +88,35 @@ pub enum Command {
 pub type CliResult = Result<(), String>;
 
 pub async fn run(cli: Cli) -> CliResult {
-    if let Command::Doctor = cli.command {
-        return doctor::run(cli.config.as_deref()).await;
-    }
-    let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    // Loaded by the commands that need it: `doctor` reports a broken configuration itself, and
+    // `sandbox` and `openapi` need none.
+    let load = || Config::load(cli.config.as_deref()).map_err(|e| e.to_string());
     match cli.command {
+        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Doctor => doctor::run(cli.config.as_deref()).await,
+        Command::Openapi(args) => openapi::run(&args),
         Command::Migrate => {
-            let store = open(&config).await?;
+            let config = load()?;
+            drop(open(&config).await?);
             eprintln!("migrations applied ({})", redact_url(&config.database_url));
-            drop(store);
             Ok(())
         }
-        Command::Serve { listen } => serve::serve(config, listen).await,
-        Command::Demo { listen } => demo::demo(config, listen).await,
-        Command::Sandbox(args) => sandbox::run(args).await,
-        Command::Doctor => Ok(()),
-        Command::Openapi(args) => openapi::run(&args),
-        Command::Workspace(command) => workspace::run(&open(&config).await?, command).await,
-        Command::Key(command) => key::run(&open(&config).await?, command).await,
-        Command::Account(command) => account::run(&config, &open(&config).await?, command).await,
-        Command::MasterKey(command) => master_key::run(&config, command).await,
+        Command::Serve { listen } => serve::serve(load()?, listen).await,
+        Command::Demo { listen } => demo::demo(load()?, listen).await,
+        Command::Workspace(command) => workspace::run(&open(&load()?).await?, command).await,
+        Command::Key(command) => key::run(&open(&load()?).await?, command).await,
+        Command::Account(command) => {
+            let config = load()?;
+            account::run(&config, &open(&config).await?, command).await
+        }
+        Command::MasterKey(command) => master_key::run(&load()?, command).await,
         Command::Audit {
             workspace,
             since,
             action,
             limit,
-        } => audit::audit(&open(&config).await?, workspace, since, action, limit).await,
-        Command::Report(command) => audit::report(&open(&config).await?, command).await,
+        } => audit::audit(&open(&load()?).await?, workspace, since, action, limit).await,
+        Command::Report(command) => audit::report(&open(&load()?).await?, command).await,
     }
 }
 
