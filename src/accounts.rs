@@ -135,7 +135,7 @@ fn basic_auth(identifier: &str, key: &CrispKey) -> HeaderValue {
 pub struct AccountCache {
     store: Arc<dyn Store>,
     vault: Vault,
-    cache: Cache<String, Arc<[Arc<Account>]>>,
+    cache: Cache<String, Arc<[Arc<Account>]>, foldhash::fast::RandomState>,
 }
 
 impl AccountCache {
@@ -146,13 +146,13 @@ impl AccountCache {
             cache: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(ttl)
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
         }
     }
 
     pub async fn for_workspace(&self, workspace_id: &str) -> Result<Arc<[Arc<Account>]>, ApiError> {
         let hit = self.cache.get(workspace_id);
-        crate::metrics::cache("accounts", hit.is_some());
+        crate::metrics::cache(crate::metrics::Cache::Accounts, hit.is_some());
         if let Some(hit) = hit {
             return Ok(hit);
         }

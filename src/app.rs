@@ -36,8 +36,8 @@ pub enum StartError {
     Vault(#[from] crate::secret::VaultError),
     #[error("configuration: {0}")]
     Config(String),
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error("cannot build the Crisp client: {0}")]
+    Client(#[from] crate::forward::TransportError),
 }
 
 /// The master key: from the environment, else (SQLite only) from `master.key` beside the

@@ -1,12 +1,13 @@
 //! Prometheus metrics: requests by action and status, latency, upstream calls and retries,
 //! cache hits, argon2 runs and the accounts' queue depth, rendered at `GET /metrics`.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::catalog::{Action, CATALOG};
 use crate::forward::{Reply, UpstreamError};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -73,15 +74,52 @@ fn status_label(status: u16) -> &'static str {
     }
 }
 
-pub fn request(action: &'static str, status: u16, elapsed: Duration) {
-    counter!("crisp_gateway_requests_total", "action" => action, "status" => status_label(status))
+/// A series' handle, made once. Recording through `counter!(name, labels)` hashes the name
+/// and labels and looks the series up on every call; the series every successful request
+/// touches are kept as handles instead. They are made after the recorder is installed, or
+/// they would be no-ops forever.
+fn handle<T>(make: impl FnOnce() -> T) -> T {
+    install();
+    make()
+}
+
+/// The series a successful call of one action records.
+struct ActionSeries {
+    ok: Counter,
+    duration: Histogram,
+}
+
+static ACTION_SERIES: LazyLock<Vec<OnceLock<ActionSeries>>> =
+    LazyLock::new(|| CATALOG.actions().iter().map(|_| OnceLock::new()).collect());
+
+/// One request: `action` is the catalog action it called, if any, and `label` the action
+/// label (`-` for other endpoints).
+pub fn request(action: Option<&Action>, label: &'static str, status: u16, elapsed: Duration) {
+    let seconds = elapsed.as_secs_f64();
+    if status == 200
+        && let Some(series) = action.and_then(|a| ACTION_SERIES.get(a.index))
+    {
+        let series = series.get_or_init(|| {
+            handle(|| ActionSeries {
+                ok: counter!("crisp_gateway_requests_total", "action" => label, "status" => "200"),
+                duration: histogram!("crisp_gateway_request_duration_seconds", "action" => label),
+            })
+        });
+        series.ok.increment(1);
+        series.duration.record(seconds);
+        return;
+    }
+    counter!("crisp_gateway_requests_total", "action" => label, "status" => status_label(status))
         .increment(1);
-    histogram!("crisp_gateway_request_duration_seconds", "action" => action)
-        .record(elapsed.as_secs_f64());
+    histogram!("crisp_gateway_request_duration_seconds", "action" => label).record(seconds);
 }
 
 pub fn upstream_call(outcome: &Result<Reply, UpstreamError>) {
+    static OK: LazyLock<Counter> = LazyLock::new(|| {
+        handle(|| counter!("crisp_gateway_upstream_calls_total", "status" => "200"))
+    });
     let status = match outcome {
+        Ok(reply) if reply.status() == 200 => return OK.increment(1),
         Ok(reply) => status_label(reply.status()),
         Err(UpstreamError::Timeout) => "timeout",
         Err(UpstreamError::Unreachable(_)) => "unreachable",
@@ -94,9 +132,29 @@ pub fn upstream_retry() {
     counter!("crisp_gateway_upstream_retries_total").increment(1);
 }
 
-pub fn cache(cache: &'static str, hit: bool) {
-    counter!("crisp_gateway_cache_lookups_total", "cache" => cache, "result" => if hit { "hit" } else { "miss" })
-        .increment(1);
+/// The caches whose lookups are counted.
+#[derive(Debug, Clone, Copy)]
+pub enum Cache {
+    Key,
+    Accounts,
+}
+
+pub fn cache(cache: Cache, hit: bool) {
+    static KEY_HIT: LazyLock<Counter> = LazyLock::new(|| lookups("key", "hit"));
+    static KEY_MISS: LazyLock<Counter> = LazyLock::new(|| lookups("key", "miss"));
+    static ACCOUNTS_HIT: LazyLock<Counter> = LazyLock::new(|| lookups("accounts", "hit"));
+    static ACCOUNTS_MISS: LazyLock<Counter> = LazyLock::new(|| lookups("accounts", "miss"));
+    let counter = match (cache, hit) {
+        (Cache::Key, true) => &KEY_HIT,
+        (Cache::Key, false) => &KEY_MISS,
+        (Cache::Accounts, true) => &ACCOUNTS_HIT,
+        (Cache::Accounts, false) => &ACCOUNTS_MISS,
+    };
+    counter.increment(1);
+}
+
+fn lookups(cache: &'static str, result: &'static str) -> Counter {
+    handle(|| counter!("crisp_gateway_cache_lookups_total", "cache" => cache, "result" => result))
 }
 
 pub fn argon2_run() {

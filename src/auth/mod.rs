@@ -122,7 +122,7 @@ struct Verified {
 pub struct Keyring {
     store: Arc<dyn Store>,
     auditor: Auditor,
-    verified: Cache<String, Arc<Verified>>,
+    verified: Cache<String, Arc<Verified>, foldhash::fast::RandomState>,
     /// Bumped on every invalidation, so a verification that raced a revocation is not cached.
     generation: AtomicU64,
     /// Argon2 takes ~19 MiB and a core for tens of milliseconds: bound how many run at once.
@@ -139,10 +139,12 @@ impl Keyring {
         Self {
             store,
             auditor,
+            // foldhash: a lookup per request, and SipHash was a visible part of it. Entries are
+            // only inserted for verified keys, so callers cannot flood the table.
             verified: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             generation: AtomicU64::new(0),
             hashing: Semaphore::new(cores),
             verifying: parking_lot::Mutex::new(std::collections::HashMap::new()),
@@ -215,7 +217,7 @@ impl Keyring {
         digest: &[u8; 32],
     ) -> Option<Result<Arc<Principal>, ApiError>> {
         let hit = self.verified.get(presented.id());
-        crate::metrics::cache("key", hit.is_some());
+        crate::metrics::cache(crate::metrics::Cache::Key, hit.is_some());
         let hit = hit?;
         let now = crate::clock::now();
         if !bool::from(hit.digest.ct_eq(digest)) {

@@ -86,6 +86,8 @@ pub struct Route {
 
 #[derive(Debug)]
 pub struct Action {
+    /// Its position in the catalog (`CATALOG.actions()[index]`), for per-action tables.
+    pub index: usize,
     /// The façade's slug, e.g. `list/conversations`.
     pub slug: &'static str,
     /// The MCP tool id, `crisp_` + the slug with `_` for `/`.
@@ -115,8 +117,9 @@ impl Action {
 
 pub struct Catalog {
     actions: Vec<Action>,
-    by_slug: HashMap<&'static str, usize>,
-    by_tool: HashMap<String, usize>,
+    // foldhash: looked up on every request, and the keys are the catalog's own.
+    by_slug: HashMap<&'static str, usize, foldhash::fast::RandomState>,
+    by_tool: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 #[derive(Deserialize)]
@@ -143,8 +146,8 @@ impl Catalog {
     fn parse(source: &str) -> Result<Self, String> {
         let raw: RawCatalog = toml::from_str(source).map_err(|e| e.to_string())?;
         let mut actions = Vec::with_capacity(raw.action.len());
-        for raw in raw.action {
-            actions.push(compile(raw)?);
+        for (index, raw) in raw.action.into_iter().enumerate() {
+            actions.push(compile(index, raw)?);
         }
         if actions.len() != EXPECTED_ACTIONS {
             return Err(format!(
@@ -152,8 +155,8 @@ impl Catalog {
                 actions.len()
             ));
         }
-        let mut by_slug = HashMap::with_capacity(actions.len());
-        let mut by_tool = HashMap::with_capacity(actions.len());
+        let mut by_slug = HashMap::with_capacity_and_hasher(actions.len(), Default::default());
+        let mut by_tool = HashMap::with_capacity_and_hasher(actions.len(), Default::default());
         for (i, action) in actions.iter().enumerate() {
             if by_slug.insert(action.slug, i).is_some() {
                 return Err(format!("duplicate slug `{}`", action.slug));
@@ -220,7 +223,7 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
-fn compile(raw: RawAction) -> Result<Action, String> {
+fn compile(index: usize, raw: RawAction) -> Result<Action, String> {
     let slug = raw.slug;
     let valid_slug = !slug.is_empty()
         && slug
@@ -301,6 +304,7 @@ fn compile(raw: RawAction) -> Result<Action, String> {
         return Err(format!("action `{slug}` has no title"));
     }
     Ok(Action {
+        index,
         tool: tool_id(&slug),
         slug: leak(slug),
         title: leak(raw.title),

@@ -1,12 +1,13 @@
-//! The typed Crisp client: one pooled `reqwest::Client`, request building from a compiled
-//! action, and the mapping of Crisp's answers onto gateway results and errors.
+//! The typed Crisp client: retries and shaping around one pooled connection pool
+//! (`transport`), and the mapping of Crisp's answers onto gateway results and errors.
 
 mod reply;
 pub mod retry;
+mod scan;
+mod transport;
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, header};
 use bytes::Bytes;
 
 use crate::accounts::Account;
@@ -14,6 +15,8 @@ use crate::catalog::Method;
 
 pub use reply::{Reply, UpstreamError};
 pub use retry::{RetryPolicy, Safety};
+use transport::Transport;
+pub use transport::TransportError;
 
 use crate::limits::AccountShaper;
 use std::time::Instant;
@@ -29,8 +32,7 @@ pub struct UpstreamRequest {
 }
 
 pub struct CrispClient {
-    http: reqwest::Client,
-    base: String,
+    transport: Transport,
     attempt_timeout: Duration,
     policy: RetryPolicy,
     shaper: AccountShaper,
@@ -42,54 +44,29 @@ impl CrispClient {
         attempt_timeout: Duration,
         policy: RetryPolicy,
         shaper: AccountShaper,
-    ) -> Result<Self, reqwest::Error> {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("crisp-gateway/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
-            .timeout(attempt_timeout)
-            .connect_timeout(attempt_timeout.min(Duration::from_secs(5)))
-            .pool_idle_timeout(Duration::from_secs(45))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()?;
+    ) -> Result<Self, TransportError> {
+        let transport = Transport::new(base, attempt_timeout.min(Duration::from_secs(5)))?;
         Ok(Self {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
+            transport,
             attempt_timeout,
             policy,
             shaper,
         })
     }
 
+    /// The Crisp base URL as configured.
     pub fn base(&self) -> &str {
-        &self.base
+        self.transport.base()
     }
 
     /// The URL a request goes to; query values are encoded as single components.
     pub fn url(&self, request: &UpstreamRequest) -> String {
-        let mut url = String::with_capacity(self.base.len() + request.path.len() + 64);
-        url.push_str(&self.base);
-        url.push_str(&request.path);
-        for (i, (name, value)) in request.query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.extend(percent_encoding::utf8_percent_encode(
-                name,
-                crate::catalog::COMPONENT,
-            ));
-            url.push('=');
-            url.extend(percent_encoding::utf8_percent_encode(
-                value,
-                crate::catalog::COMPONENT,
-            ));
-        }
-        url
+        self.transport.url(request)
     }
 
     /// A client for one-off checks (`account test`, `doctor`): the configured timeout, no
     /// retries and no shaping, so the answer seen is Crisp's own.
-    pub fn for_checks(config: &crate::config::Config) -> Result<Self, reqwest::Error> {
+    pub fn for_checks(config: &crate::config::Config) -> Result<Self, TransportError> {
         let single = RetryPolicy::new(
             1,
             Duration::from_millis(1),
@@ -175,7 +152,7 @@ impl CrispClient {
         }
     }
 
-    /// One attempt, with the account's credentials.
+    /// One attempt, with the account's credentials, bounded by `timeout`.
     async fn send_once(
         &self,
         account: &Account,
@@ -183,41 +160,23 @@ impl CrispClient {
         request_id: &str,
         timeout: Duration,
     ) -> Result<Reply, UpstreamError> {
-        let method = match request.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Head => reqwest::Method::HEAD,
-            Method::Post => reqwest::Method::POST,
-            Method::Put => reqwest::Method::PUT,
-            Method::Patch => reqwest::Method::PATCH,
-            Method::Delete => reqwest::Method::DELETE,
-        };
-        let mut builder = self
-            .http
-            .request(method, self.url(request))
-            .timeout(timeout)
-            .header(header::AUTHORIZATION, account.authorization.clone())
-            .header("x-crisp-tier", account.tier.header());
-        if let Ok(id) = HeaderValue::from_str(request_id) {
-            builder = builder.header("x-request-id", id);
-        }
-        if let Some(body) = &request.body {
-            builder = builder
-                .header(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )
-                .body(body.clone());
-        }
-        let response = builder
-            .send()
+        let call = self.transport.call(
+            request,
+            account.authorization.clone(),
+            account.tier.header(),
+            request_id,
+        );
+        let answer = tokio::time::timeout(timeout, call)
             .await
-            .map_err(UpstreamError::from_transport)?;
-        let status = response.status();
-        let retry_after = reply::retry_after(response.headers());
-        let body = response
-            .bytes()
-            .await
-            .map_err(UpstreamError::from_transport)?;
-        reply::interpret(request.method, status.as_u16(), retry_after, body, account)
+            .map_err(|_| UpstreamError::Timeout)?
+            .map_err(UpstreamError::Unreachable)?;
+        let retry_after = reply::retry_after(&answer.headers);
+        reply::interpret(
+            request.method,
+            answer.status,
+            retry_after,
+            answer.body,
+            account,
+        )
     }
 }

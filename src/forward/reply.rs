@@ -1,14 +1,13 @@
 //! What Crisp answered, as a gateway result: the raw `data` of a success, or a typed error.
 //!
-//! Successful bodies are not re-serialised: `data` is located as raw JSON and sliced out of
-//! the received bytes, so a large list costs one scan, not a parse into a tree and back.
+//! Successful bodies are not re-serialised: `data` is located as raw JSON (`scan`) and sliced
+//! out of the received bytes, so a large list costs one structural pass, not a parse.
 
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::accounts::Account;
 use crate::catalog::Method;
@@ -60,19 +59,11 @@ pub enum UpstreamError {
     InvalidResponse { status: u16 },
     #[error("crisp did not answer in time")]
     Timeout,
-    #[error("cannot reach crisp: {0}")]
-    Unreachable(#[source] reqwest::Error),
+    #[error("{0}")]
+    Unreachable(#[source] super::TransportError),
 }
 
 impl UpstreamError {
-    pub fn from_transport(err: reqwest::Error) -> Self {
-        if err.is_timeout() {
-            Self::Timeout
-        } else {
-            Self::Unreachable(err)
-        }
-    }
-
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Rejected { status, .. } => {
@@ -169,15 +160,9 @@ impl UpstreamError {
     }
 }
 
-/// The envelope's fields the gateway reads; `data` stays raw.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(default)]
-    error: bool,
-    #[serde(default, borrow)]
-    reason: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    data: Option<&'a RawValue>,
+/// The envelope's `reason`, decoded (it is a short JSON string).
+fn reason(envelope: &super::scan::Fields<'_>) -> Option<String> {
+    serde_json::from_slice(envelope.reason?).ok()
 }
 
 #[derive(Deserialize)]
@@ -222,7 +207,7 @@ pub fn interpret(
             _ => {}
         }
     }
-    let envelope: Option<Envelope<'_>> = serde_json::from_slice(&body).ok();
+    let envelope = super::scan::envelope(&body);
     match status {
         200..=299 => {
             let envelope = envelope.ok_or(UpstreamError::InvalidResponse { status })?;
@@ -230,7 +215,7 @@ pub fn interpret(
                 return Err(UpstreamError::InvalidResponse { status });
             }
             let data = match envelope.data {
-                Some(raw) => slice_of(&body, raw.get()),
+                Some(range) => body.slice(range),
                 // Crisp's Node client resolves a missing `data` as `{}`; so does the gateway.
                 None => Bytes::from_static(b"{}"),
             };
@@ -242,7 +227,8 @@ pub fn interpret(
         403 => Err(UpstreamError::Forbidden {
             account: account.label.clone(),
             detail: envelope
-                .and_then(|e| e.reason.map(|r| r.into_owned()))
+                .as_ref()
+                .and_then(reason)
                 .unwrap_or_else(|| "forbidden".into()),
         }),
         420 | 429 => Err(UpstreamError::RateLimited {
@@ -252,14 +238,12 @@ pub fn interpret(
         400..=499 => {
             let reason = envelope
                 .as_ref()
-                .and_then(|e| e.reason.as_deref())
+                .and_then(reason)
                 .filter(|r| !r.is_empty())
-                .unwrap_or("crisp_error")
-                .to_owned();
+                .unwrap_or_else(|| "crisp_error".to_owned());
             let detail = envelope
-                .as_ref()
                 .and_then(|e| e.data)
-                .and_then(|d| serde_json::from_str::<ErrorData<'_>>(d.get()).ok())
+                .and_then(|d| serde_json::from_slice::<ErrorData<'_>>(&body[d]).ok())
                 .and_then(|d| d.message.map(|m| m.into_owned()));
             let message = match detail {
                 Some(detail) => format!("Crisp answered {status} {reason}: {detail}"),
@@ -273,15 +257,5 @@ pub fn interpret(
         }
         500..=599 => Err(UpstreamError::ServerError { status }),
         _ => Err(UpstreamError::InvalidResponse { status }),
-    }
-}
-
-/// The `Bytes` slice of `body` that `part` (a sub-slice of it) covers, without copying.
-fn slice_of(body: &Bytes, part: &str) -> Bytes {
-    let start = (part.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
-    if start <= body.len() && start + part.len() <= body.len() {
-        body.slice(start..start + part.len())
-    } else {
-        Bytes::copy_from_slice(part.as_bytes())
     }
 }

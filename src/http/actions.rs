@@ -2,11 +2,9 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -16,14 +14,27 @@ use crate::error::ApiError;
 
 use super::REQUEST_ID;
 
-pub async fn call(
-    State(app): State<AppState>,
-    Extension(principal): Extension<Arc<Principal>>,
-    Path(slug): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let action = CATALOG.get(&slug).ok_or_else(|| unknown_action(&slug))?;
+/// Takes the request whole rather than through extractors: a `HeaderMap` extractor copies
+/// every header and `Path` decodes into a new string, on every call.
+pub async fn call(State(app): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let principal = parts
+        .extensions
+        .get::<Arc<Principal>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("the auth layer did not run".into()))?;
+    let headers = &parts.headers;
+    // Slugs are plain ASCII; a percent-encoded path simply names no action.
+    let slug = parts
+        .uri
+        .path()
+        .strip_prefix("/api/crisp/")
+        .unwrap_or_default();
+    let action = CATALOG.get(slug).ok_or_else(|| unknown_action(slug))?;
+    let limit = app.config.body_limit;
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| unreadable_body(&e, limit))?;
     let args = call::args::parse(action, &body)?;
     let request_id = headers
         .get(REQUEST_ID)
@@ -50,6 +61,20 @@ pub async fn call(
         result,
     )
         .into_response())
+}
+
+fn unreadable_body(error: &axum::Error, limit: usize) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return ApiError::PayloadTooLarge { limit };
+        }
+        source = e.source();
+    }
+    ApiError::bad_request(
+        "unreadable_body",
+        "The request body could not be read to its end; send it again.",
+    )
 }
 
 pub async fn wrong_method(Path(slug): Path<String>) -> ApiError {

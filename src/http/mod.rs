@@ -12,13 +12,11 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::{HeaderName, StatusCode};
@@ -26,7 +24,6 @@ use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::app::AppState;
@@ -44,14 +41,6 @@ async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::render(app.crisp.shaper().queue_depth()),
     )
-}
-
-/// Load shedding: answer 503 at once rather than queue without bound when the process is full.
-async fn shed(State(in_flight): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
-    match in_flight.try_acquire() {
-        Ok(_permit) => next.run(request).await,
-        Err(_) => ApiError::Overloaded.into_response(),
-    }
 }
 
 pub fn router(app: AppState) -> Router {
@@ -74,18 +63,17 @@ pub fn router(app: AppState) -> Router {
         .merge(docs::routes());
 
     // Outermost first: every response gets a request id, one access-log line and its
-    // metrics, and an error envelope if it failed; a panic becomes a 500; past
-    // `max_concurrency` requests are shed; the deadline and the body cap apply to the rest.
-    let in_flight = Arc::new(Semaphore::new(config.max_concurrency));
+    // metrics, and an error envelope if it failed, and past `max_concurrency` requests are
+    // shed (all in `envelope::finish`: one layer, as each layer costs an allocation and a
+    // boxed future per request); a panic becomes a 500; the deadline and the body cap apply
+    // to the rest.
+    let edge = envelope::Edge {
+        app: app.clone(),
+        in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
+    };
     let stack = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            envelope::finish,
-        ))
+        .layer(axum::middleware::from_fn_with_state(edge, envelope::finish))
         .layer(CatchPanicLayer::custom(envelope::panic_response))
-        .layer(axum::middleware::from_fn_with_state(in_flight, shed))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             config.request_timeout + Duration::from_millis(100),

@@ -1,5 +1,10 @@
 //! Logging: `tracing` to standard error, pretty or JSON, filtered by `RUST_LOG`.
 
+mod line;
+mod sink;
+
+pub use sink::flush;
+
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
@@ -9,15 +14,21 @@ use crate::config::LogFormat;
 /// Installs the global subscriber. `default` is the filter used when `RUST_LOG` is unset.
 pub fn init(format: LogFormat, default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // Colour codes only for a terminal: in a log file they are noise, and writing them was
-    // a measurable part of each access line's cost (see bench/README.md).
+    // A person at a terminal gets tracing's coloured format, each line as it happens; a file
+    // or a pipe gets the same information as plain lines from a formatter that costs far less
+    // per access line, written in batches (`sink`). Call `flush` before the process exits.
+    let terminal = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        .with_ansi(terminal);
+    let _ = match (format, terminal) {
+        (LogFormat::Json, true) => builder.json().with_writer(std::io::stderr).try_init(),
+        (LogFormat::Json, false) => builder.json().with_writer(sink::BufferedStderr).try_init(),
+        (LogFormat::Pretty, true) => builder.with_writer(std::io::stderr).try_init(),
+        (LogFormat::Pretty, false) => builder
+            .event_format(line::Line)
+            .with_writer(sink::BufferedStderr)
+            .try_init(),
     };
 }
 

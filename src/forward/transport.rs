@@ -1,0 +1,311 @@
+//! The one pooled HTTP client to Crisp: hyper's connection pool over rustls, and the request
+//! line built from a translated call without parsing a URL.
+//!
+//! Why hyper and not reqwest: the gateway's own cost must round to zero next to a plain
+//! reverse proxy, and reqwest's per-request layers (parsing the URL string with IDNA host
+//! handling, the redirect and retry services, the boxed connector stack) cost about 30 µs of
+//! CPU a call on this project's benchmark machine, as much as nginx spends on a whole proxied
+//! request (`bench/README.md`). Everything the gateway needed from it — pooling, keep-alive,
+//! TLS with the platform's roots, HTTP/2 by ALPN, connect and call timeouts — is here.
+
+use std::time::Duration;
+
+use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::{HeaderName, HeaderValue, Request, Response, Uri, header};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::catalog::Method;
+
+use super::UpstreamRequest;
+
+/// Sent on every call so Crisp (and anything between) can tell who is calling.
+const USER_AGENT: &str = concat!("crisp-gateway/", env!("CARGO_PKG_VERSION"));
+const X_CRISP_TIER: HeaderName = HeaderName::from_static("x-crisp-tier");
+
+/// The base URL, split once at start-up into the parts every request reuses.
+#[derive(Debug, Clone)]
+struct Base {
+    scheme: Scheme,
+    authority: Authority,
+    /// Path prefix without a trailing slash, e.g. `/v1`.
+    prefix: String,
+    /// As configured, for messages and logs.
+    display: String,
+}
+
+impl Base {
+    fn parse(base: &str) -> Result<Self, TransportError> {
+        let display = base.trim_end_matches('/').to_owned();
+        let invalid = |why: &str| {
+            TransportError::Config(format!(
+                "the Crisp base URL `{display}` {why}; set it like `https://api.crisp.chat/v1`"
+            ))
+        };
+        let uri: Uri = display.parse().map_err(|_| invalid("is not a valid URL"))?;
+        let scheme = uri
+            .scheme()
+            .cloned()
+            .ok_or_else(|| invalid("has no scheme"))?;
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(invalid("must start with http:// or https://"));
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| invalid("has no host"))?;
+        if uri.query().is_some() {
+            return Err(invalid("must not carry a query"));
+        }
+        let prefix = uri.path().trim_end_matches('/').to_owned();
+        Ok(Self {
+            scheme,
+            authority,
+            prefix,
+            display,
+        })
+    }
+}
+
+/// Why a call did not get an answer from Crisp.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{0}")]
+    Config(String),
+    /// No connection could be made: nothing was sent.
+    #[error("cannot connect to crisp: {0}")]
+    Connect(String),
+    /// The connection broke while sending or reading: Crisp may have acted on the call.
+    #[error("the connection to crisp failed: {0}")]
+    Broken(String),
+}
+
+impl TransportError {
+    /// True when the request certainly never left the gateway.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Self::Connect(_))
+    }
+
+    fn from_client(err: hyper_util::client::legacy::Error) -> Self {
+        let detail = chain(&err);
+        if err.is_connect() {
+            Self::Connect(detail)
+        } else {
+            Self::Broken(detail)
+        }
+    }
+}
+
+/// An error and its causes on one line, e.g. `client error (Connect): tcp connect error:
+/// Connection refused (os error 111)`.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// What Crisp answered: the status, the headers the gateway reads, and the whole body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: axum::http::HeaderMap,
+    pub body: Bytes,
+}
+
+pub struct Transport {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: Base,
+    user_agent: HeaderValue,
+}
+
+impl Transport {
+    pub fn new(base: &str, connect_timeout: Duration) -> Result<Self, TransportError> {
+        let base = Base::parse(base)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_keepalive(Some(Duration::from_secs(30)));
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_platform_verifier(provider)
+            .map_err(|e| TransportError::Config(format!("cannot set up TLS: {e}")))?
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(45))
+            .pool_max_idle_per_host(256)
+            .build(https);
+        Ok(Self {
+            client,
+            base,
+            user_agent: HeaderValue::from_static(USER_AGENT),
+        })
+    }
+
+    /// The base URL as configured, for messages.
+    pub fn base(&self) -> &str {
+        &self.base.display
+    }
+
+    /// The request target: the base's path prefix, the translated path, and the query with
+    /// names and values encoded as single components.
+    pub fn target(&self, request: &UpstreamRequest) -> String {
+        let mut target = String::with_capacity(self.base.prefix.len() + request.path.len() + 64);
+        target.push_str(&self.base.prefix);
+        target.push_str(&request.path);
+        for (i, (name, value)) in request.query.iter().enumerate() {
+            target.push(if i == 0 { '?' } else { '&' });
+            target.extend(percent_encoding::utf8_percent_encode(
+                name,
+                crate::catalog::COMPONENT,
+            ));
+            target.push('=');
+            target.extend(percent_encoding::utf8_percent_encode(
+                value,
+                crate::catalog::COMPONENT,
+            ));
+        }
+        target
+    }
+
+    /// The full URL a request goes to (for messages and tests).
+    pub fn url(&self, request: &UpstreamRequest) -> String {
+        format!(
+            "{}://{}{}",
+            self.base.scheme,
+            self.base.authority,
+            self.target(request)
+        )
+    }
+
+    /// Sends one request and reads the whole answer. `authorization` and `tier` are the
+    /// account's prebuilt header values; the caller bounds the time this takes.
+    pub async fn call(
+        &self,
+        request: &UpstreamRequest,
+        authorization: HeaderValue,
+        tier: HeaderValue,
+        request_id: &str,
+    ) -> Result<Answer, TransportError> {
+        let path = PathAndQuery::from_maybe_shared(Bytes::from(self.target(request)))
+            .map_err(|e| TransportError::Config(format!("cannot build the Crisp URL: {e}")))?;
+        let uri = Uri::from_parts({
+            let mut parts = axum::http::uri::Parts::default();
+            parts.scheme = Some(self.base.scheme.clone());
+            parts.authority = Some(self.base.authority.clone());
+            parts.path_and_query = Some(path);
+            parts
+        })
+        .map_err(|e| TransportError::Config(format!("cannot build the Crisp URL: {e}")))?;
+        let mut outgoing = Request::new(match &request.body {
+            Some(body) => Full::new(body.clone()),
+            None => Full::new(Bytes::new()),
+        });
+        *outgoing.method_mut() = method(request.method);
+        *outgoing.uri_mut() = uri;
+        let headers = outgoing.headers_mut();
+        headers.reserve(7);
+        headers.insert(header::USER_AGENT, self.user_agent.clone());
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(header::AUTHORIZATION, authorization);
+        headers.insert(X_CRISP_TIER, tier);
+        if let Ok(id) = HeaderValue::from_str(request_id) {
+            headers.insert(crate::http::REQUEST_ID, id);
+        }
+        if request.body.is_some() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        let response: Response<_> = self
+            .client
+            .request(outgoing)
+            .await
+            .map_err(TransportError::from_client)?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| TransportError::Broken(chain(&e)))?
+            .to_bytes();
+        Ok(Answer {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+fn method(method: Method) -> axum::http::Method {
+    match method {
+        Method::Get => axum::http::Method::GET,
+        Method::Head => axum::http::Method::HEAD,
+        Method::Post => axum::http::Method::POST,
+        Method::Put => axum::http::Method::PUT,
+        Method::Patch => axum::http::Method::PATCH,
+        Method::Delete => axum::http::Method::DELETE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(path: &str, query: &[(&str, &str)]) -> UpstreamRequest {
+        UpstreamRequest {
+            method: Method::Get,
+            path: path.into(),
+            query: query
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: None,
+        }
+    }
+
+    #[test]
+    fn base_urls_are_checked_once() {
+        assert!(Base::parse("https://api.crisp.chat/v1/").is_ok());
+        assert!(Base::parse("http://127.0.0.1:8080").is_ok());
+        for bad in [
+            "api.crisp.chat/v1",
+            "ftp://x/v1",
+            "https://x/v1?a=b",
+            "not a url",
+        ] {
+            let err = Base::parse(bad).expect_err(bad).to_string();
+            assert!(err.contains("https://api.crisp.chat/v1"), "{bad}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn targets_keep_the_prefix_and_encode_the_query() {
+        let transport =
+            Transport::new("https://api.crisp.chat/v1/", Duration::from_secs(1)).expect("valid");
+        let target = transport.target(&request(
+            "/website/w%2F1/conversations/2",
+            &[("search_query", "a&b=c d"), ("filter_unread", "1")],
+        ));
+        assert_eq!(
+            target,
+            "/v1/website/w%2F1/conversations/2?search_query=a%26b%3Dc%20d&filter_unread=1"
+        );
+        assert_eq!(
+            transport.url(&request("/website/w", &[])),
+            "https://api.crisp.chat/v1/website/w"
+        );
+    }
+}
