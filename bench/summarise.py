@@ -124,6 +124,14 @@ for target, name in labels.items():
         continue
     print(f"| {name} | {f(med(s, 'rps'))} | {f(med(s, 'p99'), '{:.2f}')} | {f(med(l, 'rps'))} "
           f"| {f(med(l, 'p99'), '{:.2f}')} | {f(xmed(f'cpu10k|read-small|{target}|64'), '{:.2f}')} |")
+print()
+# The spread of the single runs, so a difference between medians can be read against it.
+for target, name in labels.items():
+    for size in ("small", "large"):
+        rows = runs.get((f"read-{size}", target, 64))
+        if rows:
+            print(f"- {name}, {size}: req/s of each run "
+                  + ", ".join(f(r["rps"]) for r in rows))
 for size in ("small", "large"):
     one = med((f"read-{size}", "gateway-default", 64), "rps")
     many = med((f"read-{size}", "gateway-seeded", 64), "rps")

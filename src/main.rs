@@ -8,7 +8,9 @@ use crisp_gateway::config::{Config, LogFormat};
 
 /// mimalloc rather than the system allocator: a proxied call allocates and frees a few
 /// hundred small blocks (headers, futures, buffers), and glibc's malloc and free were about a
-/// sixth of the gateway's instructions per request on the benchmark.
+/// sixth of the gateway's instructions per request on the benchmark. Built with `no_thp`:
+/// with transparent huge pages its arenas grow resident memory 2 MiB at a time, which put the
+/// gateway at ~75 MiB instead of ~61 MiB at 256 connections (see bench/README.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

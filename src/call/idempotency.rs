@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::{Args, Options, execute_with};
+use super::{Args, Envelope, Options, execute_with};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::catalog::Action;
@@ -115,7 +115,10 @@ async fn first_run(
     };
     let result = execute_with(app, principal, action, args, options).await;
     let (status, body) = match &result {
-        Ok(bytes) => (StatusCode::OK, String::from_utf8_lossy(bytes).into_owned()),
+        Ok(envelope) => (
+            StatusCode::OK,
+            String::from_utf8_lossy(&envelope.to_bytes()).into_owned(),
+        ),
         Err(e) if !reached_crisp(e) => {
             app.store
                 .release_idempotency(&principal.workspace_id, key)
@@ -180,13 +183,13 @@ async fn wait_for(
     Ok(None)
 }
 
-fn json_response(bytes: bytes::Bytes) -> Response {
+fn json_response(envelope: Envelope) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        bytes,
+        envelope.into_body(),
     )
         .into_response()
 }

@@ -1,9 +1,10 @@
 //! One action call, from the caller's JSON to the result envelope; shared by every front end.
 
 pub mod args;
+mod envelope;
 pub mod idempotency;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::accounts::Account;
 use crate::app::App;
@@ -15,6 +16,7 @@ use crate::store::AuditRecord;
 use axum::http::StatusCode;
 
 pub use args::Args;
+pub use envelope::Envelope;
 
 /// What one call did, for the audit trail.
 #[derive(Default)]
@@ -32,7 +34,7 @@ pub struct Options<'a> {
     pub idempotent: bool,
 }
 
-/// Runs an action for a principal and returns the success envelope's bytes. Writes, and
+/// Runs an action for a principal and returns the success envelope. Writes, and
 /// calls that fail, are audited.
 pub async fn execute(
     app: &App,
@@ -40,7 +42,7 @@ pub async fn execute(
     action: &Action,
     args: Args,
     request_id: &str,
-) -> Result<Bytes, ApiError> {
+) -> Result<Envelope, ApiError> {
     execute_with(
         app,
         principal,
@@ -60,7 +62,7 @@ pub async fn execute_with(
     action: &Action,
     args: Args,
     options: Options<'_>,
-) -> Result<Bytes, ApiError> {
+) -> Result<Envelope, ApiError> {
     let request_id = options.request_id;
     let started = crate::telemetry::request_started().unwrap_or_else(std::time::Instant::now);
     let mut trace = Trace::default();
@@ -97,7 +99,7 @@ async fn run(
     options: Options<'_>,
     started: std::time::Instant,
     trace: &mut Trace,
-) -> Result<Bytes, ApiError> {
+) -> Result<Envelope, ApiError> {
     app.key_limits
         .check(&principal.key_id)
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
@@ -127,14 +129,14 @@ async fn run(
         Err(e) => e.upstream_status(),
     };
     Ok(match reply? {
-        Reply::Data { data, .. } => envelope(action, &data),
-        Reply::Exists { exists, .. } => envelope(
+        Reply::Data { data, .. } => Envelope::new(action, data),
+        Reply::Exists { exists, .. } => Envelope::new(
             action,
-            if exists {
+            Bytes::from_static(if exists {
                 b"{\"exists\":true}"
             } else {
                 b"{\"exists\":false}"
-            },
+            }),
         ),
     })
 }
@@ -167,29 +169,17 @@ pub fn upstream_request(route: &Route, args: Args, account: &Account) -> Upstrea
     }
 }
 
-/// `{"ok":true,"tool":…,"result":…}` around raw JSON, without re-serialising it.
-pub fn envelope(action: &Action, result: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(result.len() + action.tool.len() + 32);
-    out.put_slice(b"{\"ok\":true,\"tool\":\"");
-    // Tool ids are `crisp_` + lowercase words and `_`: nothing to escape.
-    out.put_slice(action.tool.as_bytes());
-    out.put_slice(b"\",\"result\":");
-    out.put_slice(result);
-    out.put_u8(b'}');
-    out.freeze()
-}
-
 async fn list_accounts(
     app: &App,
     principal: &Principal,
     action: &Action,
     wanted: Option<&str>,
-) -> Result<Bytes, ApiError> {
+) -> Result<Envelope, ApiError> {
     let accounts = app.accounts.for_workspace(&principal.workspace_id).await?;
     let views: Vec<_> = match wanted {
         Some(_) => vec![crate::accounts::choose(&accounts, wanted)?.view()],
         None => accounts.iter().map(|a| a.view()).collect(),
     };
     let json = serde_json::to_vec(&views).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(envelope(action, &json))
+    Ok(Envelope::new(action, json.into()))
 }

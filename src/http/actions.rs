@@ -58,7 +58,7 @@ pub async fn call(State(app): State<AppState>, request: Request) -> Result<Respo
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        result,
+        result.into_body(),
     )
         .into_response())
 }

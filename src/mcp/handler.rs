@@ -165,7 +165,7 @@ impl Handler {
             &caller.request_id,
         )
         .await?;
-        let envelope: Value = serde_json::from_slice(&envelope)
+        let envelope: Value = serde_json::from_slice(&envelope.to_bytes())
             .map_err(|e| ApiError::Internal(format!("the result envelope is not JSON: {e}")))?;
         // The text is Crisp's `data`, as the REST `result`; the structured content is the whole
         // REST envelope (an object, as MCP requires, even when `data` is a list).

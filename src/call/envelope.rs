@@ -1,0 +1,137 @@
+//! A successful call's envelope, `{"ok":true,"tool":…,"result":<data>}`, kept as its parts so
+//! Crisp's `data` (a slice of the body Crisp sent) is written to the caller without a copy.
+//!
+//! On the benchmark's 50 KB answers, copying `data` into one contiguous envelope cost a 50 KB
+//! allocation and memcpy per call and held a second copy of every answer in flight. As parts,
+//! the HTTP response is three frames that hyper sends with one vectored write.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body::{Frame, SizeHint};
+
+use crate::catalog::Action;
+
+const TAIL: &[u8] = b"}";
+
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// `{"ok":true,"tool":"<tool>","result":`
+    head: Bytes,
+    /// The raw JSON of the result.
+    data: Bytes,
+}
+
+impl Envelope {
+    pub fn new(action: &Action, data: Bytes) -> Self {
+        // Tool ids are `crisp_` + lowercase words and `_`: nothing to escape.
+        let tool = action.tool.as_bytes();
+        let mut head = BytesMut::with_capacity(tool.len() + 32);
+        head.put_slice(b"{\"ok\":true,\"tool\":\"");
+        head.put_slice(tool);
+        head.put_slice(b"\",\"result\":");
+        Self {
+            head: head.freeze(),
+            data,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.head.len() + self.data.len() + TAIL.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The envelope as one buffer, for the front ends that store or re-read it.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.len());
+        out.put_slice(&self.head);
+        out.put_slice(&self.data);
+        out.put_slice(TAIL);
+        out.freeze()
+    }
+
+    /// The envelope as a response body of three frames, with its exact length.
+    pub fn into_body(self) -> Body {
+        Body::new(Parts {
+            left: self.len() as u64,
+            parts: [
+                Some(self.head),
+                Some(self.data),
+                Some(Bytes::from_static(TAIL)),
+            ],
+            next: 0,
+        })
+    }
+}
+
+struct Parts {
+    left: u64,
+    parts: [Option<Bytes>; 3],
+    next: usize,
+}
+
+impl http_body::Body for Parts {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        while let Some(slot) = this.parts.get_mut(this.next) {
+            this.next += 1;
+            if let Some(part) = slot.take().filter(|part| !part.is_empty()) {
+                this.left -= part.len() as u64;
+                return Poll::Ready(Some(Ok(Frame::data(part))));
+            }
+        }
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::CATALOG;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn the_body_and_the_bytes_are_the_same_envelope() {
+        let action = CATALOG.get("list/conversations").expect("action");
+        for data in [&b"[]"[..], b"{\"a\":[1,2,3]}", b""] {
+            let envelope = Envelope::new(action, Bytes::copy_from_slice(data));
+            let whole = envelope.to_bytes();
+            assert_eq!(
+                whole,
+                [
+                    &b"{\"ok\":true,\"tool\":\"crisp_list_conversations\",\"result\":"[..],
+                    data,
+                    b"}"
+                ]
+                .concat()
+            );
+            assert_eq!(envelope.len(), whole.len());
+            let body = envelope.into_body();
+            assert_eq!(
+                http_body::Body::size_hint(&body).exact(),
+                Some(whole.len() as u64)
+            );
+            let sent = body.collect().await.expect("body").to_bytes();
+            assert_eq!(sent, whole);
+        }
+    }
+}
