@@ -3,15 +3,20 @@
 //!
 //! A list of conversations is tens of kilobytes of `data` that the gateway only forwards.
 //! Handing the body to `serde_json` (even into a `RawValue`) tokenises every byte of it, which
-//! on the benchmark's 50 KB list cost more CPU than the rest of the call together. An answer in
-//! the documented shape is sliced by its known prefix and final brace (`documented`); for any
-//! other, this scanner
-//! checks the envelope object itself fully (its keys, `:` and `,`, that nothing follows it) and
-//! walks over each value *structurally*, one table lookup per byte: strings are skipped to
-//! their closing quote (escapes understood), brackets must nest and match, so the value's
-//! extent is exact. What it does
-//! not do is check the grammar inside `data` (a number's digits, commas between items): a
-//! malformed `data` is forwarded as Crisp sent it, as a reverse proxy would.
+//! on the benchmark's 50 KB list cost more CPU than the rest of the call together.
+//!
+//! An answer in the documented shape — the compact prefix `{"error":false,"reason":"…","data":`
+//! then an object or a list that ends just before the envelope's final `}` — is sliced without
+//! reading `data` at all (`documented`). For any other, this scanner checks the envelope object
+//! itself fully (its keys, `:` and `,`, that nothing follows it) and walks over each value
+//! *structurally*, one table lookup per byte: strings are skipped to their closing quote
+//! (escapes understood), brackets must nest and match, so the value's extent is exact.
+//!
+//! Neither checks the grammar inside `data` (a number's digits, commas between items), and
+//! the documented path does not match the brackets inside it either: a malformed `data` is
+//! forwarded as Crisp sent it, as a reverse proxy would. Crisp's answers come from its own
+//! serialiser; MCP, which parses the envelope, answers a broken one with a 502
+//! `crisp_invalid_response`.
 
 use std::ops::Range;
 

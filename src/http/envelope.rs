@@ -38,7 +38,7 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let id = match request.headers().get(REQUEST_ID) {
-        Some(id) if id.to_str().is_ok_and(|id| !id.is_empty()) => id.clone(),
+        Some(id) if is_usable_request_id(id.as_bytes()) => id.clone(),
         _ => {
             let id = new_request_id();
             request.headers_mut().insert(REQUEST_ID, id.clone());
@@ -65,9 +65,9 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     let elapsed = started.elapsed();
     crate::metrics::request(action, label.map_or("-", |(slug, _)| slug), status, elapsed);
     tracing::info!(
-        request_id = %request_id,
+        request_id,
         method = %method,
-        path = %path,
+        path = path.as_str(),
         status,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         action = label.map(|(slug, _)| slug),
@@ -120,6 +120,16 @@ fn render_error(
 /// A random (version 4) UUID for a request that brings no `x-request-id`. The bits come from
 /// a per-thread generator seeded once, not from the OS: request ids only need to be unique,
 /// and a `getrandom` system call per request was visible in the benchmark's profile.
+/// A caller's `x-request-id` is kept when it is 1–128 characters of `A–Z a–z 0–9 . _ : -`;
+/// anything else is replaced, so an id can neither forge fields in the access line (a space
+/// and `key=value`) nor bloat the log, the audit rows and Crisp's headers.
+fn is_usable_request_id(id: &[u8]) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
 fn new_request_id() -> HeaderValue {
     let uuid = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
     let mut text = [0; uuid::fmt::Hyphenated::LENGTH];

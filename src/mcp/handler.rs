@@ -165,8 +165,11 @@ impl Handler {
             &caller.request_id,
         )
         .await?;
-        let envelope: Value = serde_json::from_slice(&envelope.to_bytes())
-            .map_err(|e| ApiError::Internal(format!("the result envelope is not JSON: {e}")))?;
+        // The gateway checks the shape of Crisp's envelope, not every byte of `data` (see
+        // `forward::scan`); if Crisp ever sent a broken `data`, this parse is where it shows.
+        let envelope: Value = serde_json::from_slice(&envelope.to_bytes()).map_err(|_| {
+            ApiError::Upstream(crate::forward::UpstreamError::InvalidResponse { status: 200 })
+        })?;
         // The text is Crisp's `data`, as the REST `result`; the structured content is the whole
         // REST envelope (an object, as MCP requires, even when `data` is a list).
         let text = envelope

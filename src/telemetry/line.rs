@@ -126,7 +126,8 @@ impl Visit for Fields<'_, '_> {
 
 /// Writes a float with three decimals. Durations are the only floats logged per request, and
 /// `{:.3}` falls back to the slow exact (Dragon4) algorithm for most of them; rounding to an
-/// integer count of thousandths first prints the same digits with integer formatting.
+/// integer count of thousandths first prints the same digits with integer formatting (but
+/// for the last digit of values within a rounding error of a tie, e.g. 1.0005).
 fn write_millis(w: &mut Writer<'_>, value: f64) -> fmt::Result {
     if !value.is_finite() || value.abs() >= 1e15 {
         return write!(w, "{value:.3}");

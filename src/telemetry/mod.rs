@@ -18,6 +18,9 @@ pub fn init(format: LogFormat, default: &str) {
     // or a pipe gets the same information as plain lines from a formatter that costs far less
     // per access line, written in batches (`sink`). Call `flush` before the process exits.
     let terminal = std::io::stderr().is_terminal();
+    if !terminal {
+        sink::flush_on_panic();
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(terminal);

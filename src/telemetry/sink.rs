@@ -3,8 +3,9 @@
 //!
 //! At `info` every request logs one access line; writing each with its own `write(2)` was
 //! about a tenth of the gateway's CPU per request on the benchmark. Warnings and errors are
-//! written at once (with everything before them), a full buffer is written at once, and
-//! `flush` runs at exit, so what is lost in a crash is at most the last moment of info lines.
+//! written at once (with everything before them), a full buffer is written at once, `flush`
+//! runs at exit and a panic writes the buffer before its message; an abort or a kill loses at
+//! most the last `FLUSH_EVERY` of info lines.
 
 use std::io::{self, Write};
 use std::sync::LazyLock;
@@ -36,6 +37,19 @@ static PENDING: LazyLock<Mutex<Vec<u8>>> = LazyLock::new(|| {
 pub fn flush() {
     let mut pending = PENDING.lock();
     write_out(&mut pending);
+}
+
+/// Makes a panic write the waiting lines before its message, so the log keeps its order and
+/// a panic that ends the process loses nothing. `try_lock`: a panic on a thread that holds the
+/// buffer must not wait for itself.
+pub fn flush_on_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(mut pending) = PENDING.try_lock() {
+            write_out(&mut pending);
+        }
+        previous(info);
+    }));
 }
 
 fn write_out(pending: &mut Vec<u8>) {

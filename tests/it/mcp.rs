@@ -503,6 +503,23 @@ async fn bad_arguments_and_upstream_errors_are_tool_errors_with_the_rest_message
             rest.reason().as_str()
         );
 
+        // A `data` that is not JSON inside the documented shape: REST forwards it as a proxy
+        // would (see `forward::scan`), MCP, which parses the envelope, says Crisp broke it.
+        app.crisp.script(Answer::ok(r#"{"a":}"#));
+        let broken = call(
+            &app,
+            "/mcp/all",
+            "crisp_get_conversation",
+            json!({"sessionID": "s1"}),
+        )
+        .await;
+        assert_eq!(broken["isError"], true, "{broken}");
+        assert_eq!(
+            broken["structuredContent"]["error"]["reason"], "crisp_invalid_response",
+            "{broken}"
+        );
+        assert_eq!(broken["structuredContent"]["error"]["status"], 502);
+
         let unknown = rpc(
             &app,
             "/mcp",

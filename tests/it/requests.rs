@@ -384,3 +384,42 @@ async fn discovery_health_and_readiness() {
         assert!(app.get("/healthz").await.header("x-request-id").is_some());
     }
 }
+
+#[tokio::test]
+async fn a_callers_request_id_is_kept_only_when_it_is_plain() {
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        let call = |id: &'static str| {
+            app.http
+                .post(app.url("/api/crisp/list/conversations"))
+                .header("authorization", format!("Bearer {}", app.key))
+                .header("x-request-id", id)
+                .body("{}")
+                .send()
+        };
+        let kept = call("trace-7f3a:2.b_c").await.expect("gateway answers");
+        assert_eq!(kept.status(), 200);
+        assert_eq!(
+            kept.headers()["x-request-id"].to_str().ok(),
+            Some("trace-7f3a:2.b_c")
+        );
+        let sent = app.crisp.take_received();
+        assert_eq!(sent[0].header("x-request-id"), Some("trace-7f3a:2.b_c"));
+
+        // A space would let a caller write `key_id=…` into the access line; an id that long
+        // would be copied into every log line, audit row and Crisp request.
+        let long: &'static str = Box::leak("a".repeat(129).into_boxed_str());
+        for forged in ["a status=200 key_id=admin", long] {
+            let replaced = call(forged).await.expect("gateway answers");
+            assert_eq!(replaced.status(), 200);
+            let id = replaced.headers()["x-request-id"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            assert_ne!(id, forged);
+            assert_eq!(id.len(), 36, "a new UUID: {id}");
+            let sent = app.crisp.take_received();
+            assert_eq!(sent[0].header("x-request-id"), Some(id.as_str()));
+        }
+    }
+}
