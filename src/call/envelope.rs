@@ -38,12 +38,8 @@ impl Envelope {
         }
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.head.len() + self.data.len() + TAIL.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// The envelope as one buffer, for the front ends that store or re-read it.

@@ -117,9 +117,6 @@ fn render_error(
     Response::from_parts(parts, Body::from(body))
 }
 
-/// A random (version 4) UUID for a request that brings no `x-request-id`. The bits come from
-/// a per-thread generator seeded once, not from the OS: request ids only need to be unique,
-/// and a `getrandom` system call per request was visible in the benchmark's profile.
 /// A caller's `x-request-id` is kept when it is 1–128 characters of `A–Z a–z 0–9 . _ : -`;
 /// anything else is replaced, so an id can neither forge fields in the access line (a space
 /// and `key=value`) nor bloat the log, the audit rows and Crisp's headers.
@@ -130,6 +127,9 @@ fn is_usable_request_id(id: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
+/// A random (version 4) UUID for a request that brings no `x-request-id`. The bits come from
+/// a per-thread generator seeded once, not from the OS: request ids only need to be unique,
+/// and a `getrandom` system call per request was visible in the benchmark's profile.
 fn new_request_id() -> HeaderValue {
     let uuid = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
     let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
