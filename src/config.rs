@@ -25,6 +25,8 @@ pub struct Config {
     pub body_limit: usize,
     /// Requests in flight before new ones are shed with 503.
     pub max_concurrency: usize,
+    /// Threads that serve requests; 0 means one per core this process may use.
+    pub worker_threads: usize,
     pub key_cache_ttl: Duration,
     pub key_cache_capacity: u64,
     pub refresh_interval: Duration,
@@ -68,6 +70,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             body_limit: 1024 * 1024,
             max_concurrency: 1024,
+            worker_threads: 0,
             key_cache_ttl: Duration::from_secs(300),
             key_cache_capacity: 100_000,
             refresh_interval: Duration::from_millis(500),
@@ -120,6 +123,7 @@ const SETTINGS: &[&str] = &[
     "request_timeout",
     "body_limit",
     "max_concurrency",
+    "worker_threads",
     "key_cache_ttl",
     "key_cache_capacity",
     "refresh_interval",
@@ -255,6 +259,7 @@ impl Config {
             request_timeout: s.duration("request_timeout", d.request_timeout)?,
             body_limit: s.number("body_limit", d.body_limit)?,
             max_concurrency: s.number("max_concurrency", d.max_concurrency)?.max(1),
+            worker_threads: s.number("worker_threads", d.worker_threads)?,
             key_cache_ttl: s.duration("key_cache_ttl", d.key_cache_ttl)?,
             key_cache_capacity: s.number("key_cache_capacity", d.key_cache_capacity)?,
             refresh_interval: s.duration("refresh_interval", d.refresh_interval)?,
@@ -284,6 +289,15 @@ impl Config {
             ));
         }
         Ok(config)
+    }
+
+    /// The threads to serve with: `worker_threads`, or else one per core this process may
+    /// use (its CPU affinity and cgroup quota included, so `taskset` and container limits count).
+    pub fn serving_threads(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        }
     }
 
     pub fn retry_policy(&self) -> Result<crate::forward::RetryPolicy, String> {

@@ -19,7 +19,8 @@ pub async fn serve(mut config: Config, listen: Option<SocketAddr>) -> CliResult 
     let listener = bind(addr).await?;
     // With port 0 the system picks the port: log the one actually bound, so it can be found.
     let addr = listener.local_addr().unwrap_or(addr);
-    tracing::info!(%addr, upstream = %app.crisp.base(), "crisp-gateway is listening");
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(%addr, upstream = %app.crisp.base(), threads, "crisp-gateway is listening");
     serve_on(app, listener).await
 }
 

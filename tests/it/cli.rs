@@ -480,23 +480,8 @@ async fn master_key_rotation_re_encrypts_and_the_gateway_still_reaches_crisp() {
         let mut cli = Cli::for_db(&db, engine).await;
         let crisp_key = "crisp-key-before-rotation-3c7e";
         cli.ok(&["workspace", "create", "acme"]).await;
-        cli.ok_with(
-            &[
-                "account",
-                "add",
-                "--workspace",
-                "acme",
-                "--label",
-                "main",
-                "--identifier",
-                "ident-rot",
-                "--website-id",
-                "web-rot",
-            ],
-            &[("CRISP_KEY", crisp_key)],
-            None,
-        )
-        .await;
+        cli.add_account("acme", "main", ("ident-rot", "web-rot"), crisp_key, &[])
+            .await;
         let key = cli
             .ok(&["key", "create", "--workspace", "acme"])
             .await
@@ -636,4 +621,73 @@ async fn serve_on_postgres_without_a_master_key_refuses_and_says_how_to_make_one
         refused.stderr.contains("master-key generate"),
         "{refused:?}"
     );
+}
+
+/// With `worker_threads = 1` the gateway runs a single-threaded scheduler (what it picks by
+/// itself on one core): a call still verifies its key (argon2 on the blocking pool), reaches
+/// Crisp and answers; a value that is not a number stops `serve` with a message saying so.
+#[tokio::test]
+async fn serve_on_one_worker_thread_answers_calls() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    let cli = Cli::for_db(&db, Engine::Sqlite).await;
+    cli.ok(&["workspace", "create", "acme"]).await;
+    cli.add_account(
+        "acme",
+        "main",
+        ("ident-one", "web-one"),
+        "crisp-key-one-thread",
+        &[],
+    )
+    .await;
+    let key = cli
+        .ok(&["key", "create", "--workspace", "acme"])
+        .await
+        .stdout
+        .trim()
+        .to_owned();
+
+    let refused = cli
+        .fails_with(
+            &["serve", "--listen", "127.0.0.1:0"],
+            &[("CRISP_GATEWAY_WORKER_THREADS", "one")],
+            None,
+        )
+        .await;
+    assert!(
+        refused
+            .stderr
+            .contains("worker_threads: `one` is not a valid number"),
+        "{refused:?}"
+    );
+
+    let crisp = FakeCrisp::start().await;
+    crisp.script(Answer::ok(r#"[{"session_id":"s1"}]"#));
+    crisp.script(Answer::ok(r#"[{"session_id":"s2"}]"#));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = cli
+        .serve(
+            &[
+                ("CRISP_GATEWAY_UPSTREAM", &crisp.base),
+                ("CRISP_GATEWAY_WORKER_THREADS", "1"),
+            ],
+            &dir.path().join("serve.log"),
+        )
+        .await;
+    let log = std::fs::read_to_string(&server.log).expect("log");
+    let listening = log
+        .lines()
+        .find(|l| l.contains("crisp-gateway is listening"))
+        .expect("the listening line");
+    assert!(listening.contains(r#""threads":1"#), "{listening}");
+    for session in ["s1", "s2"] {
+        let reply = server.call(Some(&key), "list/conversations", "{}").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json()["result"][0]["session_id"], session);
+    }
+    let refused = server
+        .call(Some("sk_live_notakey"), "list/conversations", "{}")
+        .await;
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    assert_eq!(crisp.received().len(), 2);
+    server.stop().await;
 }

@@ -668,6 +668,32 @@ impl Cli {
         output
     }
 
+    /// `account add` to `workspace` with the Crisp key given as `CRISP_KEY`, as a user types it;
+    /// `extra` adds flags such as `--default`. The command must succeed.
+    pub async fn add_account(
+        &self,
+        workspace: &str,
+        label: &str,
+        (identifier, website_id): (&str, &str),
+        crisp_key: &str,
+        extra: &[&str],
+    ) -> Output {
+        let mut args = vec![
+            "account",
+            "add",
+            "--workspace",
+            workspace,
+            "--label",
+            label,
+            "--identifier",
+            identifier,
+            "--website-id",
+            website_id,
+        ];
+        args.extend_from_slice(extra);
+        self.ok_with(&args, &[("CRISP_KEY", crisp_key)], None).await
+    }
+
     /// Runs a command that must fail; nothing may appear on standard output.
     pub async fn fails(&self, args: &[&str]) -> Output {
         self.fails_with(args, &[], None).await

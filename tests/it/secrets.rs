@@ -137,22 +137,12 @@ async fn never_leak(engine: Engine) {
     let expiring = printed_key(&output);
     secrets.add_key("the expiring", &expiring);
     note(
-        &cli.ok_with(
-            &[
-                "account",
-                "add",
-                "--workspace",
-                "acme",
-                "--label",
-                "main",
-                "--identifier",
-                IDENTIFIER,
-                "--website-id",
-                WEBSITE,
-                "--default",
-            ],
-            &[("CRISP_KEY", &crisp_key)],
-            None,
+        &cli.add_account(
+            "acme",
+            "main",
+            (IDENTIFIER, WEBSITE),
+            &crisp_key,
+            &["--default"],
         )
         .await,
         false,
