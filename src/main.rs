@@ -16,22 +16,24 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A broken configuration file is reported by `cli::run`, with the defaults until then.
+    // A broken configuration file is reported by `cli::run`, which stops the process at once:
+    // until then the defaults serve (one thread is plenty for that).
     let config = Config::load(cli.config.as_deref()).ok();
-    let threads = config.as_ref().map_or(0, Config::serving_threads);
+    let threads = config.as_ref().map_or(1, Config::serving_threads);
     let format = config.map_or(LogFormat::Pretty, |c| c.log_format);
     // On one core a single-threaded scheduler: no work-stealing queues, no atomic hand-offs
-    // between workers. It served ~20 % more calls per second than a one-worker multi-threaded
+    // between workers. It served 25 % more small reads than a one-worker multi-threaded
     // runtime on the benchmark (bench/README.md). Blocking work (argon2, SQLite) still runs on
     // tokio's blocking pool either way.
-    let runtime = match threads {
-        0 | 1 => tokio::runtime::Builder::new_current_thread()
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build(),
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
             .enable_all()
-            .build(),
+            .build()
     };
     match runtime {
         Ok(runtime) => runtime.block_on(run(cli, format)),

@@ -624,8 +624,9 @@ async fn serve_on_postgres_without_a_master_key_refuses_and_says_how_to_make_one
 }
 
 /// With `worker_threads = 1` the gateway runs a single-threaded scheduler (what it picks by
-/// itself on one core): a call still verifies its key (argon2 on the blocking pool), reaches
-/// Crisp and answers; a value that is not a number stops `serve` with a message saying so.
+/// itself on one core): calls still verify their key (argon2 on the blocking pool), reach
+/// Crisp and answer, over REST and MCP; a value that is not a number stops `serve` with a
+/// message saying so.
 #[tokio::test]
 async fn serve_on_one_worker_thread_answers_calls() {
     let db = TestDb::new(Engine::Sqlite).await;
@@ -684,10 +685,27 @@ async fn serve_on_one_worker_thread_answers_calls() {
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.json()["result"][0]["session_id"], session);
     }
+    // The MCP endpoint (its sessions are tasks of their own) answers on the same thread.
+    crisp.script(Answer::ok(r#"[{"session_id":"s3"}]"#));
+    let rpc = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "crisp_list_conversations", "arguments": {}}});
+    let mcp = server
+        .http
+        .post(server.url("/mcp/all"))
+        .bearer_auth(&key)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(rpc.to_string())
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(mcp.status(), 200);
+    let mcp = mcp.text().await.expect("body");
+    assert!(mcp.contains("s3"), "{mcp}");
     let refused = server
         .call(Some("sk_live_notakey"), "list/conversations", "{}")
         .await;
     assert_eq!(refused.status, 401, "{}", refused.text);
-    assert_eq!(crisp.received().len(), 2);
+    assert_eq!(crisp.received().len(), 3);
     server.stop().await;
 }
