@@ -114,6 +114,10 @@ impl Raw {
     }
 }
 
+/// More serving threads than this is a typo, not a tuning: each is an OS thread with its own
+/// stack and allocator heap.
+const MAX_WORKER_THREADS: usize = 1024;
+
 /// Every setting's name; the file may hold only these, and each has its environment variable.
 const SETTINGS: &[&str] = &[
     "database_url",
@@ -283,6 +287,12 @@ impl Config {
             master_key,
         };
         config.retry_policy().map_err(ConfigError)?;
+        if config.worker_threads > MAX_WORKER_THREADS {
+            return Err(ConfigError(format!(
+                "worker_threads: {} is more than {MAX_WORKER_THREADS}; use 0 for one thread per core",
+                config.worker_threads
+            )));
+        }
         if config.upstream_timeout > config.request_timeout {
             return Err(ConfigError(
                 "upstream_timeout must not exceed request_timeout".into(),
@@ -391,6 +401,14 @@ mod tests {
         let err = Config::load_with(None, env(&[("CRISP_GATEWAY_RETRY_MAX_ATTEMPTS", "0")]))
             .expect_err("bad policy");
         assert!(err.to_string().contains("retry_max_attempts"), "{err}");
+        let err = Config::load_with(None, env(&[("CRISP_GATEWAY_WORKER_THREADS", "100000")]))
+            .expect_err("too many threads");
+        assert!(
+            err.to_string().contains(
+                "worker_threads: 100000 is more than 1024; use 0 for one thread per core"
+            ),
+            "{err}"
+        );
         let err = Config::load_with(None, env(&[("CRISP_GATEWAY_MASTER_KEY", "nope")]))
             .expect_err("bad key");
         assert!(
