@@ -25,6 +25,13 @@ pub struct Config {
     pub body_limit: usize,
     /// Requests in flight before new ones are shed with 503.
     pub max_concurrency: usize,
+    /// How long a connection may take to send a request's headers (and wait between
+    /// keep-alive requests).
+    pub header_timeout: Duration,
+    /// How long a connection with no request in flight is kept open.
+    pub idle_timeout: Duration,
+    /// Open client connections per listener; 0 derives it from the open-file limit.
+    pub max_connections: usize,
     /// Threads that serve requests; 0 means one per core this process may use.
     pub worker_threads: usize,
     pub key_cache_ttl: Duration,
@@ -70,6 +77,9 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             body_limit: 1024 * 1024,
             max_concurrency: 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 0,
             worker_threads: 0,
             key_cache_ttl: Duration::from_secs(300),
             key_cache_capacity: 100_000,
@@ -127,6 +137,9 @@ const SETTINGS: &[&str] = &[
     "request_timeout",
     "body_limit",
     "max_concurrency",
+    "header_timeout",
+    "idle_timeout",
+    "max_connections",
     "worker_threads",
     "key_cache_ttl",
     "key_cache_capacity",
@@ -263,6 +276,9 @@ impl Config {
             request_timeout: s.duration("request_timeout", d.request_timeout)?,
             body_limit: s.number("body_limit", d.body_limit)?,
             max_concurrency: s.number("max_concurrency", d.max_concurrency)?.max(1),
+            header_timeout: s.duration("header_timeout", d.header_timeout)?,
+            idle_timeout: s.duration("idle_timeout", d.idle_timeout)?,
+            max_connections: s.number("max_connections", d.max_connections)?,
             worker_threads: s.number("worker_threads", d.worker_threads)?,
             key_cache_ttl: s.duration("key_cache_ttl", d.key_cache_ttl)?,
             key_cache_capacity: s.number("key_cache_capacity", d.key_cache_capacity)?,
@@ -292,6 +308,16 @@ impl Config {
                 "worker_threads: {} is more than {MAX_WORKER_THREADS}; use 0 for one thread per core",
                 config.worker_threads
             )));
+        }
+        for (name, value) in [
+            ("header_timeout", config.header_timeout),
+            ("idle_timeout", config.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError(format!(
+                    "{name}: must be longer than 0, such as 10s"
+                )));
+            }
         }
         if config.upstream_timeout > config.request_timeout {
             return Err(ConfigError(
@@ -407,6 +433,13 @@ mod tests {
             err.to_string().contains(
                 "worker_threads: 100000 is more than 1024; use 0 for one thread per core"
             ),
+            "{err}"
+        );
+        let err = Config::load_with(None, env(&[("CRISP_GATEWAY_HEADER_TIMEOUT", "0s")]))
+            .expect_err("no header timeout");
+        assert!(
+            err.to_string()
+                .contains("header_timeout: must be longer than 0"),
             "{err}"
         );
         let err = Config::load_with(None, env(&[("CRISP_GATEWAY_MASTER_KEY", "nope")]))

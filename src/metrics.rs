@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by action and status, latency, upstream calls and retries,
-//! cache hits, argon2 runs and the accounts' queue depth, rendered at `GET /metrics`.
+//! cache hits, argon2 runs, the accounts' queue depth and open and closed connections, rendered
+//! at `GET /metrics`.
 
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
@@ -159,4 +160,26 @@ fn lookups(cache: &'static str, result: &'static str) -> Counter {
 
 pub fn argon2_run() {
     counter!("crisp_gateway_argon2_verifications_total").increment(1);
+}
+
+/// A connection accepted on `listener` (`main`, `metrics`, `sandbox`).
+pub fn connection_opened(listener: &'static str) {
+    gauge!("crisp_gateway_connections_open", "listener" => listener).increment(1.0);
+}
+
+/// A connection's socket closed, whatever the reason.
+pub fn connection_released(listener: &'static str) {
+    gauge!("crisp_gateway_connections_open", "listener" => listener).decrement(1.0);
+}
+
+/// A connection the gateway closed itself: `header_timeout`, `idle_timeout`, `evicted` (at
+/// `max_connections`, to make room), or `refused` (at `max_connections`, none idle).
+pub fn connection_closed(listener: &'static str, reason: &'static str) {
+    counter!("crisp_gateway_connections_closed_total", "listener" => listener, "reason" => reason)
+        .increment(1);
+}
+
+/// An accept that failed for the listener rather than for one connection (out of descriptors).
+pub fn accept_error(listener: &'static str) {
+    counter!("crisp_gateway_accept_errors_total", "listener" => listener).increment(1);
 }

@@ -70,8 +70,13 @@ pub async fn run(args: SandboxArgs) -> CliResult {
         ),
     }
     eprintln!("Point the gateway at it: CRISP_GATEWAY_UPSTREAM=http://{addr}/v1");
-    axum::serve(listener, crate::sandbox::router(config))
-        .with_graceful_shutdown(super::shutdown_signal())
-        .await
-        .map_err(|e| format!("the sandbox failed: {e}"))
+    crate::http::server::serve(
+        listener,
+        crate::sandbox::router(config),
+        crate::http::server::ConnectionLimits::default(),
+        "sandbox",
+        super::shutdown_signal(),
+    )
+    .await;
+    Ok(())
 }

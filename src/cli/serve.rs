@@ -6,6 +6,7 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, AppState};
 use crate::config::Config;
+use crate::http::server::{self, ConnectionLimits};
 
 use super::CliResult;
 
@@ -35,34 +36,50 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
     let upkeep = crate::metrics::spawn_upkeep();
     let follower = app.follow_changes().await;
+    let limits = ConnectionLimits::from_config(&app.config);
+    tracing::info!(
+        open_file_limit = server::open_file_limit(),
+        max_connections = limits.max_connections,
+        header_timeout_s = limits.header_timeout.as_secs_f64(),
+        idle_timeout_s = limits.idle_timeout.as_secs_f64(),
+        "connection limits"
+    );
     let metrics = match app.config.metrics_listen {
         Some(addr) => {
             let listener = bind(addr).await?;
             let router = crate::http::metrics_router().with_state(app.clone());
             tracing::info!(%addr, "metrics listening");
-            Some(tokio::spawn(async move {
-                let _ = axum::serve(listener, router).await;
-            }))
+            Some(tokio::spawn(server::serve(
+                listener,
+                router,
+                limits,
+                "metrics",
+                std::future::pending(),
+            )))
         }
         None => None,
     };
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server =
-        axum::serve(listener, crate::http::router(app.clone())).with_graceful_shutdown(async {
+    let server = server::serve(
+        listener,
+        crate::http::router(app.clone()),
+        limits,
+        "main",
+        async {
             shutdown_signal().await;
             let _ = stopping.send(());
-        });
+        },
+    );
     let grace = app.config.shutdown_grace;
-    let result = tokio::select! {
-        result = server => result.map_err(|e| format!("the server failed: {e}")),
+    tokio::select! {
+        () = server => {}
         () = async {
             let _ = stopped.await;
             tokio::time::sleep(grace).await;
         } => {
             tracing::warn!(grace_s = grace.as_secs(), "calls still running after the grace period were cut off");
-            Ok(())
         }
-    };
+    }
     follower.abort();
     if let Some(upkeep) = upkeep {
         upkeep.abort();
@@ -72,7 +89,7 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
     }
     // In-flight calls are done: write the audit rows they left in the buffer.
     app.auditor.flush(std::time::Duration::from_secs(10)).await;
-    result
+    Ok(())
 }
 
 pub async fn shutdown_signal() {

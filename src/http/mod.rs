@@ -6,6 +6,7 @@ mod docs;
 mod envelope;
 mod health;
 mod report;
+pub mod server;
 
 use std::time::Duration;
 

@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 
 use crate::accounts::Tier;
 use crate::catalog::{Action, CATALOG, Method, Segment};
+use crate::http::server::ConnectionLimits;
 
 pub use answer::Answer;
 pub use faults::{Faults, Latency, RateLimit, parse_error_rate, parse_latency, parse_rate_limit};
@@ -77,13 +78,24 @@ pub fn spawn(
     listener: TcpListener,
     config: SandboxConfig,
 ) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
+    spawn_with_limits(listener, config, ConnectionLimits::default())
+}
+
+/// [`spawn`], with its own connection limits.
+pub fn spawn_with_limits(
+    listener: TcpListener,
+    config: SandboxConfig,
+    limits: ConnectionLimits,
+) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
     let addr: SocketAddr = listener.local_addr()?;
     let router = router(config);
-    let handle = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "the sandbox stopped");
-        }
-    });
+    let handle = tokio::spawn(crate::http::server::serve(
+        listener,
+        router,
+        limits,
+        "sandbox",
+        std::future::pending(),
+    ));
     Ok((format!("http://{addr}/v1"), handle))
 }
 

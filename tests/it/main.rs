@@ -4,6 +4,7 @@
 
 mod actions;
 mod cli;
+mod connections;
 mod docs;
 mod helpers;
 mod keys;

@@ -1,0 +1,761 @@
+//! Serves a router on a TCP listener with connection hygiene: a header-read timeout, an idle
+//! timeout, a cap on open connections that evicts the longest-idle one, and a lingering close
+//! after a refused request body.
+//!
+//! Every listener (gateway, metrics, sandbox) serves through [`serve`], HTTP/1 and h2c alike.
+//!
+//! - **Header timeout.** hyper arms its HTTP/1 header-read timer whenever a connection waits
+//!   for a request head: before the first request, and between keep-alive requests too. So it
+//!   closes a connection that sends nothing and one that trickles its headers alike. Before
+//!   hyper sees a byte (the HTTP/1-or-h2 sniff) no timer of hyper's runs, so a connection that
+//!   has never started a request is also closed here once it has been silent that long.
+//! - **Idle timeout.** A connection that has served a request and has none in flight is closed
+//!   after `idle_timeout`; this is what ends an HTTP/2 connection with no open stream, which
+//!   hyper's header timer does not cover.
+//! - **Connection cap.** At `max_connections` a new connection evicts the one idle longest (no
+//!   request in flight; one that never sent a request counts as idle since it was accepted), so
+//!   `/healthz` and real calls are still served under a flood; if none is idle the new one is
+//!   closed at once.
+//! - **Lingering close.** A refused oversized body (413) is answered with `Connection: close`,
+//!   and the rest of the body is read and discarded for a bounded time and size before the
+//!   socket closes: closing with unread data would make the kernel reset the connection, and a
+//!   client that writes its whole body before reading would see the reset, not the 413.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tower::Service;
+
+use crate::config::Config;
+
+/// How long, and how many bytes, a refused body is read and discarded before the socket
+/// closes (nginx's lingering close does the same).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 << 20;
+
+/// How long a connection that has served requests may take to finish a graceful close
+/// (flushing its last answer) once evicted or timed out, before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The pause after an accept error that is not one connection's own (such as running out of
+/// file descriptors), so that the loop neither spins nor floods the log.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Descriptors kept back from the connection cap for everything that is not a client
+/// connection: listeners, the database file and its journal, the log, the runtime's own.
+const FILE_RESERVE: u64 = 64;
+/// The largest database pool (Postgres's); SQLite's is smaller.
+const DB_POOL_RESERVE: u64 = 16;
+
+/// The limits one listener applies to its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl ConnectionLimits {
+    /// The configured limits; `max_connections = 0` derives the cap from the open-file limit.
+    pub fn from_config(config: &Config) -> Self {
+        let max_connections = match config.max_connections {
+            0 => derived_cap(open_file_limit(), config.max_concurrency),
+            n => n,
+        };
+        Self {
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections,
+        }
+    }
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self::from_config(&Config::default())
+    }
+}
+
+/// The cap that keeps client connections within the open-file limit: what is left after the
+/// reserve for files, the database pool and upstream connections (at most one per request in
+/// flight). The reserve never takes more than half, so a low limit still serves.
+fn derived_cap(open_files: u64, max_concurrency: usize) -> usize {
+    let upstream = u64::try_from(max_concurrency).unwrap_or(u64::MAX);
+    let reserve = FILE_RESERVE
+        .saturating_add(DB_POOL_RESERVE)
+        .saturating_add(upstream);
+    let cap = open_files.saturating_sub(reserve).max(open_files / 2).max(1);
+    usize::try_from(cap).unwrap_or(usize::MAX)
+}
+
+/// The process's open-file soft limit, raised once to the hard limit where allowed.
+pub fn open_file_limit() -> u64 {
+    static LIMIT: OnceLock<u64> = OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let before = rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .map(|(soft, _)| soft)
+            .ok();
+        match rlimit::increase_nofile_limit(rlimit::INFINITY) {
+            Ok(now) => {
+                if before.is_some_and(|before| before < now) {
+                    tracing::info!(
+                        from = before,
+                        to = now,
+                        "raised the open-file limit to its hard limit"
+                    );
+                }
+                now
+            }
+            Err(e) => {
+                let soft = before.unwrap_or(1024);
+                tracing::warn!(error = %e, limit = soft, "cannot raise the open-file limit");
+                soft
+            }
+        }
+    })
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, closes the
+/// connections that have nothing in flight and waits for the others to finish their calls.
+/// `name` labels the listener's metrics and log lines.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    name: &'static str,
+    shutdown: impl Future<Output = ()>,
+) {
+    let registry = Arc::new(Registry::new(name, limits));
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    // The CONNECT protocol is what HTTP/2 websockets use, as `axum::serve` enables it.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .enable_connect_protocol();
+    let builder = Arc::new(builder);
+    let (stop, _) = watch::channel(());
+    let mut accept_errors = AcceptErrors::default();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors: an idle connection gives one back.
+                registry.evict_idlest();
+                accept_errors.record(name, &error).await;
+                continue;
+            }
+        };
+        let Some(slot) = registry.admit() else {
+            crate::metrics::connection_closed(name, "refused");
+            drop(stream);
+            continue;
+        };
+        let conn = registry.register();
+        let socket = Socket {
+            stream: Some(stream),
+            conn: conn.clone(),
+            slot: Some(slot),
+        };
+        let service = Tracked {
+            router: router.clone(),
+            conn: conn.clone(),
+            peer,
+        };
+        tokio::spawn(drive(
+            builder.clone(),
+            socket,
+            service,
+            Registered {
+                registry: registry.clone(),
+                conn,
+            },
+            stop.subscribe(),
+        ));
+    }
+    drop(listener);
+    stop.send_replace(());
+    // Each connection task holds a receiver: all are gone when the last connection closed.
+    stop.closed().await;
+}
+
+/// Why a connection task stopped polling its connection early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Running,
+    /// Evicted, timed out or stopping: closing gracefully, dropped at `deadline`.
+    Closing,
+}
+
+/// One connection, from accept to close.
+async fn drive(
+    builder: Arc<Builder<TokioExecutor>>,
+    socket: Socket,
+    service: Tracked,
+    registered: Registered,
+    mut stop: watch::Receiver<()>,
+) {
+    let conn = registered.conn.clone();
+    let name = registered.registry.name;
+    let limits = registered.registry.limits;
+    let mut connection = pin!(builder.serve_connection_with_upgrades(TokioIo::new(socket), service));
+    let mut evicted = pin!(conn.evict.notified());
+    let timer = tokio::time::sleep(limits.header_timeout);
+    let mut timer = pin!(timer);
+    let mut ending = Ending::Running;
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result
+                    && error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout)
+                {
+                    crate::metrics::connection_closed(name, "header_timeout");
+                }
+                break;
+            }
+            () = &mut evicted, if ending == Ending::Running => {
+                crate::metrics::connection_closed(name, "evicted");
+                if !conn.served() {
+                    break;
+                }
+                connection.as_mut().graceful_shutdown();
+                ending = Ending::Closing;
+                timer.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
+            }
+            changed = stop.changed(), if !stopping => {
+                stopping = true;
+                let _ = changed;
+                if !conn.served() {
+                    break;
+                }
+                // In-flight calls finish; the caller bounds the wait with its grace period.
+                connection.as_mut().graceful_shutdown();
+            }
+            () = &mut timer => {
+                if ending == Ending::Closing {
+                    break;
+                }
+                match conn.idle_check(limits) {
+                    IdleCheck::Busy(recheck) | IdleCheck::Idle(recheck) => {
+                        timer.as_mut().reset(tokio::time::Instant::now() + recheck);
+                    }
+                    IdleCheck::Expired => {
+                        if !conn.served() {
+                            crate::metrics::connection_closed(name, "header_timeout");
+                            break;
+                        }
+                        crate::metrics::connection_closed(name, "idle_timeout");
+                        connection.as_mut().graceful_shutdown();
+                        ending = Ending::Closing;
+                        timer.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
+                    }
+                }
+            }
+        }
+    }
+    drop(stop);
+}
+
+/// What the idle timer found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdleCheck {
+    /// A request is in flight: look again after this long.
+    Busy(Duration),
+    /// Idle, but not yet for long enough: look again after this long.
+    Idle(Duration),
+    Expired,
+}
+
+/// The open connections of one listener.
+struct Registry {
+    name: &'static str,
+    limits: ConnectionLimits,
+    epoch: Instant,
+    open: AtomicUsize,
+    next_id: AtomicU64,
+    conns: parking_lot::Mutex<HashMap<u64, Arc<Conn>, foldhash::fast::RandomState>>,
+}
+
+impl Registry {
+    fn new(name: &'static str, limits: ConnectionLimits) -> Self {
+        Self {
+            name,
+            limits,
+            epoch: Instant::now(),
+            open: AtomicUsize::new(0),
+            next_id: AtomicU64::new(0),
+            conns: parking_lot::Mutex::new(HashMap::default()),
+        }
+    }
+
+    /// A slot for a new connection: at the cap, the idlest connection is evicted to make room;
+    /// `None` when every connection is busy.
+    fn admit(self: &Arc<Self>) -> Option<Slot> {
+        if self.open.load(Ordering::Relaxed) >= self.limits.max_connections && !self.evict_idlest()
+        {
+            return None;
+        }
+        self.open.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::connection_opened(self.name);
+        Some(Slot {
+            registry: self.clone(),
+        })
+    }
+
+    fn register(&self) -> Arc<Conn> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn::new(id, self.epoch));
+        self.conns.lock().insert(id, conn.clone());
+        conn
+    }
+
+    /// Tells the connection idle longest (no request in flight, not already evicted) to close;
+    /// false when there is none.
+    fn evict_idlest(&self) -> bool {
+        let conns = self.conns.lock();
+        let idlest = conns
+            .values()
+            .filter(|c| {
+                c.in_flight.load(Ordering::Acquire) == 0 && !c.evicted.load(Ordering::Relaxed)
+            })
+            .min_by_key(|c| c.idle_since_ms.load(Ordering::Relaxed));
+        match idlest {
+            Some(conn) => {
+                conn.evicted.store(true, Ordering::Relaxed);
+                conn.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A connection's place in the registry, given up when its task ends.
+struct Registered {
+    registry: Arc<Registry>,
+    conn: Arc<Conn>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.registry.conns.lock().remove(&self.conn.id);
+    }
+}
+
+/// One open descriptor counted against the cap; released when the socket is closed (after
+/// any lingering close).
+struct Slot {
+    registry: Arc<Registry>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.registry.open.fetch_sub(1, Ordering::Relaxed);
+        crate::metrics::connection_released(self.registry.name);
+    }
+}
+
+/// What is known of one connection, kept cheap: a few atomics touched per request.
+struct Conn {
+    id: u64,
+    epoch: Instant,
+    in_flight: AtomicU32,
+    /// Milliseconds since `epoch` when the connection last became idle (accepted, or its
+    /// last request finished).
+    idle_since_ms: AtomicU64,
+    served: AtomicBool,
+    evicted: AtomicBool,
+    /// An answer was sent before its request body was read: read the rest before closing.
+    linger: AtomicBool,
+    evict: Notify,
+}
+
+impl Conn {
+    fn new(id: u64, epoch: Instant) -> Self {
+        Self {
+            id,
+            epoch,
+            in_flight: AtomicU32::new(0),
+            idle_since_ms: AtomicU64::new(millis_since(epoch, Instant::now())),
+            served: AtomicBool::new(false),
+            evicted: AtomicBool::new(false),
+            linger: AtomicBool::new(false),
+            evict: Notify::new(),
+        }
+    }
+
+    fn served(&self) -> bool {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.served.store(true, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Whether the connection has been idle too long: a connection that never started a
+    /// request gets `header_timeout`, one that has served requests `idle_timeout`.
+    fn idle_check(&self, limits: ConnectionLimits) -> IdleCheck {
+        let limit = if self.served() {
+            limits.idle_timeout
+        } else {
+            limits.header_timeout
+        };
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return IdleCheck::Busy(limit);
+        }
+        let idle_since = Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
+        let idle_for = self.epoch.elapsed().saturating_sub(idle_since);
+        match limit.checked_sub(idle_for) {
+            Some(left) if !left.is_zero() => IdleCheck::Idle(left),
+            _ => IdleCheck::Expired,
+        }
+    }
+}
+
+fn millis_since(epoch: Instant, now: Instant) -> u64 {
+    u64::try_from(now.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A request in flight on a connection; when the last one ends the connection is idle.
+struct InFlight(Arc<Conn>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let conn = &self.0;
+        if conn.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            conn.idle_since_ms
+                .store(millis_since(conn.epoch, Instant::now()), Ordering::Relaxed);
+        }
+    }
+}
+
+/// The accepted socket, counted against the cap until it is closed. When the connection ends
+/// after a refused body, the socket lingers: it is handed to a task that discards what the
+/// client still sends, within bounds, so the client reads the answer rather than a reset.
+struct Socket {
+    stream: Option<TcpStream>,
+    conn: Arc<Conn>,
+    slot: Option<Slot>,
+}
+
+impl Socket {
+    fn stream(&mut self) -> io::Result<&mut TcpStream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().stream()?).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(self.get_mut().stream()?).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(self.get_mut().stream()?).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(AsyncWrite::is_write_vectored)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().stream()?).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().stream()?).poll_shutdown(cx)
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if !self.conn.linger.load(Ordering::Relaxed) {
+            return;
+        }
+        if let (Some(stream), Ok(runtime)) =
+            (self.stream.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(linger(stream, self.slot.take()));
+        }
+    }
+}
+
+/// Reads and discards what the client still sends, up to `LINGER_BYTES` or `LINGER_TIME`,
+/// then closes.
+async fn linger(mut stream: TcpStream, slot: Option<Slot>) {
+    let _ = stream.shutdown().await;
+    let mut buf = vec![0; 16 << 10];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+    drop(stream);
+    drop(slot);
+}
+
+/// The router as one connection's service: counts the request in flight until its answer's
+/// body is done, and gives the handlers the peer's address as `ConnectInfo`.
+#[derive(Clone)]
+struct Tracked {
+    router: Router,
+    conn: Arc<Conn>,
+    peer: SocketAddr,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Tracked {
+    type Response = Response<TrackedBody<axum::body::Body>>;
+    type Error = Infallible;
+    type Future = TrackedFuture;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let in_flight = self.conn.begin();
+        let http1 = request.version() <= Version::HTTP_11;
+        let mut request = request.map(axum::body::Body::new);
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        // A router is always ready: `poll_ready` need not be called first.
+        TrackedFuture {
+            inner: self.router.clone().call(request),
+            in_flight: Some(in_flight),
+            http1,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct TrackedFuture {
+        #[pin]
+        inner: axum::routing::future::RouteFuture<Infallible>,
+        in_flight: Option<InFlight>,
+        http1: bool,
+    }
+}
+
+impl Future for TrackedFuture {
+    type Output = Result<Response<TrackedBody<axum::body::Body>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = ready!(this.inner.poll(cx));
+        if *this.http1
+            && response.status() == StatusCode::PAYLOAD_TOO_LARGE
+            && let Some(in_flight) = this.in_flight.as_ref()
+        {
+            in_flight.0.linger.store(true, Ordering::Relaxed);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let in_flight = this.in_flight.take();
+        Poll::Ready(Ok(response.map(|inner| TrackedBody { inner, in_flight })))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that ends its request's time in flight when it is finished or dropped.
+    pub struct TrackedBody<B> {
+        #[pin]
+        inner: B,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if frame.is_none() {
+            this.in_flight.take();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Accept errors, logged at most once a second with how many there were.
+#[derive(Default)]
+struct AcceptErrors {
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl AcceptErrors {
+    async fn record(&mut self, listener: &'static str, error: &io::Error) {
+        // The peer gave up before the accept: nothing is wrong with the listener.
+        if matches!(
+            error.kind(),
+            io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::ConnectionReset
+        ) {
+            return;
+        }
+        crate::metrics::accept_error(listener);
+        if let Some(count) = self.note(Instant::now()) {
+            tracing::warn!(listener, error = %error, count, "cannot accept connections; backing off");
+        }
+        tokio::time::sleep(ACCEPT_BACKOFF).await;
+    }
+
+    /// Counts one error; returns the count to log when a line is due.
+    fn note(&mut self, now: Instant) -> Option<u64> {
+        self.unlogged += 1;
+        let due = self
+            .logged_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= ACCEPT_LOG_EVERY);
+        if !due {
+            return None;
+        }
+        self.logged_at = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_connections: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections,
+        }
+    }
+
+    #[test]
+    fn the_derived_cap_leaves_a_reserve_but_never_more_than_half() {
+        assert_eq!(derived_cap(1_048_576, 1024), 1_048_576 - 64 - 16 - 1024);
+        assert_eq!(derived_cap(20_000, 1024), 20_000 - 1104);
+        assert_eq!(derived_cap(1024, 1024), 512);
+        assert_eq!(derived_cap(0, 1024), 1);
+    }
+
+    #[test]
+    fn the_connection_idle_longest_is_evicted_and_busy_ones_never() {
+        let registry = Arc::new(Registry::new("test", limits(3)));
+        let slots: Vec<_> = (0..3).map(|_| registry.admit().expect("room")).collect();
+        let conns: Vec<_> = (0..3).map(|_| registry.register()).collect();
+        conns[0].idle_since_ms.store(500, Ordering::Relaxed);
+        conns[1].idle_since_ms.store(100, Ordering::Relaxed);
+        conns[2].idle_since_ms.store(50, Ordering::Relaxed);
+        let busy = conns[2].begin();
+
+        let fourth = registry.admit().expect("an idle one makes room");
+        assert!(conns[1].evicted.load(Ordering::Relaxed), "idle longest");
+        assert!(!conns[2].evicted.load(Ordering::Relaxed), "busy");
+        assert!(!conns[0].evicted.load(Ordering::Relaxed));
+
+        let fifth = registry.admit().expect("the next idle one makes room");
+        assert!(conns[0].evicted.load(Ordering::Relaxed));
+        assert!(
+            registry.admit().is_none(),
+            "every other connection is busy or already closing"
+        );
+        drop(busy);
+        assert_eq!(registry.open.load(Ordering::Relaxed), 5);
+        drop((slots, fourth, fifth));
+        assert_eq!(registry.open.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn idle_time_counts_from_the_last_request_and_not_while_busy() {
+        let epoch = Instant::now();
+        let conn = Arc::new(Conn::new(0, epoch));
+        let limits = limits(10);
+        assert!(matches!(conn.idle_check(limits), IdleCheck::Idle(left) if left <= limits.header_timeout));
+        conn.idle_since_ms.store(0, Ordering::Relaxed);
+        let zero = ConnectionLimits {
+            header_timeout: Duration::ZERO,
+            ..limits
+        };
+        assert_eq!(conn.idle_check(zero), IdleCheck::Expired);
+        let request = conn.begin();
+        assert_eq!(
+            conn.idle_check(zero),
+            IdleCheck::Busy(limits.idle_timeout)
+        );
+        drop(request);
+        assert!(conn.served());
+        assert!(matches!(conn.idle_check(limits), IdleCheck::Idle(left) if left > limits.header_timeout));
+    }
+
+    #[test]
+    fn accept_errors_are_logged_at_most_once_a_second_with_a_count() {
+        let mut errors = AcceptErrors::default();
+        let start = Instant::now();
+        assert_eq!(errors.note(start), Some(1));
+        assert_eq!(errors.note(start + Duration::from_millis(10)), None);
+        assert_eq!(errors.note(start + Duration::from_millis(500)), None);
+        assert_eq!(errors.note(start + Duration::from_millis(1000)), Some(3));
+        assert_eq!(errors.note(start + Duration::from_millis(1001)), None);
+    }
+}

@@ -1,0 +1,277 @@
+//! Connection hygiene over real TCP: idle and slow-header connections are closed, a capped
+//! listener still serves new clients by evicting an idle connection, a refused oversized body
+//! is answered (not reset) even for a client that writes it all before reading, and the
+//! metrics and sandbox listeners close idle connections too.
+//!
+//! These transport behaviours do not touch the database except for the real call, so only
+//! that test runs on every engine.
+
+use std::time::Duration;
+
+use crisp_gateway::http::server::ConnectionLimits;
+use crisp_gateway::sandbox::{self, SandboxConfig};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::helpers::{Engine, TestApp, engines, eventually, get};
+
+/// How long a test waits for the server to close a connection before calling it a failure:
+/// many times the header timeout the tests set, so a slow machine does not fail them.
+const BOUND: Duration = Duration::from_secs(20);
+const SHORT: Duration = Duration::from_secs(1);
+
+/// Reads until the server closes the connection (end of stream or reset) and returns what it
+/// sent; panics if it is still open after `BOUND`.
+async fn closed_by_server(stream: &mut TcpStream) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(BOUND, async {
+        let mut buf = [0; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server kept the connection open for {BOUND:?}"
+    );
+    seen
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| c.header_timeout = SHORT).await;
+    let mut idle = TcpStream::connect(app.addr).await.expect("connect");
+    let sent = closed_by_server(&mut idle).await;
+    assert!(sent.is_empty(), "{}", String::from_utf8_lossy(&sent));
+    assert_eq!(app.get("/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_with_no_next_request_is_closed_too() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| c.header_timeout = SHORT).await;
+    let mut conn = TcpStream::connect(app.addr).await.expect("connect");
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .expect("write");
+    let sent = closed_by_server(&mut conn).await;
+    let sent = String::from_utf8_lossy(&sent);
+    assert!(sent.starts_with("HTTP/1.1 200"), "{sent}");
+}
+
+#[tokio::test]
+async fn a_slowloris_connection_trickling_its_headers_is_closed() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| c.header_timeout = SHORT).await;
+    let conn = TcpStream::connect(app.addr).await.expect("connect");
+    let (mut reader, mut writer) = conn.into_split();
+    writer
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n")
+        .await
+        .expect("write");
+    // One header byte every 100 ms, never finishing the head, for up to `BOUND`.
+    let trickle = async move {
+        let steps = BOUND.as_millis() / 100;
+        for _ in 0..steps {
+            if writer.write_all(b"X").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server kept a slowloris connection open for {BOUND:?}");
+    };
+    let closed = async move {
+        let mut seen = Vec::new();
+        let _ = reader.read_to_end(&mut seen).await;
+        seen
+    };
+    let sent = tokio::select! {
+        () = trickle => Vec::new(),
+        seen = closed => seen,
+    };
+    let sent = String::from_utf8_lossy(&sent);
+    assert!(!sent.contains(" 200 "), "the trickled request was served: {sent}");
+    assert_eq!(app.get("/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_an_idle_connection_is_evicted_for_a_new_client() {
+    const CAP: usize = 20;
+    for engine in engines() {
+        let app = TestApp::spawn_with(engine, |c| {
+            c.max_connections = CAP;
+            // Long enough that no idle connection times out during the test.
+            c.header_timeout = Duration::from_secs(600);
+        })
+        .await;
+        let mut idle = Vec::new();
+        for _ in 0..CAP {
+            idle.push(TcpStream::connect(app.addr).await.expect("connect"));
+        }
+        // Watch every idle connection for being closed by the server.
+        let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel();
+        for (index, mut stream) in idle.into_iter().enumerate() {
+            let closed_tx = closed_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0; 64];
+                if let Ok(0) | Err(_) = stream.read(&mut buf).await {
+                    let _ = closed_tx.send(index);
+                }
+            });
+        }
+
+        let health = get(&reqwest::Client::new(), &app.url("/healthz")).await;
+        assert_eq!(health.status, 200, "{}", health.text);
+        let reply = app.call("list/conversations", "{}").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+
+        let evicted = tokio::time::timeout(BOUND, closed_rx.recv()).await;
+        assert!(
+            matches!(evicted, Ok(Some(_))),
+            "no idle connection was closed to make room"
+        );
+    }
+}
+
+#[tokio::test]
+async fn at_the_cap_with_every_connection_busy_a_new_one_is_closed_at_once() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.max_connections = 1;
+        c.header_timeout = Duration::from_secs(600);
+    })
+    .await;
+    app.crisp
+        .script(crate::helpers::Answer::ok("[]").delayed(Duration::from_secs(3)));
+    let slow = tokio::spawn({
+        let http = reqwest::Client::new();
+        let url = app.url("/api/crisp/list/conversations");
+        let key = app.key.clone();
+        async move { crate::helpers::post_json(&http, &url, Some(&key), "{}").await }
+    });
+    // The slow call holds the only slot once the fake Crisp has received it.
+    let crisp = app.crisp.clone();
+    assert!(eventually(BOUND, || async { !crisp.received().is_empty() }).await);
+    let mut refused = TcpStream::connect(app.addr).await.expect("connect");
+    let sent = closed_by_server(&mut refused).await;
+    assert!(sent.is_empty(), "{}", String::from_utf8_lossy(&sent));
+    let reply = slow.await.expect("slow call");
+    assert_eq!(reply.status, 200, "the busy call was not cut: {}", reply.text);
+}
+
+/// A raw request whose whole body is written before the answer is read, as Python's urllib
+/// does; returns the raw answer.
+async fn send_all_then_read(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream
+        .write_all(body)
+        .await
+        .expect("the whole body is taken, not reset");
+    let mut answer = Vec::new();
+    tokio::time::timeout(BOUND, stream.read_to_end(&mut answer))
+        .await
+        .expect("the answer ends")
+        .expect("the answer is read, not reset");
+    String::from_utf8(answer).expect("utf-8 answer")
+}
+
+fn assert_payload_too_large(answer: &str) {
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.1 413 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nconnection: close"),
+        "{head}"
+    );
+    let json: Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(json["ok"], false, "{json}");
+    assert_eq!(json["error"]["status"], 413, "{json}");
+    assert_eq!(json["error"]["reason"], "payload_too_large", "{json}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("1048576")),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_writes_a_whole_oversized_body_before_reading_gets_the_413() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let body = vec![b'a'; 2 << 20];
+    for _ in 0..5 {
+        let head = format!(
+            "POST /api/crisp/list/conversations HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            app.key,
+            body.len()
+        );
+        assert_payload_too_large(&send_all_then_read(app.addr, &head, &body).await);
+    }
+    // Without a length the limit is found while reading; the rest is drained all the same.
+    let mut chunked = format!("{:x}\r\n", body.len()).into_bytes();
+    chunked.extend_from_slice(&body);
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    let head = format!(
+        "POST /api/crisp/list/conversations HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        app.key
+    );
+    assert_payload_too_large(&send_all_then_read(app.addr, &head, &chunked).await);
+    assert!(
+        app.crisp.received().is_empty(),
+        "nothing oversized reached Crisp"
+    );
+    assert_eq!(app.get("/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn the_sandbox_listener_closes_an_idle_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let limits = ConnectionLimits {
+        header_timeout: SHORT,
+        ..ConnectionLimits::default()
+    };
+    let _sandbox =
+        sandbox::spawn_with_limits(listener, SandboxConfig::default(), limits).expect("spawn");
+    let mut idle = TcpStream::connect(addr).await.expect("connect");
+    let sent = closed_by_server(&mut idle).await;
+    assert!(sent.is_empty(), "{}", String::from_utf8_lossy(&sent));
+}
+
+#[tokio::test]
+async fn the_metrics_listener_closes_an_idle_connection() {
+    // A free port for the metrics listener, which the gateway binds itself.
+    let metrics_addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.metrics_listen = Some(metrics_addr);
+        c.header_timeout = SHORT;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{metrics_addr}/metrics");
+    let up = eventually(BOUND, || async {
+        http.get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    assert!(up, "the metrics listener did not answer");
+    let mut idle = TcpStream::connect(metrics_addr).await.expect("connect");
+    let sent = closed_by_server(&mut idle).await;
+    assert!(sent.is_empty(), "{}", String::from_utf8_lossy(&sent));
+    let metrics = get(&http, &url).await.text;
+    assert!(
+        metrics.contains("crisp_gateway_connections_closed_total{listener=\"metrics\",reason=\"header_timeout\"}"),
+        "{metrics}"
+    );
+    assert_eq!(app.get("/healthz").await.status, 200);
+}
