@@ -162,9 +162,13 @@ async fn at_the_cap_with_every_connection_busy_a_new_one_is_closed_at_once() {
 }
 
 /// A raw request whose whole body is written before the answer is read, as Python's urllib
-/// does; returns the raw answer.
+/// does; returns the raw answer. The send buffer is kept small, as over a real network, so
+/// that the body is still being written when the answer comes (on loopback the kernel's
+/// buffers would otherwise take the whole body at once).
 async fn send_all_then_read(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_send_buffer_size(64 << 10).expect("send buffer");
+    let mut stream = socket.connect(addr).await.expect("connect");
     stream.write_all(head.as_bytes()).await.expect("head");
     stream
         .write_all(body)
