@@ -102,7 +102,10 @@ fn derived_cap(open_files: u64, max_concurrency: usize) -> usize {
     let reserve = FILE_RESERVE
         .saturating_add(DB_POOL_RESERVE)
         .saturating_add(upstream);
-    let cap = open_files.saturating_sub(reserve).max(open_files / 2).max(1);
+    let cap = open_files
+        .saturating_sub(reserve)
+        .max(open_files / 2)
+        .max(1);
     usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
@@ -224,7 +227,8 @@ async fn drive(
     let conn = registered.conn.clone();
     let name = registered.registry.name;
     let limits = registered.registry.limits;
-    let mut connection = pin!(builder.serve_connection_with_upgrades(TokioIo::new(socket), service));
+    let mut connection =
+        pin!(builder.serve_connection_with_upgrades(TokioIo::new(socket), service));
     let mut evicted = pin!(conn.evict.notified());
     let timer = tokio::time::sleep(limits.header_timeout);
     let mut timer = pin!(timer);
@@ -731,7 +735,9 @@ mod tests {
         let epoch = Instant::now();
         let conn = Arc::new(Conn::new(0, epoch));
         let limits = limits(10);
-        assert!(matches!(conn.idle_check(limits), IdleCheck::Idle(left) if left <= limits.header_timeout));
+        assert!(
+            matches!(conn.idle_check(limits), IdleCheck::Idle(left) if left <= limits.header_timeout)
+        );
         conn.idle_since_ms.store(0, Ordering::Relaxed);
         let zero = ConnectionLimits {
             header_timeout: Duration::ZERO,
@@ -739,13 +745,12 @@ mod tests {
         };
         assert_eq!(conn.idle_check(zero), IdleCheck::Expired);
         let request = conn.begin();
-        assert_eq!(
-            conn.idle_check(zero),
-            IdleCheck::Busy(limits.idle_timeout)
-        );
+        assert_eq!(conn.idle_check(zero), IdleCheck::Busy(limits.idle_timeout));
         drop(request);
         assert!(conn.served());
-        assert!(matches!(conn.idle_check(limits), IdleCheck::Idle(left) if left > limits.header_timeout));
+        assert!(
+            matches!(conn.idle_check(limits), IdleCheck::Idle(left) if left > limits.header_timeout)
+        );
     }
 
     #[test]

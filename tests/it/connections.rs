@@ -93,7 +93,10 @@ async fn a_slowloris_connection_trickling_its_headers_is_closed() {
         seen = closed => seen,
     };
     let sent = String::from_utf8_lossy(&sent);
-    assert!(!sent.contains(" 200 "), "the trickled request was served: {sent}");
+    assert!(
+        !sent.contains(" 200 "),
+        "the trickled request was served: {sent}"
+    );
     assert_eq!(app.get("/healthz").await.status, 200);
 }
 
@@ -158,7 +161,11 @@ async fn at_the_cap_with_every_connection_busy_a_new_one_is_closed_at_once() {
     let sent = closed_by_server(&mut refused).await;
     assert!(sent.is_empty(), "{}", String::from_utf8_lossy(&sent));
     let reply = slow.await.expect("slow call");
-    assert_eq!(reply.status, 200, "the busy call was not cut: {}", reply.text);
+    assert_eq!(
+        reply.status, 200,
+        "the busy call was not cut: {}",
+        reply.text
+    );
 }
 
 /// A raw request whose whole body is written before the answer is read, as Python's urllib
@@ -274,8 +281,72 @@ async fn the_metrics_listener_closes_an_idle_connection() {
     assert!(sent.is_empty(), "{}", String::from_utf8_lossy(&sent));
     let metrics = get(&http, &url).await.text;
     assert!(
-        metrics.contains("crisp_gateway_connections_closed_total{listener=\"metrics\",reason=\"header_timeout\"}"),
+        metrics.contains(
+            "crisp_gateway_connections_closed_total{listener=\"metrics\",reason=\"header_timeout\"}"
+        ),
         "{metrics}"
     );
     assert_eq!(app.get("/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn an_http2_connection_with_no_open_stream_is_closed_after_the_idle_timeout() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| c.idle_timeout = SHORT).await;
+    let tcp = TcpStream::connect(app.addr).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2c handshake");
+    let mut connection = tokio::spawn(connection);
+    let request = axum::http::Request::get(format!("http://{}/healthz", app.addr))
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("h2c answer");
+    assert_eq!(response.status(), 200);
+    drop(response);
+    let closed = tokio::time::timeout(BOUND, &mut connection).await;
+    assert!(
+        closed.is_ok(),
+        "the server kept an idle HTTP/2 connection open for {BOUND:?}"
+    );
+}
+
+#[tokio::test]
+async fn handlers_see_the_peer_address() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router =
+        axum::Router::new().route(
+            "/peer",
+            axum::routing::get(
+                |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
+                    std::net::SocketAddr,
+                >| async move { peer.to_string() },
+            ),
+        );
+    tokio::spawn(crisp_gateway::http::server::serve(
+        listener,
+        router,
+        ConnectionLimits::default(),
+        "test",
+        std::future::pending(),
+    ));
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let local = tcp.local_addr().expect("local addr");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .expect("handshake");
+    tokio::spawn(connection);
+    let request = axum::http::Request::get("/peer")
+        .header("host", "gw")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("answer");
+    let body = axum::body::to_bytes(axum::body::Body::new(response.into_body()), 1024)
+        .await
+        .expect("body");
+    assert_eq!(body, local.to_string().as_bytes());
 }
