@@ -112,29 +112,40 @@ fn derived_cap(open_files: u64, max_concurrency: usize) -> usize {
 /// The process's open-file soft limit, raised once to the hard limit where allowed.
 pub fn open_file_limit() -> u64 {
     static LIMIT: OnceLock<u64> = OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        let before = rlimit::getrlimit(rlimit::Resource::NOFILE)
-            .map(|(soft, _)| soft)
-            .ok();
-        match rlimit::increase_nofile_limit(rlimit::INFINITY) {
-            Ok(now) => {
-                if before.is_some_and(|before| before < now) {
-                    tracing::info!(
-                        from = before,
-                        to = now,
-                        "raised the open-file limit to its hard limit"
-                    );
-                }
-                now
-            }
-            Err(e) => {
-                let soft = before.unwrap_or(1024);
-                tracing::warn!(error = %e, limit = soft, "cannot raise the open-file limit");
-                soft
-            }
-        }
-    })
+    *LIMIT.get_or_init(raise_open_file_limit)
 }
+
+#[cfg(unix)]
+fn raise_open_file_limit() -> u64 {
+    let before = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .ok();
+    match rlimit::increase_nofile_limit(rlimit::INFINITY) {
+        Ok(now) => {
+            if before.is_some_and(|before| before < now) {
+                tracing::info!(
+                    from = before,
+                    to = now,
+                    "raised the open-file limit to its hard limit"
+                );
+            }
+            now
+        }
+        Err(e) => {
+            let soft = before.unwrap_or(UNKNOWN_OPEN_FILE_LIMIT);
+            tracing::warn!(error = %e, limit = soft, "cannot raise the open-file limit");
+            soft
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit() -> u64 {
+    rlimit::increase_nofile_limit(rlimit::INFINITY).unwrap_or(UNKNOWN_OPEN_FILE_LIMIT)
+}
+
+/// The limit assumed when the system does not say: the usual default soft limit.
+const UNKNOWN_OPEN_FILE_LIMIT: u64 = 1024;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, closes the
 /// connections that have nothing in flight and waits for the others to finish their calls.
@@ -208,15 +219,10 @@ pub async fn serve(
     stop.closed().await;
 }
 
-/// Why a connection task stopped polling its connection early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    Running,
-    /// Evicted, timed out or stopping: closing gracefully, dropped at `deadline`.
-    Closing,
-}
-
-/// One connection, from accept to close.
+/// One connection, from accept to close. A connection that never started a request is simply
+/// dropped when it is evicted, times out or the server stops: there is nothing to finish. One
+/// that has served requests is closed gracefully (its last answer flushed, an HTTP/2 GOAWAY),
+/// and dropped if that takes longer than `CLOSE_GRACE`.
 async fn drive(
     builder: Arc<Builder<TokioExecutor>>,
     socket: Socket,
@@ -232,7 +238,8 @@ async fn drive(
     let mut evicted = pin!(conn.evict.notified());
     let timer = tokio::time::sleep(limits.header_timeout);
     let mut timer = pin!(timer);
-    let mut ending = Ending::Running;
+    // Evicted or timed out: closing gracefully, and the timer now runs to the drop.
+    let mut closing = false;
     let mut stopping = false;
     loop {
         tokio::select! {
@@ -244,18 +251,17 @@ async fn drive(
                 }
                 break;
             }
-            () = &mut evicted, if ending == Ending::Running => {
+            () = &mut evicted, if !closing => {
                 crate::metrics::connection_closed(name, "evicted");
                 if !conn.served() {
                     break;
                 }
                 connection.as_mut().graceful_shutdown();
-                ending = Ending::Closing;
+                closing = true;
                 timer.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
             }
-            changed = stop.changed(), if !stopping => {
+            _ = stop.changed(), if !stopping => {
                 stopping = true;
-                let _ = changed;
                 if !conn.served() {
                     break;
                 }
@@ -263,7 +269,7 @@ async fn drive(
                 connection.as_mut().graceful_shutdown();
             }
             () = &mut timer => {
-                if ending == Ending::Closing {
+                if closing {
                     break;
                 }
                 match conn.idle_check(limits) {
@@ -277,7 +283,7 @@ async fn drive(
                         }
                         crate::metrics::connection_closed(name, "idle_timeout");
                         connection.as_mut().graceful_shutdown();
-                        ending = Ending::Closing;
+                        closing = true;
                         timer.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
                     }
                 }
