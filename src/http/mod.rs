@@ -1,4 +1,5 @@
-//! The HTTP surface: the router and the middleware stack, written once, outermost first.
+//! The HTTP surface: the router and the middleware stack, written once, outermost first, and
+//! the server that runs them on each listener.
 
 mod actions;
 mod discovery;
