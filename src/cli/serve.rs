@@ -47,11 +47,13 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
         None => None,
     };
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server =
-        axum::serve(listener, crate::http::router(app.clone())).with_graceful_shutdown(async {
-            shutdown_signal().await;
-            let _ = stopping.send(());
-        });
+    let summaries = crate::telemetry::gate::spawn_summaries();
+    // The peer address goes into each request, for the per-client failed-auth limit.
+    let service = crate::http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async {
+        shutdown_signal().await;
+        let _ = stopping.send(());
+    });
     let grace = app.config.shutdown_grace;
     let result = tokio::select! {
         result = server => result.map_err(|e| format!("the server failed: {e}")),
@@ -64,6 +66,8 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
         }
     };
     follower.abort();
+    summaries.abort();
+    crate::telemetry::gate::summarize();
     if let Some(upkeep) = upkeep {
         upkeep.abort();
     }
