@@ -129,8 +129,9 @@ struct Verified {
 const NEGATIVE_TTL: Duration = Duration::from_secs(60);
 /// Refused secrets and unknown key ids remembered at most (each kind).
 const NEGATIVE_CAPACITY: u64 = 10_000;
-/// Distinct keys one client address may have in verification at once.
-const FLIGHTS_PER_CLIENT: usize = 2;
+/// Distinct keys one client address may have in verification at once: one, so a client
+/// flooding wrong secrets holds at most one of the argon2 slots and never all of them.
+const FLIGHTS_PER_CLIENT: usize = 1;
 /// Distinct secrets of one key id in verification at once (from every client).
 const FLIGHTS_PER_KEY: usize = 16;
 /// Requests waiting on one verification (the same key, sent many times at once).
