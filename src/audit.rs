@@ -74,7 +74,9 @@ impl Refusals {
             reason: reason.to_owned(),
             status: refusal.status,
             workspace_id: refusal.workspace_id.map(str::to_owned),
-            key_id: refusal.key_id.map(|k| crate::text::truncate(k, 64).to_owned()),
+            key_id: refusal
+                .key_id
+                .map(|k| crate::text::truncate(k, 64).to_owned()),
             client: refusal.key_id.is_none().then_some(refusal.client).flatten(),
             action: refusal.action,
         };

@@ -346,7 +346,10 @@ impl Keyring {
                 flight: Some(flight.clone()),
             });
         }
-        if flights.per_key.get(key_id).is_some_and(|n| *n >= FLIGHTS_PER_KEY)
+        if flights
+            .per_key
+            .get(key_id)
+            .is_some_and(|n| *n >= FLIGHTS_PER_KEY)
             || client.is_some_and(|c| {
                 flights
                     .per_client

@@ -49,7 +49,8 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let summaries = crate::telemetry::gate::spawn_summaries();
     // The peer address goes into each request, for the per-client failed-auth limit.
-    let service = crate::http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let service =
+        crate::http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, service).with_graceful_shutdown(async {
         shutdown_signal().await;
         let _ = stopping.send(());

@@ -58,7 +58,9 @@ fn invalid(message: impl Into<String>) -> ApiError {
 fn too_large(field: &str, size: usize, limit: usize) -> ApiError {
     ApiError::bad_request(
         "report_too_large",
-        format!("`{field}` is {size} bytes, over the limit of {limit} bytes; send a shorter {field}."),
+        format!(
+            "`{field}` is {size} bytes, over the limit of {limit} bytes; send a shorter {field}."
+        ),
     )
 }
 

@@ -93,7 +93,10 @@ async fn refusals_are_counted_per_minute_under_a_known_action_name() {
         let long_path = app.url(&format!("/api/crisp/{}", "a".repeat(60_000)));
         let http = app.http.clone();
         let url = long_path.clone();
-        let replies = flood(8, 300, move |_| (http.clone(), url.clone(), Some(bogus_key()))).await;
+        let replies = flood(8, 300, move |_| {
+            (http.clone(), url.clone(), Some(bogus_key()))
+        })
+        .await;
         assert!(
             replies.iter().all(|r| matches!(r.status, 401 | 429)),
             "{:?}",
@@ -104,7 +107,11 @@ async fn refusals_are_counted_per_minute_under_a_known_action_name() {
         assert_eq!(reply.status, 404, "{}", reply.text);
         assert_eq!(reply.reason(), "unknown_action");
         assert!(reply.text.len() < 1_000, "{}", reply.text.len());
-        assert!(reply.message().contains("60000 bytes"), "{}", reply.message());
+        assert!(
+            reply.message().contains("60000 bytes"),
+            "{}",
+            reply.message()
+        );
         app.app.auditor.flush(Duration::from_secs(5)).await;
         let rows = audit_rows(&app.store).await;
         let refused: Vec<_> = rows.iter().filter(|r| r.status >= 400).collect();
@@ -115,7 +122,11 @@ async fn refusals_are_counted_per_minute_under_a_known_action_name() {
             .find(|r| r.status == 403)
             .expect("the scope refusals");
         assert_eq!(
-            (scope.action.as_str(), scope.count, scope.api_key_id.as_deref()),
+            (
+                scope.action.as_str(),
+                scope.count,
+                scope.api_key_id.as_deref()
+            ),
             ("send/message/in/conversation", 20, Some(read_only.id()))
         );
         assert!(
@@ -155,7 +166,10 @@ async fn a_flood_of_bogus_keys_on_long_paths_grows_neither_database_nor_log() {
         let log = dir.path().join("serve.log");
         let server = cli.serve(&[], &log).await;
         let sqlite_bytes = || {
-            let file = db.url.strip_prefix("sqlite://").map(std::path::PathBuf::from);
+            let file = db
+                .url
+                .strip_prefix("sqlite://")
+                .map(std::path::PathBuf::from);
             file.map_or(0, |file| {
                 ["", "-wal", "-shm"]
                     .iter()

@@ -373,11 +373,7 @@ async fn reports_are_rate_limited_size_bounded_and_pruned() {
         })
         .await;
         for (body, field, limit) in [
-            (
-                json!({ "message": "m".repeat(10_001) }),
-                "message",
-                "10000",
-            ),
+            (json!({ "message": "m".repeat(10_001) }), "message", "10000"),
             (
                 json!({ "message": "m", "context": "c".repeat(10_001) }),
                 "context",

@@ -694,12 +694,23 @@ async fn crisp_error_text_never_carries_the_accounts_credentials() {
         assert_eq!(rest.status, 400, "{}", rest.text);
         assert_eq!(rest.reason(), "crisp_error", "{}", rest.text);
         assert!(rest.message().contains("[redacted]"), "{}", rest.message());
-        assert!(rest.message().len() < 1100, "bounded: {}", rest.message().len());
+        assert!(
+            rest.message().len() < 1100,
+            "bounded: {}",
+            rest.message().len()
+        );
         assert_eq!(tool["isError"], true, "{tool}");
         let tool_text = tool.to_string();
         for secret in &secrets {
-            assert!(!rest.text.contains(secret.as_str()), "REST body: {}", rest.text);
-            assert!(!tool_text.contains(secret.as_str()), "MCP tool text: {tool_text}");
+            assert!(
+                !rest.text.contains(secret.as_str()),
+                "REST body: {}",
+                rest.text
+            );
+            assert!(
+                !tool_text.contains(secret.as_str()),
+                "MCP tool text: {tool_text}"
+            );
         }
     }
 }

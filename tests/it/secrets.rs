@@ -198,6 +198,7 @@ async fn never_leak(engine: Engine) {
     };
     // Same id, wrong secret: found in the database, refused by the hash.
     let wrong_secret = format!("{}AAAAAA", &key[..key.len() - 6]);
+    let bearer = format!("Bearer {key}");
     let key = Some(key.as_str());
 
     // Success: a read, a write, a HEAD both ways, the account list.
@@ -277,7 +278,7 @@ async fn never_leak(engine: Engine) {
         .post(server.url("/mcp/all"))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .header("authorization", format!("Bearer {}", key.expect("key")))
+        .header("authorization", &bearer)
         .body(
             json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
                 "name": "crisp_get_conversation", "arguments": {"sessionID": "session_marker"}}})

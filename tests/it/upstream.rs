@@ -184,7 +184,10 @@ async fn a_url_too_long_for_crisp_is_a_400_naming_the_value() {
         let app = TestApp::spawn(engine).await;
         let long = "s".repeat(20_000);
         let reply = app
-            .call("get/conversation", &json!({ "sessionID": long }).to_string())
+            .call(
+                "get/conversation",
+                &json!({ "sessionID": long }).to_string(),
+            )
             .await;
         assert_eq!(reply.status, 400, "{}", reply.text);
         assert_eq!(reply.reason(), "url_too_long");
@@ -201,14 +204,19 @@ async fn a_url_too_long_for_crisp_is_a_400_naming_the_value() {
             .await;
         assert_eq!(reply.status, 400, "{}", reply.text);
         assert!(
-            reply.message().contains("`query.search_query` (9000 bytes)"),
+            reply
+                .message()
+                .contains("`query.search_query` (9000 bytes)"),
             "{}",
             reply.message()
         );
         assert!(app.crisp.received().is_empty(), "nothing was sent to Crisp");
         // Values of ordinary length still go through.
         let reply = app
-            .call("get/conversation", &json!({ "sessionID": "s".repeat(2_000) }).to_string())
+            .call(
+                "get/conversation",
+                &json!({ "sessionID": "s".repeat(2_000) }).to_string(),
+            )
             .await;
         assert_eq!(reply.status, 200, "{}", reply.text);
     }
