@@ -81,17 +81,7 @@ impl Refusals {
             action: refusal.action,
         };
         if !self.rows.contains_key(&key) {
-            if let (Some(_), Some(ip)) = (&key.key_id, refusal.client) {
-                let seen = self.key_ids_per_client.entry(ip).or_default();
-                if *seen >= KEY_IDS_PER_CLIENT {
-                    key.key_id = None;
-                    key.client = Some(ip);
-                    key.action = "unknown";
-                } else {
-                    *seen += 1;
-                }
-            }
-            if !self.rows.contains_key(&key) && self.rows.len() >= REFUSAL_ENTRIES {
+            if self.rows.len() >= REFUSAL_ENTRIES {
                 key = RefusalKey {
                     reason: key.reason,
                     status: key.status,
@@ -100,6 +90,16 @@ impl Refusals {
                     client: None,
                     action: "unknown",
                 };
+            } else if let (Some(_), Some(ip)) = (&key.key_id, refusal.client) {
+                // Tracked only while the table has room, so this map is bounded with it.
+                let seen = self.key_ids_per_client.entry(ip).or_default();
+                if *seen >= KEY_IDS_PER_CLIENT {
+                    key.key_id = None;
+                    key.client = Some(ip);
+                    key.action = "unknown";
+                } else {
+                    *seen += 1;
+                }
             }
         }
         let row = self.rows.entry(key).or_insert_with_key(|key| AuditRecord {
@@ -262,5 +262,47 @@ async fn write(
             Ok(()) => touches.clear(),
             Err(e) => tracing::warn!(error = %e, "cannot record key use; will retry"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal<'a>(key_id: Option<&'a str>, client: IpAddr) -> Refusal<'a> {
+        Refusal {
+            reason: "unauthorized",
+            status: 401,
+            workspace_id: None,
+            key_id,
+            client: Some(client),
+            action: "unknown",
+            request_id: "r",
+        }
+    }
+
+    #[test]
+    fn floods_fold_into_a_bounded_number_of_rows() {
+        let mut refusals = Refusals::default();
+        let one: IpAddr = [127, 0, 0, 2].into();
+        let ids: Vec<String> = (0..10_000).map(|n| format!("key{n}")).collect();
+        for id in &ids {
+            refusals.add(&refusal(Some(id), one), 60);
+        }
+        let rows = refusals.take();
+        assert_eq!(rows.len(), KEY_IDS_PER_CLIENT + 1, "{rows:#?}");
+        assert_eq!(rows.iter().map(|r| r.count).sum::<i64>(), 10_000);
+        let folded = rows.iter().find(|r| r.api_key_id.is_none()).expect("fold");
+        assert_eq!(folded.client.as_deref(), Some("127.0.0.2"));
+
+        for n in 0..10_000_u32 {
+            let ip = IpAddr::from(n.to_be_bytes());
+            refusals.add(&refusal(None, ip), 60);
+            refusals.add(&refusal(Some("k"), ip), 60);
+        }
+        let rows = refusals.take();
+        assert!(rows.len() <= REFUSAL_ENTRIES + 1, "{}", rows.len());
+        assert_eq!(rows.iter().map(|r| r.count).sum::<i64>(), 20_000);
+        assert!(refusals.key_ids_per_client.is_empty());
     }
 }

@@ -323,3 +323,45 @@ pub fn interpret(
         _ => Err(UpstreamError::InvalidResponse { status }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn account() -> Account {
+        let token = base64::engine::general_purpose::STANDARD.encode("ident-1234:secret-key-5678");
+        Account {
+            id: "acc_1".into(),
+            label: "main".into(),
+            identifier: "ident-1234".into(),
+            website_id: "web".into(),
+            tier: crate::accounts::Tier::Website,
+            is_default: true,
+            authorization: axum::http::HeaderValue::from_str(&format!("Basic {token}"))
+                .expect("header"),
+        }
+    }
+
+    #[test]
+    fn crisp_text_loses_the_credentials_and_its_excess() {
+        let account = account();
+        let header = String::from_utf8_lossy(account.authorization.as_bytes()).into_owned();
+        let echoed = format!("you sent {header}; id ident-1234 key secret-key-5678");
+        let scrubbed = scrub(&echoed, &account);
+        assert_eq!(
+            scrubbed,
+            "you sent [redacted]; id [redacted] key [redacted]"
+        );
+        let long = scrub(&"é".repeat(MAX_CRISP_TEXT), &account);
+        assert!(
+            long.len() <= MAX_CRISP_TEXT + '…'.len_utf8(),
+            "{}",
+            long.len()
+        );
+        assert!(long.ends_with('…'));
+        assert_eq!(scrub_reason("invalid_data", &account), "invalid_data");
+        assert_eq!(scrub_reason("bad secret-key-5678", &account), "crisp_error");
+        assert_eq!(scrub_reason(&"r".repeat(65), &account), "crisp_error");
+    }
+}

@@ -126,3 +126,28 @@ pub fn spawn_summaries() -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_past_the_budget_are_counted_not_written() {
+        let allowed = (0..1_000)
+            .filter(|_| allow(Kind::AuditDropped, 503))
+            .count();
+        assert!(
+            (100..200).contains(&allowed),
+            "the burst, and a little refill: {allowed}"
+        );
+        let dropped = BUDGETS[Kind::AuditDropped.index()].lock().dropped.clone();
+        assert_eq!(dropped, [(503, 1_000 - allowed as u64)]);
+        summarize();
+        assert!(
+            BUDGETS[Kind::AuditDropped.index()]
+                .lock()
+                .dropped
+                .is_empty()
+        );
+    }
+}
