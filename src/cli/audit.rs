@@ -38,7 +38,7 @@ pub async fn audit(
         .map_err(|e| e.to_string())?;
     println!(
         "{:<21} {:<16} {:<18} {:<18} {:<44} {:>6} {:>8} {:>7} {:>7}  REQUEST ID",
-        "TIME", "WORKSPACE", "KEY", "ACCOUNT", "ACTION", "STATUS", "UPSTREAM", "MS", "COUNT"
+        "TIME", "WORKSPACE", "KEY/CLIENT", "ACCOUNT", "ACTION", "STATUS", "UPSTREAM", "MS", "COUNT"
     );
     let workspaces = store.list_workspaces().await.map_err(|e| e.to_string())?;
     let shown = rows
