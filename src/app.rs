@@ -18,6 +18,8 @@ pub struct App {
     pub accounts: AccountCache,
     pub crisp: CrispClient,
     pub key_limits: crate::limits::KeyLimiter,
+    /// Reports per key (`report_rate_limit` per minute).
+    pub report_limits: crate::limits::KeyLimiter,
     pub auditor: Auditor,
 }
 
@@ -75,10 +77,18 @@ impl App {
                 auditor.clone(),
                 config.key_cache_capacity,
                 config.key_cache_ttl,
+                crate::limits::FailureLimiter::new(
+                    config.auth_failure_rate,
+                    config.auth_failure_burst,
+                ),
             ),
             accounts: AccountCache::new(store.clone(), vault, config.key_cache_ttl),
             crisp,
             key_limits,
+            report_limits: crate::limits::KeyLimiter::new(
+                config.report_rate_limit / 60.0,
+                config.report_burst,
+            ),
             auditor,
             store,
             config,

@@ -3,10 +3,17 @@
 //! Requests hand records to a bounded channel and move on; one task writes them in batches,
 //! keeps them through a database outage, prunes rows past the retention, and is flushed on
 //! graceful shutdown so nothing buffered is lost.
+//!
+//! Refusals (a bad key, a call outside the key's scope, a rate limit) are not a row each: a
+//! flood of them would fill the disk. They are counted per reason, client and minute, in a
+//! table of bounded size, and written as one row per entry with its count.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{AuditRecord, Store};
@@ -22,24 +29,140 @@ enum Message {
     Flush(oneshot::Sender<()>),
 }
 
+/// Distinct refusal rows kept per minute; past it, refusals fold into one row per reason.
+const REFUSAL_ENTRIES: usize = 256;
+/// Distinct key ids counted apart per client address and minute; past it, that address's
+/// refusals fold into one row without a key id (a flood of random key ids is one row).
+const KEY_IDS_PER_CLIENT: usize = 8;
+
+/// A refused call, as the aggregation sees it. `action` is a catalog slug or a fixed word,
+/// never the caller's path.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal<'a> {
+    pub reason: &'a str,
+    pub status: u16,
+    pub workspace_id: Option<&'a str>,
+    pub key_id: Option<&'a str>,
+    pub client: Option<IpAddr>,
+    pub action: &'static str,
+    pub request_id: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RefusalKey {
+    reason: String,
+    status: u16,
+    workspace_id: Option<String>,
+    key_id: Option<String>,
+    /// Set when no key id identifies the client (and for a client's folded rows).
+    client: Option<IpAddr>,
+    action: &'static str,
+}
+
+#[derive(Default)]
+struct Refusals {
+    minute: i64,
+    rows: HashMap<RefusalKey, AuditRecord>,
+    key_ids_per_client: HashMap<IpAddr, usize>,
+}
+
+impl Refusals {
+    fn add(&mut self, refusal: &Refusal<'_>, now: i64) {
+        // Crisp's reasons never reach here, but bound whatever does.
+        let reason = crate::text::truncate(refusal.reason, 64);
+        let mut key = RefusalKey {
+            reason: reason.to_owned(),
+            status: refusal.status,
+            workspace_id: refusal.workspace_id.map(str::to_owned),
+            key_id: refusal
+                .key_id
+                .map(|k| crate::text::truncate(k, 64).to_owned()),
+            client: refusal.key_id.is_none().then_some(refusal.client).flatten(),
+            action: refusal.action,
+        };
+        if !self.rows.contains_key(&key) {
+            if self.rows.len() >= REFUSAL_ENTRIES {
+                key = RefusalKey {
+                    reason: key.reason,
+                    status: key.status,
+                    workspace_id: None,
+                    key_id: None,
+                    client: None,
+                    action: "unknown",
+                };
+            } else if let (Some(_), Some(ip)) = (&key.key_id, refusal.client) {
+                // Tracked only while the table has room, so this map is bounded with it.
+                let seen = self.key_ids_per_client.entry(ip).or_default();
+                if *seen >= KEY_IDS_PER_CLIENT {
+                    key.key_id = None;
+                    key.client = Some(ip);
+                    key.action = "unknown";
+                } else {
+                    *seen += 1;
+                }
+            }
+        }
+        let row = self.rows.entry(key).or_insert_with_key(|key| AuditRecord {
+            at: now,
+            workspace_id: key.workspace_id.clone(),
+            api_key_id: key.key_id.clone(),
+            crisp_account_id: None,
+            action: key.action.to_owned(),
+            status: i32::from(key.status),
+            upstream_status: None,
+            duration_ms: 0,
+            request_id: refusal.request_id.to_owned(),
+            reason: Some(key.reason.clone()),
+            count: 0,
+            client: key.client.map(|ip| ip.to_string()),
+        });
+        row.count += 1;
+    }
+
+    /// The rows counted so far; the table starts over.
+    fn take(&mut self) -> Vec<AuditRecord> {
+        self.key_ids_per_client.clear();
+        self.rows.drain().map(|(_, row)| row).collect()
+    }
+}
+
 /// The handle requests use; cheap to clone.
 #[derive(Clone)]
 pub struct Auditor {
     tx: mpsc::Sender<Message>,
+    refusals: Arc<Mutex<Refusals>>,
 }
 
 impl Auditor {
     /// Starts the writer task.
     pub fn start(store: Arc<dyn Store>, retention: Duration) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL);
-        tokio::spawn(write_loop(store, rx, retention));
-        Self { tx }
+        let refusals = Arc::new(Mutex::new(Refusals::default()));
+        tokio::spawn(write_loop(store, rx, retention, refusals.clone()));
+        Self { tx, refusals }
     }
 
     pub fn record(&self, record: AuditRecord) {
-        if self.tx.try_send(Message::Record(record)).is_err() {
+        if self.tx.try_send(Message::Record(record)).is_err()
+            && crate::telemetry::gate::allow(crate::telemetry::gate::Kind::AuditDropped, 0)
+        {
             tracing::error!("the audit buffer is full; an audit row was dropped");
         }
+    }
+
+    /// Counts a refusal into its minute's row (one hash-map update; written once a minute).
+    pub fn refused(&self, refusal: &Refusal<'_>) {
+        let now = crate::clock::now();
+        let mut refusals = self.refusals.lock();
+        if refusals.minute != now / 60 && !refusals.rows.is_empty() {
+            // A new minute: hand the last one's rows to the writer now rather than mix them.
+            let rows = refusals.take();
+            for row in rows {
+                let _ = self.tx.try_send(Message::Record(row));
+            }
+        }
+        refusals.minute = now / 60;
+        refusals.add(refusal, now);
     }
 
     /// Notes that a key was used (the caller rate-limits this to once a minute per key).
@@ -57,7 +180,12 @@ impl Auditor {
     }
 }
 
-async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>, retention: Duration) {
+async fn write_loop(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Message>,
+    retention: Duration,
+    refusals: Arc<Mutex<Refusals>>,
+) {
     let mut records: Vec<AuditRecord> = Vec::new();
     let mut touches: Vec<(String, i64)> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
@@ -69,13 +197,23 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>, rete
             message = rx.recv() => match message {
                 Some(Message::Record(r)) => records.push(r),
                 Some(Message::Touch(key, at)) => touches.push((key, at)),
-                Some(Message::Flush(done)) => waiting.push(done),
+                Some(Message::Flush(done)) => {
+                    records.extend(refusals.lock().take());
+                    waiting.push(done);
+                }
                 None => {
+                    records.extend(refusals.lock().take());
                     write(&store, &mut records, &mut touches).await;
                     return;
                 }
             },
-            _ = tick.tick() => due = true,
+            _ = tick.tick() => {
+                due = true;
+                let mut refusals = refusals.lock();
+                if refusals.minute != crate::clock::now() / 60 {
+                    records.extend(refusals.take());
+                }
+            }
         }
         if records.len() >= BATCH || !waiting.is_empty() || due {
             write(&store, &mut records, &mut touches).await;
@@ -88,7 +226,7 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>, rete
         if records.len() > BACKLOG_LIMIT {
             let excess = records.len() - BACKLOG_LIMIT;
             records.drain(..excess);
-            tracing::error!(
+            tracing::warn!(
                 dropped = excess,
                 "the database has been unavailable too long; oldest audit rows dropped"
             );
@@ -124,5 +262,47 @@ async fn write(
             Ok(()) => touches.clear(),
             Err(e) => tracing::warn!(error = %e, "cannot record key use; will retry"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal<'a>(key_id: Option<&'a str>, client: IpAddr) -> Refusal<'a> {
+        Refusal {
+            reason: "unauthorized",
+            status: 401,
+            workspace_id: None,
+            key_id,
+            client: Some(client),
+            action: "unknown",
+            request_id: "r",
+        }
+    }
+
+    #[test]
+    fn floods_fold_into_a_bounded_number_of_rows() {
+        let mut refusals = Refusals::default();
+        let one: IpAddr = [127, 0, 0, 2].into();
+        let ids: Vec<String> = (0..10_000).map(|n| format!("key{n}")).collect();
+        for id in &ids {
+            refusals.add(&refusal(Some(id), one), 60);
+        }
+        let rows = refusals.take();
+        assert_eq!(rows.len(), KEY_IDS_PER_CLIENT + 1, "{rows:#?}");
+        assert_eq!(rows.iter().map(|r| r.count).sum::<i64>(), 10_000);
+        let folded = rows.iter().find(|r| r.api_key_id.is_none()).expect("fold");
+        assert_eq!(folded.client.as_deref(), Some("127.0.0.2"));
+
+        for n in 0..10_000_u32 {
+            let ip = IpAddr::from(n.to_be_bytes());
+            refusals.add(&refusal(None, ip), 60);
+            refusals.add(&refusal(Some("k"), ip), 60);
+        }
+        let rows = refusals.take();
+        assert!(rows.len() <= REFUSAL_ENTRIES + 1, "{}", rows.len());
+        assert_eq!(rows.iter().map(|r| r.count).sum::<i64>(), 20_000);
+        assert!(refusals.key_ids_per_client.is_empty());
     }
 }

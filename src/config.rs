@@ -49,6 +49,14 @@ pub struct Config {
     pub account_max_queue: usize,
     pub key_rate_limit: f64,
     pub key_burst: f64,
+    /// Failed authentications per second per client address, and the burst above it.
+    pub auth_failure_rate: f64,
+    pub auth_failure_burst: f64,
+    /// Reports per minute per key, and the burst above it (0 disables).
+    pub report_rate_limit: f64,
+    pub report_burst: f64,
+    /// Reports kept per workspace; older ones are pruned (0 keeps all).
+    pub report_retention: u64,
     pub idempotency_ttl: Duration,
     pub shutdown_grace: Duration,
     /// A separate listener for `/metrics`; `None` serves it on the main listener.
@@ -96,6 +104,11 @@ impl Default for Config {
             account_max_queue: 256,
             key_rate_limit: 100.0,
             key_burst: 200.0,
+            auth_failure_rate: 1.0,
+            auth_failure_burst: 20.0,
+            report_rate_limit: 10.0,
+            report_burst: 20.0,
+            report_retention: 1000,
             idempotency_ttl: Duration::from_secs(86_400),
             shutdown_grace: Duration::from_secs(30),
             metrics_listen: None,
@@ -156,6 +169,11 @@ const SETTINGS: &[&str] = &[
     "account_max_queue",
     "key_rate_limit",
     "key_burst",
+    "auth_failure_rate",
+    "auth_failure_burst",
+    "report_rate_limit",
+    "report_burst",
+    "report_retention",
     "idempotency_ttl",
     "shutdown_grace",
     "metrics_listen",
@@ -296,6 +314,11 @@ impl Config {
             account_max_queue: s.number("account_max_queue", d.account_max_queue)?,
             key_rate_limit: s.number("key_rate_limit", d.key_rate_limit)?,
             key_burst: s.number("key_burst", d.key_burst)?,
+            auth_failure_rate: s.number("auth_failure_rate", d.auth_failure_rate)?,
+            auth_failure_burst: s.number("auth_failure_burst", d.auth_failure_burst)?,
+            report_rate_limit: s.number("report_rate_limit", d.report_rate_limit)?,
+            report_burst: s.number("report_burst", d.report_burst)?,
+            report_retention: s.number("report_retention", d.report_retention)?,
             idempotency_ttl: s.duration("idempotency_ttl", d.idempotency_ttl)?,
             shutdown_grace: s.duration("shutdown_grace", d.shutdown_grace)?,
             metrics_listen: s.address("metrics_listen")?,
@@ -318,6 +341,11 @@ impl Config {
                     "{name}: must be longer than 0, such as 10s"
                 )));
             }
+        }
+        if !(config.auth_failure_rate > 0.0 && config.auth_failure_burst >= 1.0) {
+            return Err(ConfigError(
+                "auth_failure_rate must be above 0 and auth_failure_burst at least 1".into(),
+            ));
         }
         if config.upstream_timeout > config.request_timeout {
             return Err(ConfigError(

@@ -14,6 +14,11 @@ use serde_json::json;
 use crate::forward::UpstreamError;
 use crate::store::StoreError;
 
+/// 429: this client failed to authenticate too often (`ApiError::AuthThrottled`).
+pub const TOO_MANY_FAILED_ATTEMPTS: &str = "too_many_failed_attempts";
+/// 429: too many verifications of one key are waiting (`ApiError::AuthThrottled`).
+pub const KEY_VERIFICATION_BUSY: &str = "key_verification_busy";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Missing, malformed, unknown, revoked and expired keys look the same to the caller.
@@ -40,6 +45,13 @@ pub enum ApiError {
     /// The calling key is over its own rate limit.
     #[error("the key is over its rate limit")]
     RateLimited { retry_after: Duration },
+    /// Too many failed authentications from this client, or too many verifications of one
+    /// key at once: refused before any key lookup or argon2 run.
+    #[error("authentication throttled ({reason})")]
+    AuthThrottled {
+        reason: &'static str,
+        retry_after: Duration,
+    },
     /// Too many requests in flight in this process.
     #[error("the gateway is at capacity")]
     Overloaded,
@@ -88,7 +100,7 @@ impl ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::AuthThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -108,6 +120,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
+            Self::AuthThrottled { reason, .. } => reason,
             Self::Overloaded => "overloaded",
             Self::Conflict { reason, .. } | Self::Unprocessable { reason, .. } => reason,
             Self::Timeout => "gateway_timeout",
@@ -132,6 +145,12 @@ impl ApiError {
                 .into(),
             Self::Upstream(e) => e.message(),
             Self::RateLimited { .. } => "This key is over its request rate; wait for the Retry-After delay, then retry.".into(),
+            Self::AuthThrottled { reason, .. } if *reason == TOO_MANY_FAILED_ATTEMPTS => "Too many failed \
+                authentications from this address; wait for the Retry-After delay, then retry with a valid key."
+                .into(),
+            Self::AuthThrottled { .. } => "Too many verifications of this key are waiting at once; retry \
+                after the Retry-After delay."
+                .into(),
             Self::Overloaded => "The gateway is at capacity; retry after the Retry-After delay.".into(),
             Self::Conflict { message, .. } | Self::Unprocessable { message, .. } => message.clone(),
             Self::StoreUnavailable(_) => "The gateway cannot reach its database right now; retry shortly.".into(),
@@ -146,7 +165,9 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Upstream(e) => e.retry_after(),
-            Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::RateLimited { retry_after } | Self::AuthThrottled { retry_after, .. } => {
+                Some(*retry_after)
+            }
             Self::Overloaded => Some(Duration::from_secs(1)),
             Self::StoreUnavailable(_) => Some(Duration::from_secs(1)),
             _ => None,

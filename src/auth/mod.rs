@@ -2,14 +2,19 @@
 //!
 //! Argon2 runs once per key and process: a verified key is cached by id with the digest of
 //! the exact key, so later requests cost a hash-map lookup and a constant-time comparison.
+//! Failures are cheap too: a refused secret and an unknown key id are remembered for a
+//! minute, a client address that keeps failing is refused before any lookup, and each client
+//! and key id may have only a few verifications in progress.
 
 pub mod key;
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -19,8 +24,9 @@ use tokio::sync::Semaphore;
 
 use crate::app::AppState;
 use crate::audit::Auditor;
-use crate::catalog::Action;
+use crate::catalog::{Action, CATALOG};
 use crate::error::ApiError;
+use crate::limits::FailureLimiter;
 use crate::store::{Store, StoreError};
 
 pub use key::GatewayKey;
@@ -119,23 +125,116 @@ struct Verified {
     last_touch: AtomicI64,
 }
 
+/// How long a refused secret or an unknown key id is answered from memory.
+const NEGATIVE_TTL: Duration = Duration::from_secs(60);
+/// Refused secrets and unknown key ids remembered at most (each kind).
+const NEGATIVE_CAPACITY: u64 = 10_000;
+/// Distinct keys one client address may have in verification at once: one, so a client
+/// flooding wrong secrets holds at most one of the argon2 slots and never all of them.
+const FLIGHTS_PER_CLIENT: usize = 1;
+/// Distinct secrets of one key id in verification at once (from every client).
+const FLIGHTS_PER_KEY: usize = 16;
+/// Requests waiting on one verification (the same key, sent many times at once).
+const WAITERS_PER_FLIGHT: usize = 256;
+
+/// One verification in progress, of one exact key (by digest): requests with the same key
+/// wait for it instead of running argon2 again.
+struct Flight {
+    turn: tokio::sync::Mutex<()>,
+    key_id: String,
+    client: Option<IpAddr>,
+}
+
+#[derive(Default)]
+struct Flights {
+    by_digest: HashMap<[u8; 32], Arc<Flight>>,
+    per_key: HashMap<String, usize>,
+    per_client: HashMap<IpAddr, usize>,
+}
+
+/// A request's place in a flight; leaving (even when the request is cancelled) frees the
+/// flight's counts once its last request is gone.
+struct Seat<'a> {
+    keyring: &'a Keyring,
+    digest: [u8; 32],
+    flight: Option<Arc<Flight>>,
+}
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.keyring.flights.lock();
+        let Some(flight) = self.flight.take() else {
+            return;
+        };
+        // Clones are only made and dropped under this lock, so the count is exact: two
+        // references (the table's and ours) mean nobody else waits.
+        let ours = flights
+            .by_digest
+            .get(&self.digest)
+            .is_some_and(|f| Arc::ptr_eq(f, &flight));
+        if ours && Arc::strong_count(&flight) <= 2 {
+            flights.by_digest.remove(&self.digest);
+            release(&mut flights.per_key, &flight.key_id);
+            if let Some(client) = flight.client {
+                release(&mut flights.per_client, &client);
+            }
+        }
+        drop(flight);
+    }
+}
+
+fn release<K: std::hash::Hash + Eq + Clone>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = counts.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
+fn busy() -> ApiError {
+    ApiError::AuthThrottled {
+        reason: crate::error::KEY_VERIFICATION_BUSY,
+        retry_after: Duration::from_secs(1),
+    }
+}
+
 pub struct Keyring {
     store: Arc<dyn Store>,
     auditor: Auditor,
     verified: Cache<String, Arc<Verified>, foldhash::fast::RandomState>,
+    /// Digests of keys argon2 refused: a repeated wrong key costs a lookup, not a hash.
+    refused: Cache<[u8; 32], (), foldhash::fast::RandomState>,
+    /// Key ids the database does not have (or has revoked or expired): a repeat costs no
+    /// query. Cleared through the change log like `verified`.
+    unknown: Cache<String, (), foldhash::fast::RandomState>,
     /// Bumped on every invalidation, so a verification that raced a revocation is not cached.
     generation: AtomicU64,
     /// Argon2 takes ~19 MiB and a core for tens of milliseconds: bound how many run at once.
     hashing: Semaphore,
-    /// One verification per key id at a time: a burst of first requests with a new key waits
-    /// for the first verification instead of running argon2 once per request.
-    verifying: parking_lot::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Verifications in progress, bounded per key id, per client and per flight.
+    flights: parking_lot::Mutex<Flights>,
+    /// Failed authentications per client address.
+    failures: FailureLimiter,
     argon2_runs: AtomicU64,
 }
 
 impl Keyring {
-    pub fn new(store: Arc<dyn Store>, auditor: Auditor, capacity: u64, ttl: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        auditor: Auditor,
+        capacity: u64,
+        ttl: Duration,
+        failures: FailureLimiter,
+    ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        fn negative<K: std::hash::Hash + Eq + Send + Sync + 'static>()
+        -> Cache<K, (), foldhash::fast::RandomState> {
+            Cache::builder()
+                .max_capacity(NEGATIVE_CAPACITY)
+                .time_to_live(NEGATIVE_TTL)
+                .build_with_hasher(foldhash::fast::RandomState::default())
+        }
         Self {
             store,
             auditor,
@@ -145,9 +244,12 @@ impl Keyring {
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build_with_hasher(foldhash::fast::RandomState::default()),
+            refused: negative(),
+            unknown: negative(),
             generation: AtomicU64::new(0),
             hashing: Semaphore::new(cores),
-            verifying: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            flights: parking_lot::Mutex::new(Flights::default()),
+            failures,
             argon2_runs: AtomicU64::new(0),
         }
     }
@@ -160,17 +262,34 @@ impl Keyring {
     pub fn invalidate(&self, key_id: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.verified.invalidate(key_id);
+        self.unknown.invalidate(key_id);
     }
 
     pub fn clear(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.verified.invalidate_all();
+        self.unknown.invalidate_all();
     }
 
-    /// Resolves an `Authorization` header value to a principal.
+    /// Resolves an `Authorization` header value to a principal. `client` is the caller's
+    /// address, when known: its failures are counted, and past its limit it is refused
+    /// before any key lookup or argon2 run.
     pub async fn authenticate(
         &self,
         authorization: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<Arc<Principal>, ApiError> {
+        let result = self.resolve(authorization, client).await;
+        if let (Err(ApiError::Unauthorized), Some(client)) = (&result, client) {
+            self.failures.failed(client);
+        }
+        result
+    }
+
+    async fn resolve(
+        &self,
+        authorization: Option<&str>,
+        client: Option<IpAddr>,
     ) -> Result<Arc<Principal>, ApiError> {
         let presented = authorization
             .and_then(|h| {
@@ -184,30 +303,77 @@ impl Keyring {
         if let Some(found) = self.cached(&presented, &digest) {
             return found;
         }
-        // One verification per key id at a time: a burst of first requests with a new key
-        // waits for the first verification instead of running argon2 once per request.
-        let turn = self
-            .verifying
-            .lock()
-            .entry(presented.id().to_owned())
-            .or_default()
-            .clone();
-        let result = {
-            let _guard = turn.lock().await;
-            match self.cached(&presented, &digest) {
-                Some(found) => found,
-                None => {
-                    self.verify(presented.id().to_owned(), presented, digest)
-                        .await
-                }
-            }
-        };
-        let mut verifying = self.verifying.lock();
-        // Two references left (the map's and ours): nobody else waits, so forget the entry.
-        if Arc::strong_count(&turn) <= 2 {
-            verifying.retain(|_, t| !Arc::ptr_eq(t, &turn));
+        if self.refused.contains_key(&digest) || self.unknown.contains_key(presented.id()) {
+            return Err(ApiError::Unauthorized);
         }
-        result
+        if let Some(client) = client {
+            self.failures
+                .check(client)
+                .map_err(|retry_after| ApiError::AuthThrottled {
+                    reason: crate::error::TOO_MANY_FAILED_ATTEMPTS,
+                    retry_after,
+                })?;
+        }
+        let seat = self.board(digest, presented.id(), client)?;
+        let flight = seat.flight.as_ref().ok_or_else(busy)?;
+        let _turn = flight.turn.lock().await;
+        match self.cached(&presented, &digest) {
+            Some(found) => found,
+            None if self.refused.contains_key(&digest) => Err(ApiError::Unauthorized),
+            None => {
+                self.verify(presented.id().to_owned(), presented, digest)
+                    .await
+            }
+        }
+    }
+
+    /// Joins the verification of this exact key, or starts one if the client and the key id
+    /// have room for another.
+    fn board(
+        &self,
+        digest: [u8; 32],
+        key_id: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Seat<'_>, ApiError> {
+        let mut flights = self.flights.lock();
+        if let Some(flight) = flights.by_digest.get(&digest) {
+            if Arc::strong_count(flight) > WAITERS_PER_FLIGHT {
+                return Err(busy());
+            }
+            return Ok(Seat {
+                keyring: self,
+                digest,
+                flight: Some(flight.clone()),
+            });
+        }
+        if flights
+            .per_key
+            .get(key_id)
+            .is_some_and(|n| *n >= FLIGHTS_PER_KEY)
+            || client.is_some_and(|c| {
+                flights
+                    .per_client
+                    .get(&c)
+                    .is_some_and(|n| *n >= FLIGHTS_PER_CLIENT)
+            })
+        {
+            return Err(busy());
+        }
+        let flight = Arc::new(Flight {
+            turn: tokio::sync::Mutex::new(()),
+            key_id: key_id.to_owned(),
+            client,
+        });
+        *flights.per_key.entry(key_id.to_owned()).or_default() += 1;
+        if let Some(client) = client {
+            *flights.per_client.entry(client).or_default() += 1;
+        }
+        flights.by_digest.insert(digest, flight.clone());
+        Ok(Seat {
+            keyring: self,
+            digest,
+            flight: Some(flight),
+        })
     }
 
     /// The answer for a key this process verified before, if it is cached.
@@ -234,7 +400,8 @@ impl Keyring {
         Some(Ok(hit.principal.clone()))
     }
 
-    /// Looks the key up and checks it with argon2, off the async executor; caches a success.
+    /// Looks the key up and checks it with argon2, off the async executor; caches a success,
+    /// and remembers a refusal for a while.
     async fn verify(
         &self,
         key_id: String,
@@ -245,10 +412,14 @@ impl Keyring {
         let generation = self.generation.load(Ordering::SeqCst);
         let record = match self.store.find_key(&key_id).await {
             Ok(record) => record,
-            Err(StoreError::NotFound) => return Err(ApiError::Unauthorized),
+            Err(StoreError::NotFound) => {
+                self.remember_unknown(key_id, generation);
+                return Err(ApiError::Unauthorized);
+            }
             Err(e) => return Err(ApiError::StoreUnavailable(e)),
         };
         if record.revoked_at.is_some() || record.expires_at.is_some_and(|at| at <= now) {
+            self.remember_unknown(key_id, generation);
             return Err(ApiError::Unauthorized);
         }
         let permit = self
@@ -264,6 +435,8 @@ impl Keyring {
             .map_err(|e| ApiError::Internal(format!("key verification task failed: {e}")))?;
         drop(permit);
         if !matches {
+            // A key id's secret never changes, so a refused secret stays refused.
+            self.refused.insert(digest, ());
             return Err(ApiError::Unauthorized);
         }
         let principal = Arc::new(Principal {
@@ -285,6 +458,21 @@ impl Keyring {
         self.auditor.touch(&key_id, now);
         Ok(principal)
     }
+
+    /// Remembers a key id that cannot succeed, unless the change log moved meanwhile.
+    fn remember_unknown(&self, key_id: String, generation: u64) {
+        if self.generation.load(Ordering::SeqCst) == generation {
+            self.unknown.insert(key_id, ());
+        }
+    }
+}
+
+/// The caller's address, when the server recorded it.
+pub fn client_ip(request: &Request) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
 }
 
 /// The auth layer: refuses the request with 401 unless it carries a valid key.
@@ -297,10 +485,11 @@ pub async fn require_key(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = match app.keyring.authenticate(authorization).await {
+    let client = client_ip(&request);
+    let principal = match app.keyring.authenticate(authorization, client).await {
         Ok(principal) => principal,
         Err(refused) => {
-            audit_refusal(&app, &request, authorization, &refused);
+            audit_refusal(&app, &request, authorization, client, &refused);
             return Err(refused);
         }
     };
@@ -309,39 +498,41 @@ pub async fn require_key(
     Ok(next.run(request).await)
 }
 
-/// Records a refused key: which key id was presented (never the key), for which action.
+/// The action a path names, as the audit trail stores it: a catalog slug, `report`, `mcp`,
+/// or `unknown` — never the caller's text.
+pub fn audited_action(path: &str) -> &'static str {
+    match path.strip_prefix("/api/crisp/") {
+        Some("report") => "report",
+        Some(slug) => CATALOG.find(slug).map_or("unknown", |a| a.slug),
+        None if path == "/mcp" || path.starts_with("/mcp/") => "mcp",
+        None => "unknown",
+    }
+}
+
+/// Counts a refused key: which key id was presented (never the key), for which action, from
+/// which address.
 fn audit_refusal(
     app: &AppState,
     request: &Request,
     authorization: Option<&str>,
+    client: Option<IpAddr>,
     refused: &ApiError,
 ) {
-    let key_id = authorization
+    let key = authorization
         .and_then(|h| h.strip_prefix("Bearer "))
-        .and_then(|k| GatewayKey::parse(k.trim()))
-        .map(|k| k.id().to_owned());
-    let action = request
-        .uri()
-        .path()
-        .strip_prefix("/api/crisp/")
-        .unwrap_or(request.uri().path())
-        .to_owned();
-    app.auditor.record(crate::store::AuditRecord {
-        at: crate::clock::now(),
+        .and_then(|k| GatewayKey::parse(k.trim()));
+    app.auditor.refused(&crate::audit::Refusal {
+        reason: refused.reason(),
+        status: refused.status().as_u16(),
         workspace_id: None,
-        api_key_id: key_id,
-        crisp_account_id: None,
-        action,
-        status: i32::from(refused.status().as_u16()),
-        upstream_status: None,
-        duration_ms: 0,
+        key_id: key.as_ref().map(GatewayKey::id),
+        client,
+        action: audited_action(request.uri().path()),
         request_id: request
             .headers()
             .get(crate::http::REQUEST_ID)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-        reason: Some(refused.reason().to_owned()),
+            .unwrap_or_default(),
     });
 }
 

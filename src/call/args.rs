@@ -22,7 +22,29 @@ pub struct Args {
     pub query: Vec<(String, String)>,
 }
 
+/// The longest URL sent to Crisp: servers and proxies refuse far shorter URLs than a body
+/// can carry, and a refusal after retries would hide which value was at fault.
+pub const MAX_UPSTREAM_URL: usize = 8 * 1024;
+
 impl Args {
+    /// A bound on what the caller's path and query values add to the URL (each byte at most
+    /// three once encoded): when it is far below the limit, the URL need not be measured.
+    pub fn url_bytes_at_most(&self) -> usize {
+        let path: usize = self.path.iter().map(|(_, v)| v.len()).sum();
+        let query: usize = self.query.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        3 * (path + query)
+    }
+
+    /// The name and length of the longest path or query value, for the error message.
+    pub fn longest_value(&self) -> Option<(String, usize)> {
+        let path = self.path.iter().map(|(n, v)| ((*n).to_owned(), v.len()));
+        let query = self
+            .query
+            .iter()
+            .map(|(k, v)| (format!("query.{}", crate::text::truncate(k, 64)), v.len()));
+        path.chain(query).max_by_key(|(_, len)| *len)
+    }
+
     pub fn path_value(&self, name: &str) -> Option<&str> {
         self.path
             .iter()

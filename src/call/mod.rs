@@ -74,7 +74,22 @@ pub async fn execute_with(
         info.account_id.clone_from(&trace.account_id);
         info.upstream_status = trace.upstream_status;
     });
-    if action.write || result.is_err() {
+    let refused = match &result {
+        // Refused before Crisp was asked: counted per reason, key and minute, not a row each.
+        Err(e) if trace.upstream_status.is_none() && status.is_client_error() => Some(e),
+        _ => None,
+    };
+    if let Some(error) = refused {
+        app.auditor.refused(&crate::audit::Refusal {
+            reason: error.reason(),
+            status: status.as_u16(),
+            workspace_id: Some(&principal.workspace_id),
+            key_id: Some(&principal.key_id),
+            client: None,
+            action: action.slug,
+            request_id,
+        });
+    } else if action.write || result.is_err() {
         app.auditor.record(AuditRecord {
             at: crate::clock::now(),
             workspace_id: Some(principal.workspace_id.clone()),
@@ -86,6 +101,8 @@ pub async fn execute_with(
             duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             request_id: request_id.to_owned(),
             reason: result.as_ref().err().map(|e| e.reason().to_owned()),
+            count: 1,
+            client: None,
         });
     }
     result
@@ -112,7 +129,25 @@ async fn run(
         .pick(&principal.workspace_id, args.account.as_deref())
         .await?;
     trace.account_id = Some(account.id.clone());
+    // Measured only when the values could make it long; the bound leaves room for the
+    // route's own text and the base URL.
+    let longest = (args.url_bytes_at_most() + 1024 > args::MAX_UPSTREAM_URL)
+        .then(|| args.longest_value())
+        .flatten();
     let request = upstream_request(route, args, &account);
+    if let Some((name, value_len)) = longest {
+        let url_len = app.crisp.url(&request).len();
+        if url_len > args::MAX_UPSTREAM_URL {
+            return Err(ApiError::bad_request(
+                "url_too_long",
+                format!(
+                    "The URL this call would send to Crisp is {url_len} bytes, over the gateway's limit of {} bytes; \
+                     the longest value is `{name}` ({value_len} bytes). Send shorter values.",
+                    args::MAX_UPSTREAM_URL
+                ),
+            ));
+        }
+    }
     let safety = Safety::of(route.method, options.idempotent);
     // Leave the tower timeout a moment, so a slow Crisp is answered as `crisp_timeout`.
     let deadline = started

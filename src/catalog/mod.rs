@@ -188,6 +188,11 @@ impl Catalog {
 
     /// The slugs closest to a mistyped one, best first, for "did you mean" messages.
     pub fn closest(&self, wanted: &str, limit: usize) -> Vec<&'static str> {
+        // An edit distance against every action costs the product of the lengths: a text far
+        // longer than any action name is near none of them.
+        if wanted.len() > 128 {
+            return Vec::new();
+        }
         let wanted = wanted.trim_matches('/').to_ascii_lowercase();
         let mut scored: Vec<(usize, &'static str)> = self
             .actions

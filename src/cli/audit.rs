@@ -37,8 +37,8 @@ pub async fn audit(
         .await
         .map_err(|e| e.to_string())?;
     println!(
-        "{:<21} {:<16} {:<18} {:<18} {:<44} {:>6} {:>8} {:>7}  REQUEST ID",
-        "TIME", "WORKSPACE", "KEY", "ACCOUNT", "ACTION", "STATUS", "UPSTREAM", "MS"
+        "{:<21} {:<16} {:<18} {:<18} {:<44} {:>6} {:>8} {:>7} {:>7}  REQUEST ID",
+        "TIME", "WORKSPACE", "KEY/CLIENT", "ACCOUNT", "ACTION", "STATUS", "UPSTREAM", "MS", "COUNT"
     );
     let workspaces = store.list_workspaces().await.map_err(|e| e.to_string())?;
     let shown = rows
@@ -56,17 +56,24 @@ pub async fn audit(
                 .find(|w| w.workspace_id == id)
                 .map_or(id, |w| w.name.as_str())
         });
+        // A refusal row without a key id names the client's address instead.
+        let who = r
+            .api_key_id
+            .as_deref()
+            .or(r.client.as_deref())
+            .unwrap_or("-");
         println!(
-            "{:<21} {:<16} {:<18} {:<18} {:<44} {:>6} {:>8} {:>7}  {}{}",
+            "{:<21} {:<16} {:<18} {:<18} {:<44} {:>6} {:>8} {:>7} {:>7}  {}{}",
             crate::clock::format(r.at),
             workspace,
-            r.api_key_id.as_deref().unwrap_or("-"),
+            who,
             r.crisp_account_id.as_deref().unwrap_or("-"),
             r.action,
             r.status,
             r.upstream_status
                 .map_or_else(|| "-".to_owned(), |s| s.to_string()),
             r.duration_ms,
+            r.count,
             r.request_id,
             r.reason
                 .map(|reason| format!(" ({reason})"))

@@ -60,6 +60,7 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
         None => None,
     };
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let summaries = crate::telemetry::gate::spawn_summaries();
     let server = server::serve(
         listener,
         crate::http::router(app.clone()),
@@ -81,6 +82,8 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
         }
     }
     follower.abort();
+    summaries.abort();
+    crate::telemetry::gate::summarize();
     if let Some(upkeep) = upkeep {
         upkeep.abort();
     }

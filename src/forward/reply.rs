@@ -165,6 +165,71 @@ fn reason(envelope: &super::scan::Fields<'_>) -> Option<String> {
     serde_json::from_slice(envelope.reason?).ok()
 }
 
+/// The longest text of Crisp's passed on to a caller.
+const MAX_CRISP_TEXT: usize = 1024;
+/// The longest `reason` passed on; Crisp's are short snake_case words.
+const MAX_CRISP_REASON: usize = 64;
+
+/// Crisp's text as a caller may read it: without the account's credentials (an upstream
+/// that echoes the request, its `Authorization` header included, would otherwise hand the
+/// Crisp key to every caller) and bounded in length.
+fn scrub(text: &str, account: &Account) -> String {
+    let mut out = text.to_owned();
+    for secret in credentials(account) {
+        if !secret.is_empty() && out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "[redacted]");
+        }
+    }
+    if out.len() > MAX_CRISP_TEXT {
+        let cut = crate::text::truncate(&out, MAX_CRISP_TEXT).len();
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+/// Everything that carries the account's credentials, longest first so a whole header is
+/// replaced before its parts: the `Authorization` value, its base64 token, the decoded
+/// `identifier:key` and each half.
+fn credentials(account: &Account) -> Vec<String> {
+    use base64::Engine;
+    let mut found = Vec::new();
+    let header = String::from_utf8_lossy(account.authorization.as_bytes()).into_owned();
+    let token = header
+        .split_once(' ')
+        .map_or(header.as_str(), |(_, t)| t)
+        .trim()
+        .to_owned();
+    if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&token)
+        && let Ok(pair) = String::from_utf8(decoded)
+    {
+        if let Some((_, key)) = pair.split_once(':') {
+            found.push(key.to_owned());
+        }
+        found.push(pair);
+    }
+    found.push(token);
+    found.push(header);
+    found.push(account.identifier.clone());
+    found.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    found
+}
+
+/// A reason as a caller may read it: Crisp's own word when it is one, else `crisp_error`.
+fn scrub_reason(reason: &str, account: &Account) -> String {
+    let plain = !reason.is_empty()
+        && reason.len() <= MAX_CRISP_REASON
+        && reason
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    let scrubbed = scrub(reason, account);
+    if plain && scrubbed == reason {
+        scrubbed
+    } else {
+        "crisp_error".to_owned()
+    }
+}
+
 #[derive(Deserialize)]
 struct ErrorData<'a> {
     #[serde(default, borrow)]
@@ -229,7 +294,7 @@ pub fn interpret(
             detail: envelope
                 .as_ref()
                 .and_then(reason)
-                .unwrap_or_else(|| "forbidden".into()),
+                .map_or_else(|| "forbidden".into(), |r| scrub(&r, account)),
         }),
         420 | 429 => Err(UpstreamError::RateLimited {
             status,
@@ -239,12 +304,11 @@ pub fn interpret(
             let reason = envelope
                 .as_ref()
                 .and_then(reason)
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| "crisp_error".to_owned());
+                .map_or_else(|| "crisp_error".to_owned(), |r| scrub_reason(&r, account));
             let detail = envelope
                 .and_then(|e| e.data)
                 .and_then(|d| serde_json::from_slice::<ErrorData<'_>>(&body[d]).ok())
-                .and_then(|d| d.message.map(|m| m.into_owned()));
+                .and_then(|d| d.message.map(|m| scrub(&m, account)));
             let message = match detail {
                 Some(detail) => format!("Crisp answered {status} {reason}: {detail}"),
                 None => format!("Crisp answered {status} {reason}."),
@@ -257,5 +321,47 @@ pub fn interpret(
         }
         500..=599 => Err(UpstreamError::ServerError { status }),
         _ => Err(UpstreamError::InvalidResponse { status }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn account() -> Account {
+        let token = base64::engine::general_purpose::STANDARD.encode("ident-1234:secret-key-5678");
+        Account {
+            id: "acc_1".into(),
+            label: "main".into(),
+            identifier: "ident-1234".into(),
+            website_id: "web".into(),
+            tier: crate::accounts::Tier::Website,
+            is_default: true,
+            authorization: axum::http::HeaderValue::from_str(&format!("Basic {token}"))
+                .expect("header"),
+        }
+    }
+
+    #[test]
+    fn crisp_text_loses_the_credentials_and_its_excess() {
+        let account = account();
+        let header = String::from_utf8_lossy(account.authorization.as_bytes()).into_owned();
+        let echoed = format!("you sent {header}; id ident-1234 key secret-key-5678");
+        let scrubbed = scrub(&echoed, &account);
+        assert_eq!(
+            scrubbed,
+            "you sent [redacted]; id [redacted] key [redacted]"
+        );
+        let long = scrub(&"é".repeat(MAX_CRISP_TEXT), &account);
+        assert!(
+            long.len() <= MAX_CRISP_TEXT + '…'.len_utf8(),
+            "{}",
+            long.len()
+        );
+        assert!(long.ends_with('…'));
+        assert_eq!(scrub_reason("invalid_data", &account), "invalid_data");
+        assert_eq!(scrub_reason("bad secret-key-5678", &account), "crisp_error");
+        assert_eq!(scrub_reason(&"r".repeat(65), &account), "crisp_error");
     }
 }

@@ -88,7 +88,23 @@ pub async fn wrong_method(Path(slug): Path<String>) -> ApiError {
     ApiError::MethodNotAllowed { message: what }
 }
 
+/// The most of an unknown slug an error message repeats.
+const ECHOED_SLUG: usize = 128;
+
 fn unknown_action(slug: &str) -> ApiError {
+    // Suggestions cost an edit distance against every action: only worth it (and only
+    // meaningful) for a slug of about an action's length.
+    if slug.len() > ECHOED_SLUG {
+        return ApiError::not_found(
+            "unknown_action",
+            format!(
+                "There is no action `{}…` ({} bytes; no action name is longer than {ECHOED_SLUG}). \
+                 The full list is at GET /api/crisp/_endpoints.",
+                crate::text::truncate(slug, ECHOED_SLUG),
+                slug.len()
+            ),
+        );
+    }
     let closest = CATALOG
         .closest(slug, 3)
         .iter()

@@ -18,8 +18,12 @@ use tokio::sync::Semaphore;
 use crate::app::AppState;
 use crate::catalog::CATALOG;
 use crate::error::{ApiError, ErrorSlot};
+use crate::telemetry::gate;
 
 use super::REQUEST_ID;
+
+/// The bytes of a path that the access line keeps (every action's path fits).
+const LOGGED_PATH: usize = 128;
 
 /// What the outermost layer needs: the app, and the permits that bound requests in flight.
 #[derive(Clone)]
@@ -36,7 +40,16 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     let started = Instant::now();
     let app = &edge.app;
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let (action, label) = match request.uri().path().strip_prefix("/api/crisp/") {
+        Some("report") => (None, Some(("report", super::report::TOOL))),
+        Some(slug) => match CATALOG.find(slug) {
+            Some(a) => (Some(a), Some((a.slug, a.tool.as_str()))),
+            None => (None, None),
+        },
+        None => (None, None),
+    };
+    // A path can be as long as the header limit allows: the log keeps its first bytes only.
+    let path = crate::text::truncate(request.uri().path(), LOGGED_PATH).to_owned();
     let id = match request.headers().get(REQUEST_ID) {
         Some(id) if is_usable_request_id(id.as_bytes()) => id.clone(),
         _ => {
@@ -51,19 +64,15 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
         // Answer at once rather than queue without bound when the process is full.
         Err(_) => (ApiError::Overloaded.into_response(), Default::default()),
     };
-    let (action, label) = match path.strip_prefix("/api/crisp/") {
-        Some("report") => (None, Some(("report", super::report::TOOL))),
-        Some(slug) => match CATALOG.find(slug) {
-            Some(a) => (Some(a), Some((a.slug, a.tool.as_str()))),
-            None => (None, None),
-        },
-        None => (None, None),
-    };
     let mut response = render_error(response, app, label.map(|(_, tool)| tool), request_id);
     response.headers_mut().insert(REQUEST_ID, id.clone());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     crate::metrics::request(action, label.map_or("-", |(slug, _)| slug), status, elapsed);
+    // Successful calls always get their line; a flood of refusals gets a budget and a count.
+    if status >= 400 && !gate::allow(gate::Kind::RefusedRequest, status) {
+        return response;
+    }
     tracing::info!(
         request_id,
         method = %method,
@@ -101,10 +110,17 @@ fn render_error(
         }
         None => return response,
     };
-    if error.status().is_server_error() {
-        tracing::error!(status = error.status().as_u16(), reason = error.reason(), %request_id, error = %error, cause = ?std::error::Error::source(&*error).map(ToString::to_string), "request failed");
-    } else {
-        tracing::debug!(status = error.status().as_u16(), reason = error.reason(), %request_id, "request refused");
+    let code = error.status().as_u16();
+    if matches!(*error, ApiError::Overloaded) {
+        if gate::allow(gate::Kind::Shed, code) {
+            tracing::warn!(status = code, reason = error.reason(), %request_id, "request shed: the gateway is at capacity");
+        }
+    } else if error.status().is_server_error() {
+        if gate::allow(gate::Kind::FailedRequest, code) {
+            tracing::error!(status = code, reason = error.reason(), %request_id, error = %error, cause = ?std::error::Error::source(&*error).map(ToString::to_string), "request failed");
+        }
+    } else if tracing::enabled!(tracing::Level::DEBUG) && gate::allow(gate::Kind::Refusal, code) {
+        tracing::debug!(status = code, reason = error.reason(), %request_id, "request refused");
     }
     let body = error.to_body(tool, request_id).to_string();
     let (mut parts, _) = response.into_parts();

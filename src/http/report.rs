@@ -18,14 +18,28 @@ use crate::store::ReportRecord;
 pub const TOOL: &str = "crisp_report";
 const MAX_TEXT: usize = 10_000;
 const MAX_CONVERSATION: usize = 200;
+/// The conversation as stored (JSON text), whatever its number of messages.
+const MAX_CONVERSATION_BYTES: usize = 64 * 1024;
 
 pub async fn submit(
     State(app): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    app.report_limits
+        .check(&principal.key_id)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let report = parse(&body, &principal)?;
     app.store.insert_report(&report).await?;
+    if app.config.report_retention > 0 {
+        let keep = i64::try_from(app.config.report_retention).unwrap_or(i64::MAX);
+        match app.store.prune_reports(&report.workspace_id, keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "pruned reports past the retention"),
+            // The report is stored; the next one prunes again.
+            Err(e) => tracing::warn!(error = %e, "cannot prune reports"),
+        }
+    }
     let result = json!({ "ok": true, "tool": TOOL, "result": { "report_id": report.report_id, "received": true } });
     Ok((
         [(
@@ -39,6 +53,15 @@ pub async fn submit(
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_report", message)
+}
+
+fn too_large(field: &str, size: usize, limit: usize) -> ApiError {
+    ApiError::bad_request(
+        "report_too_large",
+        format!(
+            "`{field}` is {size} bytes, over the limit of {limit} bytes; send a shorter {field}."
+        ),
+    )
 }
 
 fn parse(body: &[u8], principal: &Principal) -> Result<ReportRecord, ApiError> {
@@ -76,7 +99,15 @@ fn parse(body: &[u8], principal: &Principal) -> Result<ReportRecord, ApiError> {
     let conversation = match object.remove("conversation") {
         None | Some(Value::Null) => None,
         Some(Value::Array(items)) if items.len() <= MAX_CONVERSATION => {
-            Some(Value::Array(items).to_string())
+            let text = Value::Array(items).to_string();
+            if text.len() > MAX_CONVERSATION_BYTES {
+                return Err(too_large(
+                    "conversation",
+                    text.len(),
+                    MAX_CONVERSATION_BYTES,
+                ));
+            }
+            Some(text)
         }
         Some(Value::Array(_)) => {
             return Err(invalid(format!(
@@ -85,10 +116,11 @@ fn parse(body: &[u8], principal: &Principal) -> Result<ReportRecord, ApiError> {
         }
         Some(_) => return Err(invalid("`conversation` must be an array of messages.")),
     };
-    if message.len() > MAX_TEXT || context.as_ref().is_some_and(|c| c.len() > MAX_TEXT) {
-        return Err(invalid(format!(
-            "`message` and `context` are limited to {MAX_TEXT} bytes each."
-        )));
+    if message.len() > MAX_TEXT {
+        return Err(too_large("message", message.len(), MAX_TEXT));
+    }
+    if let Some(c) = context.as_ref().filter(|c| c.len() > MAX_TEXT) {
+        return Err(too_large("context", c.len(), MAX_TEXT));
     }
     Ok(ReportRecord {
         report_id: format!("rep_{}", crate::secret::random_base62(12)),

@@ -111,7 +111,8 @@ pub fn target(arguments: &Map<String, Value>, tool: &str) -> Result<&'static Act
         ApiError::not_found(
             "unknown_action",
             format!(
-                "There is no action `{name}`. Closest: {}. Find actions with crisp_search_actions.",
+                "There is no action `{}`. Closest: {}. Find actions with crisp_search_actions.",
+                crate::text::truncate(name, 128),
                 CATALOG
                     .closest(name, 3)
                     .iter()

@@ -101,6 +101,10 @@ pub struct AuditRecord {
     pub duration_ms: i64,
     pub request_id: String,
     pub reason: Option<String>,
+    /// How many calls the row stands for: 1, or more for refusals aggregated per minute.
+    pub count: i64,
+    /// The client's address, for refusals that presented no key id.
+    pub client: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -201,6 +205,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_report(&self, report: &ReportRecord) -> StoreResult<()>;
     async fn list_reports(&self, workspace_id: Option<&str>) -> StoreResult<Vec<ReportRecord>>;
+    /// Deletes a workspace's reports beyond its newest `keep`; returns how many.
+    async fn prune_reports(&self, workspace_id: &str, keep: i64) -> StoreResult<u64>;
 
     /// Claims an idempotency key: `Ok(None)` if this call claimed it, `Ok(Some(existing))`
     /// if another call holds it (pending or done). Expired records are replaced.

@@ -267,8 +267,8 @@ macro_rules! impl_store {
                 for r in records {
                     sqlx::query(
                         "insert into audit_event (at, workspace_id, api_key_id, crisp_account_id, action, \
-                         status, upstream_status, duration_ms, request_id, reason) \
-                         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                         status, upstream_status, duration_ms, request_id, reason, count, client) \
+                         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     )
                     .bind(r.at)
                     .bind(&r.workspace_id)
@@ -280,6 +280,8 @@ macro_rules! impl_store {
                     .bind(r.duration_ms)
                     .bind(&r.request_id)
                     .bind(&r.reason)
+                    .bind(r.count)
+                    .bind(&r.client)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -293,7 +295,7 @@ macro_rules! impl_store {
             ) -> $crate::store::StoreResult<Vec<$crate::store::AuditRecord>> {
                 Ok(sqlx::query_as(
                     "select at, workspace_id, api_key_id, crisp_account_id, action, status, upstream_status, \
-                     duration_ms, request_id, reason from audit_event \
+                     duration_ms, request_id, reason, count, client from audit_event \
                      where ($1 is null or workspace_id = $1) and at >= $2 \
                      order by audit_event_id desc limit $3",
                 )
@@ -340,6 +342,18 @@ macro_rules! impl_store {
                 .bind(workspace_id)
                 .fetch_all(&self.pool)
                 .await?)
+            }
+
+            async fn prune_reports(&self, workspace_id: &str, keep: i64) -> $crate::store::StoreResult<u64> {
+                Ok(sqlx::query(
+                    "delete from report where workspace_id = $1 and report_id not in \
+                     (select report_id from report where workspace_id = $1 order by at desc, report_id limit $2)",
+                )
+                .bind(workspace_id)
+                .bind(keep)
+                .execute(&self.pool)
+                .await?
+                .rows_affected())
             }
 
             async fn claim_idempotency(

@@ -1,5 +1,6 @@
 //! Logging: `tracing` to standard error, pretty or JSON, filtered by `RUST_LOG`.
 
+pub mod gate;
 mod line;
 mod sink;
 
@@ -11,9 +12,18 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// The level rmcp is held to.
+const RMCP_DIRECTIVE: &str = "rmcp=warn";
+
 /// Installs the global subscriber. `default` is the filter used when `RUST_LOG` is unset.
 pub fn init(format: LogFormat, default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // rmcp logs whole MCP messages (Crisp data included) at debug and trace: whatever
+    // RUST_LOG says, it gets warnings only.
+    let filter = match RMCP_DIRECTIVE.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     // A person at a terminal gets tracing's coloured format, each line as it happens; a file
     // or a pipe gets the same information as plain lines from a formatter that costs far less
     // per access line, written in batches (`sink`). Call `flush` before the process exits.

@@ -150,6 +150,9 @@ impl Received {
     }
 }
 
+/// In a scripted body, replaced by the `Authorization` header the fake Crisp received.
+pub const ECHO_AUTHORIZATION: &str = "{echo-authorization}";
+
 /// A scripted answer; answers are used in order, then the default answer repeats.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -235,6 +238,12 @@ async fn answer(State(state): State<Arc<FakeState>>, request: Request) -> Respon
     let body = axum::body::to_bytes(body, 16 << 20)
         .await
         .unwrap_or_default();
+    let authorization = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     state.received.lock().expect("lock").push(Received {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
@@ -243,7 +252,9 @@ async fn answer(State(state): State<Arc<FakeState>>, request: Request) -> Respon
         body,
     });
     let next = state.script.lock().expect("lock").pop_front();
-    let answer = next.unwrap_or_else(|| Answer::ok(r#"{"echo":true}"#));
+    let mut answer = next.unwrap_or_else(|| Answer::ok(r#"{"echo":true}"#));
+    // An upstream that echoes the request's credentials, as some error pages do.
+    answer.body = answer.body.replace(ECHO_AUTHORIZATION, &authorization);
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
     }

@@ -289,10 +289,12 @@ async fn writes_and_refusals_are_audited_without_bodies() {
             seen,
             [
                 ("send/message/in/conversation", 200, Some(200)),
-                ("list/conversations", 401, None),
                 ("get/conversation", 404, Some(404)),
+                // Refusals are counted per minute and written when the minute (or a flush) ends.
+                ("list/conversations", 401, None),
             ]
         );
+        assert!(rows.iter().all(|r| r.count == 1), "{rows:?}");
         let write = rows
             .iter()
             .find(|r| r.action == "send/message/in/conversation")
@@ -358,5 +360,74 @@ async fn reports_are_stored_and_bad_ones_explained() {
                 .status,
             401
         );
+    }
+}
+
+#[tokio::test]
+async fn reports_are_rate_limited_size_bounded_and_pruned() {
+    for engine in engines() {
+        let app = TestApp::spawn_with(engine, |config| {
+            config.report_rate_limit = 1.0;
+            config.report_burst = 4.0;
+            config.report_retention = 3;
+        })
+        .await;
+        for (body, field, limit) in [
+            (json!({ "message": "m".repeat(10_001) }), "message", "10000"),
+            (
+                json!({ "message": "m", "context": "c".repeat(10_001) }),
+                "context",
+                "10000",
+            ),
+            (
+                json!({ "message": "m", "conversation": [ "t".repeat(70_000) ] }),
+                "conversation",
+                "65536",
+            ),
+        ] {
+            let reply = app.call("report", &body.to_string()).await;
+            assert_eq!(reply.status, 400, "{field}: {}", reply.text);
+            assert_eq!(reply.reason(), "report_too_large", "{field}");
+            let message = reply.message();
+            assert!(
+                message.contains(&format!("`{field}`")) && message.contains(limit),
+                "{message}"
+            );
+        }
+        // The refused ones took a token each: one left of the burst of four.
+        let reply = app.call("report", r#"{"message":"first"}"#).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let reply = app.call("report", r#"{"message":"over"}"#).await;
+        assert_eq!(reply.status, 429, "{}", reply.text);
+        assert_eq!(reply.reason(), "rate_limited");
+        assert!(reply.header("retry-after").is_some());
+
+        // Retention: five older reports, then one more through the API keeps the newest three.
+        let many = TestApp::spawn_with(engine, |config| config.report_retention = 3).await;
+        for at in 100..105 {
+            many.store
+                .insert_report(&crisp_gateway::store::ReportRecord {
+                    report_id: format!("rep_old{at}"),
+                    workspace_id: many.workspace_id.clone(),
+                    api_key_id: many.key_id.clone(),
+                    at,
+                    message: format!("report {at}"),
+                    context: None,
+                    conversation: None,
+                })
+                .await
+                .expect("report");
+        }
+        let reply = many.call("report", r#"{"message":"newest"}"#).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let kept: Vec<String> = many
+            .store
+            .list_reports(Some(&many.workspace_id))
+            .await
+            .expect("reports")
+            .into_iter()
+            .map(|r| r.message)
+            .collect();
+        assert_eq!(kept, ["newest", "report 104", "report 103"]);
     }
 }

@@ -7,6 +7,7 @@ mod cli;
 mod connections;
 mod docs;
 mod helpers;
+mod hostile;
 mod keys;
 mod mcp;
 mod requests;

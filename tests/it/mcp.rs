@@ -649,3 +649,68 @@ async fn bad_keys_get_a_401_before_mcp_and_scopes_filter_tools() {
         assert!(app.crisp.received().is_empty());
     }
 }
+
+#[tokio::test]
+async fn crisp_error_text_never_carries_the_accounts_credentials() {
+    use crate::helpers::{CRISP_KEY, ECHO_AUTHORIZATION, IDENTIFIER, basic};
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        // Crisp (or a proxy before it) echoing the request: the header, the key and the
+        // identifier, in the message and in the reason.
+        let echo = format!(
+            r#"{{"error":true,"reason":"invalid_data {CRISP_KEY}","data":{{"message":"refused; you sent Authorization: {ECHO_AUTHORIZATION} (identifier {IDENTIFIER}, key {CRISP_KEY}) {}"}}}}"#,
+            "x".repeat(5000)
+        );
+        let secrets = [
+            basic(IDENTIFIER, CRISP_KEY),
+            basic(IDENTIFIER, CRISP_KEY)
+                .trim_start_matches("Basic ")
+                .to_owned(),
+            IDENTIFIER.to_owned(),
+            CRISP_KEY.to_owned(),
+        ];
+        app.crisp.script(Answer::json(400, &echo));
+        let rest = app
+            .call(
+                "send/message/in/conversation",
+                r#"{"sessionID":"s1","body":{}}"#,
+            )
+            .await;
+        app.crisp.script(Answer::json(400, &echo));
+        let tool = call(
+            &app,
+            "/mcp/all",
+            "crisp_send_message_in_conversation",
+            json!({"sessionID": "s1", "body": {}}),
+        )
+        .await;
+        let received = app.crisp.take_received();
+        assert_eq!(received.len(), 2, "both calls reached Crisp");
+        assert_eq!(
+            received[0].header("authorization"),
+            Some(secrets[0].as_str()),
+            "the fake Crisp echoed the real header"
+        );
+        assert_eq!(rest.status, 400, "{}", rest.text);
+        assert_eq!(rest.reason(), "crisp_error", "{}", rest.text);
+        assert!(rest.message().contains("[redacted]"), "{}", rest.message());
+        assert!(
+            rest.message().len() < 1100,
+            "bounded: {}",
+            rest.message().len()
+        );
+        assert_eq!(tool["isError"], true, "{tool}");
+        let tool_text = tool.to_string();
+        for secret in &secrets {
+            assert!(
+                !rest.text.contains(secret.as_str()),
+                "REST body: {}",
+                rest.text
+            );
+            assert!(
+                !tool_text.contains(secret.as_str()),
+                "MCP tool text: {tool_text}"
+            );
+        }
+    }
+}

@@ -21,6 +21,8 @@ use crate::helpers::{
 
 const IDENTIFIER: &str = "ident-never-leak";
 const WEBSITE: &str = "web-never-leak";
+/// A value in Crisp's answer data, searched for in the logs.
+const DATA_MARKER: &str = "crisp-data-marker-never-logged";
 
 /// Everything secret this test knows, each with a name for the failure message.
 struct Secrets(Vec<(String, String)>);
@@ -196,6 +198,7 @@ async fn never_leak(engine: Engine) {
     };
     // Same id, wrong secret: found in the database, refused by the hash.
     let wrong_secret = format!("{}AAAAAA", &key[..key.len() - 6]);
+    let bearer = format!("Bearer {key}");
     let key = Some(key.as_str());
 
     // Success: a read, a write, a HEAD both ways, the account list.
@@ -260,6 +263,35 @@ async fn never_leak(engine: Engine) {
             "the right credentials did reach Crisp"
         );
     }
+
+    // Crisp's answer data never reaches the log at any level: a marker in a read's data,
+    // fetched over REST and through an MCP tool (rmcp logs whole messages at debug).
+    crisp.script(Answer::ok(&format!(r#"{{"nickname":"{DATA_MARKER}"}}"#)));
+    let read = server
+        .call(key, "get/conversation", r#"{"sessionID":"session_marker"}"#)
+        .await;
+    assert!(read.text.contains(DATA_MARKER), "{}", read.text);
+    expect("read of marked data", read, 200);
+    crisp.script(Answer::ok(&format!(r#"{{"nickname":"{DATA_MARKER}"}}"#)));
+    let tool = server
+        .http
+        .post(server.url("/mcp/all"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", &bearer)
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "crisp_get_conversation", "arguments": {"sessionID": "session_marker"}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("mcp answers")
+        .text()
+        .await
+        .expect("body");
+    assert!(tool.contains(DATA_MARKER), "{tool}");
+    assert_eq!(crisp.take_received().len(), 2);
 
     // Every way a caller's key can be wrong.
     secrets.add_key("the wrong-secret", &wrong_secret);
@@ -538,6 +570,10 @@ async fn never_leak(engine: Engine) {
 
     for (where_, log) in &logs {
         secrets.assert_absent(where_, log);
+        assert!(
+            !log.contains(DATA_MARKER),
+            "{where_} holds Crisp's answer data"
+        );
     }
     for (what, reply) in &replies {
         secrets.assert_absent(&format!("the response to `{what}`"), &exposed(reply));

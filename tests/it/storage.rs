@@ -387,6 +387,8 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             duration_ms: 12,
             request_id: format!("req-{at}"),
             reason: None,
+            count: 1,
+            client: None,
         };
         store
             .insert_audit(&[
@@ -418,6 +420,24 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             .await
             .expect("list");
         assert_eq!(recent, [row(400, None, "x")]);
+        let aggregated = AuditRecord {
+            count: 12_345,
+            client: Some("127.0.0.2".into()),
+            api_key_id: None,
+            ..row(500, None, "unknown")
+        };
+        store
+            .insert_audit(std::slice::from_ref(&aggregated))
+            .await
+            .expect("audit");
+        let newest = store
+            .list_audit(&AuditFilter {
+                limit: 1,
+                ..AuditFilter::default()
+            })
+            .await
+            .expect("list");
+        assert_eq!(newest, [aggregated], "count and client round-trip");
         assert_eq!(store.prune_audit(250).await.expect("prune"), 2);
         assert_eq!(
             store
@@ -428,7 +448,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
                 .await
                 .expect("list")
                 .len(),
-            2
+            3
         );
 
         // Reports.
@@ -453,6 +473,27 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
                 .expect("list")
                 .is_empty()
         );
+        // Retention keeps a workspace's newest reports and touches no other workspace.
+        for at in 6..9 {
+            store
+                .insert_report(&ReportRecord {
+                    report_id: format!("rep_{at}"),
+                    at,
+                    ..report.clone()
+                })
+                .await
+                .expect("report");
+        }
+        assert_eq!(store.prune_reports("ws_b", 1).await.expect("prune"), 0);
+        assert_eq!(store.prune_reports("ws_a", 2).await.expect("prune"), 2);
+        let kept: Vec<String> = store
+            .list_reports(Some("ws_a"))
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|r| r.report_id)
+            .collect();
+        assert_eq!(kept, ["rep_8", "rep_7"]);
 
         // Idempotency: one claim wins; a repeat sees it; completion stores the answer;
         // release frees a pending claim; an expired record is replaced.

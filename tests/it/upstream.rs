@@ -177,3 +177,47 @@ async fn head_actions_answer_existence() {
         assert_eq!(reply.status, 502, "a HEAD 5xx is still an error");
     }
 }
+
+#[tokio::test]
+async fn a_url_too_long_for_crisp_is_a_400_naming_the_value() {
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        let long = "s".repeat(20_000);
+        let reply = app
+            .call(
+                "get/conversation",
+                &json!({ "sessionID": long }).to_string(),
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{}", reply.text);
+        assert_eq!(reply.reason(), "url_too_long");
+        let message = reply.message();
+        assert!(
+            message.contains("`sessionID` (20000 bytes)") && message.contains("8192"),
+            "{message}"
+        );
+        let reply = app
+            .call(
+                "list/conversations",
+                &json!({ "query": { "search_query": "q".repeat(9_000) } }).to_string(),
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{}", reply.text);
+        assert!(
+            reply
+                .message()
+                .contains("`query.search_query` (9000 bytes)"),
+            "{}",
+            reply.message()
+        );
+        assert!(app.crisp.received().is_empty(), "nothing was sent to Crisp");
+        // Values of ordinary length still go through.
+        let reply = app
+            .call(
+                "get/conversation",
+                &json!({ "sessionID": "s".repeat(2_000) }).to_string(),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+}
