@@ -43,6 +43,9 @@ pub struct Config {
     pub key_rate_limit: f64,
     pub key_burst: f64,
     pub idempotency_ttl: Duration,
+    /// How long a write whose outcome is unknown keeps its key after its lease, answering
+    /// `idempotency_outcome_unknown`, before the key may run again.
+    pub idempotency_unknown_hold: Duration,
     pub shutdown_grace: Duration,
     /// A separate listener for `/metrics`; `None` serves it on the main listener.
     pub metrics_listen: Option<SocketAddr>,
@@ -87,6 +90,7 @@ impl Default for Config {
             key_rate_limit: 100.0,
             key_burst: 200.0,
             idempotency_ttl: Duration::from_secs(86_400),
+            idempotency_unknown_hold: Duration::from_secs(15 * 60),
             shutdown_grace: Duration::from_secs(30),
             metrics_listen: None,
             log_format: LogFormat::Pretty,
@@ -144,6 +148,7 @@ const SETTINGS: &[&str] = &[
     "key_rate_limit",
     "key_burst",
     "idempotency_ttl",
+    "idempotency_unknown_hold",
     "shutdown_grace",
     "metrics_listen",
     "log_format",
@@ -281,6 +286,8 @@ impl Config {
             key_rate_limit: s.number("key_rate_limit", d.key_rate_limit)?,
             key_burst: s.number("key_burst", d.key_burst)?,
             idempotency_ttl: s.duration("idempotency_ttl", d.idempotency_ttl)?,
+            idempotency_unknown_hold: s
+                .duration("idempotency_unknown_hold", d.idempotency_unknown_hold)?,
             shutdown_grace: s.duration("shutdown_grace", d.shutdown_grace)?,
             metrics_listen: s.address("metrics_listen")?,
             log_format,

@@ -464,6 +464,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             status: None,
             response: None,
             created_at: now,
+            lease_until: now + 10,
             expires_at: now + 100,
         };
         assert_eq!(
@@ -480,7 +481,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             .expect("held");
         assert_eq!((again.state.as_str(), again.created_at), ("pending", 1000));
         store
-            .complete_idempotency("ws_a", "i1", 200, "{\"ok\":true}")
+            .complete_idempotency("ws_a", "i1", 200, "{\"ok\":true}", 1100)
             .await
             .expect("complete");
         let done = store.find_idempotency("ws_a", "i1").await.expect("find");
