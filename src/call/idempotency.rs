@@ -63,6 +63,11 @@ impl Key {
     pub fn as_str(&self) -> &str {
         &self.key
     }
+
+    /// The digest stored with the record, to tell a repeat from a reuse.
+    pub fn request_hash(&self) -> &str {
+        &self.request_hash
+    }
 }
 
 /// The answer the first request with a key gave, as stored for repeats.

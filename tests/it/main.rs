@@ -6,6 +6,7 @@ mod actions;
 mod cli;
 mod docs;
 mod helpers;
+mod idempotency;
 mod keys;
 mod mcp;
 mod requests;
