@@ -159,8 +159,7 @@ fn claim(app: &App, workspace: &str, key: &Key) -> IdempotencyRecord {
         response: None,
         created_at: now,
         lease_until,
-        expires_at: lease_until
-            .saturating_add(whole_seconds(app.config.idempotency_unknown_hold)),
+        expires_at: lease_until.saturating_add(whole_seconds(app.config.idempotency_unknown_hold)),
     }
 }
 

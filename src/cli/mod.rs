@@ -121,9 +121,7 @@ pub async fn run(cli: Cli) -> CliResult {
             limit,
         } => audit::audit(&open(&load()?).await?, workspace, since, action, limit).await,
         Command::Report(command) => audit::report(&open(&load()?).await?, command).await,
-        Command::Idempotency(command) => {
-            idempotency::run(&open(&load()?).await?, command).await
-        }
+        Command::Idempotency(command) => idempotency::run(&open(&load()?).await?, command).await,
     }
 }
 

@@ -228,7 +228,9 @@ async fn no_claim_is_taken_while_a_call_waits_for_its_account() {
         assert!(queued, "the write waits for the account's turn");
         assert!(
             matches!(
-                app.store.find_idempotency(&app.workspace_id, "order-3").await,
+                app.store
+                    .find_idempotency(&app.workspace_id, "order-3")
+                    .await,
                 Err(StoreError::NotFound)
             ),
             "no claim while the write waits for its turn"
@@ -455,7 +457,10 @@ async fn operators_list_and_release_idempotency_records() {
             .filter_map(|l| l.split_whitespace().next())
             .collect();
         assert_eq!(keys.len(), 2, "{unknown}");
-        assert!(keys.contains(&"k-died") && keys.contains(&"k-lost"), "{unknown}");
+        assert!(
+            keys.contains(&"k-died") && keys.contains(&"k-lost"),
+            "{unknown}"
+        );
         let everywhere = cli
             .ok(&["idempotency", "list", "--state", "pending"])
             .await
@@ -468,7 +473,9 @@ async fn operators_list_and_release_idempotency_records() {
             .await;
         assert!(released.stdout.is_empty(), "{released:?}");
         assert!(
-            released.stderr.contains("released Idempotency-Key `k-lost`")
+            released
+                .stderr
+                .contains("released Idempotency-Key `k-lost`")
                 && released.stderr.contains("it was unknown")
                 && released.stderr.contains("runs as new"),
             "{released:?}"
@@ -479,10 +486,7 @@ async fn operators_list_and_release_idempotency_records() {
         let done = cli
             .ok(&["idempotency", "release", "--workspace", "acme", "k-done"])
             .await;
-        assert!(
-            done.stderr.contains("it was done, status 200"),
-            "{done:?}"
-        );
+        assert!(done.stderr.contains("it was done, status 200"), "{done:?}");
         let replayed = keyed(&app, &app.key, "k-done").await;
         assert_eq!(replayed.header("idempotent-replayed"), None, "runs again");
 
@@ -502,9 +506,10 @@ async fn operators_list_and_release_idempotency_records() {
             nowhere.stderr.contains("no workspace named `nope`"),
             "{nowhere:?}"
         );
-        let bad_state = cli
-            .run(&["idempotency", "list", "--state", "lost"])
-            .await;
-        assert!(!bad_state.success && bad_state.stderr.contains("pending"), "{bad_state:?}");
+        let bad_state = cli.run(&["idempotency", "list", "--state", "lost"]).await;
+        assert!(
+            !bad_state.success && bad_state.stderr.contains("pending"),
+            "{bad_state:?}"
+        );
     }
 }
