@@ -29,8 +29,8 @@ pub const REPLAYED: &str = "idempotent-replayed";
 /// The audit reason of a repeat answered from the record.
 pub const REPLAY_REASON: &str = "idempotent_replay";
 
-/// Beyond the request deadline, how long a claim's lease lasts: time to store the answer,
-/// and room for replicas' clocks to differ.
+/// Beyond the call's deadline, how long a claim's lease lasts: time to store the answer, and
+/// room for replicas' clocks to differ.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// A caller's `Idempotency-Key`, with the digest of the request it was sent with.
@@ -103,7 +103,7 @@ pub(super) async fn run(
             }
             match IdempotencyState::at(&record.state, record.lease_until, now) {
                 IdempotencyState::Done => {
-                    // The account did not act for this call: the record says who did.
+                    // No account is called for a replay.
                     trace.account_id = None;
                     return Ok(Answer::Replayed(stored(&record)));
                 }
@@ -125,7 +125,7 @@ pub(super) async fn run(
         // Waiting for the account's turn holds no claim: a call refused for the account's
         // budget, or stopped while it waits, leaves the key free.
         let turn = app.crisp.admit(upstream.account).await?;
-        let claim = claim(app, workspace, key);
+        let claim = claim(app, workspace, key, upstream.deadline);
         match app.store.claim_idempotency(&claim).await? {
             None => return send_claimed(app, action, claim, turn, upstream, trace).await,
             // Another request claimed the key since the lookup: answer as its repeat.
@@ -146,9 +146,10 @@ async fn find(
     }
 }
 
-fn claim(app: &App, workspace: &str, key: &Key) -> IdempotencyRecord {
+/// A `pending` claim whose lease covers what is left of the request's deadline.
+fn claim(app: &App, workspace: &str, key: &Key, deadline: Instant) -> IdempotencyRecord {
     let now = crate::clock::now();
-    let lease = whole_seconds(app.config.request_timeout + LEASE_MARGIN);
+    let lease = whole_seconds(deadline.saturating_duration_since(Instant::now()) + LEASE_MARGIN);
     let lease_until = now.saturating_add(lease);
     IdempotencyRecord {
         workspace_id: workspace.to_owned(),
@@ -402,6 +403,53 @@ mod tests {
             Settlement::Done,
             "Crisp's own answer is stored"
         );
+    }
+
+    #[tokio::test]
+    async fn a_claim_dropped_before_it_settles_is_marked_unknown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/gateway.db", dir.path().display());
+        let store = crate::store::connect(&url).await.expect("store");
+        store.migrate().await.expect("migrate");
+        for key in ["dropped", "settled"] {
+            let claim = IdempotencyRecord {
+                workspace_id: "ws".into(),
+                idempotency_key: key.into(),
+                request_hash: "h".into(),
+                state: IdempotencyState::PENDING.into(),
+                status: None,
+                response: None,
+                created_at: 1,
+                lease_until: i64::MAX / 2,
+                expires_at: i64::MAX / 2,
+            };
+            assert_eq!(store.claim_idempotency(&claim).await.expect("claim"), None);
+        }
+        let guard = |key: &'static str, armed: bool| Unsettled {
+            store: &store,
+            workspace: "ws",
+            key,
+            armed,
+        };
+        drop(guard("settled", false));
+        drop(guard("dropped", true));
+        let state = |key: &'static str| {
+            let store = store.clone();
+            async move { store.find_idempotency("ws", key).await.expect("find").state }
+        };
+        let mut marked = false;
+        for _ in 0..200 {
+            if state("dropped").await == IdempotencyState::UNKNOWN {
+                marked = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            marked,
+            "a request dropped mid-call leaves its claim unknown"
+        );
+        assert_eq!(state("settled").await, IdempotencyState::PENDING);
     }
 
     #[test]

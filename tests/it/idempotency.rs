@@ -78,6 +78,12 @@ fn record(app: &TestApp, idem: &str, state: &str, lease: i64, expires: i64) -> I
     }
 }
 
+/// Verifies (and caches) the test key, so argon2 does not count against a short deadline.
+async fn warm(app: &TestApp) {
+    assert_eq!(app.call("count/visitors", "{}").await.status, 200);
+    app.crisp.take_received();
+}
+
 async fn insert(app: &TestApp, record: &IdempotencyRecord) {
     let _ = app
         .store
@@ -316,10 +322,11 @@ async fn a_claim_whose_process_died_is_answered_at_once_and_freed_after_the_hold
 
         // A claim still within its lease is waited for, then answered as in progress.
         let app = TestApp::spawn_with(engine, |c| {
-            c.request_timeout = Duration::from_millis(1500);
+            c.request_timeout = Duration::from_secs(2);
             c.upstream_timeout = Duration::from_millis(500);
         })
         .await;
+        warm(&app).await;
         insert(&app, &record(&app, "order-6", "pending", 60, 900)).await;
         let reply = keyed(&app, &app.key, "order-6").await;
         assert_eq!(
@@ -337,16 +344,17 @@ async fn a_claim_whose_process_died_is_answered_at_once_and_freed_after_the_hold
 async fn an_upstream_timeout_after_sending_leaves_the_outcome_unknown() {
     for engine in engines() {
         let app = TestApp::spawn_with(engine, |c| {
-            c.upstream_timeout = Duration::from_millis(300);
-            c.request_timeout = Duration::from_millis(1500);
+            c.upstream_timeout = Duration::from_millis(500);
+            c.request_timeout = Duration::from_secs(3);
             c.retry_base_delay = Duration::from_millis(20);
             c.retry_max_delay = Duration::from_millis(50);
             c.idempotency_unknown_hold = Duration::from_secs(600);
         })
         .await;
+        warm(&app).await;
         for _ in 0..5 {
             app.crisp
-                .script(Answer::ok("{}").delayed(Duration::from_secs(3)));
+                .script(Answer::ok("{}").delayed(Duration::from_secs(5)));
         }
         let reply = keyed(&app, &app.key, "order-7").await;
         assert_eq!(
