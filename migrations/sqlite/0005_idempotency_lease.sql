@@ -6,9 +6,11 @@
 -- claim is the end of its lease plus `idempotency_unknown_hold`.
 alter table idempotency_record add column lease_until bigint not null default 0;
 
+-- Records from before this migration: their lease ended when they were made.
+update idempotency_record set lease_until = created_at;
+
 -- Claims left `pending` by the previous version belong to a process that stopped for the
--- upgrade: their lease is over, and they are held for the default hold rather than a whole TTL.
+-- upgrade: they are held for the default hold rather than a whole TTL.
 update idempotency_record
-set lease_until = created_at,
-    expires_at = case when expires_at > created_at + 900 then created_at + 900 else expires_at end
+set expires_at = case when expires_at > created_at + 900 then created_at + 900 else expires_at end
 where state = 'pending';
