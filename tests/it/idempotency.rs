@@ -17,17 +17,13 @@ const BODY: &str = r#"{"sessionID":"s1","body":{"type":"text","content":"hello"}
 
 /// Sends the write with `Idempotency-Key: idem` and the bearer key `bearer`.
 async fn keyed(app: &TestApp, bearer: &str, idem: &str) -> Reply {
-    keyed_to(app, WRITE, bearer, idem, BODY).await
-}
-
-async fn keyed_to(app: &TestApp, action: &str, bearer: &str, idem: &str, body: &str) -> Reply {
     let response = app
         .http
-        .post(app.url(&format!("/api/crisp/{action}")))
+        .post(app.url(&format!("/api/crisp/{WRITE}")))
         .header("authorization", format!("Bearer {bearer}"))
         .header("content-type", "application/json")
         .header("idempotency-key", idem)
-        .body(body.to_owned())
+        .body(BODY)
         .send()
         .await
         .expect("gateway answers");
