@@ -1,12 +1,15 @@
 //! Admin use cases shared by the CLI, the demo and the tests: creating workspaces, keys and
-//! accounts with the checks and encodings they need.
+//! accounts with the checks and encodings they need, and releasing idempotency records.
 
 use std::sync::Arc;
 
 use crate::accounts::Tier;
 use crate::auth::GatewayKey;
 use crate::secret::{CrispKey, Vault};
-use crate::store::{AccountRecord, ApiKeyRecord, Store, StoreError, Workspace};
+use crate::store::{
+    AccountRecord, ApiKeyRecord, IdempotencyEntry, IdempotencyFilter, IdempotencyState, Store,
+    StoreError, Workspace,
+};
 
 pub async fn create_workspace(store: &Arc<dyn Store>, name: &str) -> Result<Workspace, String> {
     let name = name.trim();
@@ -193,5 +196,94 @@ pub async fn add_account(
             new.label
         )),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// An idempotency record as operators see it: its state now, never its stored answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyListing {
+    /// The workspace's name.
+    pub workspace: String,
+    pub state: IdempotencyState,
+    pub entry: IdempotencyEntry,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdempotencyAdminError {
+    #[error("no workspace named `{0}`; see `crisp-gateway workspace list`")]
+    UnknownWorkspace(String),
+    #[error(
+        "workspace `{workspace}` holds no record for Idempotency-Key `{key}` (it may have expired); \
+         see `crisp-gateway idempotency list --workspace {workspace}`"
+    )]
+    NoRecord { workspace: String, key: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+async fn find_workspace(
+    store: &Arc<dyn Store>,
+    name: &str,
+) -> Result<Workspace, IdempotencyAdminError> {
+    match store.find_workspace(name).await {
+        Ok(workspace) => Ok(workspace),
+        Err(StoreError::NotFound) => Err(IdempotencyAdminError::UnknownWorkspace(name.to_owned())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Live idempotency records (not yet expired), newest first, with their state as it stands now.
+pub async fn list_idempotency(
+    store: &Arc<dyn Store>,
+    workspace: Option<&str>,
+    state: Option<IdempotencyState>,
+    limit: i64,
+) -> Result<Vec<IdempotencyListing>, IdempotencyAdminError> {
+    let workspace_id = match workspace {
+        Some(name) => Some(find_workspace(store, name).await?.workspace_id),
+        None => None,
+    };
+    let now = crate::clock::now();
+    let entries = store
+        .list_idempotency(&IdempotencyFilter {
+            workspace_id,
+            state,
+            now,
+            limit,
+        })
+        .await?;
+    let workspaces = store.list_workspaces().await?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| IdempotencyListing {
+            workspace: workspaces
+                .iter()
+                .find(|w| w.workspace_id == entry.workspace_id)
+                .map_or_else(|| entry.workspace_id.clone(), |w| w.name.clone()),
+            state: IdempotencyState::at(&entry.state, entry.lease_until, now),
+            entry,
+        })
+        .collect())
+}
+
+/// Deletes a key's record whatever its state, so the next request with the key runs as new;
+/// returns what was deleted.
+pub async fn release_idempotency(
+    store: &Arc<dyn Store>,
+    workspace: &str,
+    key: &str,
+) -> Result<IdempotencyListing, IdempotencyAdminError> {
+    let found = find_workspace(store, workspace).await?;
+    match store.delete_idempotency(&found.workspace_id, key).await {
+        Ok(entry) => Ok(IdempotencyListing {
+            workspace: found.name,
+            state: IdempotencyState::at(&entry.state, entry.lease_until, crate::clock::now()),
+            entry,
+        }),
+        Err(StoreError::NotFound) => Err(IdempotencyAdminError::NoRecord {
+            workspace: workspace.to_owned(),
+            key: key.to_owned(),
+        }),
+        Err(e) => Err(e.into()),
     }
 }

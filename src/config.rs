@@ -58,6 +58,9 @@ pub struct Config {
     /// Reports kept per workspace; older ones are pruned (0 keeps all).
     pub report_retention: u64,
     pub idempotency_ttl: Duration,
+    /// How long a write whose outcome is unknown keeps its key after its lease, answering
+    /// `idempotency_outcome_unknown`, before the key may run again.
+    pub idempotency_unknown_hold: Duration,
     pub shutdown_grace: Duration,
     /// A separate listener for `/metrics`; `None` serves it on the main listener.
     pub metrics_listen: Option<SocketAddr>,
@@ -110,6 +113,7 @@ impl Default for Config {
             report_burst: 20.0,
             report_retention: 1000,
             idempotency_ttl: Duration::from_secs(86_400),
+            idempotency_unknown_hold: Duration::from_secs(15 * 60),
             shutdown_grace: Duration::from_secs(30),
             metrics_listen: None,
             log_format: LogFormat::Pretty,
@@ -175,6 +179,7 @@ const SETTINGS: &[&str] = &[
     "report_burst",
     "report_retention",
     "idempotency_ttl",
+    "idempotency_unknown_hold",
     "shutdown_grace",
     "metrics_listen",
     "log_format",
@@ -320,6 +325,8 @@ impl Config {
             report_burst: s.number("report_burst", d.report_burst)?,
             report_retention: s.number("report_retention", d.report_retention)?,
             idempotency_ttl: s.duration("idempotency_ttl", d.idempotency_ttl)?,
+            idempotency_unknown_hold: s
+                .duration("idempotency_unknown_hold", d.idempotency_unknown_hold)?,
             shutdown_grace: s.duration("shutdown_grace", d.shutdown_grace)?,
             metrics_listen: s.address("metrics_listen")?,
             log_format,

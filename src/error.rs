@@ -60,6 +60,14 @@ pub enum ApiError {
         reason: &'static str,
         message: String,
     },
+    /// A repeat of an idempotent write whose first request has no answer to give yet (still
+    /// running) or ever (its outcome is unknown); `Retry-After` says when to come back.
+    #[error("{message}")]
+    IdempotencyConflict {
+        reason: &'static str,
+        message: String,
+        retry_after: Duration,
+    },
     #[error("{message}")]
     Unprocessable {
         reason: &'static str,
@@ -102,7 +110,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } | Self::AuthThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::IdempotencyConflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(e) => e.status(),
@@ -122,7 +130,9 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::AuthThrottled { reason, .. } => reason,
             Self::Overloaded => "overloaded",
-            Self::Conflict { reason, .. } | Self::Unprocessable { reason, .. } => reason,
+            Self::Conflict { reason, .. }
+            | Self::IdempotencyConflict { reason, .. }
+            | Self::Unprocessable { reason, .. } => reason,
             Self::Timeout => "gateway_timeout",
             Self::Upstream(e) => e.reason(),
             Self::StoreUnavailable(_) => "store_unavailable",
@@ -152,7 +162,9 @@ impl ApiError {
                 after the Retry-After delay."
                 .into(),
             Self::Overloaded => "The gateway is at capacity; retry after the Retry-After delay.".into(),
-            Self::Conflict { message, .. } | Self::Unprocessable { message, .. } => message.clone(),
+            Self::Conflict { message, .. }
+            | Self::IdempotencyConflict { message, .. }
+            | Self::Unprocessable { message, .. } => message.clone(),
             Self::StoreUnavailable(_) => "The gateway cannot reach its database right now; retry shortly.".into(),
             Self::Internal(_) => "The gateway failed unexpectedly; the error is logged under this request id.".into(),
             Self::BadRequest { message, .. }
@@ -165,7 +177,9 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Upstream(e) => e.retry_after(),
-            Self::RateLimited { retry_after } | Self::AuthThrottled { retry_after, .. } => {
+            Self::RateLimited { retry_after }
+            | Self::AuthThrottled { retry_after, .. }
+            | Self::IdempotencyConflict { retry_after, .. } => {
                 Some(*retry_after)
             }
             Self::Overloaded => Some(Duration::from_secs(1)),

@@ -1,216 +1,469 @@
-//! `Idempotency-Key`: a write runs at most once per workspace and key, within the TTL.
+//! `Idempotency-Key`: a write runs at most once per workspace and key, and a repeat says
+//! honestly what became of the first.
 //!
-//! The first request claims the key in the database (so the guarantee holds across replicas
-//! and restarts), runs, and stores its answer; a repeat replays that answer with
-//! `idempotent-replayed: true`, waits while the first is still running, or is refused if it
-//! carries a different body. A call that never reached Crisp releases its claim, so a retry
-//! can run.
+//! A keyed write is checked like any call first (the key's rate limit, scope, account and
+//! arguments), so a repeat by a key that may not make the call is refused, limited and audited.
+//! Then the record is looked up: a stored answer is replayed; a call still running is waited
+//! for. A new call waits for its account's turn and only then claims the key, just before the
+//! first attempt leaves, with a lease as long as a request may last; retries keep the claim.
+//! A call that certainly never reached Crisp frees its claim; one that left without an answer
+//! coming back (a timeout, a lost connection) is marked `unknown`, as is, in effect, a claim
+//! whose process died (its lease passes). Repeats of those get `idempotency_outcome_unknown`
+//! until `idempotency_unknown_hold` after the lease; then the key may run again.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use sha2::{Digest, Sha256};
 
-use super::{Args, Envelope, Options, execute_with};
+use super::{Answer, Trace, Upstream, envelope, upstream_status};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::catalog::Action;
 use crate::error::ApiError;
-use crate::forward::UpstreamError;
-use crate::store::{IdempotencyRecord, StoreError};
+use crate::store::{IdempotencyRecord, IdempotencyState, Store, StoreError};
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
+/// The audit reason of a repeat answered from the record.
+pub const REPLAY_REASON: &str = "idempotent_replay";
 
-/// Checks the key's form: 1 to 255 visible ASCII characters.
-pub fn validate(key: &str) -> Result<(), ApiError> {
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
-            "`Idempotency-Key` must be 1 to 255 visible ASCII characters, such as a UUID.",
-        ));
-    }
-    Ok(())
+/// Beyond the call's deadline, how long a claim's lease lasts: time to store the answer, and
+/// room for replicas' clocks to differ.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// A caller's `Idempotency-Key`, with the digest of the request it was sent with.
+#[derive(Debug, Clone)]
+pub struct Key {
+    key: String,
+    request_hash: String,
 }
 
-/// Runs a write under an idempotency key and answers as the HTTP layer should.
-pub async fn run(
-    app: &App,
-    principal: &Principal,
-    action: &Action,
-    key: &str,
-    raw_body: &[u8],
-    args: Args,
-    request_id: &str,
-) -> Result<Response, ApiError> {
-    validate(key)?;
-    let hash = {
+impl Key {
+    /// Checks the header's form (1 to 255 visible ASCII characters) and digests the action
+    /// and body, so the same key with another request can be told apart.
+    pub fn new(header: &[u8], action: &Action, raw_body: &[u8]) -> Result<Self, ApiError> {
+        if header.is_empty() || header.len() > 255 || !header.iter().all(u8::is_ascii_graphic) {
+            return Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "`Idempotency-Key` must be 1 to 255 visible ASCII characters, such as a UUID.",
+            ));
+        }
         let mut hasher = Sha256::new();
         hasher.update(action.slug.as_bytes());
         hasher.update([0]);
         hasher.update(raw_body);
-        format!("{:x}", hasher.finalize())
-    };
-    let now = crate::clock::now();
-    let ttl = i64::try_from(app.config.idempotency_ttl.as_secs()).unwrap_or(i64::MAX);
-    let claim = IdempotencyRecord {
-        workspace_id: principal.workspace_id.clone(),
-        idempotency_key: key.to_owned(),
-        request_hash: hash.clone(),
-        state: "pending".into(),
-        status: None,
-        response: None,
-        created_at: now,
-        expires_at: now.saturating_add(ttl),
-    };
-    let wait_until = Instant::now()
-        + app
-            .config
-            .request_timeout
-            .saturating_sub(Duration::from_millis(500));
-    loop {
-        match app.store.claim_idempotency(&claim).await? {
-            None => return first_run(app, principal, action, key, args, request_id).await,
-            Some(existing) if existing.request_hash != hash => {
-                return Err(ApiError::Unprocessable {
-                    reason: "idempotency_key_reused",
-                    message: format!(
-                        "`Idempotency-Key` `{key}` was already used with a different request; use a new key for a new request."
-                    ),
-                });
-            }
-            Some(existing) if existing.state == "done" => return Ok(replay(&existing)),
-            Some(_) => {
-                // The first request is still running (here or on another replica): wait for
-                // its answer rather than call Crisp a second time.
-                if let Some(done) = wait_for(app, principal, key, wait_until).await? {
-                    return Ok(replay(&done));
-                }
-                if Instant::now() >= wait_until {
-                    return Err(ApiError::Conflict {
-                        reason: "idempotency_in_progress",
-                        message: format!(
-                            "A request with `Idempotency-Key` `{key}` is still running; retry shortly to get its answer."
-                        ),
-                    });
-                }
-                // The first request released its claim (it never reached Crisp): claim again.
-            }
-        }
+        Ok(Self {
+            key: String::from_utf8_lossy(header).into_owned(),
+            request_hash: format!("{:x}", hasher.finalize()),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.key
+    }
+
+    /// The digest stored with the record, to tell a repeat from a reuse.
+    pub fn request_hash(&self) -> &str {
+        &self.request_hash
     }
 }
 
-async fn first_run(
+/// The answer the first request with a key gave, as stored for repeats.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub status: StatusCode,
+    /// The JSON envelope as first sent.
+    pub body: String,
+}
+
+/// Runs a checked write under its key: replays, waits, refuses, or sends it under a claim.
+pub(super) async fn run(
     app: &App,
     principal: &Principal,
     action: &Action,
-    key: &str,
-    args: Args,
-    request_id: &str,
-) -> Result<Response, ApiError> {
-    let options = Options {
-        request_id,
-        idempotent: true,
-    };
-    let result = execute_with(app, principal, action, args, options).await;
-    let (status, body) = match &result {
-        Ok(envelope) => (
-            StatusCode::OK,
-            String::from_utf8_lossy(&envelope.to_bytes()).into_owned(),
-        ),
-        Err(e) if !reached_crisp(e) => {
-            app.store
-                .release_idempotency(&principal.workspace_id, key)
-                .await?;
-            return result.map(json_response);
+    key: &Key,
+    upstream: &Upstream<'_>,
+    trace: &mut Trace,
+) -> Result<Answer, ApiError> {
+    let workspace = principal.workspace_id.as_str();
+    let mut seen = find(&app.store, workspace, key).await?;
+    loop {
+        let now = crate::clock::now();
+        if let Some(record) = seen.take().filter(|r| r.expires_at > now) {
+            if record.request_hash != key.request_hash {
+                return Err(ApiError::Unprocessable {
+                    reason: "idempotency_key_reused",
+                    message: format!(
+                        "`Idempotency-Key` `{}` was already used with a different request; use a new key for a new request.",
+                        key.key
+                    ),
+                });
+            }
+            match IdempotencyState::at(&record.state, record.lease_until, now) {
+                IdempotencyState::Done => {
+                    // No account is called for a replay.
+                    trace.account_id = None;
+                    return Ok(Answer::Replayed(stored(&record)));
+                }
+                IdempotencyState::Unknown => return Err(outcome_unknown(key, &record, now)),
+                IdempotencyState::Pending if Instant::now() >= upstream.deadline => {
+                    return Err(in_progress(key, &record, now));
+                }
+                IdempotencyState::Pending => {
+                    // The first request is running (here or on another replica): wait for its
+                    // answer rather than call Crisp a second time.
+                    seen = wait(&app.store, workspace, key, upstream.deadline).await?;
+                    if seen.is_some() {
+                        continue;
+                    }
+                    // It freed its claim (it never reached Crisp): this call may run.
+                }
+            }
         }
-        Err(e) => (
-            e.status(),
-            e.to_body(Some(&action.tool), request_id).to_string(),
-        ),
-    };
-    if let Err(e) = app
-        .store
-        .complete_idempotency(
-            &principal.workspace_id,
-            key,
-            i32::from(status.as_u16()),
-            &body,
-        )
-        .await
-    {
-        // The call happened; failing the caller now would invite a duplicate retry. Keep the
-        // claim pending (repeats get 409 until it expires) and answer with what happened.
-        tracing::error!(error = %e, "cannot store an idempotent answer");
-    }
-    result.map(json_response)
-}
-
-/// Whether Crisp may have acted on the call; if not, the key can be used again.
-fn reached_crisp(error: &ApiError) -> bool {
-    match error {
-        ApiError::Upstream(
-            UpstreamError::AccountBusy { .. } | UpstreamError::RateLimited { .. },
-        ) => false,
-        ApiError::Upstream(UpstreamError::Unreachable(e)) => !e.is_connect(),
-        ApiError::Upstream(_) => true,
-        _ => false,
+        // Waiting for the account's turn holds no claim: a call refused for the account's
+        // budget, or stopped while it waits, leaves the key free.
+        let turn = app.crisp.admit(upstream.account).await?;
+        let claim = claim(app, workspace, key, upstream.deadline);
+        match app.store.claim_idempotency(&claim).await? {
+            None => return send_claimed(app, action, claim, turn, upstream, trace).await,
+            // Another request claimed the key since the lookup: answer as its repeat.
+            Some(existing) => seen = Some(existing),
+        }
     }
 }
 
-async fn wait_for(
+async fn find(
+    store: &Arc<dyn Store>,
+    workspace: &str,
+    key: &Key,
+) -> Result<Option<IdempotencyRecord>, ApiError> {
+    match store.find_idempotency(workspace, &key.key).await {
+        Ok(record) => Ok(Some(record)),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A `pending` claim whose lease covers what is left of the request's deadline.
+fn claim(app: &App, workspace: &str, key: &Key, deadline: Instant) -> IdempotencyRecord {
+    let now = crate::clock::now();
+    let lease = whole_seconds(deadline.saturating_duration_since(Instant::now()) + LEASE_MARGIN);
+    let lease_until = now.saturating_add(lease);
+    IdempotencyRecord {
+        workspace_id: workspace.to_owned(),
+        idempotency_key: key.key.clone(),
+        request_hash: key.request_hash.clone(),
+        state: IdempotencyState::PENDING.into(),
+        status: None,
+        response: None,
+        created_at: now,
+        lease_until,
+        expires_at: lease_until.saturating_add(whole_seconds(app.config.idempotency_unknown_hold)),
+    }
+}
+
+/// Sends the call under a fresh claim and settles the claim by what happened.
+async fn send_claimed(
     app: &App,
-    principal: &Principal,
-    key: &str,
+    action: &Action,
+    claim: IdempotencyRecord,
+    turn: crate::limits::Turn,
+    upstream: &Upstream<'_>,
+    trace: &mut Trace,
+) -> Result<Answer, ApiError> {
+    let workspace = claim.workspace_id.as_str();
+    let key = claim.idempotency_key.as_str();
+    let mut guard = Unsettled {
+        store: &app.store,
+        workspace,
+        key,
+        armed: true,
+    };
+    let sent = app
+        .crisp
+        .send_admitted(
+            turn,
+            upstream.account,
+            upstream.request,
+            upstream.request_id,
+            upstream.safety,
+            upstream.deadline,
+        )
+        .await;
+    trace.upstream_status = upstream_status(&sent.outcome);
+    let result = sent
+        .outcome
+        .map(|reply| envelope(action, reply))
+        .map_err(ApiError::from);
+    let settled = match settlement(&result, sent.may_have_acted) {
+        Settlement::Done => {
+            let (status, body) = match &result {
+                Ok(envelope) => (
+                    StatusCode::OK,
+                    String::from_utf8_lossy(&envelope.to_bytes()).into_owned(),
+                ),
+                Err(e) => (
+                    e.status(),
+                    e.to_body(Some(&action.tool), upstream.request_id)
+                        .to_string(),
+                ),
+            };
+            let expires_at = claim
+                .created_at
+                .saturating_add(whole_seconds(app.config.idempotency_ttl));
+            app.store
+                .complete_idempotency(
+                    workspace,
+                    key,
+                    i32::from(status.as_u16()),
+                    &body,
+                    expires_at,
+                )
+                .await
+        }
+        Settlement::Unknown => app.store.mark_idempotency_unknown(workspace, key).await,
+        Settlement::Release => app.store.release_idempotency(workspace, key).await,
+    };
+    guard.armed = false;
+    if let Err(e) = settled {
+        // The call is over; failing the caller now would invite a blind retry. The claim stays
+        // `pending`, and once its lease passes, repeats learn that its outcome is unknown.
+        tracing::error!(error = %e, "cannot settle an idempotency record");
+    }
+    result.map(Answer::Fresh)
+}
+
+/// What a claim becomes once its call is over.
+#[derive(Debug, PartialEq, Eq)]
+enum Settlement {
+    /// Crisp answered: store the answer for repeats.
+    Done,
+    /// The call may have made Crisp act, but no answer says what happened.
+    Unknown,
+    /// Crisp certainly did not act: free the key for a retry.
+    Release,
+}
+
+fn settlement<T>(result: &Result<T, ApiError>, may_have_acted: bool) -> Settlement {
+    use crate::forward::UpstreamError as E;
+    match result {
+        Ok(_) => Settlement::Done,
+        Err(_) if !may_have_acted => Settlement::Release,
+        // No answer to this attempt, or one that says nothing of an earlier attempt's fate.
+        Err(ApiError::Upstream(E::Timeout | E::Unreachable(_)))
+        | Err(ApiError::Upstream(E::AccountBusy { .. } | E::RateLimited { .. })) => {
+            Settlement::Unknown
+        }
+        Err(_) => Settlement::Done,
+    }
+}
+
+/// A claim whose call is under way. If the request is dropped before the claim is settled
+/// (the caller went away, or the request deadline cut it), the call may have left: the claim
+/// is marked `unknown` at once rather than left for its lease to run out.
+struct Unsettled<'a> {
+    store: &'a Arc<dyn Store>,
+    workspace: &'a str,
+    key: &'a str,
+    armed: bool,
+}
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, workspace, key) = (
+            self.store.clone(),
+            self.workspace.to_owned(),
+            self.key.to_owned(),
+        );
+        runtime.spawn(async move {
+            if let Err(e) = store.mark_idempotency_unknown(&workspace, &key).await {
+                tracing::warn!(error = %e, "cannot mark an abandoned idempotency claim unknown");
+            }
+        });
+    }
+}
+
+/// Polls the record until it is no longer a running claim, is gone (`None`), or `until`.
+async fn wait(
+    store: &Arc<dyn Store>,
+    workspace: &str,
+    key: &Key,
     until: Instant,
 ) -> Result<Option<IdempotencyRecord>, ApiError> {
     let mut pause = Duration::from_millis(20);
-    while Instant::now() < until {
-        tokio::time::sleep(pause).await;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        tokio::time::sleep(pause.min(left)).await;
         pause = (pause * 2).min(Duration::from_millis(200));
-        match app
-            .store
-            .find_idempotency(&principal.workspace_id, key)
-            .await
-        {
-            Ok(record) if record.state == "done" => return Ok(Some(record)),
-            Ok(_) => {}
-            Err(StoreError::NotFound) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let record = find(store, workspace, key).await?;
+        let running = record.as_ref().is_some_and(|r| {
+            IdempotencyState::at(&r.state, r.lease_until, crate::clock::now())
+                == IdempotencyState::Pending
+        });
+        if !running || Instant::now() >= until {
+            return Ok(record);
         }
     }
-    Ok(None)
 }
 
-fn json_response(envelope: Envelope) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        envelope.into_body(),
-    )
-        .into_response()
+fn stored(record: &IdempotencyRecord) -> Stored {
+    Stored {
+        status: record
+            .status
+            .and_then(|s| u16::try_from(s).ok())
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::OK),
+        body: record.response.clone().unwrap_or_default(),
+    }
 }
 
-fn replay(record: &IdempotencyRecord) -> Response {
-    let status = record
-        .status
-        .and_then(|s| u16::try_from(s).ok())
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .unwrap_or(StatusCode::OK);
-    let mut response = (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        record.response.clone().unwrap_or_default(),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(REPLAYED, HeaderValue::from_static("true"));
-    response
+fn in_progress(key: &Key, record: &IdempotencyRecord, now: i64) -> ApiError {
+    ApiError::IdempotencyConflict {
+        reason: "idempotency_in_progress",
+        message: format!(
+            "A request with `Idempotency-Key` `{}` is still running; retry after the Retry-After delay to get its answer.",
+            key.key
+        ),
+        retry_after: seconds_until(record.lease_until, now),
+    }
+}
+
+fn outcome_unknown(key: &Key, record: &IdempotencyRecord, now: i64) -> ApiError {
+    ApiError::IdempotencyConflict {
+        reason: "idempotency_outcome_unknown",
+        message: format!(
+            "The first request with `Idempotency-Key` `{key}` got no answer from Crisp (a timeout, \
+             a lost connection, or a gateway that stopped mid-call): it may or may not have reached \
+             Crisp and taken effect. Check in Crisp before sending it again (for a message, list the \
+             conversation's messages). This key runs again after {at} (see Retry-After); an \
+             operator can free it sooner with `crisp-gateway idempotency release --workspace \
+             <workspace> {key}`.",
+            key = key.key,
+            at = crate::clock::format(record.expires_at),
+        ),
+        retry_after: seconds_until(record.expires_at, now),
+    }
+}
+
+fn seconds_until(at: i64, now: i64) -> Duration {
+    Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0).max(1))
+}
+
+/// A duration in whole seconds, rounded up, as stored times are.
+fn whole_seconds(duration: Duration) -> i64 {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward::{TransportError, UpstreamError};
+
+    fn upstream(e: UpstreamError) -> Result<(), ApiError> {
+        Err(ApiError::Upstream(e))
+    }
+
+    #[test]
+    fn a_claim_settles_by_what_may_have_reached_crisp() {
+        let busy = || UpstreamError::AccountBusy {
+            account: "main".into(),
+            retry_after: Duration::from_secs(1),
+        };
+        let refused = || UpstreamError::Unreachable(TransportError::Connect("refused".into()));
+        let broken = || UpstreamError::Unreachable(TransportError::Broken("reset".into()));
+        assert_eq!(settlement(&Ok(()), true), Settlement::Done);
+        assert_eq!(settlement(&upstream(busy()), false), Settlement::Release);
+        assert_eq!(settlement(&upstream(refused()), false), Settlement::Release);
+        assert_eq!(
+            settlement(&upstream(UpstreamError::Timeout), false),
+            Settlement::Release,
+            "the deadline passed before the first attempt"
+        );
+        assert_eq!(
+            settlement(&upstream(UpstreamError::Timeout), true),
+            Settlement::Unknown
+        );
+        assert_eq!(settlement(&upstream(broken()), true), Settlement::Unknown);
+        assert_eq!(
+            settlement(&upstream(busy()), true),
+            Settlement::Unknown,
+            "an earlier attempt may have acted"
+        );
+        assert_eq!(
+            settlement(&upstream(UpstreamError::ServerError { status: 500 }), true),
+            Settlement::Done,
+            "Crisp's own answer is stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_dropped_before_it_settles_is_marked_unknown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/gateway.db", dir.path().display());
+        let store = crate::store::connect(&url).await.expect("store");
+        store.migrate().await.expect("migrate");
+        for key in ["dropped", "settled"] {
+            let claim = IdempotencyRecord {
+                workspace_id: "ws".into(),
+                idempotency_key: key.into(),
+                request_hash: "h".into(),
+                state: IdempotencyState::PENDING.into(),
+                status: None,
+                response: None,
+                created_at: 1,
+                lease_until: i64::MAX / 2,
+                expires_at: i64::MAX / 2,
+            };
+            assert_eq!(store.claim_idempotency(&claim).await.expect("claim"), None);
+        }
+        let guard = |key: &'static str, armed: bool| Unsettled {
+            store: &store,
+            workspace: "ws",
+            key,
+            armed,
+        };
+        drop(guard("settled", false));
+        drop(guard("dropped", true));
+        let state = |key: &'static str| {
+            let store = store.clone();
+            async move { store.find_idempotency("ws", key).await.expect("find").state }
+        };
+        let mut marked = false;
+        for _ in 0..200 {
+            if state("dropped").await == IdempotencyState::UNKNOWN {
+                marked = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            marked,
+            "a request dropped mid-call leaves its claim unknown"
+        );
+        assert_eq!(state("settled").await, IdempotencyState::PENDING);
+    }
+
+    #[test]
+    fn keys_are_visible_ascii_and_digest_the_request() {
+        let action = crate::catalog::CATALOG
+            .get("send/message/in/conversation")
+            .expect("action");
+        assert!(Key::new(b"", action, b"{}").is_err());
+        assert!(Key::new(&[b'x'; 256], action, b"{}").is_err());
+        assert!(Key::new(b"has space", action, b"{}").is_err());
+        assert!(Key::new("é".as_bytes(), action, b"{}").is_err());
+        let a = Key::new(b"order-7", action, b"{\"a\":1}").expect("valid");
+        let b = Key::new(b"order-7", action, b"{\"a\":2}").expect("valid");
+        assert_eq!(a.as_str(), "order-7");
+        assert_ne!(a.request_hash, b.request_hash);
+    }
 }

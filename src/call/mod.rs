@@ -29,9 +29,17 @@ struct Trace {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options<'a> {
     pub request_id: &'a str,
-    /// The caller sent an `Idempotency-Key` (and the gateway holds its record), which makes
-    /// POST and PATCH safe to retry upstream.
-    pub idempotent: bool,
+    /// The caller's `Idempotency-Key`, on a write: the gateway holds its record, which makes
+    /// POST and PATCH safe to retry upstream and lets repeats be answered from the record.
+    pub idempotency: Option<&'a idempotency::Key>,
+}
+
+/// What a call answers: a fresh result, or (under an `Idempotency-Key`) the answer the first
+/// request with that key stored, for the front end to replay as it was.
+#[derive(Debug)]
+pub enum Answer {
+    Fresh(Envelope),
+    Replayed(idempotency::Stored),
 }
 
 /// Runs an action for a principal and returns the success envelope. Writes, and
@@ -43,33 +51,37 @@ pub async fn execute(
     args: Args,
     request_id: &str,
 ) -> Result<Envelope, ApiError> {
-    execute_with(
-        app,
-        principal,
-        action,
-        args,
-        Options {
-            request_id,
-            idempotent: false,
-        },
-    )
-    .await
+    let options = Options {
+        request_id,
+        idempotency: None,
+    };
+    match execute_with(app, principal, action, args, options).await? {
+        Answer::Fresh(envelope) => Ok(envelope),
+        Answer::Replayed(_) => Err(ApiError::Internal(
+            "a call without an Idempotency-Key was answered from a record".into(),
+        )),
+    }
 }
 
+/// Runs an action; with an `Idempotency-Key`, a repeat is answered from the key's record. The
+/// key's rate limit, its scope, the account and the arguments are checked first either way,
+/// so a repeat is refused, limited and audited as the same call without the key would be.
 pub async fn execute_with(
     app: &App,
     principal: &Principal,
     action: &Action,
     args: Args,
     options: Options<'_>,
-) -> Result<Envelope, ApiError> {
+) -> Result<Answer, ApiError> {
     let request_id = options.request_id;
     let started = crate::telemetry::request_started().unwrap_or_else(std::time::Instant::now);
     let mut trace = Trace::default();
     let result = run(app, principal, action, args, options, started, &mut trace).await;
-    let status = result
-        .as_ref()
-        .map_or_else(ApiError::status, |_| StatusCode::OK);
+    let (status, reason) = match &result {
+        Ok(Answer::Fresh(_)) => (StatusCode::OK, None),
+        Ok(Answer::Replayed(stored)) => (stored.status, Some(idempotency::REPLAY_REASON)),
+        Err(e) => (e.status(), Some(e.reason())),
+    };
     crate::telemetry::note_call(|info| {
         info.account_id.clone_from(&trace.account_id);
         info.upstream_status = trace.upstream_status;
@@ -100,7 +112,7 @@ pub async fn execute_with(
             upstream_status: trace.upstream_status.map(i32::from),
             duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             request_id: request_id.to_owned(),
-            reason: result.as_ref().err().map(|e| e.reason().to_owned()),
+            reason: reason.map(str::to_owned),
             count: 1,
             client: None,
         });
@@ -116,13 +128,15 @@ async fn run(
     options: Options<'_>,
     started: std::time::Instant,
     trace: &mut Trace,
-) -> Result<Envelope, ApiError> {
+) -> Result<Answer, ApiError> {
     app.key_limits
         .check(&principal.key_id)
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     principal.scope.check(action)?;
     let Some(route) = &action.route else {
-        return list_accounts(app, principal, action, args.account.as_deref()).await;
+        return list_accounts(app, principal, action, args.account.as_deref())
+            .await
+            .map(Answer::Fresh);
     };
     let account = app
         .accounts
@@ -148,22 +162,54 @@ async fn run(
             ));
         }
     }
-    let safety = Safety::of(route.method, options.idempotent);
     // Leave the tower timeout a moment, so a slow Crisp is answered as `crisp_timeout`.
     let deadline = started
         + app
             .config
             .request_timeout
             .saturating_sub(std::time::Duration::from_millis(250));
+    let upstream = Upstream {
+        account: &account,
+        request: &request,
+        request_id: options.request_id,
+        safety: Safety::of(route.method, options.idempotency.is_some()),
+        deadline,
+    };
+    if let Some(key) = options.idempotency {
+        return idempotency::run(app, principal, action, key, &upstream, trace).await;
+    }
     let reply = app
         .crisp
-        .send(&account, &request, options.request_id, safety, deadline)
+        .send(
+            upstream.account,
+            upstream.request,
+            upstream.request_id,
+            upstream.safety,
+            upstream.deadline,
+        )
         .await;
-    trace.upstream_status = match &reply {
+    trace.upstream_status = upstream_status(&reply);
+    Ok(Answer::Fresh(envelope(action, reply?)))
+}
+
+/// A call ready to leave for Crisp.
+struct Upstream<'a> {
+    account: &'a Account,
+    request: &'a UpstreamRequest,
+    request_id: &'a str,
+    safety: Safety,
+    deadline: std::time::Instant,
+}
+
+fn upstream_status(reply: &Result<Reply, crate::forward::UpstreamError>) -> Option<u16> {
+    match reply {
         Ok(reply) => Some(reply.status()),
         Err(e) => e.upstream_status(),
-    };
-    Ok(match reply? {
+    }
+}
+
+fn envelope(action: &Action, reply: Reply) -> Envelope {
+    match reply {
         Reply::Data { data, .. } => Envelope::new(action, data),
         Reply::Exists { exists, .. } => Envelope::new(
             action,
@@ -173,7 +219,7 @@ async fn run(
                 b"{\"exists\":false}"
             }),
         ),
-    })
+    }
 }
 
 /// Fills the route with the caller's values and the account's defaults.

@@ -4,6 +4,7 @@ mod account;
 mod audit;
 mod demo;
 mod doctor;
+mod idempotency;
 mod key;
 mod master_key;
 mod openapi;
@@ -82,6 +83,9 @@ pub enum Command {
     /// Read what callers reported with `POST /api/crisp/report`.
     #[command(subcommand)]
     Report(audit::ReportCommand),
+    /// List or release the records behind `Idempotency-Key` (never their stored answers).
+    #[command(subcommand)]
+    Idempotency(idempotency::IdempotencyCommand),
 }
 
 /// Admin errors are sentences for people; `main` prints them and exits non-zero.
@@ -117,6 +121,7 @@ pub async fn run(cli: Cli) -> CliResult {
             limit,
         } => audit::audit(&open(&load()?).await?, workspace, since, action, limit).await,
         Command::Report(command) => audit::report(&open(&load()?).await?, command).await,
+        Command::Idempotency(command) => idempotency::run(&open(&load()?).await?, command).await,
     }
 }
 

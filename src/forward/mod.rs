@@ -18,7 +18,7 @@ pub use retry::{RetryPolicy, Safety};
 use transport::Transport;
 pub use transport::TransportError;
 
-use crate::limits::AccountShaper;
+use crate::limits::{AccountShaper, Turn};
 use std::time::Instant;
 
 /// A Crisp call, fully translated: the path is already percent-encoded segment by segment.
@@ -29,6 +29,25 @@ pub struct UpstreamRequest {
     pub query: Vec<(String, String)>,
     /// JSON bytes; `None` sends no body (GET, HEAD, and DELETE without one).
     pub body: Option<Bytes>,
+}
+
+/// How a call ended, and whether any of its attempts may have made Crisp act: what an
+/// idempotent write needs to know to keep, settle or free its claim.
+#[derive(Debug)]
+pub struct Sent {
+    pub outcome: Result<Reply, UpstreamError>,
+    /// False only when no attempt can have reached Crisp's handler: refused before sending,
+    /// a connection never made, or Crisp's own rate limit.
+    pub may_have_acted: bool,
+}
+
+impl Sent {
+    fn new(outcome: Result<Reply, UpstreamError>, may_have_acted: bool) -> Self {
+        Self {
+            outcome,
+            may_have_acted,
+        }
+    }
 }
 
 pub struct CrispClient {
@@ -110,28 +129,63 @@ impl CrispClient {
         safety: Safety,
         deadline: Instant,
     ) -> Result<Reply, UpstreamError> {
+        let turn = self.admit(account).await?;
+        self.send_admitted(turn, account, request, request_id, safety, deadline)
+            .await
+            .outcome
+    }
+
+    /// Waits for the account's turn (its concurrency and rate budget); nothing is sent yet.
+    /// A caller that must act between the turn and the first attempt (claiming an idempotency
+    /// key) takes the turn here and hands it to `send_admitted`.
+    pub async fn admit(&self, account: &Account) -> Result<Turn, UpstreamError> {
+        self.shaper
+            .turn(&account.id)
+            .await
+            .map_err(|busy| UpstreamError::AccountBusy {
+                account: account.label.clone(),
+                retry_after: busy.retry_after,
+            })
+    }
+
+    /// `send` with the first attempt's turn already granted; each retry waits for a turn of
+    /// its own. Also says whether any attempt may have made Crisp act.
+    pub async fn send_admitted(
+        &self,
+        turn: Turn,
+        account: &Account,
+        request: &UpstreamRequest,
+        request_id: &str,
+        safety: Safety,
+        deadline: Instant,
+    ) -> Sent {
         let mut attempt = 0;
+        let mut may_have_acted = false;
+        let mut turn = Some(turn);
         loop {
-            let turn =
-                self.shaper
-                    .turn(&account.id)
-                    .await
-                    .map_err(|busy| UpstreamError::AccountBusy {
-                        account: account.label.clone(),
-                        retry_after: busy.retry_after,
-                    })?;
+            let held = match turn.take() {
+                Some(turn) => turn,
+                None => match self.admit(account).await {
+                    Ok(turn) => turn,
+                    Err(busy) => return Sent::new(Err(busy), may_have_acted),
+                },
+            };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(UpstreamError::Timeout);
+                return Sent::new(Err(UpstreamError::Timeout), may_have_acted);
             }
             let outcome = self
                 .send_once(account, request, request_id, self.attempt_timeout.min(left))
                 .await;
-            drop(turn);
+            drop(held);
             attempt += 1;
+            may_have_acted |= match &outcome {
+                Ok(_) => true,
+                Err(e) => !e.certainly_not_acted(),
+            };
             crate::metrics::upstream_call(&outcome);
             if attempt >= self.policy.max_attempts() || !retry::is_retryable(&outcome, safety) {
-                return outcome;
+                return Sent::new(outcome, may_have_acted);
             }
             let retry_after = outcome
                 .as_ref()
@@ -140,7 +194,7 @@ impl CrispClient {
             let wait = self.policy.backoff(attempt, retry_after);
             // Only retry when the wait and a useful attempt both fit before the deadline.
             if Instant::now() + wait + Duration::from_millis(200) >= deadline {
-                return outcome;
+                return Sent::new(outcome, may_have_acted);
             }
             crate::metrics::upstream_retry();
             tracing::debug!(

@@ -136,6 +136,16 @@ impl UpstreamError {
         }
     }
 
+    /// True when Crisp certainly did not act on the call: it was never sent, or Crisp refused
+    /// it for its rate limit before handling it.
+    pub fn certainly_not_acted(&self) -> bool {
+        match self {
+            Self::AccountBusy { .. } | Self::RateLimited { .. } => true,
+            Self::Unreachable(e) => e.never_left(),
+            _ => false,
+        }
+    }
+
     /// The HTTP status Crisp answered with, when it answered at all.
     pub fn upstream_status(&self) -> Option<u16> {
         match self {

@@ -85,9 +85,9 @@ pub enum TransportError {
 }
 
 impl TransportError {
-    /// True when the request certainly never left the gateway.
-    pub fn is_connect(&self) -> bool {
-        matches!(self, Self::Connect(_))
+    /// True when the request certainly never left: no connection, or no request to send.
+    pub fn never_left(&self) -> bool {
+        matches!(self, Self::Connect(_) | Self::Config(_))
     }
 
     fn from_client(err: hyper_util::client::legacy::Error) -> Self {

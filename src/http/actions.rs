@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::call;
+use crate::call::{self, Answer};
 use crate::catalog::CATALOG;
 use crate::error::ApiError;
 
@@ -40,27 +40,43 @@ pub async fn call(State(app): State<AppState>, request: Request) -> Result<Respo
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if action.write
-        && let Some(key) = headers.get(call::idempotency::HEADER)
-    {
-        let key = key.to_str().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_idempotency_key",
-                "`Idempotency-Key` must be visible ASCII text.",
-            )
-        })?;
-        return call::idempotency::run(&app, &principal, action, key, &body, args, request_id)
-            .await;
-    }
-    let result = call::execute(&app, &principal, action, args, request_id).await?;
-    Ok((
+    let key = match headers.get(call::idempotency::HEADER) {
+        Some(value) if action.write => Some(call::idempotency::Key::new(
+            value.as_bytes(),
+            action,
+            &body,
+        )?),
+        _ => None,
+    };
+    let options = call::Options {
+        request_id,
+        idempotency: key.as_ref(),
+    };
+    Ok(
+        match call::execute_with(&app, &principal, action, args, options).await? {
+            Answer::Fresh(envelope) => json(StatusCode::OK, envelope.into_body()),
+            Answer::Replayed(stored) => {
+                let mut response = json(stored.status, stored.body.into());
+                response.headers_mut().insert(
+                    call::idempotency::REPLAYED,
+                    HeaderValue::from_static("true"),
+                );
+                response
+            }
+        },
+    )
+}
+
+fn json(status: StatusCode, body: axum::body::Body) -> Response {
+    (
+        status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        result.into_body(),
+        body,
     )
-        .into_response())
+        .into_response()
 }
 
 fn unreadable_body(error: &axum::Error, limit: usize) -> ApiError {

@@ -142,12 +142,70 @@ pub struct IdempotencyRecord {
     pub workspace_id: String,
     pub idempotency_key: String,
     pub request_hash: String,
-    /// `pending` while the first request runs, `done` once its answer is stored.
+    /// `pending` from just before the call leaves until it settles; `done` once its answer is
+    /// stored; `unknown` when it left but no answer came back. See `IdempotencyState`.
     pub state: String,
     pub status: Option<i32>,
     pub response: Option<String>,
     pub created_at: i64,
+    /// Until when a `pending` claim's process may still be running the call; past it, the
+    /// process is taken to have died mid-call.
+    pub lease_until: i64,
+    /// When the record stops counting and the key may be claimed again.
     pub expires_at: i64,
+}
+
+/// An idempotency record as operators list it: never the stored answer.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct IdempotencyEntry {
+    pub workspace_id: String,
+    pub idempotency_key: String,
+    pub state: String,
+    pub status: Option<i32>,
+    pub created_at: i64,
+    pub lease_until: i64,
+    pub expires_at: i64,
+}
+
+/// What an idempotency record means now: a `pending` claim whose lease has passed belongs to
+/// a process that died mid-call, so its outcome is as unknown as a timed-out one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdempotencyState {
+    Pending,
+    Unknown,
+    Done,
+}
+
+impl IdempotencyState {
+    pub const PENDING: &str = "pending";
+    pub const UNKNOWN: &str = "unknown";
+    pub const DONE: &str = "done";
+
+    /// The state of a record with this stored `state` and lease, at `now`.
+    pub fn at(state: &str, lease_until: i64, now: i64) -> Self {
+        match state {
+            Self::DONE => Self::Done,
+            Self::PENDING if now <= lease_until => Self::Pending,
+            _ => Self::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => Self::PENDING,
+            Self::Unknown => Self::UNKNOWN,
+            Self::Done => Self::DONE,
+        }
+    }
+}
+
+/// Which idempotency records to list: live ones (not yet expired at `now`), newest first.
+#[derive(Debug, Clone)]
+pub struct IdempotencyFilter {
+    pub workspace_id: Option<String>,
+    pub state: Option<IdempotencyState>,
+    pub now: i64,
+    pub limit: i64,
 }
 
 pub const CHANGE_KEY: &str = "key";
@@ -209,25 +267,39 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_reports(&self, workspace_id: &str, keep: i64) -> StoreResult<u64>;
 
     /// Claims an idempotency key: `Ok(None)` if this call claimed it, `Ok(Some(existing))`
-    /// if another call holds it (pending or done). Expired records are replaced.
+    /// if another record holds it. Records expired at `record.created_at` are replaced.
     async fn claim_idempotency(
         &self,
         record: &IdempotencyRecord,
     ) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Stores the answer of a claimed call (state `done`), kept until `expires_at`.
     async fn complete_idempotency(
         &self,
         workspace_id: &str,
         key: &str,
         status: i32,
         response: &str,
+        expires_at: i64,
     ) -> StoreResult<()>;
-    /// Releases a claim whose call never reached Crisp, so a retry may run.
+    /// Marks a `pending` claim `unknown`: its call left, but no answer came back.
+    async fn mark_idempotency_unknown(&self, workspace_id: &str, key: &str) -> StoreResult<()>;
+    /// Releases a `pending` claim whose call never reached Crisp, so a retry may run.
     async fn release_idempotency(&self, workspace_id: &str, key: &str) -> StoreResult<()>;
     async fn find_idempotency(
         &self,
         workspace_id: &str,
         key: &str,
     ) -> StoreResult<IdempotencyRecord>;
+    async fn list_idempotency(
+        &self,
+        filter: &IdempotencyFilter,
+    ) -> StoreResult<Vec<IdempotencyEntry>>;
+    /// Deletes a record whatever its state (an operator's release); `NotFound` if none.
+    async fn delete_idempotency(
+        &self,
+        workspace_id: &str,
+        key: &str,
+    ) -> StoreResult<IdempotencyEntry>;
 
     /// Wakes `wake` whenever a change is logged by any process, for engines that can push
     /// (Postgres LISTEN/NOTIFY); runs until the process ends. Others return at once and are polled.

@@ -369,7 +369,7 @@ macro_rules! impl_store {
                     .await?;
                 let claimed = sqlx::query(
                     "insert into idempotency_record (workspace_id, idempotency_key, request_hash, state, status, \
-                     response, created_at, expires_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     response, created_at, lease_until, expires_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                      on conflict (workspace_id, idempotency_key) do nothing",
                 )
                 .bind(&record.workspace_id)
@@ -379,6 +379,7 @@ macro_rules! impl_store {
                 .bind(record.status)
                 .bind(&record.response)
                 .bind(record.created_at)
+                .bind(record.lease_until)
                 .bind(record.expires_at)
                 .execute(&mut *tx)
                 .await?
@@ -408,15 +409,29 @@ macro_rules! impl_store {
                 key: &str,
                 status: i32,
                 response: &str,
+                expires_at: i64,
             ) -> $crate::store::StoreResult<()> {
                 sqlx::query(
-                    "update idempotency_record set state = 'done', status = $3, response = $4 \
+                    "update idempotency_record set state = 'done', status = $3, response = $4, expires_at = $5 \
                      where workspace_id = $1 and idempotency_key = $2",
                 )
                 .bind(workspace_id)
                 .bind(key)
                 .bind(status)
                 .bind(response)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn mark_idempotency_unknown(&self, workspace_id: &str, key: &str) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "update idempotency_record set state = 'unknown' \
+                     where workspace_id = $1 and idempotency_key = $2 and state = 'pending'",
+                )
+                .bind(workspace_id)
+                .bind(key)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -440,6 +455,44 @@ macro_rules! impl_store {
                     $crate::store::sql::idempotency_columns!(),
                     " where workspace_id = $1 and idempotency_key = $2"
                 ))
+                .bind(workspace_id)
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn list_idempotency(
+                &self,
+                filter: &$crate::store::IdempotencyFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::IdempotencyEntry>> {
+                // The state filter is the state as it stands at `now`: a pending claim whose
+                // lease has passed lists as `unknown` (see `IdempotencyState::at`).
+                Ok(sqlx::query_as(concat!(
+                    $crate::store::sql::idempotency_entry_columns!(),
+                    " where ($1 is null or workspace_id = $1) and expires_at > $2 and \
+                     ($3 is null \
+                      or ($3 = 'done' and state = 'done') \
+                      or ($3 = 'pending' and state = 'pending' and lease_until >= $2) \
+                      or ($3 = 'unknown' and state <> 'done' and (state <> 'pending' or lease_until < $2))) \
+                     order by created_at desc, idempotency_key limit $4"
+                ))
+                .bind(&filter.workspace_id)
+                .bind(filter.now)
+                .bind(filter.state.map(|s| s.as_str()))
+                .bind(filter.limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn delete_idempotency(
+                &self,
+                workspace_id: &str,
+                key: &str,
+            ) -> $crate::store::StoreResult<$crate::store::IdempotencyEntry> {
+                Ok(sqlx::query_as(
+                    "delete from idempotency_record where workspace_id = $1 and idempotency_key = $2 \
+                     returning workspace_id, idempotency_key, state, status, created_at, lease_until, expires_at",
+                )
                 .bind(workspace_id)
                 .bind(key)
                 .fetch_one(&self.pool)
@@ -532,7 +585,14 @@ macro_rules! account_fields {
 macro_rules! idempotency_columns {
     () => {
         "select workspace_id, idempotency_key, request_hash, state, status, response, created_at, \
-         expires_at from idempotency_record"
+         lease_until, expires_at from idempotency_record"
+    };
+}
+
+macro_rules! idempotency_entry_columns {
+    () => {
+        "select workspace_id, idempotency_key, state, status, created_at, lease_until, expires_at \
+         from idempotency_record"
     };
 }
 
@@ -546,4 +606,7 @@ macro_rules! account_columns {
     };
 }
 
-pub(crate) use {account_columns, account_fields, idempotency_columns, impl_store, key_columns};
+pub(crate) use {
+    account_columns, account_fields, idempotency_columns, idempotency_entry_columns, impl_store,
+    key_columns,
+};

@@ -8,6 +8,7 @@ mod connections;
 mod docs;
 mod helpers;
 mod hostile;
+mod idempotency;
 mod keys;
 mod mcp;
 mod requests;

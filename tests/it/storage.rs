@@ -505,6 +505,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             status: None,
             response: None,
             created_at: now,
+            lease_until: now + 10,
             expires_at: now + 100,
         };
         assert_eq!(
@@ -521,7 +522,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             .expect("held");
         assert_eq!((again.state.as_str(), again.created_at), ("pending", 1000));
         store
-            .complete_idempotency("ws_a", "i1", 200, "{\"ok\":true}")
+            .complete_idempotency("ws_a", "i1", 200, "{\"ok\":true}", 1100)
             .await
             .expect("complete");
         let done = store.find_idempotency("ws_a", "i1").await.expect("find");
@@ -556,6 +557,181 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             store.claim_idempotency(&other_ws).await.expect("claim"),
             None,
             "keys are per workspace"
+        );
+    }
+}
+
+#[tokio::test]
+async fn storage_conformance_idempotency_states_listing_and_release() {
+    use crisp_gateway::store::{
+        IdempotencyEntry, IdempotencyFilter, IdempotencyRecord, IdempotencyState,
+    };
+    for engine in engines() {
+        let db = TestDb::new(engine).await;
+        let store = db.store().await;
+        let now = 1_700_000_000;
+        let claim = |ws: &str, key: &str, created: i64, lease: i64| IdempotencyRecord {
+            workspace_id: ws.into(),
+            idempotency_key: key.into(),
+            request_hash: "h".into(),
+            state: "pending".into(),
+            status: None,
+            response: None,
+            created_at: created,
+            lease_until: lease,
+            expires_at: lease + 900,
+        };
+        for record in [
+            claim("ws_a", "running", now - 10, now + 30),
+            claim("ws_a", "died", now - 50, now - 20),
+            claim("ws_a", "lost", now - 40, now + 30),
+            claim("ws_a", "answered", now - 30, now + 30),
+            claim("ws_a", "gone", now - 5000, now - 4000),
+            claim("ws_b", "running", now - 20, now + 30),
+        ] {
+            assert_eq!(store.claim_idempotency(&record).await.expect("claim"), None);
+        }
+        let held = store
+            .find_idempotency("ws_a", "running")
+            .await
+            .expect("find");
+        assert_eq!(held, claim("ws_a", "running", now - 10, now + 30));
+
+        // Only a pending claim becomes unknown; an answer, once stored, stays.
+        store
+            .mark_idempotency_unknown("ws_a", "lost")
+            .await
+            .expect("mark");
+        store
+            .complete_idempotency("ws_a", "answered", 201, "{\"ok\":true}", now + 86_400)
+            .await
+            .expect("complete");
+        store
+            .mark_idempotency_unknown("ws_a", "answered")
+            .await
+            .expect("no-op");
+        let answered = store
+            .find_idempotency("ws_a", "answered")
+            .await
+            .expect("find");
+        assert_eq!(
+            (
+                answered.state.as_str(),
+                answered.status,
+                answered.expires_at
+            ),
+            ("done", Some(201), now + 86_400)
+        );
+        // Releasing (the claimant's own) frees only a pending claim.
+        store
+            .release_idempotency("ws_a", "lost")
+            .await
+            .expect("no-op");
+        assert_eq!(
+            store
+                .find_idempotency("ws_a", "lost")
+                .await
+                .expect("kept")
+                .state,
+            "unknown"
+        );
+
+        // Listing: live records only, newest first, state as it stands at `now`, no answer.
+        let list = |workspace: Option<&str>, state: Option<IdempotencyState>| {
+            let store = store.clone();
+            let filter = IdempotencyFilter {
+                workspace_id: workspace.map(str::to_owned),
+                state,
+                now,
+                limit: 100,
+            };
+            async move {
+                store
+                    .list_idempotency(&filter)
+                    .await
+                    .expect("list")
+                    .into_iter()
+                    .map(|e| (e.workspace_id, e.idempotency_key))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let pair = |ws: &str, key: &str| (ws.to_owned(), key.to_owned());
+        assert_eq!(
+            list(Some("ws_a"), None).await,
+            [
+                pair("ws_a", "running"),
+                pair("ws_a", "answered"),
+                pair("ws_a", "lost"),
+                pair("ws_a", "died"),
+            ]
+        );
+        assert_eq!(
+            list(None, Some(IdempotencyState::Pending)).await,
+            [pair("ws_a", "running"), pair("ws_b", "running")]
+        );
+        assert_eq!(
+            list(Some("ws_a"), Some(IdempotencyState::Unknown)).await,
+            [pair("ws_a", "lost"), pair("ws_a", "died")],
+            "a pending claim past its lease is unknown"
+        );
+        assert_eq!(
+            list(None, Some(IdempotencyState::Done)).await,
+            [pair("ws_a", "answered")]
+        );
+        let limited = store
+            .list_idempotency(&IdempotencyFilter {
+                workspace_id: None,
+                state: None,
+                now,
+                limit: 1,
+            })
+            .await
+            .expect("list");
+        assert_eq!(
+            limited,
+            [IdempotencyEntry {
+                workspace_id: "ws_a".into(),
+                idempotency_key: "running".into(),
+                state: "pending".into(),
+                status: None,
+                created_at: now - 10,
+                lease_until: now + 30,
+                expires_at: now + 930,
+            }]
+        );
+
+        // An operator's release deletes whatever the state and says what it deleted.
+        let deleted = store
+            .delete_idempotency("ws_a", "answered")
+            .await
+            .expect("delete");
+        assert_eq!(
+            (deleted.state.as_str(), deleted.status),
+            ("done", Some(201))
+        );
+        assert!(matches!(
+            store.delete_idempotency("ws_a", "answered").await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.find_idempotency("ws_a", "answered").await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(
+            store
+                .find_idempotency("ws_b", "running")
+                .await
+                .expect("other workspace untouched")
+                .state,
+            "pending"
+        );
+        // An expired record is replaced by the next claim.
+        assert_eq!(
+            store
+                .claim_idempotency(&claim("ws_a", "gone", now, now + 30))
+                .await
+                .expect("claim"),
+            None
         );
     }
 }
