@@ -23,6 +23,8 @@ pub struct Config {
     /// The whole request, retries included.
     pub request_timeout: Duration,
     pub body_limit: usize,
+    /// The largest Crisp answer read, in bytes; a larger one is refused with 502.
+    pub upstream_max_response: usize,
     /// Requests in flight before new ones are shed with 503.
     pub max_concurrency: usize,
     /// Threads that serve requests; 0 means one per core this process may use.
@@ -69,6 +71,7 @@ impl Default for Config {
             upstream_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             body_limit: 1024 * 1024,
+            upstream_max_response: 16 * 1024 * 1024,
             max_concurrency: 1024,
             worker_threads: 0,
             key_cache_ttl: Duration::from_secs(300),
@@ -126,6 +129,7 @@ const SETTINGS: &[&str] = &[
     "upstream_timeout",
     "request_timeout",
     "body_limit",
+    "upstream_max_response",
     "max_concurrency",
     "worker_threads",
     "key_cache_ttl",
@@ -262,6 +266,7 @@ impl Config {
             upstream_timeout: s.duration("upstream_timeout", d.upstream_timeout)?,
             request_timeout: s.duration("request_timeout", d.request_timeout)?,
             body_limit: s.number("body_limit", d.body_limit)?,
+            upstream_max_response: s.number("upstream_max_response", d.upstream_max_response)?,
             max_concurrency: s.number("max_concurrency", d.max_concurrency)?.max(1),
             worker_threads: s.number("worker_threads", d.worker_threads)?,
             key_cache_ttl: s.duration("key_cache_ttl", d.key_cache_ttl)?,
@@ -292,6 +297,11 @@ impl Config {
                 "worker_threads: {} is more than {MAX_WORKER_THREADS}; use 0 for one thread per core",
                 config.worker_threads
             )));
+        }
+        if config.upstream_max_response == 0 {
+            return Err(ConfigError(
+                "upstream_max_response: 0 would refuse every Crisp answer; use a size in bytes such as 16777216 (16 MiB)".into(),
+            ));
         }
         if config.upstream_timeout > config.request_timeout {
             return Err(ConfigError(

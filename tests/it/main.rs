@@ -3,8 +3,10 @@
 //! `TEST_DATABASE_URL` is set.
 
 mod actions;
+mod answer_size;
 mod cli;
 mod docs;
+mod file_modes;
 mod helpers;
 mod keys;
 mod mcp;
