@@ -112,6 +112,12 @@ async fn run(
         .pick(&principal.workspace_id, args.account.as_deref())
         .await?;
     trace.account_id = Some(account.id.clone());
+    if action.param("websiteID").is_some() {
+        let website = args.path_value("websiteID").unwrap_or(&account.website_id);
+        // The key's own narrowing first: it is what the caller can change.
+        principal.scope.check_website(website)?;
+        account.check_website(website)?;
+    }
     let request = upstream_request(route, args, &account);
     let safety = Safety::of(route.method, options.idempotent);
     // Leave the tower timeout a moment, so a slow Crisp is answered as `crisp_timeout`.

@@ -16,3 +16,4 @@ mod sandbox;
 mod secrets;
 mod storage;
 mod upstream;
+mod websites;
