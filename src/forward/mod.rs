@@ -181,7 +181,9 @@ impl CrispClient {
             .await
             .map_err(|_| UpstreamError::Timeout)?
             .map_err(|e| match e {
-                TransportError::TooLarge { limit } => UpstreamError::ResponseTooLarge { limit },
+                TransportError::TooLarge { status, limit } => {
+                    UpstreamError::ResponseTooLarge { status, limit }
+                }
                 e => UpstreamError::Unreachable(e),
             })?;
         let retry_after = reply::retry_after(&answer.headers);

@@ -58,8 +58,8 @@ pub enum UpstreamError {
     #[error("crisp answered {status} with a body that is not a Crisp envelope")]
     InvalidResponse { status: u16 },
     /// Crisp's answer was larger than `upstream_max_response`; it was not read past the limit.
-    #[error("crisp's answer is larger than the {limit}-byte limit")]
-    ResponseTooLarge { limit: usize },
+    #[error("crisp's {status} answer is larger than the {limit}-byte limit")]
+    ResponseTooLarge { status: u16, limit: usize },
     #[error("crisp did not answer in time")]
     Timeout,
     #[error("{0}")]
@@ -126,7 +126,7 @@ impl UpstreamError {
                     "Crisp answered HTTP {status} with a body that is not a Crisp JSON envelope."
                 )
             }
-            Self::ResponseTooLarge { limit } => format!(
+            Self::ResponseTooLarge { limit, .. } => format!(
                 "Crisp's answer is larger than the gateway's limit of {limit} bytes (upstream_max_response); \
                  ask for less at once: page through the list with a smaller `per_page` or page number, \
                  or narrow it with filters."
@@ -152,13 +152,11 @@ impl UpstreamError {
             Self::Rejected { status, .. }
             | Self::RateLimited { status, .. }
             | Self::ServerError { status }
-            | Self::InvalidResponse { status } => Some(*status),
+            | Self::InvalidResponse { status }
+            | Self::ResponseTooLarge { status, .. } => Some(*status),
             Self::Unauthorized { .. } => Some(401),
             Self::Forbidden { .. } => Some(403),
-            Self::Timeout
-            | Self::Unreachable(_)
-            | Self::AccountBusy { .. }
-            | Self::ResponseTooLarge { .. } => None,
+            Self::Timeout | Self::Unreachable(_) | Self::AccountBusy { .. } => None,
         }
     }
 

@@ -83,8 +83,8 @@ pub enum TransportError {
     #[error("the connection to crisp failed: {0}")]
     Broken(String),
     /// Crisp's answer is larger than `upstream_max_response`; at most that much was read.
-    #[error("crisp's answer is larger than the {limit}-byte limit")]
-    TooLarge { limit: usize },
+    #[error("crisp's {status} answer is larger than the {limit}-byte limit")]
+    TooLarge { status: u16, limit: usize },
 }
 
 impl TransportError {
@@ -248,11 +248,12 @@ impl Transport {
             .map_err(TransportError::from_client)?;
         let (parts, body) = response.into_parts();
         let limit = self.max_response;
+        let status = parts.status.as_u16();
         // A HEAD answer's Content-Length is the size of the GET it stands for, not of a body.
         if request.method != Method::Head
             && declared_length(&parts.headers).is_some_and(|n| n > limit as u64)
         {
-            return Err(TransportError::TooLarge { limit });
+            return Err(TransportError::TooLarge { status, limit });
         }
         // Chunked answers, and any that lie about their length, stop at the limit.
         let body = Limited::new(body, limit)
@@ -260,14 +261,14 @@ impl Transport {
             .await
             .map_err(|e| {
                 if e.is::<LengthLimitError>() {
-                    TransportError::TooLarge { limit }
+                    TransportError::TooLarge { status, limit }
                 } else {
                     TransportError::Broken(chain(&*e))
                 }
             })?
             .to_bytes();
         Ok(Answer {
-            status: parts.status.as_u16(),
+            status,
             headers: parts.headers,
             body,
         })

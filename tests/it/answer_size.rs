@@ -13,7 +13,11 @@ use axum::response::Response;
 use http_body::Frame;
 use tokio::net::TcpListener;
 
-use crate::helpers::{TestApp, engines};
+use std::time::Duration;
+
+use crisp_gateway::store::AuditFilter;
+
+use crate::helpers::{TestApp, engines, eventually};
 
 /// How a fake Crisp sends its answer.
 #[derive(Clone, Copy)]
@@ -127,6 +131,23 @@ async fn answers_over_the_cap_are_refused_with_502_and_not_retried() {
             assert!(message.contains("per_page"), "{name}: {message}");
             // A GET is retried on faults; a too-large answer is not a fault a retry mends.
             assert_eq!(fake.calls.load(Ordering::SeqCst), 1, "{name}: retried");
+            let audited = eventually(Duration::from_secs(5), || async {
+                let rows = app
+                    .store
+                    .list_audit(&AuditFilter {
+                        limit: 10,
+                        ..AuditFilter::default()
+                    })
+                    .await
+                    .expect("audit");
+                rows.iter().any(|r| {
+                    r.reason.as_deref() == Some("crisp_response_too_large")
+                        && r.status == 502
+                        && r.upstream_status == Some(200)
+                })
+            })
+            .await;
+            assert!(audited, "{name}: audited with Crisp's own status");
         }
     }
 }
