@@ -180,6 +180,10 @@ pub async fn rotate_key(
 }
 
 async fn new_key(workspace_id: &str, spec: &KeySpec) -> Result<(GatewayKey, ApiKeyRecord), String> {
+    let websites = match &spec.websites {
+        Some(list) => Some(check_websites("--website", list.split(','))?.join(",")),
+        None => None,
+    };
     let key = GatewayKey::generate();
     let hash = {
         let key = GatewayKey::parse(key.reveal()).ok_or("a generated key did not parse")?;
@@ -198,7 +202,7 @@ async fn new_key(workspace_id: &str, spec: &KeySpec) -> Result<(GatewayKey, ApiK
         expires_at: spec.expires_at,
         revoked_at: None,
         last_used_at: None,
-        allowed_websites: spec.websites.clone(),
+        allowed_websites: websites,
     };
     Ok((key, record))
 }
