@@ -72,6 +72,9 @@ pub struct Account {
     pub tier: Tier,
     pub is_default: bool,
     pub authorization: HeaderValue,
+    /// The websites calls may name in `websiteID`: its own first, then those the operator
+    /// allowed. Checked per call from this cached list, never from the database.
+    pub websites: Box<[String]>,
 }
 
 impl fmt::Debug for Account {
@@ -81,6 +84,7 @@ impl fmt::Debug for Account {
             .field("label", &self.label)
             .field("website_id", &self.website_id)
             .field("tier", &self.tier)
+            .field("websites", &self.websites)
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +97,8 @@ pub struct AccountView<'a> {
     pub website_id: &'a str,
     pub tier: Tier,
     pub default: bool,
+    /// Every website calls through this account may act on (its own included).
+    pub websites: &'a [String],
 }
 
 impl Account {
@@ -108,6 +114,7 @@ impl Account {
             tier: record.tier.parse()?,
             is_default: record.is_default,
             authorization: basic_auth(&record.identifier, &key),
+            websites: websites_of(record).into(),
         })
     }
 
@@ -118,8 +125,50 @@ impl Account {
             website_id: &self.website_id,
             tier: self.tier,
             default: self.is_default,
+            websites: &self.websites,
         }
     }
+
+    /// The 403 a caller gets for a `websiteID` this account may not act on: its token may
+    /// reach more websites than the operator meant this workspace to use.
+    pub fn check_website(&self, website: &str) -> Result<(), ApiError> {
+        if self.websites.iter().any(|w| w == website) {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden {
+            reason: "website_not_allowed",
+            message: format!(
+                "Account `{}` ({}) may not act on website `{website}`; it may act on: {}. Leave \
+                 `websiteID` out to use its own website (`{}`), or have an operator allow it with \
+                 `crisp-gateway account update {} --workspace <workspace> --websites {},{website}`.",
+                self.label,
+                self.id,
+                self.websites.join(", "),
+                self.website_id,
+                self.label,
+                self.websites.join(","),
+            ),
+        })
+    }
+}
+
+/// An account's websites: its own, then the others it was allowed, each once.
+pub fn websites_of(record: &AccountRecord) -> Vec<String> {
+    let mut websites = vec![record.website_id.clone()];
+    for extra in split_list(record.allowed_websites.as_deref()) {
+        if !websites.iter().any(|w| w == extra) {
+            websites.push(extra.to_owned());
+        }
+    }
+    websites
+}
+
+/// The items of a stored comma-separated list.
+pub fn split_list(list: Option<&str>) -> impl Iterator<Item = &str> {
+    list.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
 }
 
 fn basic_auth(identifier: &str, key: &CrispKey) -> HeaderValue {

@@ -36,6 +36,8 @@ pub struct KeySpec {
     /// Comma-separated action globs (`list/*,get/*`); `None` allows every action.
     pub actions: Option<String>,
     pub expires_at: Option<i64>,
+    /// Comma-separated website ids the key may act on; `None` leaves it to the account.
+    pub websites: Option<String>,
 }
 
 /// Creates an unrestricted key that never expires.
@@ -92,6 +94,55 @@ pub fn check_action_globs(list: &str) -> Result<String, String> {
     Ok(patterns.join(","))
 }
 
+/// The longest website id accepted; Crisp's are 36-character UUIDs.
+const MAX_WEBSITE_ID: usize = 128;
+
+/// Checks Crisp website ids given on the command line (`--websites a,b`, `--website a`): each
+/// is non-empty and made of letters, digits, `-` and `_`, so a stored list splits back on commas
+/// exactly and a typo with a stray character is caught here, not as a refusal later.
+/// Returns them without duplicates, in the order given.
+pub fn check_websites<'a>(
+    flag: &str,
+    items: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>, String> {
+    let mut websites: Vec<String> = Vec::new();
+    for item in items {
+        let id = item.trim();
+        if id.is_empty() {
+            return Err(format!(
+                "{flag} has an empty website id; list ids separated by commas, such as {flag} 8c842203-7ed8-4e29-a608-7cf78a7d2fcc,1d5a0e2c-…"
+            ));
+        }
+        if id.len() > MAX_WEBSITE_ID
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "{flag}: `{id}` is not a Crisp website id; ids are up to {MAX_WEBSITE_ID} letters, digits, `-` and `_`, such as 8c842203-7ed8-4e29-a608-7cf78a7d2fcc"
+            ));
+        }
+        if !websites.iter().any(|w| w == id) {
+            websites.push(id.to_owned());
+        }
+    }
+    if websites.is_empty() {
+        return Err(format!("{flag} needs at least one website id"));
+    }
+    Ok(websites)
+}
+
+/// What an account stores for its websites: those besides its own, as a comma-separated list
+/// (`None` when only its own remains). Its own website is always allowed, so it is never stored.
+pub fn other_websites(own: &str, websites: &[String]) -> Option<String> {
+    let others: Vec<&str> = websites
+        .iter()
+        .map(String::as_str)
+        .filter(|w| *w != own.trim())
+        .collect();
+    (!others.is_empty()).then(|| others.join(","))
+}
+
 /// Rotates a key: a new key with the same workspace, name and scopes; the old one keeps
 /// working for `overlap`, then stops.
 pub async fn rotate_key(
@@ -120,6 +171,7 @@ pub async fn rotate_key(
         read_only: old.read_only,
         actions: old.allowed_actions.clone(),
         expires_at,
+        websites: old.allowed_websites.clone(),
     };
     let (key, record) = new_key(&old.workspace_id, &spec).await?;
     let overlap = i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX);
@@ -131,6 +183,10 @@ pub async fn rotate_key(
 }
 
 async fn new_key(workspace_id: &str, spec: &KeySpec) -> Result<(GatewayKey, ApiKeyRecord), String> {
+    let websites = match &spec.websites {
+        Some(list) => Some(check_websites("--website", list.split(','))?.join(",")),
+        None => None,
+    };
     let key = GatewayKey::generate();
     let hash = {
         let key = GatewayKey::parse(key.reveal()).ok_or("a generated key did not parse")?;
@@ -149,6 +205,7 @@ async fn new_key(workspace_id: &str, spec: &KeySpec) -> Result<(GatewayKey, ApiK
         expires_at: spec.expires_at,
         revoked_at: None,
         last_used_at: None,
+        allowed_websites: websites,
     };
     Ok((key, record))
 }
@@ -163,10 +220,22 @@ pub struct NewAccount<'a> {
     pub key: &'a CrispKey,
 }
 
+/// Links an account that may act on its own website only.
 pub async fn add_account(
     store: &Arc<dyn Store>,
     vault: &Vault,
     new: NewAccount<'_>,
+) -> Result<AccountRecord, String> {
+    add_account_with_websites(store, vault, new, &[]).await
+}
+
+/// Links an account that may also act on `websites` (checked with `check_websites`); its own
+/// website is always allowed.
+pub async fn add_account_with_websites(
+    store: &Arc<dyn Store>,
+    vault: &Vault,
+    new: NewAccount<'_>,
+    websites: &[String],
 ) -> Result<AccountRecord, String> {
     for (name, value) in [
         ("label", new.label),
@@ -188,6 +257,7 @@ pub async fn add_account(
         tier: new.tier.as_str().to_owned(),
         is_default: new.is_default,
         created_at: crate::clock::now(),
+        allowed_websites: other_websites(new.website_id, websites),
     };
     match store.add_account(&record).await {
         Ok(()) => Ok(record),

@@ -68,7 +68,13 @@ impl App {
         let vault = Vault::new(&master_key(&config, store.engine())?);
         let policy = config.retry_policy().map_err(StartError::Config)?;
         let shaper = crate::limits::AccountShaper::new(config.account_limits());
-        let crisp = CrispClient::new(&config.upstream, config.upstream_timeout, policy, shaper)?;
+        let crisp = CrispClient::new(
+            &config.upstream,
+            config.upstream_timeout,
+            policy,
+            shaper,
+            config.upstream_max_response,
+        )?;
         let key_limits = crate::limits::KeyLimiter::new(config.key_rate_limit, config.key_burst);
         let auditor = Auditor::start(store.clone(), config.audit_retention);
         Ok(Arc::new(Self {

@@ -23,6 +23,8 @@ pub struct Config {
     /// The whole request, retries included.
     pub request_timeout: Duration,
     pub body_limit: usize,
+    /// The largest Crisp answer read, in bytes; a larger one is refused with 502.
+    pub upstream_max_response: usize,
     /// Requests in flight before new ones are shed with 503.
     pub max_concurrency: usize,
     /// How long a connection may take to send a request's headers (and wait between
@@ -87,6 +89,7 @@ impl Default for Config {
             upstream_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             body_limit: 1024 * 1024,
+            upstream_max_response: 16 * 1024 * 1024,
             max_concurrency: 1024,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -153,6 +156,7 @@ const SETTINGS: &[&str] = &[
     "upstream_timeout",
     "request_timeout",
     "body_limit",
+    "upstream_max_response",
     "max_concurrency",
     "header_timeout",
     "idle_timeout",
@@ -298,6 +302,7 @@ impl Config {
             upstream_timeout: s.duration("upstream_timeout", d.upstream_timeout)?,
             request_timeout: s.duration("request_timeout", d.request_timeout)?,
             body_limit: s.number("body_limit", d.body_limit)?,
+            upstream_max_response: s.number("upstream_max_response", d.upstream_max_response)?,
             max_concurrency: s.number("max_concurrency", d.max_concurrency)?.max(1),
             header_timeout: s.duration("header_timeout", d.header_timeout)?,
             idle_timeout: s.duration("idle_timeout", d.idle_timeout)?,
@@ -352,6 +357,11 @@ impl Config {
         if !(config.auth_failure_rate > 0.0 && config.auth_failure_burst >= 1.0) {
             return Err(ConfigError(
                 "auth_failure_rate must be above 0 and auth_failure_burst at least 1".into(),
+            ));
+        }
+        if config.upstream_max_response == 0 {
+            return Err(ConfigError(
+                "upstream_max_response: 0 would refuse every Crisp answer; use a size in bytes such as 16777216 (16 MiB)".into(),
             ));
         }
         if config.upstream_timeout > config.request_timeout {

@@ -124,6 +124,7 @@ pub fn upstream_call(outcome: &Result<Reply, UpstreamError>) {
         Ok(reply) => status_label(reply.status()),
         Err(UpstreamError::Timeout) => "timeout",
         Err(UpstreamError::Unreachable(_)) => "unreachable",
+        Err(UpstreamError::ResponseTooLarge { .. }) => "too_large",
         Err(e) => e.upstream_status().map_or("none", status_label),
     };
     counter!("crisp_gateway_upstream_calls_total", "status" => status).increment(1);

@@ -47,6 +47,8 @@ pub struct Scope {
     pub read_only: bool,
     /// `None` allows every action; otherwise slugs matching one pattern (`list/*`).
     pub actions: Option<Vec<String>>,
+    /// `None` allows every website the account allows; otherwise only these `websiteID`s.
+    pub websites: Option<Vec<String>>,
 }
 
 impl Scope {
@@ -60,6 +62,34 @@ impl Scope {
                     .map(str::to_owned)
                     .collect()
             }),
+            websites: None,
+        }
+    }
+
+    /// Narrows the scope to the key's websites (a stored comma-separated list), if it has any.
+    #[must_use]
+    pub fn with_websites(mut self, allowed_websites: Option<&str>) -> Self {
+        self.websites = allowed_websites.map(|list| {
+            crate::accounts::split_list(Some(list))
+                .map(str::to_owned)
+                .collect()
+        });
+        self
+    }
+
+    /// The 403 a caller gets for a `websiteID` outside the key's websites.
+    pub fn check_website(&self, website: &str) -> Result<(), ApiError> {
+        match &self.websites {
+            Some(allowed) if !allowed.iter().any(|w| w == website) => Err(ApiError::Forbidden {
+                reason: "website_not_allowed",
+                message: format!(
+                    "This key may not act on website `{website}`; it is limited to: {}. Use one of \
+                     those in `websiteID`, or a key made with `crisp-gateway key create --workspace \
+                     <workspace> --website {website}`.",
+                    allowed.join(", ")
+                ),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -440,7 +470,8 @@ impl Keyring {
             return Err(ApiError::Unauthorized);
         }
         let principal = Arc::new(Principal {
-            scope: Scope::from_record(record.read_only, record.allowed_actions.as_deref()),
+            scope: Scope::from_record(record.read_only, record.allowed_actions.as_deref())
+                .with_websites(record.allowed_websites.as_deref()),
             key_id: record.api_key_id,
             workspace_id: record.workspace_id,
             expires_at: record.expires_at,
@@ -573,5 +604,16 @@ mod tests {
             .expect_err("outside");
         assert_eq!(err.reason(), "action_not_allowed");
         assert!(Scope::default().permits(action("remove/conversation")));
+    }
+
+    #[test]
+    fn website_scopes() {
+        assert!(Scope::default().check_website("any").is_ok());
+        let narrowed = Scope::from_record(false, None).with_websites(Some("web-a, web-b"));
+        assert!(narrowed.check_website("web-b").is_ok());
+        let err = narrowed.check_website("web-c").expect_err("outside");
+        assert_eq!(err.reason(), "website_not_allowed");
+        assert_eq!(err.status(), axum::http::StatusCode::FORBIDDEN);
+        assert!(err.message().contains("`web-c`") && err.message().contains("web-a, web-b"));
     }
 }

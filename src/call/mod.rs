@@ -143,6 +143,12 @@ async fn run(
         .pick(&principal.workspace_id, args.account.as_deref())
         .await?;
     trace.account_id = Some(account.id.clone());
+    if action.param("websiteID").is_some() {
+        let website = args.path_value("websiteID").unwrap_or(&account.website_id);
+        // The key's own narrowing first: it is what the caller can change.
+        principal.scope.check_website(website)?;
+        account.check_website(website)?;
+    }
     // Measured only when the values could make it long; the bound leaves room for the
     // route's own text and the base URL.
     let longest = (args.url_bytes_at_most() + 1024 > args::MAX_UPSTREAM_URL)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use crate::accounts::{Account, Tier};
-use crate::admin::{NewAccount, add_account};
+use crate::admin::{NewAccount, add_account_with_websites, check_websites, other_websites};
 use crate::checks;
 use crate::config::Config;
 use crate::forward::CrispClient;
@@ -37,6 +37,10 @@ pub enum AccountCommand {
         /// Make this the workspace's default account.
         #[arg(long)]
         default: bool,
+        /// The websites calls may name in `websiteID`, comma-separated; the account's own
+        /// website is always among them. By default, its own website only.
+        #[arg(long, value_name = "IDS")]
+        websites: Option<String>,
         /// Read the Crisp key from standard input instead of CRISP_KEY.
         #[arg(long)]
         key_stdin: bool,
@@ -63,6 +67,10 @@ pub enum AccountCommand {
         /// Make this the workspace's default account.
         #[arg(long)]
         default: bool,
+        /// Replace the websites calls may name in `websiteID` (comma-separated); the account's
+        /// own website is always among them, so `--websites OWN_ID` allows its own only.
+        #[arg(long, value_name = "IDS")]
+        websites: Option<String>,
         /// Read a new Crisp key from standard input.
         #[arg(long)]
         key_stdin: bool,
@@ -93,14 +101,20 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             website_id,
             tier,
             default,
+            websites,
             key_stdin,
         } => {
+            let websites = websites
+                .as_deref()
+                .map(|list| check_websites("--websites", list.split(',')))
+                .transpose()?
+                .unwrap_or_default();
             let key = read_key(key_stdin)?;
             let workspace_id = workspace_id(store, &workspace).await?;
             let vault = Vault::new(
                 &crate::app::master_key(config, store.engine()).map_err(|e| e.to_string())?,
             );
-            let account = add_account(
+            let account = add_account_with_websites(
                 store,
                 &vault,
                 NewAccount {
@@ -112,11 +126,13 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                     is_default: default,
                     key: &key,
                 },
+                &websites,
             )
             .await?;
             eprintln!(
-                "linked Crisp account `{label}` ({}) to workspace `{workspace}`",
-                account.crisp_account_id
+                "linked Crisp account `{label}` ({}) to workspace `{workspace}`; calls may act on {}",
+                account.crisp_account_id,
+                describe_websites(&account)
             );
             println!("{}", account.crisp_account_id);
             Ok(())
@@ -133,7 +149,7 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                 .map_err(|e| e.to_string())?;
             println!(
                 "{:<18} {:<16} {:<16} {:<38} {:<8} DEFAULT",
-                "ID", "WORKSPACE", "LABEL", "WEBSITE", "TIER"
+                "ID", "WORKSPACE", "LABEL", "WEBSITES (OWN FIRST)", "TIER"
             );
             for a in accounts {
                 let workspace = workspaces
@@ -145,7 +161,7 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                     a.crisp_account_id,
                     workspace,
                     a.label,
-                    a.website_id,
+                    crate::accounts::websites_of(&a).join(","),
                     a.tier,
                     if a.is_default { "yes" } else { "" }
                 );
@@ -160,27 +176,42 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             tier,
             identifier,
             default,
+            websites,
             key_stdin,
             key_from_env,
         } => {
+            let websites = websites
+                .as_deref()
+                .map(|list| check_websites("--websites", list.split(',')))
+                .transpose()?;
             let workspace_id = workspace_id(store, &workspace).await?;
-            let sealed_key = if key_stdin || key_from_env {
-                let key = read_key(key_stdin)?;
-                let vault = Vault::new(
-                    &crate::app::master_key(config, store.engine()).map_err(|e| e.to_string())?,
-                );
-                let current = store
+            let current = || async {
+                store
                     .list_accounts(Some(&workspace_id))
                     .await
                     .map_err(|e| e.to_string())?
                     .into_iter()
                     .find(|a| a.crisp_account_id == id_or_label || a.label == id_or_label)
-                    .ok_or_else(|| {
-                        format!("no account `{id_or_label}` in workspace `{workspace}`")
-                    })?;
-                Some(vault.seal(&current.crisp_account_id, &key))
+                    .ok_or_else(|| format!("no account `{id_or_label}` in workspace `{workspace}`"))
+            };
+            let sealed_key = if key_stdin || key_from_env {
+                let key = read_key(key_stdin)?;
+                let vault = Vault::new(
+                    &crate::app::master_key(config, store.engine()).map_err(|e| e.to_string())?,
+                );
+                Some(vault.seal(&current().await?.crisp_account_id, &key))
             } else {
                 None
+            };
+            let allowed_websites = match &websites {
+                Some(websites) => {
+                    let own = match &website_id {
+                        Some(own) => own.clone(),
+                        None => current().await?.website_id,
+                    };
+                    Some(other_websites(&own, websites))
+                }
+                None => None,
             };
             let update = AccountUpdate {
                 label,
@@ -189,6 +220,7 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                 is_default: default.then_some(true),
                 identifier,
                 sealed_key,
+                allowed_websites,
             };
             match store
                 .update_account(&workspace_id, &id_or_label, &update)
@@ -196,8 +228,10 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             {
                 Ok(a) => {
                     eprintln!(
-                        "updated Crisp account `{}` ({}); running gateways pick it up within a second",
-                        a.label, a.crisp_account_id
+                        "updated Crisp account `{}` ({}); calls may act on {}; running gateways pick it up within a second",
+                        a.label,
+                        a.crisp_account_id,
+                        describe_websites(&a)
                     );
                     Ok(())
                 }
@@ -277,6 +311,13 @@ async fn test(
         Ok(())
     } else {
         Err(format!("account `{}` does not work yet", account.label))
+    }
+}
+
+fn describe_websites(account: &crate::store::AccountRecord) -> String {
+    match crate::accounts::websites_of(account).as_slice() {
+        [own] => format!("its own website {own} only"),
+        all => format!("websites {}", all.join(", ")),
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::admin::{KeySpec, check_action_globs, create_scoped_key, rotate_key};
+use crate::admin::{KeySpec, check_action_globs, check_websites, create_scoped_key, rotate_key};
 use crate::store::{Store, StoreError};
 
 use super::{CliResult, workspace_id};
@@ -24,6 +24,11 @@ pub enum KeyCommand {
         /// Allow only these actions: comma-separated slugs or globs, e.g. 'list/*,get/*'.
         #[arg(long, value_name = "GLOBS")]
         actions: Option<String>,
+        /// Allow only calls on this Crisp website (`websiteID`), within what the account
+        /// allows; repeat it or separate ids with commas. By default, every website the
+        /// workspace's accounts allow.
+        #[arg(long = "website", value_name = "ID", value_delimiter = ',')]
+        websites: Vec<String>,
         /// Expire after this long: 30s, 15m, 12h, 90d.
         #[arg(long, value_name = "DURATION", conflicts_with = "expires_at")]
         expires_in: Option<String>,
@@ -74,21 +79,38 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
             name,
             read_only,
             actions,
+            websites,
             expires_in,
             expires_at,
         } => {
+            let websites = if websites.is_empty() {
+                None
+            } else {
+                Some(check_websites(
+                    "--website",
+                    websites.iter().map(String::as_str),
+                )?)
+            };
             let spec = KeySpec {
                 name,
                 read_only,
                 actions: actions.as_deref().map(check_action_globs).transpose()?,
                 expires_at: expiry(expires_in.as_deref(), expires_at.as_deref())?,
+                websites: websites.as_ref().map(|w| w.join(",")),
             };
             let workspace_id = workspace_id(store, &workspace).await?;
+            if let Some(websites) = &websites {
+                warn_unreachable_websites(store, &workspace_id, &workspace, websites).await?;
+            }
             let key = create_scoped_key(store, &workspace_id, &spec).await?;
             eprintln!(
                 "created key {} for workspace `{workspace}` ({}); it is shown once, below — store it now",
                 key.id(),
-                describe_scope(spec.read_only, spec.actions.as_deref())
+                describe_scope(
+                    spec.read_only,
+                    spec.actions.as_deref(),
+                    spec.websites.as_deref()
+                )
             );
             println!("{}", key.reveal());
             Ok(())
@@ -128,13 +150,42 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
     }
 }
 
-fn describe_scope(read_only: bool, actions: Option<&str>) -> String {
-    match (read_only, actions) {
+fn describe_scope(read_only: bool, actions: Option<&str>, websites: Option<&str>) -> String {
+    let scope = match (read_only, actions) {
         (false, None) => "all actions".into(),
         (true, None) => "read-only".into(),
         (false, Some(a)) => format!("actions {a}"),
         (true, Some(a)) => format!("read-only, actions {a}"),
+    };
+    match websites {
+        Some(w) => format!("{scope}, websites {w}"),
+        None => scope,
     }
+}
+
+/// A key narrowed to a website no account of its workspace may act on would be refused on
+/// every call there: say so now, with the command that allows it.
+async fn warn_unreachable_websites(
+    store: &Arc<dyn Store>,
+    workspace_id: &str,
+    workspace: &str,
+    websites: &[String],
+) -> CliResult {
+    let accounts = store
+        .list_accounts(Some(workspace_id))
+        .await
+        .map_err(|e| e.to_string())?;
+    for website in websites {
+        let reachable = accounts
+            .iter()
+            .any(|a| crate::accounts::websites_of(a).contains(website));
+        if !reachable {
+            eprintln!(
+                "note: no account of workspace `{workspace}` may act on website {website} yet, so calls there will be refused; allow it with `crisp-gateway account update LABEL --workspace {workspace} --websites …,{website}`"
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn list(store: &Arc<dyn Store>, workspace: Option<String>) -> CliResult {
@@ -173,7 +224,11 @@ async fn list(store: &Arc<dyn Store>, workspace: Option<String>) -> CliResult {
             status,
             time(k.expires_at),
             time(k.last_used_at),
-            describe_scope(k.read_only, k.allowed_actions.as_deref())
+            describe_scope(
+                k.read_only,
+                k.allowed_actions.as_deref(),
+                k.allowed_websites.as_deref()
+            )
         );
     }
     Ok(())

@@ -70,7 +70,8 @@ Missing, revoked or expired keys get 401. Keys may be read-only or limited to so
 
 Fields, by kind:
 - `account` (optional): which Crisp account of the workspace, by id or label; see `list/accounts`.
-- `websiteID` (optional): defaults to the chosen account's website.
+- `websiteID` (optional): defaults to the chosen account's website; must be one of the
+  account's `websites` (see `list/accounts`), else 403 `website_not_allowed`.
 - path parameters such as `sessionID`, `peopleID`, `locale` (required strings; mind the case:
   `sessionID` but `articleId`).
 - `pageNumber` (optional, from 1, default 1) on list actions.

@@ -143,7 +143,9 @@ fn param_description(action: &Action, kind: ParamKind, name: &str) -> String {
                 .into()
         }
         (ParamKind::Path, "websiteID") => {
-            "The Crisp website id. Defaults to the website of the chosen account.".into()
+            "The Crisp website id. Defaults to the website of the chosen account; must be one of \
+            its `websites` (see `list/accounts`), else 403 `website_not_allowed`."
+                .into()
         }
         (ParamKind::Path, "pageNumber") => {
             "The page to read, from 1 (the default). A number or its decimal text.".into()

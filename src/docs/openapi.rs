@@ -31,7 +31,7 @@ const ERRORS: [(&str, &str); 11] = [
     ("401", "Missing or invalid API key."),
     (
         "403",
-        "The key's scope does not allow this action, or Crisp forbade it for the account.",
+        "The key's scope does not allow this action or `websiteID` (`website_not_allowed`: outside the account's or the key's websites), or Crisp forbade it for the account.",
     ),
     (
         "404",
@@ -48,7 +48,7 @@ const ERRORS: [(&str, &str); 11] = [
     ),
     (
         "502",
-        "Crisp failed, refused the account's credentials, or answered garbage.",
+        "Crisp failed, refused the account's credentials, answered garbage, or answered more than the gateway reads (`crisp_response_too_large`: page with a smaller `per_page`).",
     ),
     (
         "503",
@@ -546,11 +546,19 @@ fn account_schema() -> RefOr<Schema> {
             "default",
             typed(Type::Boolean, "Used when `account` is omitted."),
         )
+        .property(
+            "websites",
+            ArrayBuilder::new().items(typed(
+                Type::String,
+                "A Crisp website id calls may name in `websiteID` (its own first); any other is refused with 403 `website_not_allowed`.",
+            )),
+        )
         .required("id")
         .required("label")
         .required("website_id")
         .required("tier")
         .required("default")
+        .required("websites")
         .into()
 }
 

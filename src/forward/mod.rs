@@ -63,8 +63,13 @@ impl CrispClient {
         attempt_timeout: Duration,
         policy: RetryPolicy,
         shaper: AccountShaper,
+        max_response: usize,
     ) -> Result<Self, TransportError> {
-        let transport = Transport::new(base, attempt_timeout.min(Duration::from_secs(5)))?;
+        let transport = Transport::new(
+            base,
+            attempt_timeout.min(Duration::from_secs(5)),
+            max_response,
+        )?;
         Ok(Self {
             transport,
             attempt_timeout,
@@ -100,7 +105,13 @@ impl CrispClient {
             queue_timeout: Duration::ZERO,
             max_queue: 0,
         });
-        Self::new(&config.upstream, config.upstream_timeout, single, unshaped)
+        Self::new(
+            &config.upstream,
+            config.upstream_timeout,
+            single,
+            unshaped,
+            config.upstream_max_response,
+        )
     }
 
     /// One attempt, no retry: for checks that must see exactly what Crisp says.
@@ -223,7 +234,12 @@ impl CrispClient {
         let answer = tokio::time::timeout(timeout, call)
             .await
             .map_err(|_| UpstreamError::Timeout)?
-            .map_err(UpstreamError::Unreachable)?;
+            .map_err(|e| match e {
+                TransportError::TooLarge { status, limit } => {
+                    UpstreamError::ResponseTooLarge { status, limit }
+                }
+                e => UpstreamError::Unreachable(e),
+            })?;
         let retry_after = reply::retry_after(&answer.headers);
         reply::interpret(
             request.method,

@@ -57,6 +57,9 @@ pub enum UpstreamError {
     },
     #[error("crisp answered {status} with a body that is not a Crisp envelope")]
     InvalidResponse { status: u16 },
+    /// Crisp's answer was larger than `upstream_max_response`; it was not read past the limit.
+    #[error("crisp's {status} answer is larger than the {limit}-byte limit")]
+    ResponseTooLarge { status: u16, limit: usize },
     #[error("crisp did not answer in time")]
     Timeout,
     #[error("{0}")]
@@ -75,6 +78,7 @@ impl UpstreamError {
             | Self::Forbidden { .. }
             | Self::ServerError { .. }
             | Self::InvalidResponse { .. }
+            | Self::ResponseTooLarge { .. }
             | Self::Unreachable(_) => StatusCode::BAD_GATEWAY,
         }
     }
@@ -88,6 +92,7 @@ impl UpstreamError {
             Self::AccountBusy { .. } => "account_busy",
             Self::ServerError { .. } => "crisp_server_error",
             Self::InvalidResponse { .. } => "crisp_invalid_response",
+            Self::ResponseTooLarge { .. } => "crisp_response_too_large",
             Self::Timeout => "crisp_timeout",
             Self::Unreachable(_) => "crisp_unreachable",
         }
@@ -121,6 +126,11 @@ impl UpstreamError {
                     "Crisp answered HTTP {status} with a body that is not a Crisp JSON envelope."
                 )
             }
+            Self::ResponseTooLarge { limit, .. } => format!(
+                "Crisp's answer is larger than the gateway's limit of {limit} bytes (upstream_max_response); \
+                 ask for less at once: page through the list with a smaller `per_page` or page number, \
+                 or narrow it with filters."
+            ),
             Self::Timeout => {
                 "Crisp did not answer within the gateway's upstream timeout; retry later.".into()
             }
@@ -152,7 +162,8 @@ impl UpstreamError {
             Self::Rejected { status, .. }
             | Self::RateLimited { status, .. }
             | Self::ServerError { status }
-            | Self::InvalidResponse { status } => Some(*status),
+            | Self::InvalidResponse { status }
+            | Self::ResponseTooLarge { status, .. } => Some(*status),
             Self::Unauthorized { .. } => Some(401),
             Self::Forbidden { .. } => Some(403),
             Self::Timeout | Self::Unreachable(_) | Self::AccountBusy { .. } => None,
@@ -346,6 +357,7 @@ mod tests {
             label: "main".into(),
             identifier: "ident-1234".into(),
             website_id: "web".into(),
+            websites: Box::new(["web".into()]),
             tier: crate::accounts::Tier::Website,
             is_default: true,
             authorization: axum::http::HeaderValue::from_str(&format!("Basic {token}"))

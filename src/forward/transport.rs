@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::http::uri::{Authority, PathAndQuery, Scheme};
 use axum::http::{HeaderName, HeaderValue, Request, Response, Uri, header};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -82,6 +82,9 @@ pub enum TransportError {
     /// The connection broke while sending or reading: Crisp may have acted on the call.
     #[error("the connection to crisp failed: {0}")]
     Broken(String),
+    /// Crisp's answer is larger than `upstream_max_response`; at most that much was read.
+    #[error("crisp's {status} answer is larger than the {limit}-byte limit")]
+    TooLarge { status: u16, limit: usize },
 }
 
 impl TransportError {
@@ -124,10 +127,17 @@ pub struct Transport {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: Base,
     user_agent: HeaderValue,
+    max_response: usize,
 }
 
 impl Transport {
-    pub fn new(base: &str, connect_timeout: Duration) -> Result<Self, TransportError> {
+    /// `max_response` bounds the body read from one answer, so one huge answer (or several at
+    /// once) cannot take the process's memory.
+    pub fn new(
+        base: &str,
+        connect_timeout: Duration,
+        max_response: usize,
+    ) -> Result<Self, TransportError> {
         let base = Base::parse(base)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -151,6 +161,7 @@ impl Transport {
             client,
             base,
             user_agent: HeaderValue::from_static(USER_AGENT),
+            max_response,
         })
     }
 
@@ -236,17 +247,43 @@ impl Transport {
             .await
             .map_err(TransportError::from_client)?;
         let (parts, body) = response.into_parts();
-        let body = body
+        let limit = self.max_response;
+        let status = parts.status.as_u16();
+        // A HEAD answer's Content-Length is the size of the GET it stands for, not of a body.
+        if request.method != Method::Head
+            && declared_length(&parts.headers).is_some_and(|n| n > limit as u64)
+        {
+            return Err(TransportError::TooLarge { status, limit });
+        }
+        // Chunked answers, and any that lie about their length, stop at the limit.
+        let body = Limited::new(body, limit)
             .collect()
             .await
-            .map_err(|e| TransportError::Broken(chain(&e)))?
+            .map_err(|e| {
+                if e.is::<LengthLimitError>() {
+                    TransportError::TooLarge { status, limit }
+                } else {
+                    TransportError::Broken(chain(&*e))
+                }
+            })?
             .to_bytes();
         Ok(Answer {
-            status: parts.status.as_u16(),
+            status,
             headers: parts.headers,
             body,
         })
     }
+}
+
+/// The answer's `Content-Length`, when it sent a valid one.
+fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn method(method: Method) -> axum::http::Method {
@@ -293,8 +330,12 @@ mod tests {
 
     #[tokio::test]
     async fn targets_keep_the_prefix_and_encode_the_query() {
-        let transport =
-            Transport::new("https://api.crisp.chat/v1/", Duration::from_secs(1)).expect("valid");
+        let transport = Transport::new(
+            "https://api.crisp.chat/v1/",
+            Duration::from_secs(1),
+            1 << 20,
+        )
+        .expect("valid");
         let target = transport.target(&request(
             "/website/w%2F1/conversations/2",
             &[("search_query", "a&b=c d"), ("filter_unread", "1")],

@@ -64,7 +64,7 @@ pub fn account() -> Value {
 pub fn website_id() -> Value {
     json!({
         "type": "string",
-        "description": "The Crisp website id; defaults to the chosen account's website.",
+        "description": "The Crisp website id; defaults to the chosen account's website, and must be one of its `websites` (see crisp_list_accounts).",
     })
 }
 

@@ -63,6 +63,8 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// Comma-separated Crisp website ids the key may act on; `None` leaves it to the account.
+    pub allowed_websites: Option<String>,
 }
 
 /// A linked Crisp account; `sealed_key` is the Crisp key encrypted under the master key.
@@ -77,6 +79,9 @@ pub struct AccountRecord {
     pub tier: String,
     pub is_default: bool,
     pub created_at: i64,
+    /// Comma-separated website ids the account may also act on besides `website_id` (its
+    /// token reaches them too); `None` allows its own website only.
+    pub allowed_websites: Option<String>,
 }
 
 /// What a change-log row invalidates.
@@ -135,6 +140,8 @@ pub struct AccountUpdate {
     pub is_default: Option<bool>,
     pub identifier: Option<String>,
     pub sealed_key: Option<String>,
+    /// `Some(None)` allows the account's own website only again.
+    pub allowed_websites: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

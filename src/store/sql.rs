@@ -105,8 +105,8 @@ macro_rules! impl_store {
                 }
                 sqlx::query(
                     "insert into crisp_account (crisp_account_id, workspace_id, label, identifier, \
-                     sealed_key, website_id, tier, is_default, created_at) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     sealed_key, website_id, tier, is_default, created_at, allowed_websites) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(&account.crisp_account_id)
                 .bind(&account.workspace_id)
@@ -117,6 +117,7 @@ macro_rules! impl_store {
                 .bind(&account.tier)
                 .bind(account.is_default)
                 .bind(account.created_at)
+                .bind(&account.allowed_websites)
                 .execute(&mut *tx)
                 .await?;
                 log_change(&mut *tx, $crate::store::CHANGE_ACCOUNTS, &account.workspace_id, account.created_at).await?;
@@ -222,7 +223,8 @@ macro_rules! impl_store {
                 }
                 let updated: $crate::store::AccountRecord = sqlx::query_as(concat!(
                     "update crisp_account set label = $2, website_id = $3, tier = $4, is_default = $5, \
-                     identifier = $6, sealed_key = $7 where crisp_account_id = $1 returning ",
+                     identifier = $6, sealed_key = $7, allowed_websites = $8 \
+                     where crisp_account_id = $1 returning ",
                     $crate::store::sql::account_fields!()
                 ))
                 .bind(&current.crisp_account_id)
@@ -232,6 +234,7 @@ macro_rules! impl_store {
                 .bind(update.is_default.unwrap_or(current.is_default))
                 .bind(update.identifier.as_ref().unwrap_or(&current.identifier))
                 .bind(update.sealed_key.as_ref().unwrap_or(&current.sealed_key))
+                .bind(update.allowed_websites.as_ref().unwrap_or(&current.allowed_websites))
                 .fetch_one(&mut *tx)
                 .await?;
                 log_change(&mut *tx, $crate::store::CHANGE_ACCOUNTS, workspace_id, $crate::clock::now()).await?;
@@ -522,8 +525,8 @@ macro_rules! impl_store {
         {
             sqlx::query(
                 "insert into api_key (api_key_id, workspace_id, name, secret_hash, read_only, \
-                 allowed_actions, created_at, expires_at, revoked_at, last_used_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 allowed_actions, created_at, expires_at, revoked_at, last_used_at, allowed_websites) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&key.api_key_id)
             .bind(&key.workspace_id)
@@ -535,6 +538,7 @@ macro_rules! impl_store {
             .bind(key.expires_at)
             .bind(key.revoked_at)
             .bind(key.last_used_at)
+            .bind(&key.allowed_websites)
             .execute(executor)
             .await?;
             Ok(())
@@ -571,14 +575,14 @@ impl Pooled for super::PostgresStore {
 macro_rules! key_columns {
     () => {
         "select api_key_id, workspace_id, name, secret_hash, read_only, allowed_actions, \
-         created_at, expires_at, revoked_at, last_used_at from api_key"
+         created_at, expires_at, revoked_at, last_used_at, allowed_websites from api_key"
     };
 }
 
 macro_rules! account_fields {
     () => {
         "crisp_account_id, workspace_id, label, identifier, sealed_key, website_id, tier, \
-         is_default, created_at"
+         is_default, created_at, allowed_websites"
     };
 }
 

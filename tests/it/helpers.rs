@@ -434,6 +434,23 @@ impl TestApp {
         get(&self.http, &self.url(path)).await
     }
 
+    /// Lets the account `label` of the test workspace act on these websites besides its own,
+    /// as `account update --websites` does, and drops this process's cached accounts.
+    pub async fn allow_websites(&self, label: &str, websites: &str) {
+        self.store
+            .update_account(
+                &self.workspace_id,
+                label,
+                &crisp_gateway::store::AccountUpdate {
+                    allowed_websites: Some(Some(websites.to_owned())),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("allow websites");
+        self.app.accounts.invalidate(&self.workspace_id);
+    }
+
     /// Adds another workspace with its own account and key; returns (workspace id, key).
     pub async fn other_workspace(&self, name: &str, label: &str) -> (String, String) {
         let workspace = create_workspace(&self.store, name)

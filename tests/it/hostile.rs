@@ -75,6 +75,7 @@ async fn refusals_are_counted_per_minute_under_a_known_action_name() {
                 read_only: true,
                 actions: None,
                 expires_at: None,
+                websites: None,
             },
         )
         .await

@@ -3,9 +3,11 @@
 //! `TEST_DATABASE_URL` is set.
 
 mod actions;
+mod answer_size;
 mod cli;
 mod connections;
 mod docs;
+mod file_modes;
 mod helpers;
 mod hostile;
 mod idempotency;
@@ -17,3 +19,4 @@ mod sandbox;
 mod secrets;
 mod storage;
 mod upstream;
+mod websites;

@@ -106,6 +106,7 @@ async fn scoped_key(app: &TestApp, read_only: bool, actions: Option<&str>) -> St
             expires_at: None,
             revoked_at: None,
             last_used_at: None,
+            allowed_websites: None,
         })
         .await
         .expect("create key");
@@ -297,6 +298,7 @@ async fn reads_writes_and_head_reach_crisp_and_match_rest() {
 async fn the_connector_tools_translate_onto_catalog_actions() {
     for engine in engines() {
         let app = TestApp::spawn(engine).await;
+        app.allow_websites("main", "web-2").await;
         let path = "/mcp/essentials";
 
         call(

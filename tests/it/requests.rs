@@ -224,6 +224,7 @@ async fn accounts_are_picked_by_id_label_or_default() {
             &format!(r#"{{"account":"{}"}}"#, second.crisp_account_id),
         )
         .await;
+        app.allow_websites("eu", "web-x").await;
         app.call("count/visitors", r#"{"account":"eu","websiteID":"web-x"}"#)
             .await;
         let received = app.crisp.take_received();
@@ -255,7 +256,7 @@ async fn accounts_are_picked_by_id_label_or_default() {
         assert_eq!(listed.as_array().map(Vec::len), Some(2));
         assert_eq!(
             listed[0],
-            json!({"id": second.crisp_account_id, "label": "eu", "website_id": "web-eu", "tier": "plugin", "default": false})
+            json!({"id": second.crisp_account_id, "label": "eu", "website_id": "web-eu", "tier": "plugin", "default": false, "websites": ["web-eu", "web-x"]})
         );
         for secret in ["crisp-key-main", "crisp-key-eu", "id-main", "sealed", "v1:"] {
             assert!(

@@ -650,6 +650,7 @@ fn account(identifier: &str, key: &str, tier: Tier, website: &str) -> Account {
         tier: tier.as_str().into(),
         is_default: true,
         created_at: 0,
+        allowed_websites: None,
     };
     Account::from_record(&record, &vault).expect("account")
 }

@@ -657,6 +657,7 @@ fn debug_output_shows_no_secret() {
         tier: "website".into(),
         is_default: true,
         created_at: 0,
+        allowed_websites: None,
     };
     let account = Account::from_record(&record, &vault).expect("opens");
     let credential = basic(IDENTIFIER, &crisp_key);

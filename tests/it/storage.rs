@@ -27,6 +27,7 @@ fn key(id: &str, workspace_id: &str) -> ApiKeyRecord {
         expires_at: Some(1_800_000_000),
         revoked_at: None,
         last_used_at: None,
+        allowed_websites: Some(format!("web-{id},web-shared")),
     }
 }
 
@@ -41,6 +42,7 @@ fn account(id: &str, workspace_id: &str, label: &str, is_default: bool) -> Accou
         tier: "plugin".into(),
         is_default,
         created_at: 1_700_000_002,
+        allowed_websites: Some(format!("web-{id}-more")),
     }
 }
 
@@ -230,7 +232,9 @@ fn migration_folders_are_in_step() {
                         .replace("integer primary key autoincrement", "bigserial primary key")
                 })
                 .filter(|statement| {
-                    statement.starts_with("create table") || statement.starts_with("create index")
+                    statement.starts_with("create table")
+                        || statement.starts_with("create index")
+                        || statement.starts_with("alter table")
                 })
                 .collect::<Vec<_>>()
         };
@@ -315,6 +319,26 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             ),
             ("europe", true, "web-a2")
         );
+        assert_eq!(
+            updated.allowed_websites.as_deref(),
+            Some("web-a2-more"),
+            "a field not named in the update stays"
+        );
+        for websites in [Some("web-x,web-y".to_owned()), None] {
+            let updated = store
+                .update_account(
+                    "ws_a",
+                    "europe",
+                    &AccountUpdate {
+                        allowed_websites: Some(websites.clone()),
+                        ..AccountUpdate::default()
+                    },
+                )
+                .await
+                .expect("update websites");
+            assert_eq!(updated.allowed_websites, websites);
+            assert_eq!(updated.label, "europe");
+        }
         let main = store
             .list_accounts(Some("ws_a"))
             .await
