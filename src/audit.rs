@@ -240,6 +240,11 @@ async fn write_loop(
                 Ok(n) => tracing::info!(rows = n, "pruned audit rows past the retention"),
                 Err(e) => tracing::warn!(error = %e, "cannot prune audit rows"),
             }
+            match store.prune_idempotency(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "pruned expired idempotency records"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune idempotency records"),
+            }
         }
     }
 }

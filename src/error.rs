@@ -179,9 +179,7 @@ impl ApiError {
             Self::Upstream(e) => e.retry_after(),
             Self::RateLimited { retry_after }
             | Self::AuthThrottled { retry_after, .. }
-            | Self::IdempotencyConflict { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            | Self::IdempotencyConflict { retry_after, .. } => Some(*retry_after),
             Self::Overloaded => Some(Duration::from_secs(1)),
             Self::StoreUnavailable(_) => Some(Duration::from_secs(1)),
             _ => None,

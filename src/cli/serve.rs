@@ -25,8 +25,24 @@ pub async fn serve(mut config: Config, listen: Option<SocketAddr>) -> CliResult 
     serve_on(app, listener).await
 }
 
+/// How many connections the kernel may hold for us before we accept them. tokio's default
+/// (1024) overflows under a burst of connects, and each dropped SYN costs its client a
+/// one-second retransmit; the kernel caps this at `net.core.somaxconn` anyway.
+const LISTEN_BACKLOG: u32 = 4096;
+
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).await.map_err(|e| {
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As `TcpListener::bind` does: a restarted gateway can listen at once.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().map_err(|e| {
         format!("cannot listen on {addr}: {e} (is another process using it? choose another with --listen or CRISP_GATEWAY_LISTEN)")
     })
 }

@@ -267,6 +267,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
     /// Deletes audit rows older than `before`; returns how many.
     async fn prune_audit(&self, before: i64) -> StoreResult<u64>;
+    /// Deletes idempotency records that expired before `before` (a new claim would replace
+    /// them anyway, but keys that are never used again would stay forever); returns how many.
+    async fn prune_idempotency(&self, before: i64) -> StoreResult<u64>;
 
     async fn insert_report(&self, report: &ReportRecord) -> StoreResult<()>;
     async fn list_reports(&self, workspace_id: Option<&str>) -> StoreResult<Vec<ReportRecord>>;

@@ -317,6 +317,14 @@ macro_rules! impl_store {
                     .rows_affected())
             }
 
+            async fn prune_idempotency(&self, before: i64) -> $crate::store::StoreResult<u64> {
+                Ok(sqlx::query("delete from idempotency_record where expires_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
             async fn insert_report(&self, report: &$crate::store::ReportRecord) -> $crate::store::StoreResult<()> {
                 sqlx::query(
                     "insert into report (report_id, workspace_id, api_key_id, at, message, context, conversation) \

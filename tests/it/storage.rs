@@ -749,6 +749,20 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
                 .state,
             "pending"
         );
+        // Pruning removes only what expired: `gone`, not `died` (past its lease, still held).
+        assert_eq!(store.prune_idempotency(now).await.expect("prune"), 1);
+        assert!(matches!(
+            store.find_idempotency("ws_a", "gone").await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(
+            store
+                .find_idempotency("ws_a", "died")
+                .await
+                .expect("still held")
+                .state,
+            "pending"
+        );
         // An expired record is replaced by the next claim.
         assert_eq!(
             store
