@@ -65,7 +65,7 @@ fn record(app: &TestApp, idem: &str, state: &str, lease: i64, expires: i64) -> I
         workspace_id: app.workspace_id.clone(),
         idempotency_key: idem.to_owned(),
         request_hash: key.request_hash().to_owned(),
-        state: state.to_owned(),
+        state: state.parse().expect("a stored state"),
         status: None,
         response: None,
         created_at: now - 100,
@@ -247,7 +247,7 @@ async fn no_claim_is_taken_while_a_call_waits_for_its_account() {
             .find_idempotency(&app.workspace_id, "order-3")
             .await
             .expect("claimed once it left");
-        assert_eq!(done.state, "done");
+        assert_eq!(done.state.as_str(), "done");
 
         // Refused for the account's budget: nothing was sent, and the key stays free.
         let busy = Arc::new(
@@ -368,7 +368,7 @@ async fn an_upstream_timeout_after_sending_leaves_the_outcome_unknown() {
             .find_idempotency(&app.workspace_id, "order-7")
             .await
             .expect("kept");
-        assert_eq!(stored.state, "unknown");
+        assert_eq!(stored.state.as_str(), "unknown");
         let repeat = keyed(&app, &app.key, "order-7").await;
         assert_eq!(
             (repeat.status, repeat.reason()),
