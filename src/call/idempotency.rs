@@ -126,6 +126,7 @@ pub(super) async fn run(
         // budget, or stopped while it waits, leaves the key free.
         let turn = app.crisp.admit(upstream.account).await?;
         let claim = claim(app, workspace, key, upstream.deadline);
+        // Never `NotFound` (see `Store::claim_idempotency`), so only an outage fails here.
         match app.store.claim_idempotency(&claim).await? {
             None => return send_claimed(app, action, claim, turn, upstream, trace).await,
             // Another request claimed the key since the lookup: answer as its repeat.

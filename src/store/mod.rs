@@ -245,7 +245,8 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_reports(&self, workspace_id: &str, keep: i64) -> StoreResult<u64>;
 
     /// Claims an idempotency key: `Ok(None)` if this call claimed it, `Ok(Some(existing))`
-    /// if another record holds it. Records expired at `record.created_at` are replaced.
+    /// if another record holds it. Records expired at `record.created_at` are replaced. Never
+    /// `NotFound`: a holder that vanishes while the key is claimed leaves the key to this call.
     async fn claim_idempotency(
         &self,
         record: &IdempotencyRecord,

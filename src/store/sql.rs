@@ -451,37 +451,42 @@ where
         .bind(record.created_at)
         .execute(&mut *tx)
         .await?;
-        let inserted = sqlx::query(
-            "insert into idempotency_record (workspace_id, idempotency_key, request_hash, state, \
-             status, response, created_at, lease_until, expires_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             on conflict (workspace_id, idempotency_key) do nothing",
-        )
-        .bind(&record.workspace_id)
-        .bind(&record.idempotency_key)
-        .bind(&record.request_hash)
-        .bind(record.state)
-        .bind(record.status)
-        .bind(&record.response)
-        .bind(record.created_at)
-        .bind(record.lease_until)
-        .bind(record.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        let existing = if DB::rows_affected(&inserted) == 1 {
-            None
-        } else {
-            Some(
-                sqlx::query_as(
-                    "select workspace_id, idempotency_key, request_hash, state, status, response, \
-                     created_at, lease_until, expires_at from idempotency_record \
-                     where workspace_id = $1 and idempotency_key = $2",
-                )
-                .bind(&record.workspace_id)
-                .bind(&record.idempotency_key)
-                .fetch_one(&mut *tx)
-                .await?,
+        // A holder can vanish between the insert that met it and the read that would return it
+        // (another replica released or deleted it and committed, which Postgres lets each
+        // statement see): the key is free then, so the claim is tried again.
+        let existing = loop {
+            let inserted = sqlx::query(
+                "insert into idempotency_record (workspace_id, idempotency_key, request_hash, \
+                 state, status, response, created_at, lease_until, expires_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 on conflict (workspace_id, idempotency_key) do nothing",
             )
+            .bind(&record.workspace_id)
+            .bind(&record.idempotency_key)
+            .bind(&record.request_hash)
+            .bind(record.state)
+            .bind(record.status)
+            .bind(&record.response)
+            .bind(record.created_at)
+            .bind(record.lease_until)
+            .bind(record.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            if DB::rows_affected(&inserted) == 1 {
+                break None;
+            }
+            let holder: Option<IdempotencyRecord> = sqlx::query_as(
+                "select workspace_id, idempotency_key, request_hash, state, status, response, \
+                 created_at, lease_until, expires_at from idempotency_record \
+                 where workspace_id = $1 and idempotency_key = $2",
+            )
+            .bind(&record.workspace_id)
+            .bind(&record.idempotency_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if holder.is_some() {
+                break holder;
+            }
         };
         tx.commit().await?;
         Ok(existing)
