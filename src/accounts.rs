@@ -1,7 +1,6 @@
 //! A workspace's Crisp accounts as requests use them: decrypted once, cached, picked per call.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::http::HeaderValue;
@@ -14,50 +13,12 @@ use crate::error::ApiError;
 use crate::secret::{CrispKey, Vault};
 use crate::store::{AccountRecord, Store};
 
-/// The `X-Crisp-Tier` a token is sent with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    /// Tokens made in Crisp's workspace settings (Settings → Advanced configuration).
-    Website,
-    /// Marketplace plugin tokens.
-    Plugin,
-    /// An operator's own session keypair.
-    User,
-}
+pub use crate::store::Tier;
 
 impl Tier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Website => "website",
-            Self::Plugin => "plugin",
-            Self::User => "user",
-        }
-    }
-
+    /// The `X-Crisp-Tier` header value a token of this tier is sent with.
     pub fn header(self) -> HeaderValue {
         HeaderValue::from_static(self.as_str())
-    }
-}
-
-impl FromStr for Tier {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "website" => Ok(Self::Website),
-            "plugin" => Ok(Self::Plugin),
-            "user" => Ok(Self::User),
-            other => Err(format!(
-                "`{other}` is not a Crisp tier: use website, plugin or user"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -111,7 +72,7 @@ impl Account {
             label: record.label.clone(),
             identifier: record.identifier.clone(),
             website_id: record.website_id.clone(),
-            tier: record.tier.parse()?,
+            tier: record.tier,
             is_default: record.is_default,
             authorization: basic_auth(&record.identifier, &key),
             websites: websites_of(record).into(),

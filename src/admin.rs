@@ -254,7 +254,7 @@ pub async fn add_account_with_websites(
         label: new.label.trim().to_owned(),
         identifier: new.identifier.trim().to_owned(),
         website_id: new.website_id.trim().to_owned(),
-        tier: new.tier.as_str().to_owned(),
+        tier: new.tier,
         is_default: new.is_default,
         created_at: crate::clock::now(),
         allowed_websites: other_websites(new.website_id, websites),
@@ -330,7 +330,7 @@ pub async fn list_idempotency(
                 .iter()
                 .find(|w| w.workspace_id == entry.workspace_id)
                 .map_or_else(|| entry.workspace_id.clone(), |w| w.name.clone()),
-            state: IdempotencyState::at(&entry.state, entry.lease_until, now),
+            state: entry.state.at(entry.lease_until, now),
             entry,
         })
         .collect())
@@ -347,7 +347,7 @@ pub async fn release_idempotency(
     match store.delete_idempotency(&found.workspace_id, key).await {
         Ok(entry) => Ok(IdempotencyListing {
             workspace: found.name,
-            state: IdempotencyState::at(&entry.state, entry.lease_until, crate::clock::now()),
+            state: entry.state.at(entry.lease_until, crate::clock::now()),
             entry,
         }),
         Err(StoreError::NotFound) => Err(IdempotencyAdminError::NoRecord {

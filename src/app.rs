@@ -9,7 +9,7 @@ use crate::auth::Keyring;
 use crate::config::Config;
 use crate::forward::CrispClient;
 use crate::secret::{MasterKey, Vault};
-use crate::store::{Engine, Store};
+use crate::store::{ChangeKind, Engine, Store};
 
 pub struct App {
     pub config: Config,
@@ -151,10 +151,9 @@ impl App {
     async fn apply_changes(&self, after: i64) -> i64 {
         match self.store.changes_since(after).await {
             Ok(changes) => changes.into_iter().fold(after, |_, change| {
-                match change.kind.as_str() {
-                    crate::store::CHANGE_KEY => self.keyring.invalidate(&change.subject_id),
-                    crate::store::CHANGE_ACCOUNTS => self.accounts.invalidate(&change.subject_id),
-                    other => tracing::warn!(kind = other, "unknown change kind"),
+                match change.kind {
+                    ChangeKind::Key => self.keyring.invalidate(&change.subject_id),
+                    ChangeKind::Accounts => self.accounts.invalidate(&change.subject_id),
                 }
                 change.change_id
             }),

@@ -201,9 +201,17 @@ impl ApiError {
     }
 }
 
+/// Only an outage is a 503. A row missing or already there is an answer the call site turns
+/// into its own error (a vanished key is a 401, an unknown record a 404); one that reaches
+/// this conversion was thought impossible there, so it is a bug to log, not a database to wait for.
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        Self::StoreUnavailable(err)
+        match err {
+            StoreError::Other(_) => Self::StoreUnavailable(err),
+            StoreError::NotFound | StoreError::Conflict => {
+                Self::Internal(format!("unexpected store answer: {err}"))
+            }
+        }
     }
 }
 
@@ -228,5 +236,30 @@ impl IntoResponse for ApiError {
         }
         response.extensions_mut().insert(ErrorSlot(Arc::new(self)));
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_database_outage_is_store_unavailable() {
+        let outage = ApiError::from(StoreError::Other(sqlx::Error::PoolTimedOut));
+        assert_eq!(outage.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(outage.reason(), "store_unavailable");
+        assert!(
+            outage.retry_after().is_some(),
+            "an outage says when to retry"
+        );
+
+        // A missing or duplicate row is not an outage: telling the caller to retry shortly
+        // would send it back into the same answer.
+        for answer in [StoreError::NotFound, StoreError::Conflict] {
+            let err = ApiError::from(answer);
+            assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR, "{err:?}");
+            assert_eq!(err.reason(), "internal_error");
+            assert_eq!(err.retry_after(), None);
+        }
     }
 }

@@ -446,7 +446,7 @@ impl Keyring {
                 self.remember_unknown(key_id, generation);
                 return Err(ApiError::Unauthorized);
             }
-            Err(e) => return Err(ApiError::StoreUnavailable(e)),
+            Err(e) => return Err(e.into()),
         };
         if record.revoked_at.is_some() || record.expires_at.is_some_and(|at| at <= now) {
             self.remember_unknown(key_id, generation);

@@ -101,7 +101,7 @@ pub(super) async fn run(
                     ),
                 });
             }
-            match IdempotencyState::at(&record.state, record.lease_until, now) {
+            match record.state.at(record.lease_until, now) {
                 IdempotencyState::Done => {
                     // No account is called for a replay.
                     trace.account_id = None;
@@ -126,6 +126,7 @@ pub(super) async fn run(
         // budget, or stopped while it waits, leaves the key free.
         let turn = app.crisp.admit(upstream.account).await?;
         let claim = claim(app, workspace, key, upstream.deadline);
+        // Never `NotFound` (see `Store::claim_idempotency`), so only an outage fails here.
         match app.store.claim_idempotency(&claim).await? {
             None => return send_claimed(app, action, claim, turn, upstream, trace).await,
             // Another request claimed the key since the lookup: answer as its repeat.
@@ -155,7 +156,7 @@ fn claim(app: &App, workspace: &str, key: &Key, deadline: Instant) -> Idempotenc
         workspace_id: workspace.to_owned(),
         idempotency_key: key.key.clone(),
         request_hash: key.request_hash.clone(),
-        state: IdempotencyState::PENDING.into(),
+        state: IdempotencyState::Pending,
         status: None,
         response: None,
         created_at: now,
@@ -305,8 +306,7 @@ async fn wait(
         pause = (pause * 2).min(Duration::from_millis(200));
         let record = find(store, workspace, key).await?;
         let running = record.as_ref().is_some_and(|r| {
-            IdempotencyState::at(&r.state, r.lease_until, crate::clock::now())
-                == IdempotencyState::Pending
+            r.state.at(r.lease_until, crate::clock::now()) == IdempotencyState::Pending
         });
         if !running || Instant::now() >= until {
             return Ok(record);
@@ -416,7 +416,7 @@ mod tests {
                 workspace_id: "ws".into(),
                 idempotency_key: key.into(),
                 request_hash: "h".into(),
-                state: IdempotencyState::PENDING.into(),
+                state: IdempotencyState::Pending,
                 status: None,
                 response: None,
                 created_at: 1,
@@ -439,7 +439,7 @@ mod tests {
         };
         let mut marked = false;
         for _ in 0..200 {
-            if state("dropped").await == IdempotencyState::UNKNOWN {
+            if state("dropped").await == IdempotencyState::Unknown {
                 marked = true;
                 break;
             }
@@ -449,7 +449,7 @@ mod tests {
             marked,
             "a request dropped mid-call leaves its claim unknown"
         );
-        assert_eq!(state("settled").await, IdempotencyState::PENDING);
+        assert_eq!(state("settled").await, IdempotencyState::Pending);
     }
 
     #[test]

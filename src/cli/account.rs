@@ -216,7 +216,7 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             let update = AccountUpdate {
                 label,
                 website_id,
-                tier: tier.map(|t| t.as_str().to_owned()),
+                tier,
                 is_default: default.then_some(true),
                 identifier,
                 sealed_key,

@@ -1,8 +1,10 @@
 //! Storage behind one narrow trait of use-case methods, with a SQLite and a Postgres engine.
 //!
-//! The engine is chosen by the URL scheme. Both engines share their SQL (see `sql.rs`), keep
-//! one migrations folder each, and pass the same conformance test.
+//! The engine is chosen by the URL scheme. Both engines share their SQL (`sql.rs`, one store
+//! generic over sqlx's `Database`), keep one migrations folder each, and pass the same
+//! conformance test.
 
+mod enums;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -11,7 +13,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use enums::{ChangeKind, IdempotencyState, Tier};
 pub use postgres::PostgresStore;
+pub use sql::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +80,7 @@ pub struct AccountRecord {
     pub identifier: String,
     pub sealed_key: String,
     pub website_id: String,
-    pub tier: String,
+    pub tier: Tier,
     pub is_default: bool,
     pub created_at: i64,
     /// Comma-separated website ids the account may also act on besides `website_id` (its
@@ -88,8 +92,8 @@ pub struct AccountRecord {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Change {
     pub change_id: i64,
-    /// `key` (subject: a key id) or `accounts` (subject: a workspace id).
-    pub kind: String,
+    /// What `subject_id` names: a key id or a workspace id.
+    pub kind: ChangeKind,
     pub subject_id: String,
 }
 
@@ -136,7 +140,7 @@ pub struct ReportRecord {
 pub struct AccountUpdate {
     pub label: Option<String>,
     pub website_id: Option<String>,
-    pub tier: Option<String>,
+    pub tier: Option<Tier>,
     pub is_default: Option<bool>,
     pub identifier: Option<String>,
     pub sealed_key: Option<String>,
@@ -149,9 +153,8 @@ pub struct IdempotencyRecord {
     pub workspace_id: String,
     pub idempotency_key: String,
     pub request_hash: String,
-    /// `pending` from just before the call leaves until it settles; `done` once its answer is
-    /// stored; `unknown` when it left but no answer came back. See `IdempotencyState`.
-    pub state: String,
+    /// The state as stored; what it means now also depends on the lease (`IdempotencyState::at`).
+    pub state: IdempotencyState,
     pub status: Option<i32>,
     pub response: Option<String>,
     pub created_at: i64,
@@ -167,43 +170,11 @@ pub struct IdempotencyRecord {
 pub struct IdempotencyEntry {
     pub workspace_id: String,
     pub idempotency_key: String,
-    pub state: String,
+    pub state: IdempotencyState,
     pub status: Option<i32>,
     pub created_at: i64,
     pub lease_until: i64,
     pub expires_at: i64,
-}
-
-/// What an idempotency record means now: a `pending` claim whose lease has passed belongs to
-/// a process that died mid-call, so its outcome is as unknown as a timed-out one's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdempotencyState {
-    Pending,
-    Unknown,
-    Done,
-}
-
-impl IdempotencyState {
-    pub const PENDING: &str = "pending";
-    pub const UNKNOWN: &str = "unknown";
-    pub const DONE: &str = "done";
-
-    /// The state of a record with this stored `state` and lease, at `now`.
-    pub fn at(state: &str, lease_until: i64, now: i64) -> Self {
-        match state {
-            Self::DONE => Self::Done,
-            Self::PENDING if now <= lease_until => Self::Pending,
-            _ => Self::Unknown,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => Self::PENDING,
-            Self::Unknown => Self::UNKNOWN,
-            Self::Done => Self::DONE,
-        }
-    }
 }
 
 /// Which idempotency records to list: live ones (not yet expired at `now`), newest first.
@@ -214,9 +185,6 @@ pub struct IdempotencyFilter {
     pub now: i64,
     pub limit: i64,
 }
-
-pub const CHANGE_KEY: &str = "key";
-pub const CHANGE_ACCOUNTS: &str = "accounts";
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -277,7 +245,8 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_reports(&self, workspace_id: &str, keep: i64) -> StoreResult<u64>;
 
     /// Claims an idempotency key: `Ok(None)` if this call claimed it, `Ok(Some(existing))`
-    /// if another record holds it. Records expired at `record.created_at` are replaced.
+    /// if another record holds it. Records expired at `record.created_at` are replaced. Never
+    /// `NotFound`: a holder that vanishes while the key is claimed leaves the key to this call.
     async fn claim_idempotency(
         &self,
         record: &IdempotencyRecord,

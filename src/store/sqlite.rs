@@ -3,14 +3,16 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult};
+use sqlx::{Sqlite, SqlitePool};
 
-pub struct SqliteStore {
-    pool: SqlitePool,
-}
+use super::Engine;
+use super::sql::{Dialect, SqlStore};
 
-impl SqliteStore {
+pub type SqliteStore = SqlStore<Sqlite>;
+
+impl SqlStore<Sqlite> {
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -75,5 +77,17 @@ fn owner_only(_path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-// One machine, one file: the periodic poll of the change log is all it needs.
-super::sql::impl_store!(SqliteStore, super::Engine::Sqlite, "migrations/sqlite", {});
+// One machine, one file: the periodic poll of the change log is all it needs, so
+// `listen_for_changes` keeps its default.
+#[async_trait]
+impl Dialect for Sqlite {
+    const ENGINE: Engine = Engine::Sqlite;
+
+    async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
+        sqlx::migrate!("migrations/sqlite").run(pool).await
+    }
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}

@@ -10,7 +10,7 @@ use crisp_gateway::call::idempotency::Key;
 use crisp_gateway::catalog::CATALOG;
 use crisp_gateway::store::{AuditFilter, AuditRecord, IdempotencyRecord, StoreError};
 
-use crate::helpers::{Answer, Cli, Reply, TestApp, engines, eventually};
+use crate::helpers::{Answer, Cli, Engine as DbEngine, Reply, TestApp, engines, eventually};
 
 const WRITE: &str = "send/message/in/conversation";
 const BODY: &str = r#"{"sessionID":"s1","body":{"type":"text","content":"hello"}}"#;
@@ -65,7 +65,7 @@ fn record(app: &TestApp, idem: &str, state: &str, lease: i64, expires: i64) -> I
         workspace_id: app.workspace_id.clone(),
         idempotency_key: idem.to_owned(),
         request_hash: key.request_hash().to_owned(),
-        state: state.to_owned(),
+        state: state.parse().expect("a stored state"),
         status: None,
         response: None,
         created_at: now - 100,
@@ -247,7 +247,7 @@ async fn no_claim_is_taken_while_a_call_waits_for_its_account() {
             .find_idempotency(&app.workspace_id, "order-3")
             .await
             .expect("claimed once it left");
-        assert_eq!(done.state, "done");
+        assert_eq!(done.state.as_str(), "done");
 
         // Refused for the account's budget: nothing was sent, and the key stays free.
         let busy = Arc::new(
@@ -368,7 +368,7 @@ async fn an_upstream_timeout_after_sending_leaves_the_outcome_unknown() {
             .find_idempotency(&app.workspace_id, "order-7")
             .await
             .expect("kept");
-        assert_eq!(stored.state, "unknown");
+        assert_eq!(stored.state.as_str(), "unknown");
         let repeat = keyed(&app, &app.key, "order-7").await;
         assert_eq!(
             (repeat.status, repeat.reason()),
@@ -516,6 +516,87 @@ async fn operators_list_and_release_idempotency_records() {
         assert!(
             !bad_state.success && bad_state.stderr.contains("pending"),
             "{bad_state:?}"
+        );
+    }
+}
+
+/// Makes the next claim of Idempotency-Key `idem` meet a record that vanishes before it can be
+/// read back, as when its holder releases it (or it is pruned) between the two: the insert is
+/// skipped as if the key were held, and the key is free again right after.
+async fn vanish_once(app: &TestApp, engine: DbEngine, idem: &'static str) {
+    use sqlx::Connection;
+    match engine {
+        DbEngine::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app._db.url)
+                .await
+                .expect("sqlite");
+            sqlx::raw_sql(
+                "create table vanishing (idempotency_key text not null);
+                 create trigger vanish_once before insert on idempotency_record
+                 when exists (select 1 from vanishing where idempotency_key = new.idempotency_key)
+                 begin
+                     delete from vanishing where idempotency_key = new.idempotency_key;
+                     select raise(ignore);
+                 end;",
+            )
+            .execute(&mut conn)
+            .await
+            .expect("trigger");
+            sqlx::query("insert into vanishing (idempotency_key) values ($1)")
+                .bind(idem)
+                .execute(&mut conn)
+                .await
+                .expect("armed");
+        }
+        DbEngine::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app._db.url)
+                .await
+                .expect("postgres");
+            sqlx::raw_sql(
+                "create table vanishing (idempotency_key text not null);
+                 create function vanish_once() returns trigger language plpgsql as $$
+                 begin
+                     if exists (select 1 from vanishing where idempotency_key = new.idempotency_key) then
+                         delete from vanishing where idempotency_key = new.idempotency_key;
+                         return null;
+                     end if;
+                     return new;
+                 end $$;
+                 create trigger vanish_once before insert on idempotency_record
+                 for each row execute function vanish_once();",
+            )
+            .execute(&mut conn)
+            .await
+            .expect("trigger");
+            sqlx::query("insert into vanishing (idempotency_key) values ($1)")
+                .bind(idem)
+                .execute(&mut conn)
+                .await
+                .expect("armed");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_key_freed_while_it_is_claimed_is_claimed_again_not_a_database_outage() {
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        vanish_once(&app, engine, "order-race").await;
+        let write = keyed(&app, &app.key, "order-race").await;
+        assert_eq!(write.status, 200, "{engine:?}: {}", write.text);
+        assert_eq!(app.crisp.take_received().len(), 1, "{engine:?}: sent once");
+        let stored = app
+            .store
+            .find_idempotency(&app.workspace_id, "order-race")
+            .await
+            .expect("claimed on the second try");
+        assert_eq!(stored.state.as_str(), "done", "{engine:?}");
+        let replayed = keyed(&app, &app.key, "order-race").await;
+        assert_eq!(replayed.status, 200, "{engine:?}");
+        assert_eq!(
+            replayed.header("idempotent-replayed"),
+            Some("true"),
+            "{engine:?}"
         );
     }
 }

@@ -647,7 +647,7 @@ fn account(identifier: &str, key: &str, tier: Tier, website: &str) -> Account {
         label: "main".into(),
         identifier: identifier.into(),
         website_id: website.into(),
-        tier: tier.as_str().into(),
+        tier,
         is_default: true,
         created_at: 0,
         allowed_websites: None,

@@ -654,7 +654,7 @@ fn debug_output_shows_no_secret() {
         identifier: IDENTIFIER.into(),
         sealed_key: vault.seal("acc_1", &crisp),
         website_id: WEBSITE.into(),
-        tier: "website".into(),
+        tier: crisp_gateway::accounts::Tier::Website,
         is_default: true,
         created_at: 0,
         allowed_websites: None,

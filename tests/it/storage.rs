@@ -2,7 +2,7 @@
 //! folders kept in step.
 
 use crisp_gateway::store::{
-    AccountRecord, ApiKeyRecord, CHANGE_ACCOUNTS, CHANGE_KEY, StoreError, Workspace,
+    AccountRecord, ApiKeyRecord, ChangeKind, IdempotencyState, StoreError, Tier, Workspace,
 };
 
 use crate::helpers::{TestDb, engines};
@@ -39,7 +39,7 @@ fn account(id: &str, workspace_id: &str, label: &str, is_default: bool) -> Accou
         identifier: format!("ident-{id}"),
         sealed_key: format!("v1:sealed-{id}"),
         website_id: format!("web-{id}"),
-        tier: "plugin".into(),
+        tier: Tier::Plugin,
         is_default,
         created_at: 1_700_000_002,
         allowed_websites: Some(format!("web-{id}-more")),
@@ -177,18 +177,18 @@ async fn storage_conformance() {
         let changes = store.changes_since(0).await.expect("changes");
         let seen: Vec<_> = changes
             .iter()
-            .map(|c| (c.kind.as_str(), c.subject_id.as_str()))
+            .map(|c| (c.kind, c.subject_id.as_str()))
             .collect();
         assert_eq!(
             seen,
             [
-                (CHANGE_KEY, "k1"),
-                (CHANGE_KEY, "k1"),
-                (CHANGE_ACCOUNTS, "ws_a"),
-                (CHANGE_ACCOUNTS, "ws_a"),
-                (CHANGE_ACCOUNTS, "ws_b"),
-                (CHANGE_ACCOUNTS, "ws_a"),
-                (CHANGE_ACCOUNTS, "ws_a"),
+                (ChangeKind::Key, "k1"),
+                (ChangeKind::Key, "k1"),
+                (ChangeKind::Accounts, "ws_a"),
+                (ChangeKind::Accounts, "ws_a"),
+                (ChangeKind::Accounts, "ws_b"),
+                (ChangeKind::Accounts, "ws_a"),
+                (ChangeKind::Accounts, "ws_a"),
             ],
             "{engine:?}"
         );
@@ -525,7 +525,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             workspace_id: "ws_a".into(),
             idempotency_key: key.into(),
             request_hash: "h1".into(),
-            state: "pending".into(),
+            state: IdempotencyState::Pending,
             status: None,
             response: None,
             created_at: now,
@@ -598,7 +598,7 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
             workspace_id: ws.into(),
             idempotency_key: key.into(),
             request_hash: "h".into(),
-            state: "pending".into(),
+            state: IdempotencyState::Pending,
             status: None,
             response: None,
             created_at: created,
@@ -656,7 +656,8 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
                 .find_idempotency("ws_a", "lost")
                 .await
                 .expect("kept")
-                .state,
+                .state
+                .as_str(),
             "unknown"
         );
 
@@ -716,7 +717,7 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
             [IdempotencyEntry {
                 workspace_id: "ws_a".into(),
                 idempotency_key: "running".into(),
-                state: "pending".into(),
+                state: IdempotencyState::Pending,
                 status: None,
                 created_at: now - 10,
                 lease_until: now + 30,
@@ -746,7 +747,8 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
                 .find_idempotency("ws_b", "running")
                 .await
                 .expect("other workspace untouched")
-                .state,
+                .state
+                .as_str(),
             "pending"
         );
         // Pruning removes only what expired: `gone`, not `died` (past its lease, still held).
@@ -760,7 +762,8 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
                 .find_idempotency("ws_a", "died")
                 .await
                 .expect("still held")
-                .state,
+                .state
+                .as_str(),
             "pending"
         );
         // An expired record is replaced by the next claim.

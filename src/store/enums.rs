@@ -1,0 +1,258 @@
+//! The closed sets of values the store keeps in text columns: a Crisp tier, a change's kind and
+//! an idempotency record's state, each an enum that reads and writes the same words on both engines.
+//!
+//! They encode as plain `text` (not a named Postgres type), so the columns and the migrations stay
+//! as they are; a word the enum does not know fails to decode rather than passing as a string.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::{Database, Decode, Encode, Type};
+
+/// The `X-Crisp-Tier` a token is sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Tokens made in Crisp's workspace settings (Settings → Advanced configuration).
+    Website,
+    /// Marketplace plugin tokens.
+    Plugin,
+    /// An operator's own session keypair.
+    User,
+}
+
+impl Tier {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Website => "website",
+            Self::Plugin => "plugin",
+            Self::User => "user",
+        }
+    }
+}
+
+impl FromStr for Tier {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "website" => Ok(Self::Website),
+            "plugin" => Ok(Self::Plugin),
+            "user" => Ok(Self::User),
+            other => Err(format!(
+                "`{other}` is not a Crisp tier: use website, plugin or user"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a change-log row invalidates, and so what its `subject_id` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A key was revoked or rotated; the subject is its key id.
+    Key,
+    /// A workspace's accounts changed; the subject is the workspace id.
+    Accounts,
+}
+
+impl ChangeKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::Accounts => "accounts",
+        }
+    }
+}
+
+impl FromStr for ChangeKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "key" => Ok(Self::Key),
+            "accounts" => Ok(Self::Accounts),
+            other => Err(format!("`{other}` is not a change kind: key or accounts")),
+        }
+    }
+}
+
+/// An idempotency record's state: `Pending` from just before the call leaves until it settles,
+/// `Done` once its answer is stored, `Unknown` when it left but no answer came back.
+///
+/// What a record means now also depends on its lease: see [`IdempotencyState::at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdempotencyState {
+    Pending,
+    Unknown,
+    Done,
+}
+
+impl IdempotencyState {
+    /// What a record stored in this state with this lease means at `now`: a `Pending` claim
+    /// whose lease has passed belongs to a process that died mid-call, so its outcome is as
+    /// unknown as a timed-out one's.
+    pub fn at(self, lease_until: i64, now: i64) -> Self {
+        match self {
+            Self::Done => Self::Done,
+            Self::Pending if now <= lease_until => Self::Pending,
+            Self::Pending | Self::Unknown => Self::Unknown,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Unknown => "unknown",
+            Self::Done => "done",
+        }
+    }
+}
+
+impl FromStr for IdempotencyState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "unknown" => Ok(Self::Unknown),
+            "done" => Ok(Self::Done),
+            other => Err(format!(
+                "`{other}` is not an idempotency state: pending, unknown or done"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for IdempotencyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// Each enum is a `str` to the database: the same type info, encoded from `as_str`, decoded
+// through `FromStr`. Written per enum because a blanket impl of sqlx's traits is not allowed.
+
+impl<DB: Database> Type<DB> for Tier
+where
+    str: Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <str as Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <str as Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, DB: Database> Encode<'q, DB> for Tier
+where
+    &'q str: Encode<'q, DB>,
+{
+    fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <&'q str as Encode<'q, DB>>::encode(self.as_str(), buf)
+    }
+}
+
+impl<'r, DB: Database> Decode<'r, DB> for Tier
+where
+    &'r str: Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(<&'r str as Decode<'r, DB>>::decode(value)?.parse()?)
+    }
+}
+
+impl<DB: Database> Type<DB> for ChangeKind
+where
+    str: Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <str as Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <str as Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, DB: Database> Encode<'q, DB> for ChangeKind
+where
+    &'q str: Encode<'q, DB>,
+{
+    fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <&'q str as Encode<'q, DB>>::encode(self.as_str(), buf)
+    }
+}
+
+impl<'r, DB: Database> Decode<'r, DB> for ChangeKind
+where
+    &'r str: Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(<&'r str as Decode<'r, DB>>::decode(value)?.parse()?)
+    }
+}
+
+impl<DB: Database> Type<DB> for IdempotencyState
+where
+    str: Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <str as Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <str as Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, DB: Database> Encode<'q, DB> for IdempotencyState
+where
+    &'q str: Encode<'q, DB>,
+{
+    fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <&'q str as Encode<'q, DB>>::encode(self.as_str(), buf)
+    }
+}
+
+impl<'r, DB: Database> Decode<'r, DB> for IdempotencyState
+where
+    &'r str: Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(<&'r str as Decode<'r, DB>>::decode(value)?.parse()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_reads_back_as_itself() {
+        for tier in [Tier::Website, Tier::Plugin, Tier::User] {
+            assert_eq!(tier.as_str().parse::<Tier>(), Ok(tier));
+        }
+        for kind in [ChangeKind::Key, ChangeKind::Accounts] {
+            assert_eq!(kind.as_str().parse::<ChangeKind>(), Ok(kind));
+        }
+        for state in [
+            IdempotencyState::Pending,
+            IdempotencyState::Unknown,
+            IdempotencyState::Done,
+        ] {
+            assert_eq!(state.as_str().parse::<IdempotencyState>(), Ok(state));
+        }
+        assert!("lost".parse::<IdempotencyState>().is_err());
+    }
+}
