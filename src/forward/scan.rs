@@ -16,7 +16,8 @@
 //! the documented path does not match the brackets inside it either: a malformed `data` is
 //! forwarded as Crisp sent it, as a reverse proxy would. Crisp's answers come from its own
 //! serialiser; MCP, which parses the envelope, answers a broken one with a 502
-//! `crisp_invalid_response`.
+//! `crisp_invalid_response`. A body cut short is no concern here: the transport refuses an
+//! answer that ends before its length or its last chunk.
 //!
 //! What exactly it promises, for any bytes, is written as one executable check in `agreement`,
 //! run by the property test below and by the fuzz target in `fuzz/` (which compiles this file
@@ -24,7 +25,9 @@
 
 use std::ops::Range;
 
+// Named by path so that it resolves the same when the fuzz crate compiles this file.
 #[cfg(test)]
+#[path = "scan/agreement.rs"]
 mod agreement;
 
 /// The envelope's fields, borrowed from the body.
