@@ -42,7 +42,7 @@ pub struct Fields<'a> {
 }
 
 /// Scans an envelope; `None` when the body is not a JSON object, or its `error` is not a
-/// boolean, or its `reason` is neither a string nor null.
+/// boolean, or its `reason` is neither a string nor null, or a key's escapes are not JSON.
 pub fn envelope(body: &[u8]) -> Option<Fields<'_>> {
     documented(body).or_else(|| scanned(body))
 }
