@@ -24,13 +24,14 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
         .map_err(|e| format!("`{text}` is not an RFC 3339 time such as 2026-12-31T23:59:00Z: {e}"))
 }
 
-/// Parses `250ms`, `30s`, `15m`, `12h` or `90d`.
+/// Parses `250ms`, `30s`, `15m`, `12h` or `90d` (a space may stand before the unit).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
+    let unit = unit.trim_start();
     let bad = || {
         format!(
             "`{text}` is not a duration: use a whole number and a unit, such as 250ms, 30s, 15m, 12h or 90d"
@@ -62,6 +63,8 @@ mod tests {
         assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("m").is_err());
+        assert_eq!(parse_duration("1 s"), Ok(Duration::from_secs(1)));
+        assert!(parse_duration("1s extra").is_err());
     }
 
     #[test]

@@ -16,9 +16,19 @@
 //! the documented path does not match the brackets inside it either: a malformed `data` is
 //! forwarded as Crisp sent it, as a reverse proxy would. Crisp's answers come from its own
 //! serialiser; MCP, which parses the envelope, answers a broken one with a 502
-//! `crisp_invalid_response`.
+//! `crisp_invalid_response`. A body cut short is no concern here: the transport refuses an
+//! answer that ends before its length or its last chunk.
+//!
+//! What exactly it promises, for any bytes, is written as one executable check in `agreement`,
+//! run by the property test below and by the fuzz target in `fuzz/` (which compiles this file
+//! and that one on their own, so nothing here is exported for it).
 
 use std::ops::Range;
+
+// Named by path so that it resolves the same when the fuzz crate compiles this file.
+#[cfg(test)]
+#[path = "scan/agreement.rs"]
+mod agreement;
 
 /// The envelope's fields, borrowed from the body.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -32,7 +42,7 @@ pub struct Fields<'a> {
 }
 
 /// Scans an envelope; `None` when the body is not a JSON object, or its `error` is not a
-/// boolean, or its `reason` is neither a string nor null.
+/// boolean, or its `reason` is neither a string nor null, or a key's escapes are not JSON.
 pub fn envelope(body: &[u8]) -> Option<Fields<'_>> {
     documented(body).or_else(|| scanned(body))
 }
@@ -83,7 +93,16 @@ fn scanned(body: &[u8]) -> Option<Fields<'_>> {
     loop {
         expect(body, i, b'"')?;
         let key_end = skip_string(body, i)?;
-        let key = &body[i + 1..key_end - 1];
+        // A key is compared as JSON means it: `"d\u0061ta"` is `data`. Escaped keys are rare
+        // enough that decoding them costs nothing on a real answer.
+        let decoded: String;
+        let key = match &body[i..key_end] {
+            quoted if quoted.contains(&b'\\') => {
+                decoded = serde_json::from_slice(quoted).ok()?;
+                decoded.as_bytes()
+            }
+            quoted => &quoted[1..quoted.len() - 1],
+        };
         i = skip_ws(body, key_end);
         expect(body, i, b':')?;
         let start = skip_ws(body, i + 1);
@@ -350,6 +369,23 @@ mod tests {
         }
     }
 
+    /// Found by the property test: keys were compared as raw bytes, so `"d\u0061ta"` (which
+    /// is `data`) was skipped as an unknown member and its `data` lost.
+    #[test]
+    fn escaped_keys_are_read_as_json_means_them() {
+        agrees_with_serde(r#"{"\u0065rror":true,"re\u0061son":"r","d\u0061ta":{"x":1}}"#);
+        agrees_with_serde(r#"{"reason":null,"d\u0061t\u0061":[2]}"#);
+        let body = br#"{"error":false,"d\u0061ta":{"x":[1]}}"#;
+        assert_eq!(
+            envelope(body).and_then(|f| f.data).map(|d| &body[d]),
+            Some(&br#"{"x":[1]}"#[..])
+        );
+        // A wrongly typed field stays refused under an escaped name, and so does a key that
+        // is not a JSON string.
+        assert_eq!(envelope(br#"{"\u0065rror":"no","data":1}"#), None);
+        assert_eq!(envelope(br#"{"\q":1,"data":1}"#), None);
+    }
+
     #[test]
     fn refuses_what_is_not_an_envelope() {
         for body in [
@@ -370,6 +406,379 @@ mod tests {
             "<html>Bad gateway</html>",
         ] {
             assert_eq!(envelope(body.as_bytes()), None, "{body}");
+        }
+    }
+
+    /// The envelope scanner against serde_json on generated Crisp-shaped bodies.
+    mod properties {
+        use super::super::agreement::check;
+        use super::super::{documented, scanned};
+        use proptest::prelude::*;
+
+        /// A JSON value to print; `Raw` is a token that is not JSON (only in faulty bodies).
+        #[derive(Debug, Clone)]
+        enum Json {
+            Null,
+            Bool(bool),
+            Number(String),
+            Str(String),
+            Array(Vec<Json>),
+            Object(Vec<(String, Json)>),
+            Raw(&'static [u8]),
+        }
+
+        /// Tokens that break JSON's grammar but not a value's extent.
+        const NOT_JSON: &[&[u8]] = &[
+            b"tru",
+            b"nul",
+            b"01",
+            b"1.",
+            b"+1",
+            b"-",
+            b"1e",
+            b"NaN",
+            b"'single'",
+            b"\"bad \\q escape\"",
+            b"\"raw\ncontrol\"",
+            b"\"\xff\xfe not utf-8\"",
+            b"\"\\ud800 lone surrogate\"",
+            b"1 2",
+            b"[1 2]",
+            b"{\"a\" 1}",
+            b"{1:2}",
+            b"[,]",
+            b"{\"a\":1,}",
+        ];
+
+        fn text() -> impl Strategy<Value = String> {
+            let special = prop::sample::select(vec![
+                '"', '\\', '/', '\n', '\t', '\u{0}', '\u{1f}', '{', '}', '[', ']', ',', ':', 'é',
+                '🙂', '\u{2028}', 'a', 'z', ' ',
+            ]);
+            prop::collection::vec(prop_oneof![3 => special, 1 => any::<char>()], 0..10)
+                .prop_map(|chars| chars.into_iter().collect())
+        }
+
+        fn number() -> impl Strategy<Value = String> {
+            "-?(0|[1-9][0-9]{0,12})(\\.[0-9]{1,6})?([eE][+-]?[0-9]{1,2})?"
+        }
+
+        fn value(faulty: bool) -> impl Strategy<Value = Json> {
+            let raw = if faulty { 1 } else { 0 };
+            let leaf = prop_oneof![
+                1 => Just(Json::Null),
+                1 => any::<bool>().prop_map(Json::Bool),
+                2 => number().prop_map(Json::Number),
+                3 => text().prop_map(Json::Str),
+                raw => prop::sample::select(NOT_JSON).prop_map(Json::Raw),
+            ];
+            leaf.prop_recursive(5, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Json::Array),
+                    prop::collection::vec((key(), inner), 0..6).prop_map(Json::Object),
+                ]
+            })
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                2 => prop::sample::select(vec!["id", "data", "error", "reason", "session_id", "é"])
+                    .prop_map(str::to_owned),
+                1 => text(),
+            ]
+        }
+
+        /// An envelope's members before printing: the three fields (each may be missing or,
+        /// in faulty bodies, of the wrong type), extra members, and duplicates.
+        #[derive(Debug, Clone)]
+        struct Envelope {
+            members: Vec<(String, Json)>,
+        }
+
+        fn envelope(faulty: bool) -> impl Strategy<Value = Envelope> {
+            let error = prop_oneof![
+                4 => any::<bool>().prop_map(|b| Some(Json::Bool(b))),
+                1 => Just(None),
+                if faulty { 1 } else { 0 } => value(false).prop_map(Some),
+            ];
+            let reason = prop_oneof![
+                4 => text().prop_map(|t| Some(Json::Str(t))),
+                1 => Just(Some(Json::Null)),
+                1 => Just(None),
+                if faulty { 1 } else { 0 } => value(false).prop_map(Some),
+            ];
+            let data = prop_oneof![8 => value(faulty).prop_map(Some), 1 => Just(None)];
+            let extra = prop::collection::vec((key(), value(faulty)), 0..3);
+            (error, reason, data, extra, any::<u64>()).prop_map(
+                |(error, reason, data, extra, order)| {
+                    let mut members: Vec<(String, Json)> = [
+                        error.map(|v| ("error".to_owned(), v)),
+                        reason.map(|v| ("reason".to_owned(), v)),
+                        data.map(|v| ("data".to_owned(), v)),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    // Crisp's order most of the time; any order otherwise.
+                    if order % 3 == 0 {
+                        let mut rng = Rng(order | 1);
+                        for i in (1..members.len()).rev() {
+                            members.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+                        }
+                    }
+                    for member in extra {
+                        let at = (Rng(order ^ 0x9e37).next() % (members.len() as u64 + 1)) as usize;
+                        members.insert(at, member);
+                    }
+                    Envelope { members }
+                },
+            )
+        }
+
+        /// A small generator for layout choices, seeded by the test case so it shrinks.
+        struct Rng(u64);
+
+        impl Rng {
+            fn next(&mut self) -> u64 {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                self.0
+            }
+            fn one_in(&mut self, n: u64) -> bool {
+                self.next().is_multiple_of(n)
+            }
+        }
+
+        /// How a body is laid out: compact (as Crisp sends it) or with whitespace anywhere;
+        /// strings sometimes escape characters that need no escape.
+        struct Printer {
+            rng: Rng,
+            pretty: bool,
+            out: Vec<u8>,
+        }
+
+        impl Printer {
+            fn ws(&mut self) {
+                if self.pretty {
+                    let ws = [&b""[..], b" ", b"\n  ", b"\t", b"\r\n"];
+                    let pick = (self.rng.next() % ws.len() as u64) as usize;
+                    self.out.extend_from_slice(ws[pick]);
+                }
+            }
+
+            fn string(&mut self, text: &str) {
+                self.out.push(b'"');
+                for c in text.chars() {
+                    match c {
+                        '"' => self.out.extend_from_slice(b"\\\""),
+                        '\\' => self.out.extend_from_slice(b"\\\\"),
+                        '\n' if self.rng.one_in(2) => self.out.extend_from_slice(b"\\n"),
+                        '\t' if self.rng.one_in(2) => self.out.extend_from_slice(b"\\t"),
+                        '/' if self.rng.one_in(2) => self.out.extend_from_slice(b"\\/"),
+                        c if u32::from(c) < 0x20 || self.rng.one_in(6) => {
+                            let mut units = [0; 2];
+                            for unit in c.encode_utf16(&mut units) {
+                                let hex = if self.rng.one_in(2) {
+                                    format!("\\u{unit:04x}")
+                                } else {
+                                    format!("\\u{unit:04X}")
+                                };
+                                self.out.extend_from_slice(hex.as_bytes());
+                            }
+                        }
+                        c => self
+                            .out
+                            .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                    }
+                }
+                self.out.push(b'"');
+            }
+
+            fn value(&mut self, value: &Json) {
+                match value {
+                    Json::Null => self.out.extend_from_slice(b"null"),
+                    Json::Bool(b) => {
+                        self.out
+                            .extend_from_slice(if *b { b"true" } else { b"false" })
+                    }
+                    Json::Number(n) => self.out.extend_from_slice(n.as_bytes()),
+                    Json::Str(s) => self.string(s),
+                    Json::Raw(raw) => self.out.extend_from_slice(raw),
+                    Json::Array(items) => {
+                        self.out.push(b'[');
+                        for (i, item) in items.iter().enumerate() {
+                            if i > 0 {
+                                self.out.push(b',');
+                            }
+                            self.ws();
+                            self.value(item);
+                            self.ws();
+                        }
+                        self.out.push(b']');
+                    }
+                    Json::Object(members) => self.object(members),
+                }
+            }
+
+            fn object(&mut self, members: &[(String, Json)]) {
+                self.ws();
+                self.out.push(b'{');
+                for (i, (key, value)) in members.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    self.ws();
+                    self.string(key);
+                    self.ws();
+                    self.out.push(b':');
+                    self.ws();
+                    self.value(value);
+                    self.ws();
+                }
+                self.out.push(b'}');
+                self.ws();
+            }
+        }
+
+        fn print(envelope: &Envelope, seed: u64, pretty: bool) -> Vec<u8> {
+            let mut printer = Printer {
+                rng: Rng(seed | 1),
+                pretty,
+                out: Vec::new(),
+            };
+            printer.object(&envelope.members);
+            printer.out
+        }
+
+        /// Crisp's documented layout: compact, `error`, a plain `reason`, an object or list
+        /// `data`, sometimes with trailing whitespace.
+        fn documented_body() -> impl Strategy<Value = Vec<u8>> {
+            let data = value(false).prop_filter("an object or a list", |v| {
+                matches!(v, Json::Object(_) | Json::Array(_))
+            });
+            (
+                any::<bool>(),
+                "[a-z_]{0,16}",
+                data,
+                any::<u64>(),
+                prop::sample::select(vec!["", "\n", " \r\n"]),
+            )
+                .prop_map(|(error, reason, data, seed, tail)| {
+                    let mut body = format!("{{\"error\":{error},\"reason\":\"{reason}\",\"data\":")
+                        .into_bytes();
+                    let mut printer = Printer {
+                        rng: Rng(seed | 1),
+                        pretty: false,
+                        out: Vec::new(),
+                    };
+                    printer.value(&data);
+                    body.extend_from_slice(&printer.out);
+                    body.push(b'}');
+                    body.extend_from_slice(tail.as_bytes());
+                    body
+                })
+        }
+
+        /// A way to break a valid body.
+        #[derive(Debug, Clone)]
+        enum Break {
+            Truncate,
+            Delete,
+            Insert(u8),
+            Replace(u8),
+            Append(&'static [u8]),
+        }
+
+        fn broken() -> impl Strategy<Value = Break> {
+            let byte = prop::sample::select(b"{}[]\",:\\ 0an\x00\xff".to_vec());
+            prop_oneof![
+                2 => Just(Break::Truncate),
+                1 => Just(Break::Delete),
+                1 => byte.clone().prop_map(Break::Insert),
+                1 => byte.prop_map(Break::Replace),
+                1 => prop::sample::select(vec![&b"}"[..], b"]", b",", b" x", b"{}", b"\""])
+                    .prop_map(Break::Append),
+            ]
+        }
+
+        fn apply(body: &mut Vec<u8>, fault: &Break, at: prop::sample::Index) {
+            let at = at.index(body.len().max(1));
+            match fault {
+                Break::Truncate => body.truncate(at),
+                Break::Delete => {
+                    if at < body.len() {
+                        body.remove(at);
+                    }
+                }
+                Break::Insert(byte) => body.insert(at.min(body.len()), *byte),
+                Break::Replace(byte) => {
+                    if let Some(b) = body.get_mut(at) {
+                        *b = *byte;
+                    }
+                }
+                Break::Append(bytes) => body.extend_from_slice(bytes),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// Valid envelopes in any order and layout: serde_json reads each one, and the
+            /// scanner finds the same fields at the same bytes.
+            #[test]
+            fn valid_envelopes_agree_with_serde(env in envelope(false), seed in any::<u64>(), pretty in any::<bool>()) {
+                let body = print(&env, seed, pretty);
+                prop_assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok(), "generator made invalid JSON");
+                check(&body);
+            }
+
+            /// Crisp's own layout takes the fast path, and agrees with serde_json there too.
+            #[test]
+            fn the_documented_layout_agrees_with_serde(body in documented_body()) {
+                prop_assert!(documented(&body).is_some());
+                check(&body);
+            }
+
+            /// Envelopes whose fields have the wrong type, or whose values are not JSON inside.
+            #[test]
+            fn faulty_envelopes_keep_the_promise(env in envelope(true), seed in any::<u64>(), pretty in any::<bool>()) {
+                check(&print(&env, seed, pretty));
+            }
+
+            /// Valid bodies, then truncated or with a byte added, removed or changed. A
+            /// truncated body is never taken by the structural scan.
+            #[test]
+            fn broken_bodies_keep_the_promise(
+                env in envelope(false),
+                seed in any::<u64>(),
+                pretty in any::<bool>(),
+                fault in broken(),
+                at in any::<prop::sample::Index>(),
+            ) {
+                let mut body = print(&env, seed, pretty);
+                let whole = body.len();
+                apply(&mut body, &fault, at);
+                if matches!(fault, Break::Truncate) && body.len() < whole {
+                    let kept = body.len();
+                    let blank = |b: &[u8]| b.iter().all(|b| b" \t\n\r".contains(b));
+                    let cut_only_blank = blank(&print(&env, seed, pretty)[kept..]);
+                    prop_assert!(cut_only_blank || scanned(&body).is_none());
+                }
+                check(&body);
+            }
+
+            /// Arbitrary bytes, and bytes after a valid prefix.
+            #[test]
+            fn any_bytes_keep_the_promise(bytes in prop::collection::vec(any::<u8>(), 0..64), documented_prefix in any::<bool>()) {
+                let mut body = if documented_prefix {
+                    br#"{"error":false,"reason":"resolved","data":"#.to_vec()
+                } else {
+                    Vec::new()
+                };
+                body.extend_from_slice(&bytes);
+                check(&body);
+            }
         }
     }
 }

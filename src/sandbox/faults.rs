@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 
+use crate::clock::parse_duration;
+
 use super::answer::Answer;
 
 #[derive(Debug, Clone, Default)]
@@ -55,10 +57,18 @@ pub fn parse_rate_limit(text: &str) -> Result<RateLimit, String> {
 }
 
 pub fn parse_latency(text: &str) -> Result<Latency, String> {
+    // Each end is an ordinary duration; only the range form belongs to the sandbox.
+    let end = |part: &str| {
+        parse_duration(part).map_err(|e| {
+            format!(
+                "{e}; a latency is one duration (100ms) or a range from low to high (50ms..300ms)"
+            )
+        })
+    };
     let (min, max) = match text.split_once("..") {
-        Some((a, b)) => (parse_duration(a)?, parse_duration(b)?),
+        Some((a, b)) => (end(a)?, end(b)?),
         None => {
-            let d = parse_duration(text)?;
+            let d = end(text)?;
             (d, d)
         }
     };
@@ -74,22 +84,6 @@ pub fn parse_error_rate(text: &str) -> Result<f64, String> {
         .ok()
         .filter(|r| (0.0..=1.0).contains(r))
         .ok_or_else(|| format!("`{text}`: the error rate is a share between 0 and 1, e.g. 0.05"))
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 1)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1000)
-    } else {
-        return Err(format!("`{text}`: give a unit, e.g. 50ms or 1s"));
-    };
-    number
-        .trim()
-        .parse::<u64>()
-        .map(|n| Duration::from_millis(n * scale))
-        .map_err(|_| format!("`{text}` is not a duration such as 50ms or 1s"))
 }
 
 /// The running state of the faults: the rate limit's bucket.
@@ -196,6 +190,13 @@ mod tests {
         );
         assert!(parse_latency("300ms..50ms").is_err());
         assert!(parse_latency("50").is_err());
+        assert_eq!(
+            parse_latency("1 s..2s").map(|l| (l.min, l.max)),
+            Ok((Duration::from_secs(1), Duration::from_secs(2)))
+        );
+        let missing_unit = parse_latency("50ms..300").expect_err("no unit");
+        assert!(missing_unit.contains("`300`"), "{missing_unit}");
+        assert!(missing_unit.contains("50ms..300ms"), "{missing_unit}");
         assert_eq!(parse_error_rate("0.05"), Ok(0.05));
         assert!(parse_error_rate("1.5").is_err());
     }
