@@ -54,7 +54,7 @@ async fn rotate(config: &Config, store: &Arc<dyn Store>) -> CliResult {
 
     let key_file = match (store.engine(), &config.master_key) {
         (Engine::Sqlite, None) => {
-            crate::store::sqlite_folder(&config.database_url).map(|f| f.join("master.key"))
+            crate::store::sqlite_folder(config.database_url.expose()).map(|f| f.join("master.key"))
         }
         _ => None,
     };

@@ -102,7 +102,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Migrate => {
             let config = load()?;
             drop(open(&config).await?);
-            eprintln!("migrations applied ({})", redact_url(&config.database_url));
+            eprintln!("migrations applied ({})", config.database_url);
             Ok(())
         }
         Command::Serve { listen } => serve::serve(load()?, listen).await,
@@ -127,28 +127,14 @@ pub async fn run(cli: Cli) -> CliResult {
 
 /// Opens the database and brings its schema up to date.
 pub async fn open(config: &Config) -> Result<Arc<dyn Store>, String> {
-    let store = store::connect(&config.database_url)
+    let store = store::connect(config.database_url.expose())
         .await
-        .map_err(|e| format!("{e} ({})", redact_url(&config.database_url)))?;
+        .map_err(|e| format!("{e} ({})", config.database_url))?;
     store
         .migrate()
         .await
         .map_err(|e| format!("cannot apply migrations: {e}"))?;
     Ok(store)
-}
-
-/// A database URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 async fn workspace_id(store: &Arc<dyn Store>, name: &str) -> Result<String, String> {
@@ -158,20 +144,5 @@ async fn workspace_id(store: &Arc<dyn Store>, name: &str) -> Result<String, Stri
             "no workspace named `{name}`; create it with `crisp-gateway workspace create {name}`"
         )),
         Err(e) => Err(e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            super::redact_url("postgres://gw:hunter2@db:5432/gw"),
-            "postgres://gw:***@db:5432/gw"
-        );
-        assert_eq!(
-            super::redact_url("sqlite://crisp-gateway.db"),
-            "sqlite://crisp-gateway.db"
-        );
     }
 }
