@@ -165,6 +165,6 @@ fn finish(list: &Checklist) -> CliResult {
             println!("\nAll checks passed.");
             Ok(())
         }
-        n => Err(format!("{n} check(s) failed; see the fixes above")),
+        n => Err(format!("{n} check(s) failed; see the fixes above").into()),
     }
 }
