@@ -414,3 +414,41 @@ pub async fn release_idempotency(
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_read_as_the_sentences_operators_see() {
+        let message = |e: &dyn std::error::Error| e.to_string();
+        assert_eq!(
+            message(&check_action_globs(" , ").expect_err("empty")),
+            "--actions needs at least one action or pattern, such as 'list/*,get/*'"
+        );
+        assert_eq!(
+            message(&check_websites("--websites", [" "]).expect_err("blank id")),
+            "--websites has an empty website id; list ids separated by commas, such as --websites 8c842203-7ed8-4e29-a608-7cf78a7d2fcc,1d5a0e2c-…"
+        );
+        assert_eq!(
+            message(&check_websites("--website", []).expect_err("none")),
+            "--website needs at least one website id"
+        );
+        assert_eq!(
+            message(&WorkspaceError::BadName),
+            "a workspace name is 1 to 64 characters without spaces, such as `acme`"
+        );
+        assert_eq!(
+            message(&AccountError::Empty("label")),
+            "the label must not be empty"
+        );
+        assert_eq!(
+            message(&AccountError::LabelTaken("main".into())),
+            "this workspace already has an account labelled `main`"
+        );
+        assert_eq!(
+            message(&KeyError::from(StoreError::NotFound)),
+            StoreError::NotFound.to_string()
+        );
+    }
+}

@@ -196,3 +196,22 @@ async fn workspace_id(store: &Arc<dyn Store>, name: &str) -> Result<String, CliE
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_failure_names_the_database_without_its_password() {
+        let error = CliError::Connect {
+            error: ConnectError::Scheme,
+            url: DatabaseUrl::from("mysql://gw:hunter2@db:3306/gw"),
+        };
+        let message = error.to_string();
+        assert!(
+            message.ends_with("(mysql://gw:***@db:3306/gw)"),
+            "{message}"
+        );
+        assert!(!format!("{error:?}").contains("hunter2"), "{error:?}");
+    }
+}
