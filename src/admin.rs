@@ -1,5 +1,7 @@
 //! Admin use cases shared by the CLI, the demo and the tests: creating workspaces, keys and
 //! accounts with the checks and encodings they need, and releasing idempotency records.
+//!
+//! Each concern has its own error enum; their messages are the sentences the CLI prints.
 
 use std::sync::Arc;
 
@@ -11,10 +13,71 @@ use crate::store::{
     StoreError, Workspace,
 };
 
-pub async fn create_workspace(store: &Arc<dyn Store>, name: &str) -> Result<Workspace, String> {
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("a workspace name is 1 to 64 characters without spaces, such as `acme`")]
+    BadName,
+    #[error("a workspace named `{0}` already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a list of Crisp website ids given on the command line was refused; `flag` is the
+/// option it came from (`--website`, `--websites`).
+#[derive(Debug, thiserror::Error)]
+pub enum WebsitesError {
+    #[error(
+        "{flag} has an empty website id; list ids separated by commas, such as {flag} 8c842203-7ed8-4e29-a608-7cf78a7d2fcc,1d5a0e2c-…"
+    )]
+    EmptyId { flag: String },
+    #[error(
+        "{flag}: `{id}` is not a Crisp website id; ids are up to {MAX_WEBSITE_ID} letters, digits, `-` and `_`, such as 8c842203-7ed8-4e29-a608-7cf78a7d2fcc"
+    )]
+    BadId { flag: String, id: String },
+    #[error("{flag} needs at least one website id")]
+    NoId { flag: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("--actions needs at least one action or pattern, such as 'list/*,get/*'")]
+    NoActions,
+    #[error(
+        "`{0}` matches no action; patterns are action slugs with `*`, such as `list/*` (see GET /api/crisp/_endpoints)"
+    )]
+    NoMatchingAction(String),
+    #[error(transparent)]
+    Websites(#[from] WebsitesError),
+    #[error("no key with id `{0}`; see `crisp-gateway key list`")]
+    UnknownKey(String),
+    #[error("key `{0}` is already revoked or expired; create a new one with `key create`")]
+    Inactive(String),
+    /// Hashing a new key failed (argon2, or its blocking task).
+    #[error("{0}")]
+    Hashing(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// A required field (`label`, `identifier`, `website id`) is blank.
+    #[error("the {0} must not be empty")]
+    Empty(&'static str),
+    #[error("this workspace already has an account labelled `{0}`")]
+    LabelTaken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub async fn create_workspace(
+    store: &Arc<dyn Store>,
+    name: &str,
+) -> Result<Workspace, WorkspaceError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_whitespace) {
-        return Err("a workspace name is 1 to 64 characters without spaces, such as `acme`".into());
+        return Err(WorkspaceError::BadName);
     }
     let workspace = Workspace {
         workspace_id: format!("ws_{}", crate::secret::random_base62(12)),
@@ -23,8 +86,8 @@ pub async fn create_workspace(store: &Arc<dyn Store>, name: &str) -> Result<Work
     };
     match store.create_workspace(&workspace).await {
         Ok(()) => Ok(workspace),
-        Err(StoreError::Conflict) => Err(format!("a workspace named `{name}` already exists")),
-        Err(e) => Err(e.to_string()),
+        Err(StoreError::Conflict) => Err(WorkspaceError::Exists(name.to_owned())),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -45,7 +108,7 @@ pub async fn create_key(
     store: &Arc<dyn Store>,
     workspace_id: &str,
     name: Option<String>,
-) -> Result<GatewayKey, String> {
+) -> Result<GatewayKey, KeyError> {
     create_scoped_key(
         store,
         workspace_id,
@@ -61,24 +124,22 @@ pub async fn create_scoped_key(
     store: &Arc<dyn Store>,
     workspace_id: &str,
     spec: &KeySpec,
-) -> Result<GatewayKey, String> {
+) -> Result<GatewayKey, KeyError> {
     let (key, record) = new_key(workspace_id, spec).await?;
-    store.create_key(&record).await.map_err(|e| e.to_string())?;
+    store.create_key(&record).await?;
     Ok(key)
 }
 
 /// Checks that every pattern of an `--actions` list names at least one catalog action, so a
 /// typo cannot silently make a key useless.
-pub fn check_action_globs(list: &str) -> Result<String, String> {
+pub fn check_action_globs(list: &str) -> Result<String, KeyError> {
     let patterns: Vec<&str> = list
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .collect();
     if patterns.is_empty() {
-        return Err(
-            "--actions needs at least one action or pattern, such as 'list/*,get/*'".into(),
-        );
+        return Err(KeyError::NoActions);
     }
     for pattern in &patterns {
         let matches = crate::catalog::CATALOG
@@ -86,9 +147,7 @@ pub fn check_action_globs(list: &str) -> Result<String, String> {
             .iter()
             .any(|a| crate::auth::glob_matches(pattern, a.slug));
         if !matches {
-            return Err(format!(
-                "`{pattern}` matches no action; patterns are action slugs with `*`, such as `list/*` (see GET /api/crisp/_endpoints)"
-            ));
+            return Err(KeyError::NoMatchingAction((*pattern).to_owned()));
         }
     }
     Ok(patterns.join(","))
@@ -104,30 +163,33 @@ const MAX_WEBSITE_ID: usize = 128;
 pub fn check_websites<'a>(
     flag: &str,
     items: impl IntoIterator<Item = &'a str>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, WebsitesError> {
     let mut websites: Vec<String> = Vec::new();
     for item in items {
         let id = item.trim();
         if id.is_empty() {
-            return Err(format!(
-                "{flag} has an empty website id; list ids separated by commas, such as {flag} 8c842203-7ed8-4e29-a608-7cf78a7d2fcc,1d5a0e2c-…"
-            ));
+            return Err(WebsitesError::EmptyId {
+                flag: flag.to_owned(),
+            });
         }
         if id.len() > MAX_WEBSITE_ID
             || !id
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(format!(
-                "{flag}: `{id}` is not a Crisp website id; ids are up to {MAX_WEBSITE_ID} letters, digits, `-` and `_`, such as 8c842203-7ed8-4e29-a608-7cf78a7d2fcc"
-            ));
+            return Err(WebsitesError::BadId {
+                flag: flag.to_owned(),
+                id: id.to_owned(),
+            });
         }
         if !websites.iter().any(|w| w == id) {
             websites.push(id.to_owned());
         }
     }
     if websites.is_empty() {
-        return Err(format!("{flag} needs at least one website id"));
+        return Err(WebsitesError::NoId {
+            flag: flag.to_owned(),
+        });
     }
     Ok(websites)
 }
@@ -150,21 +212,15 @@ pub async fn rotate_key(
     old_id: &str,
     overlap: std::time::Duration,
     expires_at: Option<i64>,
-) -> Result<GatewayKey, String> {
+) -> Result<GatewayKey, KeyError> {
     let old = match store.find_key(old_id).await {
         Ok(k) => k,
-        Err(StoreError::NotFound) => {
-            return Err(format!(
-                "no key with id `{old_id}`; see `crisp-gateway key list`"
-            ));
-        }
-        Err(e) => return Err(e.to_string()),
+        Err(StoreError::NotFound) => return Err(KeyError::UnknownKey(old_id.to_owned())),
+        Err(e) => return Err(e.into()),
     };
     let now = crate::clock::now();
     if old.revoked_at.is_some() || old.expires_at.is_some_and(|t| t <= now) {
-        return Err(format!(
-            "key `{old_id}` is already revoked or expired; create a new one with `key create`"
-        ));
+        return Err(KeyError::Inactive(old_id.to_owned()));
     }
     let spec = KeySpec {
         name: old.name.clone(),
@@ -177,22 +233,26 @@ pub async fn rotate_key(
     let overlap = i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX);
     store
         .rotate_key(old_id, &record, now.saturating_add(overlap))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(key)
 }
 
-async fn new_key(workspace_id: &str, spec: &KeySpec) -> Result<(GatewayKey, ApiKeyRecord), String> {
+async fn new_key(
+    workspace_id: &str,
+    spec: &KeySpec,
+) -> Result<(GatewayKey, ApiKeyRecord), KeyError> {
     let websites = match &spec.websites {
         Some(list) => Some(check_websites("--website", list.split(','))?.join(",")),
         None => None,
     };
     let key = GatewayKey::generate();
     let hash = {
-        let key = GatewayKey::parse(key.reveal()).ok_or("a generated key did not parse")?;
+        let key = GatewayKey::parse(key.reveal())
+            .ok_or_else(|| KeyError::Hashing("a generated key did not parse".into()))?;
         tokio::task::spawn_blocking(move || key.hash())
             .await
-            .map_err(|e| e.to_string())??
+            .map_err(|e| KeyError::Hashing(e.to_string()))?
+            .map_err(KeyError::Hashing)?
     };
     let record = ApiKeyRecord {
         api_key_id: key.id().to_owned(),
@@ -225,7 +285,7 @@ pub async fn add_account(
     store: &Arc<dyn Store>,
     vault: &Vault,
     new: NewAccount<'_>,
-) -> Result<AccountRecord, String> {
+) -> Result<AccountRecord, AccountError> {
     add_account_with_websites(store, vault, new, &[]).await
 }
 
@@ -236,14 +296,14 @@ pub async fn add_account_with_websites(
     vault: &Vault,
     new: NewAccount<'_>,
     websites: &[String],
-) -> Result<AccountRecord, String> {
+) -> Result<AccountRecord, AccountError> {
     for (name, value) in [
         ("label", new.label),
         ("identifier", new.identifier),
         ("website id", new.website_id),
     ] {
         if value.trim().is_empty() {
-            return Err(format!("the {name} must not be empty"));
+            return Err(AccountError::Empty(name));
         }
     }
     let id = format!("acc_{}", crate::secret::random_base62(12));
@@ -261,11 +321,8 @@ pub async fn add_account_with_websites(
     };
     match store.add_account(&record).await {
         Ok(()) => Ok(record),
-        Err(StoreError::Conflict) => Err(format!(
-            "this workspace already has an account labelled `{}`",
-            new.label
-        )),
-        Err(e) => Err(e.to_string()),
+        Err(StoreError::Conflict) => Err(AccountError::LabelTaken(new.label.to_owned())),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -355,5 +412,43 @@ pub async fn release_idempotency(
             key: key.to_owned(),
         }),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_read_as_the_sentences_operators_see() {
+        let message = |e: &dyn std::error::Error| e.to_string();
+        assert_eq!(
+            message(&check_action_globs(" , ").expect_err("empty")),
+            "--actions needs at least one action or pattern, such as 'list/*,get/*'"
+        );
+        assert_eq!(
+            message(&check_websites("--websites", [" "]).expect_err("blank id")),
+            "--websites has an empty website id; list ids separated by commas, such as --websites 8c842203-7ed8-4e29-a608-7cf78a7d2fcc,1d5a0e2c-…"
+        );
+        assert_eq!(
+            message(&check_websites("--website", []).expect_err("none")),
+            "--website needs at least one website id"
+        );
+        assert_eq!(
+            message(&WorkspaceError::BadName),
+            "a workspace name is 1 to 64 characters without spaces, such as `acme`"
+        );
+        assert_eq!(
+            message(&AccountError::Empty("label")),
+            "the label must not be empty"
+        );
+        assert_eq!(
+            message(&AccountError::LabelTaken("main".into())),
+            "this workspace already has an account labelled `main`"
+        );
+        assert_eq!(
+            message(&KeyError::from(StoreError::NotFound)),
+            StoreError::NotFound.to_string()
+        );
     }
 }

@@ -49,7 +49,7 @@ pub fn master_key(config: &Config, engine: Engine) -> Result<MasterKey, StartErr
         return Ok(key.clone());
     }
     let folder = match engine {
-        Engine::Sqlite => crate::store::sqlite_folder(&config.database_url),
+        Engine::Sqlite => crate::store::sqlite_folder(config.database_url.expose()),
         Engine::Postgres => None,
     }
     .ok_or(StartError::MasterKeyRequired)?;

@@ -1,9 +1,16 @@
 //! Typed configuration: defaults, then a TOML file (`--config`), then environment variables.
 //!
-//! Every setting `name` in the file can also be set as `CRISP_GATEWAY_NAME`; the database URL
-//! also answers to the conventional `DATABASE_URL`. Secrets (the master key) come only from the
-//! environment and are held in their own type. `config/default.toml` documents every setting.
+//! Each setting is declared once, in the `settings!` table below: its name, type, default and
+//! any extra environment variable. From that one table come the `Config` fields, the defaults,
+//! the names the file may hold (anything else is refused with a "did you mean" hint) and the
+//! environment variables: every setting `name` can be set as `CRISP_GATEWAY_NAME`, and the
+//! database URL also answers to the conventional `DATABASE_URL`. Secrets (the master key) come
+//! only from the environment and are held in their own type; the database URL is a
+//! `DatabaseUrl`, which never prints its password. `config/default.toml` documents every
+//! setting, and a test keeps it equal to the table.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -12,62 +19,136 @@ use serde::Deserialize;
 
 use crate::secret::MasterKey;
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub database_url: String,
-    pub listen: SocketAddr,
+/// The environment variable that carries the master key; it is never read from a file.
+const MASTER_KEY_VAR: &str = "CRISP_GATEWAY_MASTER_KEY";
+
+/// More serving threads than this is a typo, not a tuning: each is an OS thread with its own
+/// stack and allocator heap.
+const MAX_WORKER_THREADS: usize = 1024;
+
+/// One declared setting: the name it has in the file and the environment variables it answers to.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    /// A conventional variable read before `CRISP_GATEWAY_<NAME>` (which wins over it).
+    pub alias: Option<&'static str>,
+}
+
+impl Setting {
+    /// `CRISP_GATEWAY_<NAME>`.
+    pub fn env_var(&self) -> String {
+        format!("CRISP_GATEWAY_{}", self.name.to_ascii_uppercase())
+    }
+}
+
+/// Declares every setting once: `name: Type = default [, also "ENV_VAR"];`. Generates the
+/// `Config` struct, its `Default`, the `SETTINGS` table and the parsing of each setting.
+macro_rules! settings {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident : $ty:ty = $default:expr $(, also $alias:literal)? ;
+    )*) => {
+        /// The gateway's settings. Its `Debug` is safe to log: the database URL hides its
+        /// password and the master key prints nothing.
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $( $(#[$doc])* pub $name: $ty, )*
+            /// From `CRISP_GATEWAY_MASTER_KEY` only.
+            pub master_key: Option<MasterKey>,
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Self {
+                    $( $name: $default, )*
+                    master_key: None,
+                }
+            }
+        }
+
+        /// Every setting, in declaration order; the file may hold only these.
+        pub const SETTINGS: &[Setting] = &[
+            $( Setting { name: stringify!($name), alias: settings!(@alias $($alias)?) }, )*
+        ];
+
+        impl Config {
+            /// Each setting from its written value, or its default when none was written.
+            fn from_written(
+                written: &HashMap<String, Raw>,
+                master_key: Option<MasterKey>,
+            ) -> Result<Self, ConfigError> {
+                let defaults = Self::default();
+                Ok(Self {
+                    $( $name: match written.get(stringify!($name)) {
+                        Some(raw) => FromSetting::from_setting(stringify!($name), raw)?,
+                        None => defaults.$name,
+                    }, )*
+                    master_key,
+                })
+            }
+        }
+    };
+    (@alias $alias:literal) => { Some($alias) };
+    (@alias) => { None };
+}
+
+settings! {
+    /// `sqlite://FILE` or `postgres://…`.
+    database_url: DatabaseUrl = DatabaseUrl::new("sqlite://crisp-gateway.db"), also "DATABASE_URL";
+    listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
     /// Crisp's REST base URL, up to and including `/v1`.
-    pub upstream: String,
+    upstream: String = "https://api.crisp.chat/v1".into();
+    /// A separate listener for `/metrics`; `None` serves it on the main listener.
+    metrics_listen: Option<SocketAddr> = None;
+    /// The `Host` headers MCP requests may carry; empty accepts any.
+    mcp_allowed_hosts: Vec<String> = Vec::new();
     /// One upstream attempt.
-    pub upstream_timeout: Duration,
+    upstream_timeout: Duration = Duration::from_secs(10);
     /// The whole request, retries included.
-    pub request_timeout: Duration,
-    pub body_limit: usize,
+    request_timeout: Duration = Duration::from_secs(30);
+    body_limit: usize = 1024 * 1024;
     /// The largest Crisp answer read, in bytes; a larger one is refused with 502.
-    pub upstream_max_response: usize,
+    upstream_max_response: usize = 16 * 1024 * 1024;
     /// Requests in flight before new ones are shed with 503.
-    pub max_concurrency: usize,
+    max_concurrency: usize = 1024;
     /// How long a connection may take to send a request's headers (and wait between
     /// keep-alive requests).
-    pub header_timeout: Duration,
+    header_timeout: Duration = Duration::from_secs(10);
     /// How long a connection with no request in flight is kept open.
-    pub idle_timeout: Duration,
+    idle_timeout: Duration = Duration::from_secs(60);
     /// Open client connections per listener; 0 derives it from the open-file limit.
-    pub max_connections: usize,
+    max_connections: usize = 0;
     /// Threads that serve requests; 0 means one per core this process may use.
-    pub worker_threads: usize,
-    pub key_cache_ttl: Duration,
-    pub key_cache_capacity: u64,
-    pub refresh_interval: Duration,
-    pub audit_retention: Duration,
-    pub retry_max_attempts: u32,
-    pub retry_base_delay: Duration,
-    pub retry_max_delay: Duration,
-    pub retry_after_cap: Duration,
-    pub account_max_concurrency: usize,
-    pub account_rate_limit: f64,
-    pub account_burst: f64,
-    pub account_queue_timeout: Duration,
-    pub account_max_queue: usize,
-    pub key_rate_limit: f64,
-    pub key_burst: f64,
+    worker_threads: usize = 0;
+    shutdown_grace: Duration = Duration::from_secs(30);
+    retry_max_attempts: u32 = 3;
+    retry_base_delay: Duration = Duration::from_millis(200);
+    retry_max_delay: Duration = Duration::from_secs(2);
+    retry_after_cap: Duration = Duration::from_secs(5);
+    account_max_concurrency: usize = 32;
+    account_rate_limit: f64 = 25.0;
+    account_burst: f64 = 50.0;
+    account_queue_timeout: Duration = Duration::from_secs(2);
+    account_max_queue: usize = 256;
+    key_rate_limit: f64 = 100.0;
+    key_burst: f64 = 200.0;
     /// Failed authentications per second per client address, and the burst above it.
-    pub auth_failure_rate: f64,
-    pub auth_failure_burst: f64,
+    auth_failure_rate: f64 = 1.0;
+    auth_failure_burst: f64 = 20.0;
     /// Reports per minute per key, and the burst above it (0 disables).
-    pub report_rate_limit: f64,
-    pub report_burst: f64,
+    report_rate_limit: f64 = 10.0;
+    report_burst: f64 = 20.0;
     /// Reports kept per workspace; older ones are pruned (0 keeps all).
-    pub report_retention: u64,
-    pub idempotency_ttl: Duration,
+    report_retention: u64 = 1000;
+    key_cache_ttl: Duration = Duration::from_secs(300);
+    key_cache_capacity: u64 = 100_000;
+    refresh_interval: Duration = Duration::from_millis(500);
+    idempotency_ttl: Duration = Duration::from_secs(86_400);
     /// How long a write whose outcome is unknown keeps its key after its lease, answering
     /// `idempotency_outcome_unknown`, before the key may run again.
-    pub idempotency_unknown_hold: Duration,
-    pub shutdown_grace: Duration,
-    /// A separate listener for `/metrics`; `None` serves it on the main listener.
-    pub metrics_listen: Option<SocketAddr>,
-    pub log_format: LogFormat,
-    pub master_key: Option<MasterKey>,
+    idempotency_unknown_hold: Duration = Duration::from_secs(15 * 60);
+    audit_retention: Duration = Duration::from_secs(90 * 86_400);
+    log_format: LogFormat = LogFormat::Pretty;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,48 +161,50 @@ pub enum LogFormat {
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            database_url: "sqlite://crisp-gateway.db".into(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            upstream: "https://api.crisp.chat/v1".into(),
-            upstream_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            body_limit: 1024 * 1024,
-            upstream_max_response: 16 * 1024 * 1024,
-            max_concurrency: 1024,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 0,
-            worker_threads: 0,
-            key_cache_ttl: Duration::from_secs(300),
-            key_cache_capacity: 100_000,
-            refresh_interval: Duration::from_millis(500),
-            audit_retention: Duration::from_secs(90 * 86_400),
-            retry_max_attempts: 3,
-            retry_base_delay: Duration::from_millis(200),
-            retry_max_delay: Duration::from_secs(2),
-            retry_after_cap: Duration::from_secs(5),
-            account_max_concurrency: 32,
-            account_rate_limit: 25.0,
-            account_burst: 50.0,
-            account_queue_timeout: Duration::from_secs(2),
-            account_max_queue: 256,
-            key_rate_limit: 100.0,
-            key_burst: 200.0,
-            auth_failure_rate: 1.0,
-            auth_failure_burst: 20.0,
-            report_rate_limit: 10.0,
-            report_burst: 20.0,
-            report_retention: 1000,
-            idempotency_ttl: Duration::from_secs(86_400),
-            idempotency_unknown_hold: Duration::from_secs(15 * 60),
-            shutdown_grace: Duration::from_secs(30),
-            metrics_listen: None,
-            log_format: LogFormat::Pretty,
-            master_key: None,
+/// A database URL. `Debug` and `Display` hide its password (`postgres://user:***@host/db`), so
+/// it can sit in logs and messages; `expose` gives the full URL to the code that connects.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL with its password, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        Self::new(url)
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = &self.0;
+        if let (Some(scheme), Some(at)) = (url.find("://"), url.rfind('@'))
+            && at > scheme
+            && let Some((user, _)) = url[scheme + 3..at].split_once(':')
+        {
+            return write!(f, "{}{user}:***{}", &url[..scheme + 3], &url[at..]);
         }
+        f.write_str(url)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_string(), f)
     }
 }
 
@@ -144,90 +227,82 @@ impl Raw {
     }
 }
 
-/// More serving threads than this is a typo, not a tuning: each is an OS thread with its own
-/// stack and allocator heap.
-const MAX_WORKER_THREADS: usize = 1024;
+/// How a setting's type reads a written value; errors name the setting and say what fits.
+trait FromSetting: Sized {
+    fn from_setting(name: &str, raw: &Raw) -> Result<Self, ConfigError>;
+}
 
-/// Every setting's name; the file may hold only these, and each has its environment variable.
-const SETTINGS: &[&str] = &[
-    "database_url",
-    "listen",
-    "upstream",
-    "upstream_timeout",
-    "request_timeout",
-    "body_limit",
-    "upstream_max_response",
-    "max_concurrency",
-    "header_timeout",
-    "idle_timeout",
-    "max_connections",
-    "worker_threads",
-    "key_cache_ttl",
-    "key_cache_capacity",
-    "refresh_interval",
-    "audit_retention",
-    "retry_max_attempts",
-    "retry_base_delay",
-    "retry_max_delay",
-    "retry_after_cap",
-    "account_max_concurrency",
-    "account_rate_limit",
-    "account_burst",
-    "account_queue_timeout",
-    "account_max_queue",
-    "key_rate_limit",
-    "key_burst",
-    "auth_failure_rate",
-    "auth_failure_burst",
-    "report_rate_limit",
-    "report_burst",
-    "report_retention",
-    "idempotency_ttl",
-    "idempotency_unknown_hold",
-    "shutdown_grace",
-    "metrics_listen",
-    "log_format",
-];
-
-struct Settings(std::collections::HashMap<String, Raw>);
-
-impl Settings {
-    fn get(&self, name: &str) -> Option<&Raw> {
-        self.0.get(name)
-    }
-
-    fn text(&self, name: &str, default: &str) -> String {
-        self.get(name).map_or_else(|| default.to_owned(), Raw::text)
-    }
-
-    fn duration(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
-        match self.get(name) {
-            Some(raw) => crate::clock::parse_duration(&raw.text())
-                .map_err(|e| ConfigError(format!("{name}: {e}"))),
-            None => Ok(default),
-        }
-    }
-
-    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
-        match self.get(name) {
-            Some(raw) => raw.text().trim().parse().map_err(|_| {
-                ConfigError(format!("{name}: `{}` is not a valid number", raw.text()))
-            }),
-            None => Ok(default),
-        }
-    }
-
-    fn address(&self, name: &str) -> Result<Option<SocketAddr>, ConfigError> {
-        self.get(name)
-            .map(|raw| {
-                raw.text().parse().map_err(|_| {
-                    ConfigError(format!(
-                        "{name}: `{}` is not an address such as 127.0.0.1:8080",
-                        raw.text()
-                    ))
+macro_rules! numbers {
+    ($($ty:ty),*) => {$(
+        impl FromSetting for $ty {
+            fn from_setting(name: &str, raw: &Raw) -> Result<Self, ConfigError> {
+                raw.text().trim().parse().map_err(|_| {
+                    ConfigError(format!("{name}: `{}` is not a valid number", raw.text()))
                 })
-            })
-            .transpose()
+            }
+        }
+    )*};
+}
+
+numbers!(u32, u64, usize, f64);
+
+impl FromSetting for Duration {
+    fn from_setting(name: &str, raw: &Raw) -> Result<Self, ConfigError> {
+        crate::clock::parse_duration(&raw.text()).map_err(|e| ConfigError(format!("{name}: {e}")))
+    }
+}
+
+impl FromSetting for SocketAddr {
+    fn from_setting(name: &str, raw: &Raw) -> Result<Self, ConfigError> {
+        raw.text().parse().map_err(|_| {
+            ConfigError(format!(
+                "{name}: `{}` is not an address such as 127.0.0.1:8080",
+                raw.text()
+            ))
+        })
+    }
+}
+
+impl<T: FromSetting> FromSetting for Option<T> {
+    fn from_setting(name: &str, raw: &Raw) -> Result<Self, ConfigError> {
+        T::from_setting(name, raw).map(Some)
+    }
+}
+
+impl FromSetting for String {
+    fn from_setting(_: &str, raw: &Raw) -> Result<Self, ConfigError> {
+        Ok(raw.text())
+    }
+}
+
+/// A comma-separated list; blank items are dropped.
+impl FromSetting for Vec<String> {
+    fn from_setting(_: &str, raw: &Raw) -> Result<Self, ConfigError> {
+        Ok(raw
+            .text()
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+impl FromSetting for DatabaseUrl {
+    fn from_setting(_: &str, raw: &Raw) -> Result<Self, ConfigError> {
+        Ok(Self(raw.text()))
+    }
+}
+
+impl FromSetting for LogFormat {
+    fn from_setting(name: &str, raw: &Raw) -> Result<Self, ConfigError> {
+        match raw.text().as_str() {
+            "pretty" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            other => Err(ConfigError(format!(
+                "{name}: `{other}` must be `pretty` or `json`"
+            ))),
+        }
     }
 }
 
@@ -241,112 +316,65 @@ impl Config {
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut settings: std::collections::HashMap<String, Raw> = match file {
+        let mut written: HashMap<String, Raw> = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
                 toml::from_str(&text)
                     .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
             }
-            None => Default::default(),
+            None => HashMap::new(),
         };
-        if let Some(unknown) = settings.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
-            let hint = crate::text::did_you_mean(unknown, SETTINGS.iter().copied())
+        if let Some(unknown) = written
+            .keys()
+            .find(|k| !SETTINGS.iter().any(|s| s.name == k.as_str()))
+        {
+            let hint = crate::text::did_you_mean(unknown, SETTINGS.iter().map(|s| s.name))
                 .map(|m| format!(" (did you mean `{m}`?)"))
                 .unwrap_or_default();
             return Err(ConfigError(format!(
                 "unknown setting `{unknown}`{hint}; see config/default.toml"
             )));
         }
-        let mut overlay = |name: &str, value: Option<String>| {
-            if let Some(value) = value.filter(|v| !v.is_empty()) {
-                settings.insert(name.to_owned(), Raw::Text(value));
+        for setting in SETTINGS {
+            // The alias first, so `CRISP_GATEWAY_<NAME>` wins when both are set.
+            let vars = setting.alias.map(str::to_owned).into_iter();
+            for var in vars.chain([setting.env_var()]) {
+                if let Some(value) = env(&var).filter(|v| !v.is_empty()) {
+                    written.insert(setting.name.to_owned(), Raw::Text(value));
+                }
             }
-        };
-        overlay("database_url", env("DATABASE_URL"));
-        for name in SETTINGS {
-            overlay(
-                name,
-                env(&format!("CRISP_GATEWAY_{}", name.to_ascii_uppercase())),
-            );
         }
-        let s = Settings(settings);
-        let d = Self::default();
-
-        let upstream = s.text("upstream", &d.upstream);
-        if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
-            return Err(ConfigError(format!(
-                "upstream: `{upstream}` must be an http:// or https:// URL such as https://api.crisp.chat/v1"
-            )));
-        }
-        let log_format = match s.text("log_format", "pretty").as_str() {
-            "pretty" => LogFormat::Pretty,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(ConfigError(format!(
-                    "log_format: `{other}` must be `pretty` or `json`"
-                )));
-            }
-        };
-        let master_key = env("CRISP_GATEWAY_MASTER_KEY")
+        let master_key = env(MASTER_KEY_VAR)
             .filter(|v| !v.is_empty())
             .map(|v| {
                 MasterKey::from_base64(&v)
-                    .map_err(|e| ConfigError(format!("CRISP_GATEWAY_MASTER_KEY: {e}")))
+                    .map_err(|e| ConfigError(format!("{MASTER_KEY_VAR}: {e}")))
             })
             .transpose()?;
-        let config = Self {
-            database_url: s.text("database_url", &d.database_url),
-            listen: s.address("listen")?.unwrap_or(d.listen),
-            upstream: upstream.trim_end_matches('/').to_owned(),
-            upstream_timeout: s.duration("upstream_timeout", d.upstream_timeout)?,
-            request_timeout: s.duration("request_timeout", d.request_timeout)?,
-            body_limit: s.number("body_limit", d.body_limit)?,
-            upstream_max_response: s.number("upstream_max_response", d.upstream_max_response)?,
-            max_concurrency: s.number("max_concurrency", d.max_concurrency)?.max(1),
-            header_timeout: s.duration("header_timeout", d.header_timeout)?,
-            idle_timeout: s.duration("idle_timeout", d.idle_timeout)?,
-            max_connections: s.number("max_connections", d.max_connections)?,
-            worker_threads: s.number("worker_threads", d.worker_threads)?,
-            key_cache_ttl: s.duration("key_cache_ttl", d.key_cache_ttl)?,
-            key_cache_capacity: s.number("key_cache_capacity", d.key_cache_capacity)?,
-            refresh_interval: s.duration("refresh_interval", d.refresh_interval)?,
-            audit_retention: s.duration("audit_retention", d.audit_retention)?,
-            retry_max_attempts: s.number("retry_max_attempts", d.retry_max_attempts)?,
-            retry_base_delay: s.duration("retry_base_delay", d.retry_base_delay)?,
-            retry_max_delay: s.duration("retry_max_delay", d.retry_max_delay)?,
-            retry_after_cap: s.duration("retry_after_cap", d.retry_after_cap)?,
-            account_max_concurrency: s
-                .number("account_max_concurrency", d.account_max_concurrency)?,
-            account_rate_limit: s.number("account_rate_limit", d.account_rate_limit)?,
-            account_burst: s.number("account_burst", d.account_burst)?,
-            account_queue_timeout: s.duration("account_queue_timeout", d.account_queue_timeout)?,
-            account_max_queue: s.number("account_max_queue", d.account_max_queue)?,
-            key_rate_limit: s.number("key_rate_limit", d.key_rate_limit)?,
-            key_burst: s.number("key_burst", d.key_burst)?,
-            auth_failure_rate: s.number("auth_failure_rate", d.auth_failure_rate)?,
-            auth_failure_burst: s.number("auth_failure_burst", d.auth_failure_burst)?,
-            report_rate_limit: s.number("report_rate_limit", d.report_rate_limit)?,
-            report_burst: s.number("report_burst", d.report_burst)?,
-            report_retention: s.number("report_retention", d.report_retention)?,
-            idempotency_ttl: s.duration("idempotency_ttl", d.idempotency_ttl)?,
-            idempotency_unknown_hold: s
-                .duration("idempotency_unknown_hold", d.idempotency_unknown_hold)?,
-            shutdown_grace: s.duration("shutdown_grace", d.shutdown_grace)?,
-            metrics_listen: s.address("metrics_listen")?,
-            log_format,
-            master_key,
-        };
-        config.retry_policy().map_err(ConfigError)?;
-        if config.worker_threads > MAX_WORKER_THREADS {
+        Self::from_written(&written, master_key)?.validated()
+    }
+
+    /// The checks between settings and the normalisations, in one place.
+    fn validated(mut self) -> Result<Self, ConfigError> {
+        if !(self.upstream.starts_with("http://") || self.upstream.starts_with("https://")) {
+            return Err(ConfigError(format!(
+                "upstream: `{}` must be an http:// or https:// URL such as https://api.crisp.chat/v1",
+                self.upstream
+            )));
+        }
+        self.upstream = self.upstream.trim_end_matches('/').to_owned();
+        self.max_concurrency = self.max_concurrency.max(1);
+        self.retry_policy().map_err(ConfigError)?;
+        if self.worker_threads > MAX_WORKER_THREADS {
             return Err(ConfigError(format!(
                 "worker_threads: {} is more than {MAX_WORKER_THREADS}; use 0 for one thread per core",
-                config.worker_threads
+                self.worker_threads
             )));
         }
         for (name, value) in [
-            ("header_timeout", config.header_timeout),
-            ("idle_timeout", config.idle_timeout),
+            ("header_timeout", self.header_timeout),
+            ("idle_timeout", self.idle_timeout),
         ] {
             if value.is_zero() {
                 return Err(ConfigError(format!(
@@ -354,22 +382,22 @@ impl Config {
                 )));
             }
         }
-        if !(config.auth_failure_rate > 0.0 && config.auth_failure_burst >= 1.0) {
+        if !(self.auth_failure_rate > 0.0 && self.auth_failure_burst >= 1.0) {
             return Err(ConfigError(
                 "auth_failure_rate must be above 0 and auth_failure_burst at least 1".into(),
             ));
         }
-        if config.upstream_max_response == 0 {
+        if self.upstream_max_response == 0 {
             return Err(ConfigError(
                 "upstream_max_response: 0 would refuse every Crisp answer; use a size in bytes such as 16777216 (16 MiB)".into(),
             ));
         }
-        if config.upstream_timeout > config.request_timeout {
+        if self.upstream_timeout > self.request_timeout {
             return Err(ConfigError(
                 "upstream_timeout must not exceed request_timeout".into(),
             ));
         }
-        Ok(config)
+        Ok(self)
     }
 
     /// The threads to serve with: `worker_threads`, or else one per core this process may
@@ -430,7 +458,7 @@ mod tests {
         )
         .expect("loads");
         assert_eq!(config.listen.to_string(), "0.0.0.0:7000");
-        assert_eq!(config.database_url, "postgres://x/y");
+        assert_eq!(config.database_url.expose(), "postgres://x/y");
         assert_eq!(config.upstream_timeout, Duration::from_secs(5));
         assert_eq!(config.body_limit, 2048);
         assert!((config.account_rate_limit - 2.5).abs() < f64::EPSILON);
@@ -447,13 +475,107 @@ mod tests {
             format!("{documented:?}"),
             format!("{:?}", Config::default())
         );
+        // Every line `name = …` (commented out or not) names a declared setting, and every
+        // declared setting has one.
         let text = std::fs::read_to_string(file).expect("read");
-        for name in SETTINGS {
-            assert!(
-                text.contains(&format!("{name} =")),
-                "config/default.toml does not document `{name}`"
-            );
-        }
+        let mut documented: Vec<&str> = text
+            .lines()
+            .filter_map(|line| {
+                let line = line.strip_prefix('#').unwrap_or(line).trim_start();
+                let (name, _) = line.split_once(" = ")?;
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+                    .then_some(name)
+            })
+            .collect();
+        documented.sort_unstable();
+        let mut declared: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        declared.sort_unstable();
+        assert_eq!(documented, declared);
+    }
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        let config = Config::load_with(
+            None,
+            env(&[
+                ("DATABASE_URL", "postgres://gw:hunter2@db:5432/gw"),
+                (
+                    "CRISP_GATEWAY_MASTER_KEY",
+                    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+                ),
+            ]),
+        )
+        .expect("loads");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(
+            printed.contains("postgres://gw:***@db:5432/gw"),
+            "{printed}"
+        );
+        assert!(!printed.contains("AAECAwQF"), "{printed}");
+        assert_eq!(
+            config.database_url.expose(),
+            "postgres://gw:hunter2@db:5432/gw"
+        );
+        assert_eq!(
+            config.database_url.to_string(),
+            "postgres://gw:***@db:5432/gw"
+        );
+        assert_eq!(
+            DatabaseUrl::from("sqlite://crisp-gateway.db").to_string(),
+            "sqlite://crisp-gateway.db"
+        );
+        assert_eq!(
+            DatabaseUrl::from("postgres://gw@db/gw").to_string(),
+            "postgres://gw@db/gw"
+        );
+    }
+
+    #[test]
+    fn every_setting_answers_to_its_environment_variable() {
+        // `CRISP_GATEWAY_DATABASE_URL` wins over `DATABASE_URL`.
+        let config = Config::load_with(
+            None,
+            env(&[
+                ("DATABASE_URL", "postgres://a/a"),
+                ("CRISP_GATEWAY_DATABASE_URL", "postgres://b/b"),
+                ("CRISP_GATEWAY_IDEMPOTENCY_UNKNOWN_HOLD", "7m"),
+                ("CRISP_GATEWAY_METRICS_LISTEN", "127.0.0.1:9100"),
+                ("CRISP_GATEWAY_LOG_FORMAT", "json"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(config.database_url.expose(), "postgres://b/b");
+        assert_eq!(config.idempotency_unknown_hold, Duration::from_secs(420));
+        assert_eq!(
+            config.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9100)))
+        );
+        assert_eq!(config.log_format, LogFormat::Json);
+        let names: Vec<String> = SETTINGS.iter().map(Setting::env_var).collect();
+        assert!(names.contains(&"CRISP_GATEWAY_MCP_ALLOWED_HOSTS".to_owned()));
+        assert_eq!(names.len(), SETTINGS.len());
+    }
+
+    #[test]
+    fn mcp_allowed_hosts_is_a_comma_separated_list() {
+        let open = Config::load_with(None, env(&[("CRISP_GATEWAY_MCP_ALLOWED_HOSTS", " , ")]))
+            .expect("loads");
+        assert!(open.mcp_allowed_hosts.is_empty());
+        assert!(Config::default().mcp_allowed_hosts.is_empty());
+        let limited = Config::load_with(
+            None,
+            env(&[(
+                "CRISP_GATEWAY_MCP_ALLOWED_HOSTS",
+                "gw.example.com, gw.example.com:8443",
+            )]),
+        )
+        .expect("loads");
+        assert_eq!(
+            limited.mcp_allowed_hosts,
+            ["gw.example.com", "gw.example.com:8443"]
+        );
     }
 
     #[test]

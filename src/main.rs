@@ -56,8 +56,8 @@ async fn run(cli: Cli, format: LogFormat) -> ExitCode {
     crisp_gateway::telemetry::flush();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }

@@ -14,7 +14,7 @@ use crate::forward::CrispClient;
 use crate::secret::{CrispKey, Vault};
 use crate::store::{AccountUpdate, Store, StoreError};
 
-use super::{CliResult, workspace_id};
+use super::{CliError, CliResult, workspace_id};
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -111,9 +111,7 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                 .unwrap_or_default();
             let key = read_key(key_stdin)?;
             let workspace_id = workspace_id(store, &workspace).await?;
-            let vault = Vault::new(
-                &crate::app::master_key(config, store.engine()).map_err(|e| e.to_string())?,
-            );
+            let vault = Vault::new(&crate::app::master_key(config, store.engine())?);
             let account = add_account_with_websites(
                 store,
                 &vault,
@@ -142,11 +140,8 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                 Some(name) => Some(workspace_id(store, name).await?),
                 None => None,
             };
-            let workspaces = store.list_workspaces().await.map_err(|e| e.to_string())?;
-            let accounts = store
-                .list_accounts(filter.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
+            let workspaces = store.list_workspaces().await?;
+            let accounts = store.list_accounts(filter.as_deref()).await?;
             println!(
                 "{:<18} {:<16} {:<16} {:<38} {:<8} DEFAULT",
                 "ID", "WORKSPACE", "LABEL", "WEBSITES (OWN FIRST)", "TIER"
@@ -188,17 +183,18 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             let current = || async {
                 store
                     .list_accounts(Some(&workspace_id))
-                    .await
-                    .map_err(|e| e.to_string())?
+                    .await?
                     .into_iter()
                     .find(|a| a.crisp_account_id == id_or_label || a.label == id_or_label)
-                    .ok_or_else(|| format!("no account `{id_or_label}` in workspace `{workspace}`"))
+                    .ok_or_else(|| {
+                        CliError::from(format!(
+                            "no account `{id_or_label}` in workspace `{workspace}`"
+                        ))
+                    })
             };
             let sealed_key = if key_stdin || key_from_env {
                 let key = read_key(key_stdin)?;
-                let vault = Vault::new(
-                    &crate::app::master_key(config, store.engine()).map_err(|e| e.to_string())?,
-                );
+                let vault = Vault::new(&crate::app::master_key(config, store.engine())?);
                 Some(vault.seal(&current().await?.crisp_account_id, &key))
             } else {
                 None
@@ -235,13 +231,13 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                     );
                     Ok(())
                 }
-                Err(StoreError::NotFound) => Err(format!(
-                    "no account `{id_or_label}` in workspace `{workspace}`"
-                )),
+                Err(StoreError::NotFound) => {
+                    Err(format!("no account `{id_or_label}` in workspace `{workspace}`").into())
+                }
                 Err(StoreError::Conflict) => {
                     Err("another account of this workspace already has that label".into())
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             }
         }
         AccountCommand::Test {
@@ -263,8 +259,9 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                 }
                 Err(StoreError::NotFound) => Err(format!(
                     "no account `{id_or_label}` in workspace `{workspace}`; see `crisp-gateway account list --workspace {workspace}`"
-                )),
-                Err(e) => Err(e.to_string()),
+                )
+                .into()),
+                Err(e) => Err(e.into()),
             }
         }
     }
@@ -277,18 +274,14 @@ async fn test(
     workspace: &str,
 ) -> CliResult {
     let workspace_id = workspace_id(store, workspace).await?;
-    let records = store
-        .list_accounts(Some(&workspace_id))
-        .await
-        .map_err(|e| e.to_string())?;
+    let records = store.list_accounts(Some(&workspace_id)).await?;
     let record = records
         .iter()
         .find(|r| r.crisp_account_id == id_or_label || r.label == id_or_label)
         .ok_or_else(|| {
             format!("no account `{id_or_label}` in workspace `{workspace}`; see `crisp-gateway account list --workspace {workspace}`")
         })?;
-    let vault =
-        Vault::new(&crate::app::master_key(config, store.engine()).map_err(|e| e.to_string())?);
+    let vault = Vault::new(&crate::app::master_key(config, store.engine())?);
     let account = Account::from_record(record, &vault).map_err(|e| {
         format!("{e}: CRISP_GATEWAY_MASTER_KEY is not the key this account was linked with")
     })?;
@@ -310,7 +303,7 @@ async fn test(
     if works {
         Ok(())
     } else {
-        Err(format!("account `{}` does not work yet", account.label))
+        Err(format!("account `{}` does not work yet", account.label).into())
     }
 }
 

@@ -34,13 +34,12 @@ pub async fn audit(
             since,
             limit: fetch,
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     println!(
         "{:<21} {:<16} {:<18} {:<18} {:<44} {:>6} {:>8} {:>7} {:>7}  REQUEST ID",
         "TIME", "WORKSPACE", "KEY/CLIENT", "ACCOUNT", "ACTION", "STATUS", "UPSTREAM", "MS", "COUNT"
     );
-    let workspaces = store.list_workspaces().await.map_err(|e| e.to_string())?;
+    let workspaces = store.list_workspaces().await?;
     let shown = rows
         .into_iter()
         .filter(|r| {
@@ -98,11 +97,8 @@ pub async fn report(store: &Arc<dyn Store>, command: ReportCommand) -> CliResult
         Some(name) => Some(workspace_id(store, name).await?),
         None => None,
     };
-    let reports = store
-        .list_reports(filter.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
-    let workspaces = store.list_workspaces().await.map_err(|e| e.to_string())?;
+    let reports = store.list_reports(filter.as_deref()).await?;
+    let workspaces = store.list_workspaces().await?;
     for r in reports {
         let workspace = workspaces
             .iter()

@@ -25,24 +25,19 @@ pub async fn demo(mut config: Config, listen: Option<SocketAddr>) -> CliResult {
     let sandbox_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(|e| format!("cannot start the sandbox: {e}"))?;
-    let (sandbox_url, _sandbox) = crate::sandbox::spawn(sandbox_listener, SandboxConfig::default())
-        .map_err(|e| e.to_string())?;
+    let (sandbox_url, _sandbox) =
+        crate::sandbox::spawn(sandbox_listener, SandboxConfig::default())?;
     config.upstream = sandbox_url.clone();
 
     let store = super::open(&config).await?;
     let workspace = match store.find_workspace(WORKSPACE).await {
         Ok(w) => w,
         Err(StoreError::NotFound) => create_workspace(&store, WORKSPACE).await?,
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
-    let accounts = store
-        .list_accounts(Some(&workspace.workspace_id))
-        .await
-        .map_err(|e| e.to_string())?;
+    let accounts = store.list_accounts(Some(&workspace.workspace_id)).await?;
     if !accounts.iter().any(|a| a.label == ACCOUNT) {
-        let vault = Vault::new(
-            &crate::app::master_key(&config, store.engine()).map_err(|e| e.to_string())?,
-        );
+        let vault = Vault::new(&crate::app::master_key(&config, store.engine())?);
         add_account(
             &store,
             &vault,
@@ -61,8 +56,8 @@ pub async fn demo(mut config: Config, listen: Option<SocketAddr>) -> CliResult {
     let key = create_key(&store, &workspace.workspace_id, Some("demo".into())).await?;
 
     let listener = super::serve::bind(config.listen).await?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = App::new(config, store).map_err(|e| e.to_string())?;
+    let addr = listener.local_addr()?;
+    let app = App::new(config, store)?;
     let server = tokio::spawn(super::serve::serve_on(app, listener));
     eprintln!(
         "\ncrisp-gateway demo on http://{addr} (Crisp sandbox at {sandbox_url})\n\

@@ -10,7 +10,7 @@ use crate::forward::CrispClient;
 use crate::secret::Vault;
 use crate::store::{self, Engine};
 
-use super::{CliResult, redact_url};
+use super::CliResult;
 
 struct Checklist {
     failed: usize,
@@ -33,9 +33,7 @@ pub async fn run(file: Option<&Path>) -> CliResult {
         Ok(config) => {
             list.pass(&format!(
                 "configuration: listen {}, Crisp at {}, database {}",
-                config.listen,
-                config.upstream,
-                redact_url(&config.database_url)
+                config.listen, config.upstream, config.database_url
             ));
             config
         }
@@ -47,7 +45,7 @@ pub async fn run(file: Option<&Path>) -> CliResult {
             return finish(&list);
         }
     };
-    let store = match store::connect(&config.database_url).await {
+    let store = match store::connect(config.database_url.expose()).await {
         Ok(store) => store,
         Err(e) => {
             list.fail(
@@ -82,7 +80,9 @@ pub async fn run(file: Option<&Path>) -> CliResult {
         }
     };
     let sqlite_key_file = match store.engine() {
-        Engine::Sqlite => store::sqlite_folder(&config.database_url).map(|d| d.join("master.key")),
+        Engine::Sqlite => {
+            store::sqlite_folder(config.database_url.expose()).map(|d| d.join("master.key"))
+        }
         Engine::Postgres => None,
     };
     let master = match (&config.master_key, &sqlite_key_file) {
@@ -165,6 +165,6 @@ fn finish(list: &Checklist) -> CliResult {
             println!("\nAll checks passed.");
             Ok(())
         }
-        n => Err(format!("{n} check(s) failed; see the fixes above")),
+        n => Err(format!("{n} check(s) failed; see the fixes above").into()),
     }
 }

@@ -57,9 +57,8 @@ pub async fn run(store: &Arc<dyn Store>, command: IdempotencyCommand) -> CliResu
             state,
             limit,
         } => {
-            let rows = list_idempotency(store, workspace.as_deref(), state.map(Into::into), limit)
-                .await
-                .map_err(|e| e.to_string())?;
+            let rows =
+                list_idempotency(store, workspace.as_deref(), state.map(Into::into), limit).await?;
             println!(
                 "{:<36} {:<16} {:<8} {:<21} {:<21} {:>6}  HELD UNTIL",
                 "KEY", "WORKSPACE", "STATE", "CREATED", "LEASE END", "STATUS"
@@ -80,9 +79,7 @@ pub async fn run(store: &Arc<dyn Store>, command: IdempotencyCommand) -> CliResu
             Ok(())
         }
         IdempotencyCommand::Release { workspace, key } => {
-            let released = release_idempotency(store, &workspace, &key)
-                .await
-                .map_err(|e| e.to_string())?;
+            let released = release_idempotency(store, &workspace, &key).await?;
             let was = match released.state {
                 IdempotencyState::Done => format!(
                     "done, status {}; its stored answer is forgotten",

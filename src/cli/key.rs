@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::admin::{KeySpec, check_action_globs, check_websites, create_scoped_key, rotate_key};
+use crate::admin::{
+    KeyError, KeySpec, check_action_globs, check_websites, create_scoped_key, rotate_key,
+};
 use crate::store::{Store, StoreError};
 
 use super::{CliResult, workspace_id};
@@ -122,10 +124,8 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
                 eprintln!("revoked key {key_id}");
                 Ok(())
             }
-            Err(StoreError::NotFound) => Err(format!(
-                "no key with id `{key_id}`; see `crisp-gateway key list`"
-            )),
-            Err(e) => Err(e.to_string()),
+            Err(StoreError::NotFound) => Err(KeyError::UnknownKey(key_id).into()),
+            Err(e) => Err(e.into()),
         },
         KeyCommand::Rotate {
             key_id,
@@ -171,10 +171,7 @@ async fn warn_unreachable_websites(
     workspace: &str,
     websites: &[String],
 ) -> CliResult {
-    let accounts = store
-        .list_accounts(Some(workspace_id))
-        .await
-        .map_err(|e| e.to_string())?;
+    let accounts = store.list_accounts(Some(workspace_id)).await?;
     for website in websites {
         let reachable = accounts
             .iter()
@@ -193,11 +190,8 @@ async fn list(store: &Arc<dyn Store>, workspace: Option<String>) -> CliResult {
         Some(name) => Some(workspace_id(store, name).await?),
         None => None,
     };
-    let workspaces = store.list_workspaces().await.map_err(|e| e.to_string())?;
-    let keys = store
-        .list_keys(filter.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let workspaces = store.list_workspaces().await?;
+    let keys = store.list_keys(filter.as_deref()).await?;
     println!(
         "{:<18} {:<14} {:<14} {:<8} {:<22} {:<22} SCOPE",
         "ID", "WORKSPACE", "NAME", "STATUS", "EXPIRES", "LAST USED"

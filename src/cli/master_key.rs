@@ -29,9 +29,8 @@ pub async fn run(config: &Config, command: MasterKeyCommand) -> CliResult {
 }
 
 async fn rotate(config: &Config, store: &Arc<dyn Store>) -> CliResult {
-    let old =
-        Vault::new(&crate::app::master_key(config, store.engine()).map_err(|e| e.to_string())?);
-    let accounts = store.list_accounts(None).await.map_err(|e| e.to_string())?;
+    let old = Vault::new(&crate::app::master_key(config, store.engine())?);
+    let accounts = store.list_accounts(None).await?;
     // Decrypt everything first: if any secret does not open, nothing is changed.
     let mut plain = Vec::with_capacity(accounts.len());
     for account in &accounts {
@@ -54,7 +53,7 @@ async fn rotate(config: &Config, store: &Arc<dyn Store>) -> CliResult {
 
     let key_file = match (store.engine(), &config.master_key) {
         (Engine::Sqlite, None) => {
-            crate::store::sqlite_folder(&config.database_url).map(|f| f.join("master.key"))
+            crate::store::sqlite_folder(config.database_url.expose()).map(|f| f.join("master.key"))
         }
         _ => None,
     };
@@ -65,7 +64,7 @@ async fn rotate(config: &Config, store: &Arc<dyn Store>) -> CliResult {
             // old key with the old secrets, or `master.key.next` beside them to finish by hand.
             let next = path.with_extension("key.next");
             let _ = std::fs::remove_file(&next);
-            MasterKey::write_new(&next, &new_key).map_err(|e| e.to_string())?;
+            MasterKey::write_new(&next, &new_key)?;
             store
                 .reseal_accounts(&sealed)
                 .await

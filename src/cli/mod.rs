@@ -18,8 +18,11 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
-use crate::store::{self, Store};
+use crate::admin::{AccountError, IdempotencyAdminError, KeyError, WebsitesError, WorkspaceError};
+use crate::app::StartError;
+use crate::config::{Config, ConfigError, DatabaseUrl};
+use crate::secret::VaultError;
+use crate::store::{self, ConnectError, Store, StoreError};
 
 pub use serve::{serve_on, shutdown_signal};
 
@@ -88,13 +91,62 @@ pub enum Command {
     Idempotency(idempotency::IdempotencyCommand),
 }
 
-/// Admin errors are sentences for people; `main` prints them and exits non-zero.
-pub type CliResult = Result<(), String>;
+/// Why a command failed, as a sentence for people: `main` prints it once as `error: …` and
+/// exits with status 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{error} ({url})")]
+    Connect {
+        error: ConnectError,
+        url: DatabaseUrl,
+    },
+    #[error("cannot apply migrations: {0}")]
+    Migrate(StoreError),
+    #[error("no workspace named `{0}`; create it with `crisp-gateway workspace create {0}`")]
+    UnknownWorkspace(String),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Websites(#[from] WebsitesError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyAdminError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A sentence a command wrote for its own case.
+    #[error("{0}")]
+    Message(String),
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        Self::Message(message)
+    }
+}
+
+impl From<&str> for CliError {
+    fn from(message: &str) -> Self {
+        Self::Message(message.to_owned())
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
 
 pub async fn run(cli: Cli) -> CliResult {
     // Loaded by the commands that need it: `doctor` reports a broken configuration itself, and
     // `sandbox` and `openapi` need none.
-    let load = || Config::load(cli.config.as_deref()).map_err(|e| e.to_string());
+    let load = || Config::load(cli.config.as_deref());
     match cli.command {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Doctor => doctor::run(cli.config.as_deref()).await,
@@ -102,7 +154,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Migrate => {
             let config = load()?;
             drop(open(&config).await?);
-            eprintln!("migrations applied ({})", redact_url(&config.database_url));
+            eprintln!("migrations applied ({})", config.database_url);
             Ok(())
         }
         Command::Serve { listen } => serve::serve(load()?, listen).await,
@@ -126,52 +178,40 @@ pub async fn run(cli: Cli) -> CliResult {
 }
 
 /// Opens the database and brings its schema up to date.
-pub async fn open(config: &Config) -> Result<Arc<dyn Store>, String> {
-    let store = store::connect(&config.database_url)
+pub async fn open(config: &Config) -> Result<Arc<dyn Store>, CliError> {
+    let store = store::connect(config.database_url.expose())
         .await
-        .map_err(|e| format!("{e} ({})", redact_url(&config.database_url)))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| format!("cannot apply migrations: {e}"))?;
+        .map_err(|error| CliError::Connect {
+            error,
+            url: config.database_url.clone(),
+        })?;
+    store.migrate().await.map_err(CliError::Migrate)?;
     Ok(store)
 }
 
-/// A database URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-async fn workspace_id(store: &Arc<dyn Store>, name: &str) -> Result<String, String> {
+async fn workspace_id(store: &Arc<dyn Store>, name: &str) -> Result<String, CliError> {
     match store.find_workspace(name).await {
         Ok(w) => Ok(w.workspace_id),
-        Err(store::StoreError::NotFound) => Err(format!(
-            "no workspace named `{name}`; create it with `crisp-gateway workspace create {name}`"
-        )),
-        Err(e) => Err(e.to_string()),
+        Err(StoreError::NotFound) => Err(CliError::UnknownWorkspace(name.to_owned())),
+        Err(e) => Err(e.into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            super::redact_url("postgres://gw:hunter2@db:5432/gw"),
-            "postgres://gw:***@db:5432/gw"
+    fn a_connection_failure_names_the_database_without_its_password() {
+        let error = CliError::Connect {
+            error: ConnectError::Scheme,
+            url: DatabaseUrl::from("mysql://gw:hunter2@db:3306/gw"),
+        };
+        let message = error.to_string();
+        assert!(
+            message.ends_with("(mysql://gw:***@db:3306/gw)"),
+            "{message}"
         );
-        assert_eq!(
-            super::redact_url("sqlite://crisp-gateway.db"),
-            "sqlite://crisp-gateway.db"
-        );
+        assert!(!format!("{error:?}").contains("hunter2"), "{error:?}");
     }
 }

@@ -28,7 +28,8 @@ pub fn run(args: &OpenapiArgs) -> CliResult {
         return Err(format!(
             "{} differ from the generated documents; run `crisp-gateway openapi` and commit them",
             names.join(", ")
-        ));
+        )
+        .into());
     }
     let written = docs::write(&args.out)
         .map_err(|e| format!("cannot write into {}: {e}", args.out.display()))?;

@@ -60,7 +60,7 @@ pub async fn run(args: SandboxArgs) -> CliResult {
         },
     };
     let listener = super::serve::bind(args.listen).await?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listener.local_addr()?;
     match seeded {
         Some((accounts, websites)) => eprintln!(
             "Crisp sandbox on http://{addr}/v1 with {accounts} seeded account(s) and {websites} website(s)"

@@ -16,7 +16,7 @@ pub async fn serve(mut config: Config, listen: Option<SocketAddr>) -> CliResult 
     }
     let store = super::open(&config).await?;
     let addr = config.listen;
-    let app = App::new(config, store).map_err(|e| e.to_string())?;
+    let app = App::new(config, store)?;
     let listener = bind(addr).await?;
     // With port 0 the system picks the port: log the one actually bound, so it can be found.
     let addr = listener.local_addr().unwrap_or(addr);

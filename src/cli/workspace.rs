@@ -27,7 +27,7 @@ pub async fn run(store: &Arc<dyn Store>, command: WorkspaceCommand) -> CliResult
             Ok(())
         }
         WorkspaceCommand::List => {
-            let workspaces = store.list_workspaces().await.map_err(|e| e.to_string())?;
+            let workspaces = store.list_workspaces().await?;
             println!("{:<20} {:<28} CREATED", "ID", "NAME");
             for w in workspaces {
                 println!(

@@ -90,7 +90,7 @@ pub fn router(app: AppState) -> Router {
     };
     public
         .merge(api)
-        .merge(crate::mcp::router(app.clone()))
+        .merge(crate::mcp::router(app.clone(), &config.mcp_allowed_hosts))
         .fallback(envelope::no_route)
         .layer(stack)
         .with_state(app)

@@ -29,17 +29,14 @@ use crate::error::{ApiError, ErrorSlot};
 pub use essentials::{ESSENTIALS, Essential};
 pub use toolsets::Selection;
 
-/// The environment variable that limits the `Host` headers MCP requests may carry.
-pub const ALLOWED_HOSTS_VAR: &str = "CRISP_GATEWAY_MCP_ALLOWED_HOSTS";
-
 /// The MCP routes, ready to merge into the gateway's router (which adds the request id,
-/// tracing, timeout, body limit and error rendering around them).
-pub fn router<S>(app: AppState) -> Router<S>
+/// tracing, timeout, body limit and error rendering around them). `allowed_hosts` is the
+/// `mcp_allowed_hosts` setting: the `Host` headers MCP requests may carry, or empty for any.
+pub fn router<S>(app: AppState, allowed_hosts: &[String]) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let allowed_hosts = std::env::var(ALLOWED_HOSTS_VAR).ok();
-    let config = transport_config(app.config.body_limit, allowed_hosts.as_deref());
+    let config = transport_config(app.config.body_limit, allowed_hosts);
     let body_limit = app.config.body_limit;
     let factory_app = app.clone();
     let service = StreamableHttpService::new(
@@ -63,21 +60,15 @@ where
 /// configured: rmcp's default (loopback names only) would refuse every request to a deployed
 /// gateway. The check guards unauthenticated local servers against DNS rebinding; here every
 /// request needs a bearer key, which a rebinding page does not have.
-fn transport_config(body_limit: usize, allowed_hosts: Option<&str>) -> StreamableHttpServerConfig {
+fn transport_config(body_limit: usize, allowed_hosts: &[String]) -> StreamableHttpServerConfig {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_max_request_body_bytes(body_limit);
-    let hosts: Vec<&str> = allowed_hosts
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .collect();
-    if hosts.is_empty() {
+    if allowed_hosts.is_empty() {
         config.disable_allowed_hosts()
     } else {
-        config.with_allowed_hosts(hosts)
+        config.with_allowed_hosts(allowed_hosts.iter().cloned())
     }
 }
 
@@ -143,7 +134,7 @@ async fn transport_errors(
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: body_limit },
         StatusCode::FORBIDDEN => ApiError::Forbidden {
             reason: "mcp_refused",
-            message: format!("{text} (set {ALLOWED_HOSTS_VAR} to the host names clients use)"),
+            message: format!("{text} (set CRISP_GATEWAY_MCP_ALLOWED_HOSTS to the host names clients use)"),
         },
         StatusCode::NOT_FOUND => ApiError::not_found("mcp_session_not_found", text),
         s if s.is_client_error() => {
@@ -167,9 +158,14 @@ mod tests {
 
     #[test]
     fn hosts_are_open_unless_configured() {
-        assert!(transport_config(1024, None).allowed_hosts.is_empty());
-        assert!(transport_config(1024, Some(" , ")).allowed_hosts.is_empty());
-        let limited = transport_config(1024, Some("gw.example.com, gw.example.com:8443"));
+        assert!(transport_config(1024, &[]).allowed_hosts.is_empty());
+        let limited = transport_config(
+            1024,
+            &[
+                "gw.example.com".to_owned(),
+                "gw.example.com:8443".to_owned(),
+            ],
+        );
         assert_eq!(
             limited.allowed_hosts,
             ["gw.example.com", "gw.example.com:8443"]

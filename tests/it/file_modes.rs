@@ -28,7 +28,7 @@ async fn a_fresh_gateway_creates_its_database_wal_shm_and_master_key_0600() {
         .await
         .expect("workspace");
     let config = Config {
-        database_url: url,
+        database_url: url.into(),
         master_key: None,
         ..Config::default()
     };

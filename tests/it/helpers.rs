@@ -331,7 +331,7 @@ impl TestApp {
         store.migrate().await.expect("migrate");
         let master = MasterKey::generate();
         let mut config = Config {
-            database_url: url.to_owned(),
+            database_url: url.into(),
             upstream: crisp.base.clone(),
             master_key: Some(master.clone()),
             refresh_interval: Duration::from_millis(100),
