@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use crisp_gateway::app::config::{Config, LogFormat};
 use crisp_gateway::cli::{self, Cli, Command};
-use crisp_gateway::config::{Config, LogFormat};
 
 /// mimalloc rather than the system allocator: a proxied call allocates and frees a few
 /// hundred small blocks (headers, futures, buffers), and glibc's malloc and free were about a

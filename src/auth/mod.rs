@@ -413,9 +413,9 @@ impl Keyring {
         digest: &[u8; 32],
     ) -> Option<Result<Arc<Principal>, ApiError>> {
         let hit = self.verified.get(presented.id());
-        crate::metrics::cache(crate::metrics::Cache::Key, hit.is_some());
+        crate::telemetry::metrics::cache(crate::telemetry::metrics::Cache::Key, hit.is_some());
         let hit = hit?;
-        let now = crate::clock::now();
+        let now = crate::kernel::clock::now();
         if !bool::from(hit.digest.ct_eq(digest)) {
             return Some(Err(ApiError::Unauthorized));
         }
@@ -438,7 +438,7 @@ impl Keyring {
         presented: GatewayKey,
         digest: [u8; 32],
     ) -> Result<Arc<Principal>, ApiError> {
-        let now = crate::clock::now();
+        let now = crate::kernel::clock::now();
         let generation = self.generation.load(Ordering::SeqCst);
         let record = match self.store.find_key(&key_id).await {
             Ok(record) => record,
@@ -458,7 +458,7 @@ impl Keyring {
             .await
             .map_err(|_| ApiError::Internal("the hashing semaphore closed".into()))?;
         self.argon2_runs.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::argon2_run();
+        crate::telemetry::metrics::argon2_run();
         let hash = record.secret_hash.clone();
         let matches = tokio::task::spawn_blocking(move || presented.verify(&hash))
             .await
@@ -561,7 +561,7 @@ fn audit_refusal(
         action: audited_action(request.uri().path()),
         request_id: request
             .headers()
-            .get(crate::http::REQUEST_ID)
+            .get(crate::kernel::request_id::REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default(),
     });

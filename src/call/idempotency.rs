@@ -90,7 +90,7 @@ pub(super) async fn run(
     let workspace = principal.workspace_id.as_str();
     let mut seen = find(&app.store, workspace, key).await?;
     loop {
-        let now = crate::clock::now();
+        let now = crate::kernel::clock::now();
         if let Some(record) = seen.take().filter(|r| r.expires_at > now) {
             if record.request_hash != key.request_hash {
                 return Err(ApiError::Unprocessable {
@@ -148,7 +148,7 @@ async fn find(
 
 /// A `pending` claim whose lease covers what is left of the request's deadline.
 fn claim(app: &App, workspace: &str, key: &Key, deadline: Instant) -> IdempotencyRecord {
-    let now = crate::clock::now();
+    let now = crate::kernel::clock::now();
     let lease = whole_seconds(deadline.saturating_duration_since(Instant::now()) + LEASE_MARGIN);
     let lease_until = now.saturating_add(lease);
     IdempotencyRecord {
@@ -305,7 +305,7 @@ async fn wait(
         pause = (pause * 2).min(Duration::from_millis(200));
         let record = find(store, workspace, key).await?;
         let running = record.as_ref().is_some_and(|r| {
-            IdempotencyState::at(&r.state, r.lease_until, crate::clock::now())
+            IdempotencyState::at(&r.state, r.lease_until, crate::kernel::clock::now())
                 == IdempotencyState::Pending
         });
         if !running || Instant::now() >= until {
@@ -347,7 +347,7 @@ fn outcome_unknown(key: &Key, record: &IdempotencyRecord, now: i64) -> ApiError 
              operator can free it sooner with `crisp-gateway idempotency release --workspace \
              <workspace> {key}`.",
             key = key.key,
-            at = crate::clock::format(record.expires_at),
+            at = crate::kernel::clock::format(record.expires_at),
         ),
         retry_after: seconds_until(record.expires_at, now),
     }

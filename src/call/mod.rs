@@ -103,7 +103,7 @@ pub async fn execute_with(
         });
     } else if action.write || result.is_err() {
         app.auditor.record(AuditRecord {
-            at: crate::clock::now(),
+            at: crate::kernel::clock::now(),
             workspace_id: Some(principal.workspace_id.clone()),
             api_key_id: Some(principal.key_id.clone()),
             crisp_account_id: trace.account_id,

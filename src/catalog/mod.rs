@@ -217,7 +217,7 @@ fn slug_distance(wanted: &str, slug: &str) -> usize {
             .iter()
             .filter(|w| !words_wanted.contains(w))
             .count();
-    missing * 4 + crate::text::edit_distance(wanted, slug)
+    missing * 4 + crate::kernel::text::edit_distance(wanted, slug)
 }
 
 pub fn tool_id(slug: &str) -> String {

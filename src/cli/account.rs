@@ -7,9 +7,9 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use crate::accounts::{Account, Tier};
+use crate::admin::checks;
 use crate::admin::{NewAccount, add_account_with_websites, check_websites, other_websites};
-use crate::checks;
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::forward::CrispClient;
 use crate::secret::{CrispKey, Vault};
 use crate::store::{AccountUpdate, Store, StoreError};

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use crate::accounts::Account;
-use crate::checks::{self, Report};
-use crate::config::Config;
+use crate::admin::checks::{self, Report};
+use crate::app::config::Config;
 use crate::forward::CrispClient;
 use crate::secret::Vault;
 use crate::store::{self, Engine};

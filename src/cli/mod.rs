@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::store::{self, Store};
 
 pub use serve::{serve_on, shutdown_signal};

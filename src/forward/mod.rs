@@ -90,7 +90,7 @@ impl CrispClient {
 
     /// A client for one-off checks (`account test`, `doctor`): the configured timeout, no
     /// retries and no shaping, so the answer seen is Crisp's own.
-    pub fn for_checks(config: &crate::config::Config) -> Result<Self, TransportError> {
+    pub fn for_checks(config: &crate::app::config::Config) -> Result<Self, TransportError> {
         let single = RetryPolicy::new(
             1,
             Duration::from_millis(1),
@@ -194,7 +194,7 @@ impl CrispClient {
                 Ok(_) => true,
                 Err(e) => !e.certainly_not_acted(),
             };
-            crate::metrics::upstream_call(&outcome);
+            crate::telemetry::metrics::upstream_call(&outcome);
             if attempt >= self.policy.max_attempts() || !retry::is_retryable(&outcome, safety) {
                 return Sent::new(outcome, may_have_acted);
             }
@@ -207,7 +207,7 @@ impl CrispClient {
             if Instant::now() + wait + Duration::from_millis(200) >= deadline {
                 return Sent::new(outcome, may_have_acted);
             }
-            crate::metrics::upstream_retry();
+            crate::telemetry::metrics::upstream_retry();
             tracing::debug!(
                 attempt,
                 wait_ms = wait.as_millis() as u64,

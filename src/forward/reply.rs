@@ -202,7 +202,7 @@ fn scrub(text: &str, account: &Account) -> String {
         }
     }
     if out.len() > MAX_CRISP_TEXT {
-        let cut = crate::text::truncate(&out, MAX_CRISP_TEXT).len();
+        let cut = crate::kernel::text::truncate(&out, MAX_CRISP_TEXT).len();
         out.truncate(cut);
         out.push('…');
     }

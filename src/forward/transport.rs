@@ -233,7 +233,7 @@ impl Transport {
         headers.insert(header::AUTHORIZATION, authorization);
         headers.insert(X_CRISP_TIER, tier);
         if let Ok(id) = HeaderValue::from_str(request_id) {
-            headers.insert(crate::http::REQUEST_ID, id);
+            headers.insert(crate::kernel::request_id::REQUEST_ID, id);
         }
         if request.body.is_some() {
             headers.insert(

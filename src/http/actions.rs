@@ -12,7 +12,7 @@ use crate::call::{self, Answer};
 use crate::catalog::CATALOG;
 use crate::error::ApiError;
 
-use super::REQUEST_ID;
+use crate::kernel::request_id::REQUEST_ID;
 
 /// Takes the request whole rather than through extractors: a `HeaderMap` extractor copies
 /// every header and `Path` decodes into a new string, on every call.
@@ -116,7 +116,7 @@ fn unknown_action(slug: &str) -> ApiError {
             format!(
                 "There is no action `{}…` ({} bytes; no action name is longer than {ECHOED_SLUG}). \
                  The full list is at GET /api/crisp/_endpoints.",
-                crate::text::truncate(slug, ECHOED_SLUG),
+                crate::kernel::text::truncate(slug, ECHOED_SLUG),
                 slug.len()
             ),
         );

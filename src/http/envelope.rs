@@ -20,7 +20,7 @@ use crate::catalog::CATALOG;
 use crate::error::{ApiError, ErrorSlot};
 use crate::telemetry::gate;
 
-use super::REQUEST_ID;
+use crate::kernel::request_id::REQUEST_ID;
 
 /// The bytes of a path that the access line keeps (every action's path fits).
 const LOGGED_PATH: usize = 128;
@@ -49,7 +49,7 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
         None => (None, None),
     };
     // A path can be as long as the header limit allows: the log keeps its first bytes only.
-    let path = crate::text::truncate(request.uri().path(), LOGGED_PATH).to_owned();
+    let path = crate::kernel::text::truncate(request.uri().path(), LOGGED_PATH).to_owned();
     let id = match request.headers().get(REQUEST_ID) {
         Some(id) if is_usable_request_id(id.as_bytes()) => id.clone(),
         _ => {
@@ -68,7 +68,12 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     response.headers_mut().insert(REQUEST_ID, id.clone());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    crate::metrics::request(action, label.map_or("-", |(slug, _)| slug), status, elapsed);
+    crate::telemetry::metrics::request(
+        action,
+        label.map_or("-", |(slug, _)| slug),
+        status,
+        elapsed,
+    );
     // Successful calls always get their line; a flood of refusals gets a budget and a count.
     if status >= 400 && !gate::allow(gate::Kind::RefusedRequest, status) {
         return response;

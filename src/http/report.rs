@@ -126,7 +126,7 @@ fn parse(body: &[u8], principal: &Principal) -> Result<ReportRecord, ApiError> {
         report_id: format!("rep_{}", crate::secret::random_base62(12)),
         workspace_id: principal.workspace_id.clone(),
         api_key_id: principal.key_id.clone(),
-        at: crate::clock::now(),
+        at: crate::kernel::clock::now(),
         message,
         context,
         conversation,

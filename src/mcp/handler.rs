@@ -17,7 +17,7 @@ use crate::auth::Principal;
 use crate::call;
 use crate::catalog::Action;
 use crate::error::ApiError;
-use crate::http::REQUEST_ID;
+use crate::kernel::request_id::REQUEST_ID;
 
 use super::meta;
 use super::toolsets::{Selection, Target};

@@ -153,7 +153,7 @@ macro_rules! impl_store {
                 .bind(id_or_label)
                 .fetch_one(&mut *tx)
                 .await?;
-                let now = $crate::clock::now();
+                let now = $crate::kernel::clock::now();
                 log_change(&mut *tx, $crate::store::CHANGE_ACCOUNTS, workspace_id, now).await?;
                 tx.commit().await?;
                 Ok(account)
@@ -237,7 +237,7 @@ macro_rules! impl_store {
                 .bind(update.allowed_websites.as_ref().unwrap_or(&current.allowed_websites))
                 .fetch_one(&mut *tx)
                 .await?;
-                log_change(&mut *tx, $crate::store::CHANGE_ACCOUNTS, workspace_id, $crate::clock::now()).await?;
+                log_change(&mut *tx, $crate::store::CHANGE_ACCOUNTS, workspace_id, $crate::kernel::clock::now()).await?;
                 tx.commit().await?;
                 Ok(updated)
             }
@@ -257,7 +257,7 @@ macro_rules! impl_store {
                         workspaces.push(workspace_id);
                     }
                 }
-                let now = $crate::clock::now();
+                let now = $crate::kernel::clock::now();
                 for workspace_id in &workspaces {
                     log_change(&mut *tx, $crate::store::CHANGE_ACCOUNTS, workspace_id, now).await?;
                 }

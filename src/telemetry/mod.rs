@@ -1,7 +1,9 @@
-//! Logging: `tracing` to standard error, pretty or JSON, filtered by `RUST_LOG`.
+//! Logging (`tracing` to standard error, pretty or JSON, filtered by `RUST_LOG`) and the
+//! Prometheus metrics.
 
 pub mod gate;
 mod line;
+pub mod metrics;
 mod sink;
 
 pub use sink::flush;
@@ -10,7 +12,7 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use crate::app::config::LogFormat;
 
 /// The level rmcp is held to.
 const RMCP_DIRECTIVE: &str = "rmcp=warn";

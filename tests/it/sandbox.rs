@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use crisp_gateway::accounts::{Account, Tier};
-use crisp_gateway::checks::{Verdict, test_account};
+use crisp_gateway::admin::checks::{Verdict, test_account};
 use crisp_gateway::forward::CrispClient;
 use crisp_gateway::sandbox::{self, Faults, RateLimit, SandboxConfig, Seed};
 use crisp_gateway::store::AccountRecord;
@@ -662,10 +662,10 @@ async fn account_test_says_what_is_wrong() {
         ..SandboxConfig::default()
     })
     .await;
-    let checks = |upstream: String| crisp_gateway::config::Config {
+    let checks = |upstream: String| crisp_gateway::app::config::Config {
         upstream,
         upstream_timeout: Duration::from_secs(5),
-        ..crisp_gateway::config::Config::default()
+        ..crisp_gateway::app::config::Config::default()
     };
     let client = CrispClient::for_checks(&checks(base.clone())).expect("client");
     let cases = [

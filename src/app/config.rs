@@ -202,7 +202,7 @@ impl Settings {
 
     fn duration(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
         match self.get(name) {
-            Some(raw) => crate::clock::parse_duration(&raw.text())
+            Some(raw) => crate::kernel::clock::parse_duration(&raw.text())
                 .map_err(|e| ConfigError(format!("{name}: {e}"))),
             None => Ok(default),
         }
@@ -251,7 +251,7 @@ impl Config {
             None => Default::default(),
         };
         if let Some(unknown) = settings.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
-            let hint = crate::text::did_you_mean(unknown, SETTINGS.iter().copied())
+            let hint = crate::kernel::text::did_you_mean(unknown, SETTINGS.iter().copied())
                 .map(|m| format!(" (did you mean `{m}`?)"))
                 .unwrap_or_default();
             return Err(ConfigError(format!(

@@ -1,6 +1,8 @@
 //! Admin use cases shared by the CLI, the demo and the tests: creating workspaces, keys and
 //! accounts with the checks and encodings they need, and releasing idempotency records.
 
+pub mod checks;
+
 use std::sync::Arc;
 
 use crate::accounts::Tier;
@@ -19,7 +21,7 @@ pub async fn create_workspace(store: &Arc<dyn Store>, name: &str) -> Result<Work
     let workspace = Workspace {
         workspace_id: format!("ws_{}", crate::secret::random_base62(12)),
         name: name.to_owned(),
-        created_at: crate::clock::now(),
+        created_at: crate::kernel::clock::now(),
     };
     match store.create_workspace(&workspace).await {
         Ok(()) => Ok(workspace),
@@ -160,7 +162,7 @@ pub async fn rotate_key(
         }
         Err(e) => return Err(e.to_string()),
     };
-    let now = crate::clock::now();
+    let now = crate::kernel::clock::now();
     if old.revoked_at.is_some() || old.expires_at.is_some_and(|t| t <= now) {
         return Err(format!(
             "key `{old_id}` is already revoked or expired; create a new one with `key create`"
@@ -201,7 +203,7 @@ async fn new_key(workspace_id: &str, spec: &KeySpec) -> Result<(GatewayKey, ApiK
         secret_hash: hash,
         read_only: spec.read_only,
         allowed_actions: spec.actions.clone(),
-        created_at: crate::clock::now(),
+        created_at: crate::kernel::clock::now(),
         expires_at: spec.expires_at,
         revoked_at: None,
         last_used_at: None,
@@ -256,7 +258,7 @@ pub async fn add_account_with_websites(
         website_id: new.website_id.trim().to_owned(),
         tier: new.tier.as_str().to_owned(),
         is_default: new.is_default,
-        created_at: crate::clock::now(),
+        created_at: crate::kernel::clock::now(),
         allowed_websites: other_websites(new.website_id, websites),
     };
     match store.add_account(&record).await {
@@ -313,7 +315,7 @@ pub async fn list_idempotency(
         Some(name) => Some(find_workspace(store, name).await?.workspace_id),
         None => None,
     };
-    let now = crate::clock::now();
+    let now = crate::kernel::clock::now();
     let entries = store
         .list_idempotency(&IdempotencyFilter {
             workspace_id,
@@ -347,7 +349,11 @@ pub async fn release_idempotency(
     match store.delete_idempotency(&found.workspace_id, key).await {
         Ok(entry) => Ok(IdempotencyListing {
             workspace: found.name,
-            state: IdempotencyState::at(&entry.state, entry.lease_until, crate::clock::now()),
+            state: IdempotencyState::at(
+                &entry.state,
+                entry.lease_until,
+                crate::kernel::clock::now(),
+            ),
             entry,
         }),
         Err(StoreError::NotFound) => Err(IdempotencyAdminError::NoRecord {

@@ -201,7 +201,7 @@ impl AccountCache {
 
     pub async fn for_workspace(&self, workspace_id: &str) -> Result<Arc<[Arc<Account>]>, ApiError> {
         let hit = self.cache.get(workspace_id);
-        crate::metrics::cache(crate::metrics::Cache::Accounts, hit.is_some());
+        crate::telemetry::metrics::cache(crate::telemetry::metrics::Cache::Accounts, hit.is_some());
         if let Some(hit) = hit {
             return Ok(hit);
         }

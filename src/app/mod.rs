@@ -1,12 +1,14 @@
 //! The shared state of a running gateway, and how it is assembled from configuration.
 
+pub mod config;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::accounts::AccountCache;
+use crate::app::config::Config;
 use crate::audit::Auditor;
 use crate::auth::Keyring;
-use crate::config::Config;
 use crate::forward::CrispClient;
 use crate::secret::{MasterKey, Vault};
 use crate::store::{Engine, Store};
