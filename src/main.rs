@@ -49,7 +49,7 @@ async fn run(cli: Cli, format: LogFormat) -> ExitCode {
         Command::Serve { .. } | Command::Demo { .. } | Command::Sandbox { .. } => "info",
         _ => "warn",
     };
-    crisp_gateway::telemetry::init(format, default_filter);
+    crisp_gateway::telemetry::init(format == LogFormat::Json, default_filter);
     // Touch the catalog now: a broken embedded catalog stops the process before it serves.
     let _ = crisp_gateway::catalog::CATALOG.actions().len();
     let outcome = cli::run(cli).await;

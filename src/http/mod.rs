@@ -46,7 +46,7 @@ async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
 pub fn router(app: AppState) -> Router {
     let config = &app.config;
     // The key is checked for POST only, so a wrong method is explained without one.
-    let authenticated = axum::middleware::from_fn_with_state(app.clone(), require_key);
+    let authenticated = axum::middleware::from_fn_with_state(app.key_check(), require_key);
     let api = Router::new()
         .route(
             "/api/crisp/report",
