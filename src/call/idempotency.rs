@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use http::StatusCode;
 use sha2::{Digest, Sha256};
 
 use super::{Answer, Services, Trace, Upstream, envelope, upstream_status};

@@ -13,7 +13,7 @@ use crate::catalog::{Action, Method, Route};
 use crate::error::ApiError;
 use crate::forward::{Reply, Safety, UpstreamRequest};
 use crate::store::{AuditRecord, Store};
-use axum::http::StatusCode;
+use http::StatusCode;
 
 pub use args::Args;
 pub use envelope::Envelope;

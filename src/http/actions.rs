@@ -67,7 +67,9 @@ pub async fn call(State(app): State<AppState>, request: Request) -> Result<Respo
     };
     Ok(
         match call::execute_with(&app.services(), &principal, action, args, options).await? {
-            Answer::Fresh(envelope) => json(StatusCode::OK, envelope.into_body()),
+            Answer::Fresh(envelope) => {
+                json(StatusCode::OK, axum::body::Body::new(envelope.into_body()))
+            }
             Answer::Replayed(stored) => {
                 let mut response = json(stored.status, stored.body.into());
                 response.headers_mut().insert(
