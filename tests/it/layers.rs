@@ -242,3 +242,22 @@ fn a_circle_is_found_through_a_third_module() {
         .collect();
     assert_eq!(cycles(&modules, &edges), [["a", "b", "c"]]);
 }
+
+#[test]
+fn the_forwarder_knows_no_database_and_no_web_framework() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src.join("forward"), &mut files);
+    for file in files {
+        let code = std::fs::read_to_string(&file).expect("read a source file");
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for banned in ["axum", "sqlx", "crate::store"] {
+                assert!(
+                    !line.contains(banned),
+                    "{} uses `{banned}`: {line}",
+                    file.display()
+                );
+            }
+        }
+    }
+}
