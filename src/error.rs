@@ -11,13 +11,38 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::forward::UpstreamError;
 use crate::store::StoreError;
 
 /// 429: this client failed to authenticate too often (`ApiError::AuthThrottled`).
 pub const TOO_MANY_FAILED_ATTEMPTS: &str = "too_many_failed_attempts";
 /// 429: too many verifications of one key are waiting (`ApiError::AuthThrottled`).
 pub const KEY_VERIFICATION_BUSY: &str = "key_verification_busy";
+
+/// A Crisp call that failed, in the terms the caller sees. The forwarder builds it from its own
+/// error, which stays the cause for the log.
+#[derive(Debug)]
+pub struct UpstreamFailure {
+    pub status: StatusCode,
+    pub reason: String,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+    /// No answer to this attempt, or one that says nothing of an earlier attempt's fate: a
+    /// write's outcome is then unknown.
+    pub unanswered: bool,
+    pub cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for UpstreamFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.cause.fmt(f)
+    }
+}
+
+impl std::error::Error for UpstreamFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.source()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -77,8 +102,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("the request took longer than the gateway's deadline")]
     Timeout,
+    /// A failed Crisp call (built by `forward` from its own error).
     #[error(transparent)]
-    Upstream(#[from] UpstreamError),
+    Upstream(Box<UpstreamFailure>),
     #[error("the gateway's database is unavailable")]
     StoreUnavailable(#[source] StoreError),
     #[error("internal error: {0}")]
@@ -113,7 +139,7 @@ impl ApiError {
             Self::Conflict { .. } | Self::IdempotencyConflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::Upstream(e) => e.status(),
+            Self::Upstream(e) => e.status,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -134,7 +160,7 @@ impl ApiError {
             | Self::IdempotencyConflict { reason, .. }
             | Self::Unprocessable { reason, .. } => reason,
             Self::Timeout => "gateway_timeout",
-            Self::Upstream(e) => e.reason(),
+            Self::Upstream(e) => &e.reason,
             Self::StoreUnavailable(_) => "store_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -153,7 +179,7 @@ impl ApiError {
             Self::Timeout => "The call took longer than the gateway's request deadline; try again, \
                 or narrow the request."
                 .into(),
-            Self::Upstream(e) => e.message(),
+            Self::Upstream(e) => e.message.clone(),
             Self::RateLimited { .. } => "This key is over its request rate; wait for the Retry-After delay, then retry.".into(),
             Self::AuthThrottled { reason, .. } if *reason == TOO_MANY_FAILED_ATTEMPTS => "Too many failed \
                 authentications from this address; wait for the Retry-After delay, then retry with a valid key."
@@ -176,7 +202,7 @@ impl ApiError {
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Upstream(e) => e.retry_after(),
+            Self::Upstream(e) => e.retry_after,
             Self::RateLimited { retry_after }
             | Self::AuthThrottled { retry_after, .. }
             | Self::IdempotencyConflict { retry_after, .. } => Some(*retry_after),

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use crisp_gateway::app::config::{Config, LogFormat};
 use crisp_gateway::cli::{self, Cli, Command};
-use crisp_gateway::config::{Config, LogFormat};
 
 /// mimalloc rather than the system allocator: a proxied call allocates and frees a few
 /// hundred small blocks (headers, futures, buffers), and glibc's malloc and free were about a
@@ -49,7 +49,7 @@ async fn run(cli: Cli, format: LogFormat) -> ExitCode {
         Command::Serve { .. } | Command::Demo { .. } | Command::Sandbox { .. } => "info",
         _ => "warn",
     };
-    crisp_gateway::telemetry::init(format, default_filter);
+    crisp_gateway::telemetry::init(format == LogFormat::Json, default_filter);
     // Touch the catalog now: a broken embedded catalog stops the process before it serves.
     let _ = crisp_gateway::catalog::CATALOG.actions().len();
     let outcome = cli::run(cli).await;

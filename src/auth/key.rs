@@ -16,6 +16,7 @@ const ID_LEN: usize = 16;
 const SECRET_LEN: usize = 40;
 
 /// A whole gateway key. Only its id is ever printed.
+#[derive(Clone)]
 pub struct GatewayKey {
     id: String,
     full: SecretString,
@@ -48,6 +49,17 @@ impl GatewayKey {
                 full: text.to_owned().into(),
             },
         )
+    }
+
+    /// The key an `Authorization: Bearer …` header presents (`bearer` in lower case too), read
+    /// once at the edge; `None` when the header is missing or holds no gateway key.
+    pub fn from_authorization(header: Option<&str>) -> Option<Self> {
+        let header = header?;
+        header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .and_then(Self::parse)
     }
 
     pub fn id(&self) -> &str {

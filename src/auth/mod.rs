@@ -22,9 +22,8 @@ use moka::sync::Cache;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use crate::app::AppState;
 use crate::audit::Auditor;
-use crate::catalog::{Action, CATALOG};
+use crate::catalog::{Action, Target};
 use crate::error::ApiError;
 use crate::limits::FailureLimiter;
 use crate::store::{Store, StoreError};
@@ -306,10 +305,10 @@ impl Keyring {
     /// before any key lookup or argon2 run.
     pub async fn authenticate(
         &self,
-        authorization: Option<&str>,
+        presented: Option<&GatewayKey>,
         client: Option<IpAddr>,
     ) -> Result<Arc<Principal>, ApiError> {
-        let result = self.resolve(authorization, client).await;
+        let result = self.resolve(presented, client).await;
         if let (Err(ApiError::Unauthorized), Some(client)) = (&result, client) {
             self.failures.failed(client);
         }
@@ -318,19 +317,12 @@ impl Keyring {
 
     async fn resolve(
         &self,
-        authorization: Option<&str>,
+        presented: Option<&GatewayKey>,
         client: Option<IpAddr>,
     ) -> Result<Arc<Principal>, ApiError> {
-        let presented = authorization
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .and_then(GatewayKey::parse)
-            .ok_or(ApiError::Unauthorized)?;
+        let presented = presented.ok_or(ApiError::Unauthorized)?;
         let digest = presented.digest();
-        if let Some(found) = self.cached(&presented, &digest) {
+        if let Some(found) = self.cached(presented, &digest) {
             return found;
         }
         if self.refused.contains_key(&digest) || self.unknown.contains_key(presented.id()) {
@@ -347,11 +339,11 @@ impl Keyring {
         let seat = self.board(digest, presented.id(), client)?;
         let flight = seat.flight.as_ref().ok_or_else(busy)?;
         let _turn = flight.turn.lock().await;
-        match self.cached(&presented, &digest) {
+        match self.cached(presented, &digest) {
             Some(found) => found,
             None if self.refused.contains_key(&digest) => Err(ApiError::Unauthorized),
             None => {
-                self.verify(presented.id().to_owned(), presented, digest)
+                self.verify(presented.id().to_owned(), presented.clone(), digest)
                     .await
             }
         }
@@ -413,9 +405,9 @@ impl Keyring {
         digest: &[u8; 32],
     ) -> Option<Result<Arc<Principal>, ApiError>> {
         let hit = self.verified.get(presented.id());
-        crate::metrics::cache(crate::metrics::Cache::Key, hit.is_some());
+        crate::telemetry::metrics::cache(crate::telemetry::metrics::Cache::Key, hit.is_some());
         let hit = hit?;
-        let now = crate::clock::now();
+        let now = crate::kernel::clock::now();
         if !bool::from(hit.digest.ct_eq(digest)) {
             return Some(Err(ApiError::Unauthorized));
         }
@@ -438,7 +430,7 @@ impl Keyring {
         presented: GatewayKey,
         digest: [u8; 32],
     ) -> Result<Arc<Principal>, ApiError> {
-        let now = crate::clock::now();
+        let now = crate::kernel::clock::now();
         let generation = self.generation.load(Ordering::SeqCst);
         let record = match self.store.find_key(&key_id).await {
             Ok(record) => record,
@@ -458,7 +450,7 @@ impl Keyring {
             .await
             .map_err(|_| ApiError::Internal("the hashing semaphore closed".into()))?;
         self.argon2_runs.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::argon2_run();
+        crate::telemetry::metrics::argon2_run();
         let hash = record.secret_hash.clone();
         let matches = tokio::task::spawn_blocking(move || presented.verify(&hash))
             .await
@@ -506,21 +498,38 @@ pub fn client_ip(request: &Request) -> Option<IpAddr> {
         .map(|info| info.0.ip())
 }
 
-/// The auth layer: refuses the request with 401 unless it carries a valid key.
+/// What the auth layer needs: the keyring that resolves keys, and the auditor that counts
+/// refusals.
+#[derive(Clone)]
+pub struct KeyCheck {
+    pub keyring: Arc<Keyring>,
+    pub auditor: Auditor,
+}
+
+/// The auth layer: refuses the request with 401 unless it carries a valid key. The presented
+/// key is parsed once here, for the keyring and for the audit of a refusal alike.
 pub async fn require_key(
-    State(app): State<AppState>,
+    State(check): State<KeyCheck>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let presented = GatewayKey::from_authorization(
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
     let client = client_ip(&request);
-    let principal = match app.keyring.authenticate(authorization, client).await {
+    let principal = match check.keyring.authenticate(presented.as_ref(), client).await {
         Ok(principal) => principal,
         Err(refused) => {
-            audit_refusal(&app, &request, authorization, client, &refused);
+            audit_refusal(
+                &check.auditor,
+                &request,
+                presented.as_ref(),
+                client,
+                &refused,
+            );
             return Err(refused);
         }
     };
@@ -529,39 +538,28 @@ pub async fn require_key(
     Ok(next.run(request).await)
 }
 
-/// The action a path names, as the audit trail stores it: a catalog slug, `report`, `mcp`,
-/// or `unknown` — never the caller's text.
-pub fn audited_action(path: &str) -> &'static str {
-    match path.strip_prefix("/api/crisp/") {
-        Some("report") => "report",
-        Some(slug) => CATALOG.find(slug).map_or("unknown", |a| a.slug),
-        None if path == "/mcp" || path.starts_with("/mcp/") => "mcp",
-        None => "unknown",
-    }
-}
-
 /// Counts a refused key: which key id was presented (never the key), for which action, from
 /// which address.
 fn audit_refusal(
-    app: &AppState,
+    auditor: &Auditor,
     request: &Request,
-    authorization: Option<&str>,
+    presented: Option<&GatewayKey>,
     client: Option<IpAddr>,
     refused: &ApiError,
 ) {
-    let key = authorization
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .and_then(|k| GatewayKey::parse(k.trim()));
-    app.auditor.refused(&crate::audit::Refusal {
+    auditor.refused(&crate::audit::Refusal {
         reason: refused.reason(),
         status: refused.status().as_u16(),
         workspace_id: None,
-        key_id: key.as_ref().map(GatewayKey::id),
+        key_id: presented.map(GatewayKey::id),
         client,
-        action: audited_action(request.uri().path()),
+        action: request
+            .extensions()
+            .get::<Target>()
+            .map_or("unknown", |target| target.audited()),
         request_id: request
             .headers()
-            .get(crate::http::REQUEST_ID)
+            .get(crate::kernel::request_id::REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default(),
     });

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::catalog::{Action, ParamKind};
 use crate::error::ApiError;
-use crate::text::did_you_mean;
+use crate::kernel::text::did_you_mean;
 
 /// Validated arguments of one call.
 #[derive(Debug, Default, PartialEq)]
@@ -38,10 +38,12 @@ impl Args {
     /// The name and length of the longest path or query value, for the error message.
     pub fn longest_value(&self) -> Option<(String, usize)> {
         let path = self.path.iter().map(|(n, v)| ((*n).to_owned(), v.len()));
-        let query = self
-            .query
-            .iter()
-            .map(|(k, v)| (format!("query.{}", crate::text::truncate(k, 64)), v.len()));
+        let query = self.query.iter().map(|(k, v)| {
+            (
+                format!("query.{}", crate::kernel::text::truncate(k, 64)),
+                v.len(),
+            )
+        });
         path.chain(query).max_by_key(|(_, len)| *len)
     }
 

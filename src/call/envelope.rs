@@ -8,7 +8,6 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::body::Body;
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 
@@ -51,9 +50,12 @@ impl Envelope {
         out.freeze()
     }
 
-    /// The envelope as a response body of three frames, with its exact length.
-    pub fn into_body(self) -> Body {
-        Body::new(Parts {
+    /// The envelope as a body of three frames, with its exact length; the front end wraps it
+    /// in its framework's body type.
+    pub fn into_body(
+        self,
+    ) -> impl http_body::Body<Data = Bytes, Error = std::convert::Infallible> + Send + 'static {
+        Parts {
             left: self.len() as u64,
             parts: [
                 Some(self.head),
@@ -61,7 +63,7 @@ impl Envelope {
                 Some(Bytes::from_static(TAIL)),
             ],
             next: 0,
-        })
+        }
     }
 }
 

@@ -14,11 +14,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use http::StatusCode;
 use sha2::{Digest, Sha256};
 
-use super::{Answer, Trace, Upstream, envelope, upstream_status};
-use crate::app::App;
+use super::{Answer, Services, Trace, Upstream, envelope, upstream_status};
 use crate::auth::Principal;
 use crate::catalog::Action;
 use crate::error::ApiError;
@@ -80,7 +79,7 @@ pub struct Stored {
 
 /// Runs a checked write under its key: replays, waits, refuses, or sends it under a claim.
 pub(super) async fn run(
-    app: &App,
+    app: &Services<'_>,
     principal: &Principal,
     action: &Action,
     key: &Key,
@@ -88,9 +87,9 @@ pub(super) async fn run(
     trace: &mut Trace,
 ) -> Result<Answer, ApiError> {
     let workspace = principal.workspace_id.as_str();
-    let mut seen = find(&app.store, workspace, key).await?;
+    let mut seen = find(app.store, workspace, key).await?;
     loop {
-        let now = crate::clock::now();
+        let now = crate::kernel::clock::now();
         if let Some(record) = seen.take().filter(|r| r.expires_at > now) {
             if record.request_hash != key.request_hash {
                 return Err(ApiError::Unprocessable {
@@ -114,7 +113,7 @@ pub(super) async fn run(
                 IdempotencyState::Pending => {
                     // The first request is running (here or on another replica): wait for its
                     // answer rather than call Crisp a second time.
-                    seen = wait(&app.store, workspace, key, upstream.deadline).await?;
+                    seen = wait(app.store, workspace, key, upstream.deadline).await?;
                     if seen.is_some() {
                         continue;
                     }
@@ -148,8 +147,8 @@ async fn find(
 }
 
 /// A `pending` claim whose lease covers what is left of the request's deadline.
-fn claim(app: &App, workspace: &str, key: &Key, deadline: Instant) -> IdempotencyRecord {
-    let now = crate::clock::now();
+fn claim(app: &Services<'_>, workspace: &str, key: &Key, deadline: Instant) -> IdempotencyRecord {
+    let now = crate::kernel::clock::now();
     let lease = whole_seconds(deadline.saturating_duration_since(Instant::now()) + LEASE_MARGIN);
     let lease_until = now.saturating_add(lease);
     IdempotencyRecord {
@@ -161,13 +160,13 @@ fn claim(app: &App, workspace: &str, key: &Key, deadline: Instant) -> Idempotenc
         response: None,
         created_at: now,
         lease_until,
-        expires_at: lease_until.saturating_add(whole_seconds(app.config.idempotency_unknown_hold)),
+        expires_at: lease_until.saturating_add(whole_seconds(app.idempotency_unknown_hold)),
     }
 }
 
 /// Sends the call under a fresh claim and settles the claim by what happened.
 async fn send_claimed(
-    app: &App,
+    app: &Services<'_>,
     action: &Action,
     claim: IdempotencyRecord,
     turn: crate::limits::Turn,
@@ -177,7 +176,7 @@ async fn send_claimed(
     let workspace = claim.workspace_id.as_str();
     let key = claim.idempotency_key.as_str();
     let mut guard = Unsettled {
-        store: &app.store,
+        store: app.store,
         workspace,
         key,
         armed: true,
@@ -213,7 +212,7 @@ async fn send_claimed(
             };
             let expires_at = claim
                 .created_at
-                .saturating_add(whole_seconds(app.config.idempotency_ttl));
+                .saturating_add(whole_seconds(app.idempotency_ttl));
             app.store
                 .complete_idempotency(
                     workspace,
@@ -248,15 +247,11 @@ enum Settlement {
 }
 
 fn settlement<T>(result: &Result<T, ApiError>, may_have_acted: bool) -> Settlement {
-    use crate::forward::UpstreamError as E;
     match result {
         Ok(_) => Settlement::Done,
         Err(_) if !may_have_acted => Settlement::Release,
         // No answer to this attempt, or one that says nothing of an earlier attempt's fate.
-        Err(ApiError::Upstream(E::Timeout | E::Unreachable(_)))
-        | Err(ApiError::Upstream(E::AccountBusy { .. } | E::RateLimited { .. })) => {
-            Settlement::Unknown
-        }
+        Err(ApiError::Upstream(failure)) if failure.unanswered => Settlement::Unknown,
         Err(_) => Settlement::Done,
     }
 }
@@ -306,7 +301,7 @@ async fn wait(
         pause = (pause * 2).min(Duration::from_millis(200));
         let record = find(store, workspace, key).await?;
         let running = record.as_ref().is_some_and(|r| {
-            r.state.at(r.lease_until, crate::clock::now()) == IdempotencyState::Pending
+            r.state.at(r.lease_until, crate::kernel::clock::now()) == IdempotencyState::Pending
         });
         if !running || Instant::now() >= until {
             return Ok(record);
@@ -347,7 +342,7 @@ fn outcome_unknown(key: &Key, record: &IdempotencyRecord, now: i64) -> ApiError 
              operator can free it sooner with `crisp-gateway idempotency release --workspace \
              <workspace> {key}`.",
             key = key.key,
-            at = crate::clock::format(record.expires_at),
+            at = crate::kernel::clock::format(record.expires_at),
         ),
         retry_after: seconds_until(record.expires_at, now),
     }
@@ -369,7 +364,7 @@ mod tests {
     use crate::forward::{TransportError, UpstreamError};
 
     fn upstream(e: UpstreamError) -> Result<(), ApiError> {
-        Err(ApiError::Upstream(e))
+        Err(ApiError::from(e))
     }
 
     #[test]

@@ -3,17 +3,17 @@
 pub mod args;
 mod envelope;
 pub mod idempotency;
+pub mod report;
 
 use bytes::Bytes;
 
 use crate::accounts::Account;
-use crate::app::App;
 use crate::auth::Principal;
 use crate::catalog::{Action, Method, Route};
 use crate::error::ApiError;
 use crate::forward::{Reply, Safety, UpstreamRequest};
-use crate::store::AuditRecord;
-use axum::http::StatusCode;
+use crate::store::{AuditRecord, Store};
+use http::StatusCode;
 
 pub use args::Args;
 pub use envelope::Envelope;
@@ -25,10 +25,27 @@ struct Trace {
     upstream_status: Option<u16>,
 }
 
+/// What a call needs of the running gateway, lent by the composition root (`App::services`).
+pub struct Services<'a> {
+    pub store: &'a std::sync::Arc<dyn Store>,
+    pub accounts: &'a crate::accounts::AccountCache,
+    pub crisp: &'a crate::forward::CrispClient,
+    pub key_limits: &'a crate::limits::KeyLimiter,
+    pub auditor: &'a crate::audit::Auditor,
+    /// The request deadline, counted from `Options::started`.
+    pub request_timeout: std::time::Duration,
+    /// How long a settled idempotency record answers repeats.
+    pub idempotency_ttl: std::time::Duration,
+    /// How long a write whose outcome is unknown keeps its key after its lease.
+    pub idempotency_unknown_hold: std::time::Duration,
+}
+
 /// How a call is made, beyond its arguments.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Options<'a> {
     pub request_id: &'a str,
+    /// When the request arrived: the call's deadline runs from here.
+    pub started: std::time::Instant,
     /// The caller's `Idempotency-Key`, on a write: the gateway holds its record, which makes
     /// POST and PATCH safe to retry upstream and lets repeats be answered from the record.
     pub idempotency: Option<&'a idempotency::Key>,
@@ -45,14 +62,16 @@ pub enum Answer {
 /// Runs an action for a principal and returns the success envelope. Writes, and
 /// calls that fail, are audited.
 pub async fn execute(
-    app: &App,
+    app: &Services<'_>,
     principal: &Principal,
     action: &Action,
     args: Args,
     request_id: &str,
+    started: std::time::Instant,
 ) -> Result<Envelope, ApiError> {
     let options = Options {
         request_id,
+        started,
         idempotency: None,
     };
     match execute_with(app, principal, action, args, options).await? {
@@ -67,14 +86,14 @@ pub async fn execute(
 /// key's rate limit, its scope, the account and the arguments are checked first either way,
 /// so a repeat is refused, limited and audited as the same call without the key would be.
 pub async fn execute_with(
-    app: &App,
+    app: &Services<'_>,
     principal: &Principal,
     action: &Action,
     args: Args,
     options: Options<'_>,
 ) -> Result<Answer, ApiError> {
     let request_id = options.request_id;
-    let started = crate::telemetry::request_started().unwrap_or_else(std::time::Instant::now);
+    let started = options.started;
     let mut trace = Trace::default();
     let result = run(app, principal, action, args, options, started, &mut trace).await;
     let (status, reason) = match &result {
@@ -103,7 +122,7 @@ pub async fn execute_with(
         });
     } else if action.write || result.is_err() {
         app.auditor.record(AuditRecord {
-            at: crate::clock::now(),
+            at: crate::kernel::clock::now(),
             workspace_id: Some(principal.workspace_id.clone()),
             api_key_id: Some(principal.key_id.clone()),
             crisp_account_id: trace.account_id,
@@ -121,7 +140,7 @@ pub async fn execute_with(
 }
 
 async fn run(
-    app: &App,
+    app: &Services<'_>,
     principal: &Principal,
     action: &Action,
     args: Args,
@@ -171,7 +190,6 @@ async fn run(
     // Leave the tower timeout a moment, so a slow Crisp is answered as `crisp_timeout`.
     let deadline = started
         + app
-            .config
             .request_timeout
             .saturating_sub(std::time::Duration::from_millis(250));
     let upstream = Upstream {
@@ -257,7 +275,7 @@ pub fn upstream_request(route: &Route, args: Args, account: &Account) -> Upstrea
 }
 
 async fn list_accounts(
-    app: &App,
+    app: &Services<'_>,
     principal: &Principal,
     action: &Action,
     wanted: Option<&str>,

@@ -115,6 +115,70 @@ impl Action {
     }
 }
 
+/// The path under which every action is served: `POST /api/crisp/<slug>`.
+pub const ACTION_PATH: &str = "/api/crisp/";
+
+/// What a request's path names, read once at the edge (`http::envelope`) and carried in the
+/// request's extensions to the handler and the auth layer's audit.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// `/api/crisp/<name>` naming a catalog action, by its slug (`by_slug`) or its tool id.
+    Action {
+        action: &'static Action,
+        by_slug: bool,
+    },
+    /// `/api/crisp/report`.
+    Report,
+    /// `/mcp` and below.
+    Mcp,
+    /// Anything else, an unknown action included.
+    Other,
+}
+
+impl Target {
+    pub fn of_path(path: &str) -> Self {
+        match path.strip_prefix(ACTION_PATH) {
+            Some("report") => Self::Report,
+            Some(name) => match CATALOG.get(name) {
+                Some(action) => Self::Action {
+                    action,
+                    by_slug: true,
+                },
+                None => CATALOG
+                    .find(name)
+                    .map_or(Self::Other, |action| Self::Action {
+                        action,
+                        by_slug: false,
+                    }),
+            },
+            None if path == "/mcp" || path.starts_with("/mcp/") => Self::Mcp,
+            None => Self::Other,
+        }
+    }
+
+    /// The action a call is audited under: a catalog slug, `report`, `mcp`, or `unknown` —
+    /// never the caller's text.
+    pub fn audited(self) -> &'static str {
+        match self {
+            Self::Action { action, .. } => action.slug,
+            Self::Report => "report",
+            Self::Mcp => "mcp",
+            Self::Other => "unknown",
+        }
+    }
+
+    /// The action, when the path names it by its slug (the only way it can be called).
+    pub fn callable(self) -> Option<&'static Action> {
+        match self {
+            Self::Action {
+                action,
+                by_slug: true,
+            } => Some(action),
+            _ => None,
+        }
+    }
+}
+
 pub struct Catalog {
     actions: Vec<Action>,
     // foldhash: looked up on every request, and the keys are the catalog's own.
@@ -217,7 +281,7 @@ fn slug_distance(wanted: &str, slug: &str) -> usize {
             .iter()
             .filter(|w| !words_wanted.contains(w))
             .count();
-    missing * 4 + crate::text::edit_distance(wanted, slug)
+    missing * 4 + crate::kernel::text::edit_distance(wanted, slug)
 }
 
 pub fn tool_id(slug: &str) -> String {

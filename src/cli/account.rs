@@ -7,9 +7,9 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use crate::accounts::{Account, Tier};
+use crate::admin::checks;
 use crate::admin::{NewAccount, add_account_with_websites, check_websites, other_websites};
-use crate::checks;
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::forward::CrispClient;
 use crate::secret::{CrispKey, Vault};
 use crate::store::{AccountUpdate, Store, StoreError};
@@ -285,8 +285,12 @@ async fn test(
     let account = Account::from_record(record, &vault).map_err(|e| {
         format!("{e}: CRISP_GATEWAY_MASTER_KEY is not the key this account was linked with")
     })?;
-    let client = CrispClient::for_checks(config)
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let client = CrispClient::for_checks(
+        &config.upstream,
+        config.upstream_timeout,
+        config.upstream_max_response,
+    )
+    .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let verdict = checks::test_account(&client, &account).await;
     let works = verdict.works();
     let report = checks::Report {

@@ -21,10 +21,11 @@ pub async fn audit(
     };
     let since = since
         .as_deref()
-        .map(crate::clock::parse_duration)
+        .map(crate::kernel::clock::parse_duration)
         .transpose()?
         .map(|d| {
-            crate::clock::now().saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            crate::kernel::clock::now()
+                .saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         });
     // The action filter is a glob, applied here; read enough rows to fill the page after it.
     let fetch = if action.is_some() { 100_000 } else { limit };
@@ -63,7 +64,7 @@ pub async fn audit(
             .unwrap_or("-");
         println!(
             "{:<21} {:<16} {:<18} {:<18} {:<44} {:>6} {:>8} {:>7} {:>7}  {}{}",
-            crate::clock::format(r.at),
+            crate::kernel::clock::format(r.at),
             workspace,
             who,
             r.crisp_account_id.as_deref().unwrap_or("-"),
@@ -107,7 +108,7 @@ pub async fn report(store: &Arc<dyn Store>, command: ReportCommand) -> CliResult
         println!(
             "{} {} workspace `{workspace}` key {}",
             r.report_id,
-            crate::clock::format(r.at),
+            crate::kernel::clock::format(r.at),
             r.api_key_id
         );
         println!("  message: {}", r.message);

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::sandbox::SandboxConfig;
 use crate::secret::{CrispKey, Vault};
 use crate::store::StoreError;

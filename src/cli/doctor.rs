@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use crate::accounts::Account;
-use crate::checks::{self, Report};
-use crate::config::Config;
+use crate::admin::checks::{self, Report};
+use crate::app::config::Config;
 use crate::forward::CrispClient;
 use crate::secret::Vault;
 use crate::store::{self, Engine};
@@ -119,7 +119,11 @@ pub async fn run(file: Option<&Path>) -> CliResult {
     };
     if let Some(master) = master {
         let vault = Vault::new(&master);
-        let client = match CrispClient::for_checks(&config) {
+        let client = match CrispClient::for_checks(
+            &config.upstream,
+            config.upstream_timeout,
+            config.upstream_max_response,
+        ) {
             Ok(client) => client,
             Err(e) => {
                 list.fail(&format!("HTTP client: {e}"), "report this as a bug");

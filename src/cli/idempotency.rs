@@ -70,10 +70,10 @@ pub async fn run(store: &Arc<dyn Store>, command: IdempotencyCommand) -> CliResu
                     e.idempotency_key,
                     row.workspace,
                     row.state.as_str(),
-                    crate::clock::format(e.created_at),
-                    crate::clock::format(e.lease_until),
+                    crate::kernel::clock::format(e.created_at),
+                    crate::kernel::clock::format(e.lease_until),
                     e.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
-                    crate::clock::format(e.expires_at),
+                    crate::kernel::clock::format(e.expires_at),
                 );
             }
             Ok(())

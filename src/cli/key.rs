@@ -59,13 +59,13 @@ pub enum KeyCommand {
 }
 
 fn expiry(expires_in: Option<&str>, expires_at: Option<&str>) -> Result<Option<i64>, String> {
-    let now = crate::clock::now();
+    let now = crate::kernel::clock::now();
     let at = match (expires_in, expires_at) {
         (Some(d), _) => {
-            let d = crate::clock::parse_duration(d)?;
+            let d = crate::kernel::clock::parse_duration(d)?;
             Some(now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
         }
-        (None, Some(t)) => Some(crate::clock::parse_rfc3339(t)?),
+        (None, Some(t)) => Some(crate::kernel::clock::parse_rfc3339(t)?),
         (None, None) => None,
     };
     if at.is_some_and(|t| t <= now) {
@@ -118,21 +118,22 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
             Ok(())
         }
         KeyCommand::List { workspace } => list(store, workspace).await,
-        KeyCommand::Revoke { key_id } => match store.revoke_key(&key_id, crate::clock::now()).await
-        {
-            Ok(()) => {
-                eprintln!("revoked key {key_id}");
-                Ok(())
+        KeyCommand::Revoke { key_id } => {
+            match store.revoke_key(&key_id, crate::kernel::clock::now()).await {
+                Ok(()) => {
+                    eprintln!("revoked key {key_id}");
+                    Ok(())
+                }
+                Err(StoreError::NotFound) => Err(KeyError::UnknownKey(key_id).into()),
+                Err(e) => Err(e.into()),
             }
-            Err(StoreError::NotFound) => Err(KeyError::UnknownKey(key_id).into()),
-            Err(e) => Err(e.into()),
-        },
+        }
         KeyCommand::Rotate {
             key_id,
             overlap,
             expires_in,
         } => {
-            let overlap_time = crate::clock::parse_duration(&overlap)?;
+            let overlap_time = crate::kernel::clock::parse_duration(&overlap)?;
             let key = rotate_key(
                 store,
                 &key_id,
@@ -196,7 +197,7 @@ async fn list(store: &Arc<dyn Store>, workspace: Option<String>) -> CliResult {
         "{:<18} {:<14} {:<14} {:<8} {:<22} {:<22} SCOPE",
         "ID", "WORKSPACE", "NAME", "STATUS", "EXPIRES", "LAST USED"
     );
-    let now = crate::clock::now();
+    let now = crate::kernel::clock::now();
     for k in keys {
         let workspace = workspaces
             .iter()
@@ -209,7 +210,7 @@ async fn list(store: &Arc<dyn Store>, workspace: Option<String>) -> CliResult {
         } else {
             "active"
         };
-        let time = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), crate::clock::format);
+        let time = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), crate::kernel::clock::format);
         println!(
             "{:<18} {:<14} {:<14} {:<8} {:<22} {:<22} {}",
             k.api_key_id,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::secret::{MasterKey, Vault};
 use crate::store::{Engine, Store};
 

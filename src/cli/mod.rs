@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 
 use crate::admin::{AccountError, IdempotencyAdminError, KeyError, WebsitesError, WorkspaceError};
 use crate::app::StartError;
-use crate::config::{Config, ConfigError, DatabaseUrl};
+use crate::app::config::{Config, ConfigError, DatabaseUrl};
 use crate::secret::VaultError;
 use crate::store::{self, ConnectError, Store, StoreError};
 

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
+use crate::app::config::Config;
 use crate::app::{App, AppState};
-use crate::config::Config;
 use crate::http::server::{self, ConnectionLimits};
 
 use super::CliResult;
@@ -50,7 +50,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 /// Serves until a shutdown signal, then stops accepting, lets in-flight calls finish within
 /// the grace period, and writes the audit rows still buffered.
 pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
-    let upkeep = crate::metrics::spawn_upkeep();
+    let upkeep = crate::telemetry::metrics::spawn_upkeep();
     let follower = app.follow_changes().await;
     let limits = ConnectionLimits::from_config(&app.config);
     tracing::info!(

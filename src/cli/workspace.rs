@@ -34,7 +34,7 @@ pub async fn run(store: &Arc<dyn Store>, command: WorkspaceCommand) -> CliResult
                     "{:<20} {:<28} {}",
                     w.workspace_id,
                     w.name,
-                    crate::clock::format(w.created_at)
+                    crate::kernel::clock::format(w.created_at)
                 );
             }
             Ok(())

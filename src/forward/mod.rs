@@ -19,6 +19,7 @@ use transport::Transport;
 pub use transport::TransportError;
 
 use crate::limits::{AccountShaper, Turn};
+use crate::telemetry::metrics::UpstreamOutcome;
 use std::time::Instant;
 
 /// A Crisp call, fully translated: the path is already percent-encoded segment by segment.
@@ -90,7 +91,11 @@ impl CrispClient {
 
     /// A client for one-off checks (`account test`, `doctor`): the configured timeout, no
     /// retries and no shaping, so the answer seen is Crisp's own.
-    pub fn for_checks(config: &crate::config::Config) -> Result<Self, TransportError> {
+    pub fn for_checks(
+        base: &str,
+        attempt_timeout: Duration,
+        max_response: usize,
+    ) -> Result<Self, TransportError> {
         let single = RetryPolicy::new(
             1,
             Duration::from_millis(1),
@@ -105,13 +110,7 @@ impl CrispClient {
             queue_timeout: Duration::ZERO,
             max_queue: 0,
         });
-        Self::new(
-            &config.upstream,
-            config.upstream_timeout,
-            single,
-            unshaped,
-            config.upstream_max_response,
-        )
+        Self::new(base, attempt_timeout, single, unshaped, max_response)
     }
 
     /// One attempt, no retry: for checks that must see exactly what Crisp says.
@@ -194,7 +193,7 @@ impl CrispClient {
                 Ok(_) => true,
                 Err(e) => !e.certainly_not_acted(),
             };
-            crate::metrics::upstream_call(&outcome);
+            crate::telemetry::metrics::upstream_call(metric_outcome(&outcome));
             if attempt >= self.policy.max_attempts() || !retry::is_retryable(&outcome, safety) {
                 return Sent::new(outcome, may_have_acted);
             }
@@ -207,7 +206,7 @@ impl CrispClient {
             if Instant::now() + wait + Duration::from_millis(200) >= deadline {
                 return Sent::new(outcome, may_have_acted);
             }
-            crate::metrics::upstream_retry();
+            crate::telemetry::metrics::upstream_retry();
             tracing::debug!(
                 attempt,
                 wait_ms = wait.as_millis() as u64,
@@ -248,5 +247,18 @@ impl CrispClient {
             answer.body,
             account,
         )
+    }
+}
+
+/// The label of one attempt's outcome for the upstream-call metric.
+fn metric_outcome(outcome: &Result<Reply, UpstreamError>) -> UpstreamOutcome {
+    match outcome {
+        Ok(reply) => UpstreamOutcome::Status(reply.status()),
+        Err(UpstreamError::Timeout) => UpstreamOutcome::Failed("timeout"),
+        Err(UpstreamError::Unreachable(_)) => UpstreamOutcome::Failed("unreachable"),
+        Err(UpstreamError::ResponseTooLarge { .. }) => UpstreamOutcome::Failed("too_large"),
+        Err(e) => e
+            .upstream_status()
+            .map_or(UpstreamOutcome::Failed("none"), UpstreamOutcome::Status),
     }
 }

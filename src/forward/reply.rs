@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
+use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 
 use crate::accounts::Account;
 use crate::catalog::Method;
+use crate::error::{ApiError, UpstreamFailure};
 
 #[derive(Debug)]
 pub enum Reply {
@@ -64,6 +65,26 @@ pub enum UpstreamError {
     Timeout,
     #[error("{0}")]
     Unreachable(#[source] super::TransportError),
+}
+
+impl From<UpstreamError> for ApiError {
+    fn from(error: UpstreamError) -> Self {
+        let unanswered = matches!(
+            error,
+            UpstreamError::Timeout
+                | UpstreamError::Unreachable(_)
+                | UpstreamError::AccountBusy { .. }
+                | UpstreamError::RateLimited { .. }
+        );
+        ApiError::Upstream(Box::new(UpstreamFailure {
+            status: error.status(),
+            reason: error.reason().to_owned(),
+            message: error.message(),
+            retry_after: error.retry_after(),
+            unanswered,
+            cause: Box::new(error),
+        }))
+    }
 }
 
 impl UpstreamError {
@@ -202,7 +223,7 @@ fn scrub(text: &str, account: &Account) -> String {
         }
     }
     if out.len() > MAX_CRISP_TEXT {
-        let cut = crate::text::truncate(&out, MAX_CRISP_TEXT).len();
+        let cut = crate::kernel::text::truncate(&out, MAX_CRISP_TEXT).len();
         out.truncate(cut);
         out.push('…');
     }
@@ -360,8 +381,7 @@ mod tests {
             websites: Box::new(["web".into()]),
             tier: crate::accounts::Tier::Website,
             is_default: true,
-            authorization: axum::http::HeaderValue::from_str(&format!("Basic {token}"))
-                .expect("header"),
+            authorization: http::HeaderValue::from_str(&format!("Basic {token}")).expect("header"),
         }
     }
 

@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
-use axum::http::uri::{Authority, PathAndQuery, Scheme};
-use axum::http::{HeaderName, HeaderValue, Request, Response, Uri, header};
 use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderName, HeaderValue, Request, Response, Uri, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -119,7 +119,7 @@ fn chain(err: &dyn std::error::Error) -> String {
 /// What Crisp answered: the status, the headers the gateway reads, and the whole body.
 pub struct Answer {
     pub status: u16,
-    pub headers: axum::http::HeaderMap,
+    pub headers: http::HeaderMap,
     pub body: Bytes,
 }
 
@@ -213,7 +213,7 @@ impl Transport {
         let path = PathAndQuery::from_maybe_shared(Bytes::from(self.target(request)))
             .map_err(|e| TransportError::Config(format!("cannot build the Crisp URL: {e}")))?;
         let uri = Uri::from_parts({
-            let mut parts = axum::http::uri::Parts::default();
+            let mut parts = http::uri::Parts::default();
             parts.scheme = Some(self.base.scheme.clone());
             parts.authority = Some(self.base.authority.clone());
             parts.path_and_query = Some(path);
@@ -233,7 +233,7 @@ impl Transport {
         headers.insert(header::AUTHORIZATION, authorization);
         headers.insert(X_CRISP_TIER, tier);
         if let Ok(id) = HeaderValue::from_str(request_id) {
-            headers.insert(crate::http::REQUEST_ID, id);
+            headers.insert(crate::kernel::request_id::REQUEST_ID, id);
         }
         if request.body.is_some() {
             headers.insert(
@@ -276,7 +276,7 @@ impl Transport {
 }
 
 /// The answer's `Content-Length`, when it sent a valid one.
-fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?
         .to_str()
@@ -286,14 +286,14 @@ fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
         .ok()
 }
 
-fn method(method: Method) -> axum::http::Method {
+fn method(method: Method) -> http::Method {
     match method {
-        Method::Get => axum::http::Method::GET,
-        Method::Head => axum::http::Method::HEAD,
-        Method::Post => axum::http::Method::POST,
-        Method::Put => axum::http::Method::PUT,
-        Method::Patch => axum::http::Method::PATCH,
-        Method::Delete => axum::http::Method::DELETE,
+        Method::Get => http::Method::GET,
+        Method::Head => http::Method::HEAD,
+        Method::Post => http::Method::POST,
+        Method::Put => http::Method::PUT,
+        Method::Patch => http::Method::PATCH,
+        Method::Delete => http::Method::DELETE,
     }
 }
 

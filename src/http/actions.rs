@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::call::{self, Answer};
-use crate::catalog::CATALOG;
+use crate::catalog::{ACTION_PATH, CATALOG, Target};
 use crate::error::ApiError;
 
-use super::REQUEST_ID;
+use crate::kernel::request_id::{REQUEST_ID, Started};
 
 /// Takes the request whole rather than through extractors: a `HeaderMap` extractor copies
 /// every header and `Path` decodes into a new string, on every call.
@@ -24,13 +24,21 @@ pub async fn call(State(app): State<AppState>, request: Request) -> Result<Respo
         .cloned()
         .ok_or_else(|| ApiError::Internal("the auth layer did not run".into()))?;
     let headers = &parts.headers;
-    // Slugs are plain ASCII; a percent-encoded path simply names no action.
-    let slug = parts
-        .uri
-        .path()
-        .strip_prefix("/api/crisp/")
-        .unwrap_or_default();
-    let action = CATALOG.get(slug).ok_or_else(|| unknown_action(slug))?;
+    // Slugs are plain ASCII; a percent-encoded path simply names no action. The edge read
+    // the path once; only an unknown name is read again, to be echoed in the error.
+    let action = parts
+        .extensions
+        .get::<Target>()
+        .and_then(|target| target.callable())
+        .ok_or_else(|| {
+            unknown_action(
+                parts
+                    .uri
+                    .path()
+                    .strip_prefix(ACTION_PATH)
+                    .unwrap_or_default(),
+            )
+        })?;
     let limit = app.config.body_limit;
     let body = axum::body::to_bytes(body, limit)
         .await
@@ -48,13 +56,20 @@ pub async fn call(State(app): State<AppState>, request: Request) -> Result<Respo
         )?),
         _ => None,
     };
+    let started = parts
+        .extensions
+        .get::<Started>()
+        .map_or_else(std::time::Instant::now, |s| s.0);
     let options = call::Options {
         request_id,
+        started,
         idempotency: key.as_ref(),
     };
     Ok(
-        match call::execute_with(&app, &principal, action, args, options).await? {
-            Answer::Fresh(envelope) => json(StatusCode::OK, envelope.into_body()),
+        match call::execute_with(&app.services(), &principal, action, args, options).await? {
+            Answer::Fresh(envelope) => {
+                json(StatusCode::OK, axum::body::Body::new(envelope.into_body()))
+            }
             Answer::Replayed(stored) => {
                 let mut response = json(stored.status, stored.body.into());
                 response.headers_mut().insert(
@@ -116,7 +131,7 @@ fn unknown_action(slug: &str) -> ApiError {
             format!(
                 "There is no action `{}…` ({} bytes; no action name is longer than {ECHOED_SLUG}). \
                  The full list is at GET /api/crisp/_endpoints.",
-                crate::text::truncate(slug, ECHOED_SLUG),
+                crate::kernel::text::truncate(slug, ECHOED_SLUG),
                 slug.len()
             ),
         );

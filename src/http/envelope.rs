@@ -5,7 +5,7 @@
 //! logs the cause once.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -16,11 +16,16 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use crate::app::AppState;
-use crate::catalog::CATALOG;
+use crate::catalog::{CATALOG, Target};
 use crate::error::{ApiError, ErrorSlot};
 use crate::telemetry::gate;
 
-use super::REQUEST_ID;
+use crate::kernel::request_id::{REQUEST_ID, Started};
+use crate::telemetry::metrics::PerAction;
+
+/// The per-action success series, one slot per catalog action.
+static ACTION_SERIES: LazyLock<PerAction> =
+    LazyLock::new(|| PerAction::new(CATALOG.actions().len()));
 
 /// The bytes of a path that the access line keeps (every action's path fits).
 const LOGGED_PATH: usize = 128;
@@ -40,16 +45,15 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     let started = Instant::now();
     let app = &edge.app;
     let method = request.method().clone();
-    let (action, label) = match request.uri().path().strip_prefix("/api/crisp/") {
-        Some("report") => (None, Some(("report", super::report::TOOL))),
-        Some(slug) => match CATALOG.find(slug) {
-            Some(a) => (Some(a), Some((a.slug, a.tool.as_str()))),
-            None => (None, None),
-        },
-        None => (None, None),
+    let target = Target::of_path(request.uri().path());
+    request.extensions_mut().insert(target);
+    let (action, label) = match target {
+        Target::Report => (None, Some(("report", super::report::TOOL))),
+        Target::Action { action, .. } => (Some(action), Some((action.slug, action.tool.as_str()))),
+        Target::Mcp | Target::Other => (None, None),
     };
     // A path can be as long as the header limit allows: the log keeps its first bytes only.
-    let path = crate::text::truncate(request.uri().path(), LOGGED_PATH).to_owned();
+    let path = crate::kernel::text::truncate(request.uri().path(), LOGGED_PATH).to_owned();
     let id = match request.headers().get(REQUEST_ID) {
         Some(id) if is_usable_request_id(id.as_bytes()) => id.clone(),
         _ => {
@@ -58,6 +62,7 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
             id
         }
     };
+    request.extensions_mut().insert(Started(started));
     let request_id = id.to_str().unwrap_or_default();
     let (response, call) = match edge.in_flight.try_acquire() {
         Ok(_permit) => crate::telemetry::with_call_info(next.run(request)).await,
@@ -68,7 +73,12 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     response.headers_mut().insert(REQUEST_ID, id.clone());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    crate::metrics::request(action, label.map_or("-", |(slug, _)| slug), status, elapsed);
+    ACTION_SERIES.request(
+        action.map(|a| a.index),
+        label.map_or("-", |(slug, _)| slug),
+        status,
+        elapsed,
+    );
     // Successful calls always get their line; a flood of refusals gets a budget and a count.
     if status >= 400 && !gate::allow(gate::Kind::RefusedRequest, status) {
         return response;

@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -31,8 +31,6 @@ use tower_http::timeout::TimeoutLayer;
 use crate::app::AppState;
 use crate::auth::require_key;
 
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
 /// `GET /metrics`, on the main listener or (with `metrics_listen`) on its own.
 pub fn metrics_router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
@@ -41,14 +39,14 @@ pub fn metrics_router() -> Router<AppState> {
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(app.crisp.shaper().queue_depth()),
+        crate::telemetry::metrics::render(app.crisp.shaper().queue_depth()),
     )
 }
 
 pub fn router(app: AppState) -> Router {
     let config = &app.config;
     // The key is checked for POST only, so a wrong method is explained without one.
-    let authenticated = axum::middleware::from_fn_with_state(app.clone(), require_key);
+    let authenticated = axum::middleware::from_fn_with_state(app.key_check(), require_key);
     let api = Router::new()
         .route(
             "/api/crisp/report",

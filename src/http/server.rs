@@ -43,7 +43,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tower::Service;
 
-use crate::config::Config;
+use crate::app::config::Config;
 
 /// How long, and how many bytes, a refused body is read and discarded before the socket
 /// closes (nginx's lingering close does the same).
@@ -187,7 +187,7 @@ pub async fn serve(
             }
         };
         let Some(slot) = registry.admit() else {
-            crate::metrics::connection_closed(name, "refused");
+            crate::telemetry::metrics::connection_closed(name, "refused");
             drop(stream);
             continue;
         };
@@ -247,12 +247,12 @@ async fn drive(
                 if let Err(error) = result
                     && error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout)
                 {
-                    crate::metrics::connection_closed(name, "header_timeout");
+                    crate::telemetry::metrics::connection_closed(name, "header_timeout");
                 }
                 break;
             }
             () = &mut evicted, if !closing => {
-                crate::metrics::connection_closed(name, "evicted");
+                crate::telemetry::metrics::connection_closed(name, "evicted");
                 if !conn.served() {
                     break;
                 }
@@ -278,10 +278,10 @@ async fn drive(
                     }
                     IdleCheck::Expired => {
                         if !conn.served() {
-                            crate::metrics::connection_closed(name, "header_timeout");
+                            crate::telemetry::metrics::connection_closed(name, "header_timeout");
                             break;
                         }
-                        crate::metrics::connection_closed(name, "idle_timeout");
+                        crate::telemetry::metrics::connection_closed(name, "idle_timeout");
                         connection.as_mut().graceful_shutdown();
                         closing = true;
                         timer.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
@@ -333,7 +333,7 @@ impl Registry {
             return None;
         }
         self.open.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::connection_opened(self.name);
+        crate::telemetry::metrics::connection_opened(self.name);
         Some(Slot {
             registry: self.clone(),
         })
@@ -388,7 +388,7 @@ struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.registry.open.fetch_sub(1, Ordering::Relaxed);
-        crate::metrics::connection_released(self.registry.name);
+        crate::telemetry::metrics::connection_released(self.registry.name);
     }
 }
 
@@ -668,7 +668,7 @@ impl AcceptErrors {
         ) {
             return;
         }
-        crate::metrics::accept_error(listener);
+        crate::telemetry::metrics::accept_error(listener);
         if let Some(count) = self.note(Instant::now()) {
             tracing::warn!(listener, error = %error, count, "cannot accept connections; backing off");
         }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::{Action, CATALOG, ParamKind};
 use crate::error::ApiError;
-use crate::text::did_you_mean;
+use crate::kernel::text::did_you_mean;
 
 use super::schema;
 

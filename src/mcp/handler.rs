@@ -17,7 +17,7 @@ use crate::auth::Principal;
 use crate::call;
 use crate::catalog::Action;
 use crate::error::ApiError;
-use crate::http::REQUEST_ID;
+use crate::kernel::request_id::{REQUEST_ID, Started};
 
 use super::meta;
 use super::toolsets::{Selection, Target};
@@ -45,6 +45,7 @@ struct Caller {
     principal: Arc<Principal>,
     selection: Selection,
     request_id: String,
+    started: std::time::Instant,
 }
 
 fn caller(ctx: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
@@ -60,6 +61,9 @@ fn caller(ctx: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned(),
+            started: parts
+                .and_then(|p| p.extensions.get::<Started>())
+                .map_or_else(std::time::Instant::now, |s| s.0),
         }),
         // The auth and toolset layers always run first; reaching this is a wiring bug.
         _ => Err(ErrorData::internal_error(
@@ -158,17 +162,18 @@ impl Handler {
     ) -> Result<CallToolResult, ApiError> {
         let args = call::args::from_object(action, arguments)?;
         let envelope = call::execute(
-            &self.app,
+            &self.app.services(),
             &caller.principal,
             action,
             args,
             &caller.request_id,
+            caller.started,
         )
         .await?;
         // The gateway checks the shape of Crisp's envelope, not every byte of `data` (see
         // `forward::scan`); if Crisp ever sent a broken `data`, this parse is where it shows.
         let envelope: Value = serde_json::from_slice(&envelope.to_bytes()).map_err(|_| {
-            ApiError::Upstream(crate::forward::UpstreamError::InvalidResponse { status: 200 })
+            ApiError::from(crate::forward::UpstreamError::InvalidResponse { status: 200 })
         })?;
         // The text is Crisp's `data`, as the REST `result`; the structured content is the whole
         // REST envelope (an object, as MCP requires, even when `data` is a list).

@@ -112,7 +112,7 @@ pub fn target(arguments: &Map<String, Value>, tool: &str) -> Result<&'static Act
             "unknown_action",
             format!(
                 "There is no action `{}`. Closest: {}. Find actions with crisp_search_actions.",
-                crate::text::truncate(name, 128),
+                crate::kernel::text::truncate(name, 128),
                 CATALOG
                     .closest(name, 3)
                     .iter()

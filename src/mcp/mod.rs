@@ -53,7 +53,7 @@ where
         // chosen, and (outermost) the key is checked before anything else.
         .layer(middleware::from_fn_with_state(body_limit, transport_errors))
         .layer(middleware::from_fn(select_toolset))
-        .layer(middleware::from_fn_with_state(app, require_key))
+        .layer(middleware::from_fn_with_state(app.key_check(), require_key))
 }
 
 /// Stateless JSON mode, bodies capped like REST bodies, and `Host` checked only when

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 
-use crate::clock::parse_duration;
+use crate::kernel::clock::parse_duration;
 
 use super::answer::Answer;
 

@@ -215,7 +215,7 @@ where
         .bind(id_or_label)
         .fetch_one(&mut *tx)
         .await?;
-        let now = crate::clock::now();
+        let now = crate::kernel::clock::now();
         log_change(&mut *tx, ChangeKind::Accounts, workspace_id, now).await?;
         tx.commit().await?;
         Ok(account)
@@ -309,7 +309,7 @@ where
             &mut *tx,
             ChangeKind::Accounts,
             workspace_id,
-            crate::clock::now(),
+            crate::kernel::clock::now(),
         )
         .await?;
         tx.commit().await?;
@@ -332,7 +332,7 @@ where
                 workspaces.push(workspace_id);
             }
         }
-        let now = crate::clock::now();
+        let now = crate::kernel::clock::now();
         for workspace_id in &workspaces {
             log_change(&mut *tx, ChangeKind::Accounts, workspace_id, now).await?;
         }

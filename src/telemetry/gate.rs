@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::limits::TokenBucket;
+use crate::kernel::bucket::TokenBucket;
 
 /// Lines of one kind written at once before the rate applies.
 const BURST: f64 = 100.0;

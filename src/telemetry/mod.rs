@@ -1,7 +1,9 @@
-//! Logging: `tracing` to standard error, pretty or JSON, filtered by `RUST_LOG`.
+//! Logging (`tracing` to standard error, pretty or JSON, filtered by `RUST_LOG`) and the
+//! Prometheus metrics.
 
 pub mod gate;
 mod line;
+pub mod metrics;
 mod sink;
 
 pub use sink::flush;
@@ -10,13 +12,12 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
-
 /// The level rmcp is held to.
 const RMCP_DIRECTIVE: &str = "rmcp=warn";
 
-/// Installs the global subscriber. `default` is the filter used when `RUST_LOG` is unset.
-pub fn init(format: LogFormat, default: &str) {
+/// Installs the global subscriber: JSON lines when `json`, else the pretty format. `default` is
+/// the filter used when `RUST_LOG` is unset.
+pub fn init(json: bool, default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // rmcp logs whole MCP messages (Crisp data included) at debug and trace: whatever
     // RUST_LOG says, it gets warnings only.
@@ -34,11 +35,11 @@ pub fn init(format: LogFormat, default: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(terminal);
-    let _ = match (format, terminal) {
-        (LogFormat::Json, true) => builder.json().with_writer(std::io::stderr).try_init(),
-        (LogFormat::Json, false) => builder.json().with_writer(sink::BufferedStderr).try_init(),
-        (LogFormat::Pretty, true) => builder.with_writer(std::io::stderr).try_init(),
-        (LogFormat::Pretty, false) => builder
+    let _ = match (json, terminal) {
+        (true, true) => builder.json().with_writer(std::io::stderr).try_init(),
+        (true, false) => builder.json().with_writer(sink::BufferedStderr).try_init(),
+        (false, true) => builder.with_writer(std::io::stderr).try_init(),
+        (false, false) => builder
             .event_format(line::Line)
             .with_writer(sink::BufferedStderr)
             .try_init(),
@@ -49,8 +50,6 @@ pub fn init(format: LogFormat, default: &str) {
 /// layer knows the key, the call the account and Crisp's status) while the request runs.
 #[derive(Debug, Default, Clone)]
 pub struct CallInfo {
-    /// When the request arrived (deadlines count from here, not from the handler).
-    pub started: Option<std::time::Instant>,
     pub key_id: Option<String>,
     pub account_id: Option<String>,
     pub upstream_status: Option<u16>,
@@ -62,11 +61,7 @@ tokio::task_local! {
 
 /// Runs a request with a fresh `CallInfo` and returns what was noted.
 pub async fn with_call_info<F: std::future::Future>(future: F) -> (F::Output, CallInfo) {
-    let info = CallInfo {
-        started: Some(std::time::Instant::now()),
-        ..CallInfo::default()
-    };
-    CALL.scope(std::cell::RefCell::new(info), async {
+    CALL.scope(std::cell::RefCell::new(CallInfo::default()), async {
         let output = future.await;
         (output, CALL.with(|info| info.take()))
     })
@@ -76,9 +71,4 @@ pub async fn with_call_info<F: std::future::Future>(future: F) -> (F::Output, Ca
 /// Notes something about the current call; outside a request it does nothing.
 pub fn note_call(update: impl FnOnce(&mut CallInfo)) {
     let _ = CALL.try_with(|info| update(&mut info.borrow_mut()));
-}
-
-/// When the current request arrived, if there is one.
-pub fn request_started() -> Option<std::time::Instant> {
-    CALL.try_with(|info| info.borrow().started).ok().flatten()
 }

@@ -1,7 +1,7 @@
 //! The admin command line, driven as a user drives it: the real binary, a real database, what
 //! it prints on standard output and standard error, and its exit status.
 
-use crisp_gateway::clock;
+use crisp_gateway::kernel::clock;
 use crisp_gateway::secret::{MasterKey, Vault};
 use crisp_gateway::store;
 

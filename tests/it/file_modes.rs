@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crisp_gateway::config::Config;
+use crisp_gateway::app::config::Config;
 use crisp_gateway::store::{self, Engine};
 
 fn mode(path: &Path) -> u32 {

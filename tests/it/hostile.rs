@@ -350,3 +350,32 @@ async fn wrong_secrets_cost_little_and_never_hold_up_the_holder() {
         assert_eq!(reply.status, 200, "{}", reply.text);
     }
 }
+
+#[tokio::test]
+async fn a_refused_key_sent_with_lower_case_bearer_is_audited_with_its_key_id() {
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        let unknown = GatewayKey::generate();
+        let reply = app
+            .http
+            .post(app.url("/api/crisp/list/conversations"))
+            .header("authorization", format!("bearer {}", unknown.reveal()))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(reply.status(), 401);
+        app.app.auditor.flush(Duration::from_secs(5)).await;
+        let rows = audit_rows(&app.store).await;
+        let refused = rows
+            .iter()
+            .find(|r| r.status == 401)
+            .expect("the refusal is counted");
+        assert_eq!(
+            (refused.api_key_id.as_deref(), refused.action.as_str()),
+            (Some(unknown.id()), "list/conversations"),
+            "{refused:#?}"
+        );
+    }
+}

@@ -60,7 +60,7 @@ async fn audit(app: &TestApp) -> Vec<AuditRecord> {
 fn record(app: &TestApp, idem: &str, state: &str, lease: i64, expires: i64) -> IdempotencyRecord {
     let action = CATALOG.get(WRITE).expect("action");
     let key = Key::new(idem.as_bytes(), action, BODY.as_bytes()).expect("key");
-    let now = crisp_gateway::clock::now();
+    let now = crisp_gateway::kernel::clock::now();
     IdempotencyRecord {
         workspace_id: app.workspace_id.clone(),
         idempotency_key: idem.to_owned(),

@@ -77,7 +77,7 @@ async fn read_only_and_action_scoped_keys() {
 async fn expired_keys_get_the_same_401() {
     for engine in engines() {
         let app = TestApp::spawn(engine).await;
-        let now = crisp_gateway::clock::now();
+        let now = crisp_gateway::kernel::clock::now();
         let soon = create_scoped_key(
             &app.store,
             &app.workspace_id,
@@ -189,7 +189,7 @@ async fn last_use_is_recorded() {
                 .last_used_at,
             None
         );
-        let before = crisp_gateway::clock::now();
+        let before = crisp_gateway::kernel::clock::now();
         assert_eq!(app.call("list/conversations", "{}").await.status, 200);
         app.app.auditor.flush(Duration::from_secs(5)).await;
         let used = app
@@ -240,7 +240,7 @@ async fn revocation_and_account_changes_reach_every_replica_within_a_second() {
         }
         first
             .store
-            .revoke_key(&first.key_id, crisp_gateway::clock::now())
+            .revoke_key(&first.key_id, crisp_gateway::kernel::clock::now())
             .await
             .expect("revoke");
         for app in [&first, &second] {

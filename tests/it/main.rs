@@ -12,6 +12,7 @@ mod helpers;
 mod hostile;
 mod idempotency;
 mod keys;
+mod layers;
 mod mcp;
 mod requests;
 mod resilience;

@@ -48,7 +48,7 @@ async fn a_revoked_key_stops_working() {
         // Revoked through the store (as the CLI or another replica would): the change log
         // reaches this process's cache.
         app.store
-            .revoke_key(&app.key_id, crisp_gateway::clock::now())
+            .revoke_key(&app.key_id, crisp_gateway::kernel::clock::now())
             .await
             .expect("revoke");
         let refused = eventually(Duration::from_secs(2), || async {

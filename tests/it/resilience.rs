@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::helpers::{Answer, Engine, TestApp, engines};
 
-fn fast_retries(c: &mut crisp_gateway::config::Config) {
+fn fast_retries(c: &mut crisp_gateway::app::config::Config) {
     c.retry_base_delay = Duration::from_millis(20);
     c.retry_max_delay = Duration::from_millis(50);
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use crisp_gateway::accounts::{Account, Tier};
-use crisp_gateway::checks::{Verdict, test_account};
+use crisp_gateway::admin::checks::{Verdict, test_account};
 use crisp_gateway::forward::CrispClient;
 use crisp_gateway::sandbox::{self, Faults, RateLimit, SandboxConfig, Seed};
 use crisp_gateway::store::AccountRecord;
@@ -662,12 +662,19 @@ async fn account_test_says_what_is_wrong() {
         ..SandboxConfig::default()
     })
     .await;
-    let checks = |upstream: String| crisp_gateway::config::Config {
-        upstream,
-        upstream_timeout: Duration::from_secs(5),
-        ..crisp_gateway::config::Config::default()
+    let checks = |upstream: String| {
+        let config = crisp_gateway::app::config::Config {
+            upstream,
+            upstream_timeout: Duration::from_secs(5),
+            ..crisp_gateway::app::config::Config::default()
+        };
+        CrispClient::for_checks(
+            &config.upstream,
+            config.upstream_timeout,
+            config.upstream_max_response,
+        )
     };
-    let client = CrispClient::for_checks(&checks(base.clone())).expect("client");
+    let client = checks(base.clone()).expect("client");
     let cases = [
         (
             account("id-web", "key-web", Tier::Website, SITE),
@@ -699,8 +706,7 @@ async fn account_test_says_what_is_wrong() {
             "{account:?}"
         );
     }
-    let down =
-        CrispClient::for_checks(&checks(crate::helpers::dead_upstream().await)).expect("client");
+    let down = checks(crate::helpers::dead_upstream().await).expect("client");
     let verdict = test_account(&down, &account("a", "b", Tier::Website, SITE)).await;
     assert!(matches!(verdict, Verdict::Unreachable(_)), "{verdict:?}");
 }

@@ -248,7 +248,8 @@ numbers!(u32, u64, usize, f64);
 
 impl FromSetting for Duration {
     fn from_setting(name: &str, raw: &Raw) -> Result<Self, ConfigError> {
-        crate::clock::parse_duration(&raw.text()).map_err(|e| ConfigError(format!("{name}: {e}")))
+        crate::kernel::clock::parse_duration(&raw.text())
+            .map_err(|e| ConfigError(format!("{name}: {e}")))
     }
 }
 
@@ -329,7 +330,7 @@ impl Config {
             .keys()
             .find(|k| !SETTINGS.iter().any(|s| s.name == k.as_str()))
         {
-            let hint = crate::text::did_you_mean(unknown, SETTINGS.iter().map(|s| s.name))
+            let hint = crate::kernel::text::did_you_mean(unknown, SETTINGS.iter().map(|s| s.name))
                 .map(|m| format!(" (did you mean `{m}`?)"))
                 .unwrap_or_default();
             return Err(ConfigError(format!(

@@ -1,12 +1,14 @@
 //! The shared state of a running gateway, and how it is assembled from configuration.
 
+pub mod config;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::accounts::AccountCache;
+use crate::app::config::Config;
 use crate::audit::Auditor;
 use crate::auth::Keyring;
-use crate::config::Config;
 use crate::forward::CrispClient;
 use crate::secret::{MasterKey, Vault};
 use crate::store::{ChangeKind, Engine, Store};
@@ -14,7 +16,7 @@ use crate::store::{ChangeKind, Engine, Store};
 pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
-    pub keyring: Keyring,
+    pub keyring: Arc<Keyring>,
     pub accounts: AccountCache,
     pub crisp: CrispClient,
     pub key_limits: crate::limits::KeyLimiter,
@@ -24,6 +26,39 @@ pub struct App {
 }
 
 pub type AppState = Arc<App>;
+
+impl App {
+    /// What a call needs of the app, lent for one call.
+    pub fn services(&self) -> crate::call::Services<'_> {
+        crate::call::Services {
+            store: &self.store,
+            accounts: &self.accounts,
+            crisp: &self.crisp,
+            key_limits: &self.key_limits,
+            auditor: &self.auditor,
+            request_timeout: self.config.request_timeout,
+            idempotency_ttl: self.config.idempotency_ttl,
+            idempotency_unknown_hold: self.config.idempotency_unknown_hold,
+        }
+    }
+
+    /// What a caller's report needs of the app.
+    pub fn reports(&self) -> crate::call::report::Reports<'_> {
+        crate::call::report::Reports {
+            store: self.store.as_ref(),
+            limits: &self.report_limits,
+            retention: self.config.report_retention,
+        }
+    }
+
+    /// What the auth layer needs of the app.
+    pub fn key_check(&self) -> crate::auth::KeyCheck {
+        crate::auth::KeyCheck {
+            keyring: self.keyring.clone(),
+            auditor: self.auditor.clone(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -78,7 +113,7 @@ impl App {
         let key_limits = crate::limits::KeyLimiter::new(config.key_rate_limit, config.key_burst);
         let auditor = Auditor::start(store.clone(), config.audit_retention);
         Ok(Arc::new(Self {
-            keyring: Keyring::new(
+            keyring: Arc::new(Keyring::new(
                 store.clone(),
                 auditor.clone(),
                 config.key_cache_capacity,
@@ -87,7 +122,7 @@ impl App {
                     config.auth_failure_rate,
                     config.auth_failure_burst,
                 ),
-            ),
+            )),
             accounts: AccountCache::new(store.clone(), vault, config.key_cache_ttl),
             crisp,
             key_limits,

@@ -8,9 +8,6 @@ use std::time::Duration;
 use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::catalog::{Action, CATALOG};
-use crate::forward::{Reply, UpstreamError};
-
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide recorder once; later calls reuse it.
@@ -90,42 +87,61 @@ struct ActionSeries {
     duration: Histogram,
 }
 
-static ACTION_SERIES: LazyLock<Vec<OnceLock<ActionSeries>>> =
-    LazyLock::new(|| CATALOG.actions().iter().map(|_| OnceLock::new()).collect());
+/// The success series of each action, by the action's index, made on first use; the caller
+/// (which knows the catalog) owns one for the whole process.
+pub struct PerAction(Vec<OnceLock<ActionSeries>>);
 
-/// One request: `action` is the catalog action it called, if any, and `label` the action
-/// label (`-` for other endpoints).
-pub fn request(action: Option<&Action>, label: &'static str, status: u16, elapsed: Duration) {
-    let seconds = elapsed.as_secs_f64();
-    if status == 200
-        && let Some(series) = action.and_then(|a| ACTION_SERIES.get(a.index))
-    {
-        let series = series.get_or_init(|| {
-            handle(|| ActionSeries {
-                ok: counter!("crisp_gateway_requests_total", "action" => label, "status" => "200"),
-                duration: histogram!("crisp_gateway_request_duration_seconds", "action" => label),
-            })
-        });
-        series.ok.increment(1);
-        series.duration.record(seconds);
-        return;
+impl PerAction {
+    pub fn new(actions: usize) -> Self {
+        Self((0..actions).map(|_| OnceLock::new()).collect())
     }
-    counter!("crisp_gateway_requests_total", "action" => label, "status" => status_label(status))
-        .increment(1);
-    histogram!("crisp_gateway_request_duration_seconds", "action" => label).record(seconds);
+
+    /// One request: `action` is the index of the catalog action it called, if any, and `label`
+    /// the action label (`-` for other endpoints).
+    pub fn request(
+        &self,
+        action: Option<usize>,
+        label: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let seconds = elapsed.as_secs_f64();
+        if status == 200
+            && let Some(series) = action.and_then(|index| self.0.get(index))
+        {
+            let series = series.get_or_init(|| {
+                handle(|| ActionSeries {
+                    ok: counter!("crisp_gateway_requests_total", "action" => label, "status" => "200"),
+                    duration: histogram!("crisp_gateway_request_duration_seconds", "action" => label),
+                })
+            });
+            series.ok.increment(1);
+            series.duration.record(seconds);
+            return;
+        }
+        counter!("crisp_gateway_requests_total", "action" => label, "status" => status_label(status))
+            .increment(1);
+        histogram!("crisp_gateway_request_duration_seconds", "action" => label).record(seconds);
+    }
 }
 
-pub fn upstream_call(outcome: &Result<Reply, UpstreamError>) {
+/// How one attempt at Crisp ended, as the upstream-call series labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamOutcome {
+    /// Crisp answered with this status.
+    Status(u16),
+    /// No status: `timeout`, `unreachable`, `too_large` or `none`.
+    Failed(&'static str),
+}
+
+pub fn upstream_call(outcome: UpstreamOutcome) {
     static OK: LazyLock<Counter> = LazyLock::new(|| {
         handle(|| counter!("crisp_gateway_upstream_calls_total", "status" => "200"))
     });
     let status = match outcome {
-        Ok(reply) if reply.status() == 200 => return OK.increment(1),
-        Ok(reply) => status_label(reply.status()),
-        Err(UpstreamError::Timeout) => "timeout",
-        Err(UpstreamError::Unreachable(_)) => "unreachable",
-        Err(UpstreamError::ResponseTooLarge { .. }) => "too_large",
-        Err(e) => e.upstream_status().map_or("none", status_label),
+        UpstreamOutcome::Status(200) => return OK.increment(1),
+        UpstreamOutcome::Status(status) => status_label(status),
+        UpstreamOutcome::Failed(label) => label,
     };
     counter!("crisp_gateway_upstream_calls_total", "status" => status).increment(1);
 }

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum::http::HeaderValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use http::HeaderValue;
 use moka::sync::Cache;
 use serde::Serialize;
 
@@ -162,7 +162,7 @@ impl AccountCache {
 
     pub async fn for_workspace(&self, workspace_id: &str) -> Result<Arc<[Arc<Account>]>, ApiError> {
         let hit = self.cache.get(workspace_id);
-        crate::metrics::cache(crate::metrics::Cache::Accounts, hit.is_some());
+        crate::telemetry::metrics::cache(crate::telemetry::metrics::Cache::Accounts, hit.is_some());
         if let Some(hit) = hit {
             return Ok(hit);
         }

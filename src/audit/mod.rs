@@ -69,14 +69,14 @@ struct Refusals {
 impl Refusals {
     fn add(&mut self, refusal: &Refusal<'_>, now: i64) {
         // Crisp's reasons never reach here, but bound whatever does.
-        let reason = crate::text::truncate(refusal.reason, 64);
+        let reason = crate::kernel::text::truncate(refusal.reason, 64);
         let mut key = RefusalKey {
             reason: reason.to_owned(),
             status: refusal.status,
             workspace_id: refusal.workspace_id.map(str::to_owned),
             key_id: refusal
                 .key_id
-                .map(|k| crate::text::truncate(k, 64).to_owned()),
+                .map(|k| crate::kernel::text::truncate(k, 64).to_owned()),
             client: refusal.key_id.is_none().then_some(refusal.client).flatten(),
             action: refusal.action,
         };
@@ -152,7 +152,7 @@ impl Auditor {
 
     /// Counts a refusal into its minute's row (one hash-map update; written once a minute).
     pub fn refused(&self, refusal: &Refusal<'_>) {
-        let now = crate::clock::now();
+        let now = crate::kernel::clock::now();
         let mut refusals = self.refusals.lock();
         if refusals.minute != now / 60 && !refusals.rows.is_empty() {
             // A new minute: hand the last one's rows to the writer now rather than mix them.
@@ -210,7 +210,7 @@ async fn write_loop(
             _ = tick.tick() => {
                 due = true;
                 let mut refusals = refusals.lock();
-                if refusals.minute != crate::clock::now() / 60 {
+                if refusals.minute != crate::kernel::clock::now() / 60 {
                     records.extend(refusals.take());
                 }
             }
@@ -231,7 +231,7 @@ async fn write_loop(
                 "the database has been unavailable too long; oldest audit rows dropped"
             );
         }
-        let now = crate::clock::now();
+        let now = crate::kernel::clock::now();
         if now - last_prune >= 3600 {
             last_prune = now;
             let before = now - i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);

@@ -3,6 +3,8 @@
 //!
 //! Each concern has its own error enum; their messages are the sentences the CLI prints.
 
+pub mod checks;
+
 use std::sync::Arc;
 
 use crate::accounts::Tier;
@@ -82,7 +84,7 @@ pub async fn create_workspace(
     let workspace = Workspace {
         workspace_id: format!("ws_{}", crate::secret::random_base62(12)),
         name: name.to_owned(),
-        created_at: crate::clock::now(),
+        created_at: crate::kernel::clock::now(),
     };
     match store.create_workspace(&workspace).await {
         Ok(()) => Ok(workspace),
@@ -218,7 +220,7 @@ pub async fn rotate_key(
         Err(StoreError::NotFound) => return Err(KeyError::UnknownKey(old_id.to_owned())),
         Err(e) => return Err(e.into()),
     };
-    let now = crate::clock::now();
+    let now = crate::kernel::clock::now();
     if old.revoked_at.is_some() || old.expires_at.is_some_and(|t| t <= now) {
         return Err(KeyError::Inactive(old_id.to_owned()));
     }
@@ -261,7 +263,7 @@ async fn new_key(
         secret_hash: hash,
         read_only: spec.read_only,
         allowed_actions: spec.actions.clone(),
-        created_at: crate::clock::now(),
+        created_at: crate::kernel::clock::now(),
         expires_at: spec.expires_at,
         revoked_at: None,
         last_used_at: None,
@@ -316,7 +318,7 @@ pub async fn add_account_with_websites(
         website_id: new.website_id.trim().to_owned(),
         tier: new.tier,
         is_default: new.is_default,
-        created_at: crate::clock::now(),
+        created_at: crate::kernel::clock::now(),
         allowed_websites: other_websites(new.website_id, websites),
     };
     match store.add_account(&record).await {
@@ -370,7 +372,7 @@ pub async fn list_idempotency(
         Some(name) => Some(find_workspace(store, name).await?.workspace_id),
         None => None,
     };
-    let now = crate::clock::now();
+    let now = crate::kernel::clock::now();
     let entries = store
         .list_idempotency(&IdempotencyFilter {
             workspace_id,
@@ -404,7 +406,9 @@ pub async fn release_idempotency(
     match store.delete_idempotency(&found.workspace_id, key).await {
         Ok(entry) => Ok(IdempotencyListing {
             workspace: found.name,
-            state: entry.state.at(entry.lease_until, crate::clock::now()),
+            state: entry
+                .state
+                .at(entry.lease_until, crate::kernel::clock::now()),
             entry,
         }),
         Err(StoreError::NotFound) => Err(IdempotencyAdminError::NoRecord {
