@@ -139,100 +139,44 @@ impl fmt::Display for IdempotencyState {
 }
 
 // Each enum is a `str` to the database: the same type info, encoded from `as_str`, decoded
-// through `FromStr`. Written per enum because a blanket impl of sqlx's traits is not allowed.
+// through `FromStr`. A blanket impl of sqlx's traits is not allowed, so a macro writes the
+// three impls for each enum.
+macro_rules! stored_as_text {
+    ($($name:ty),+) => {$(
+        impl<DB: Database> Type<DB> for $name
+        where
+            str: Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <str as Type<DB>>::type_info()
+            }
 
-impl<DB: Database> Type<DB> for Tier
-where
-    str: Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <str as Type<DB>>::type_info()
-    }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <str as Type<DB>>::compatible(ty)
+            }
+        }
 
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <str as Type<DB>>::compatible(ty)
-    }
+        impl<'q, DB: Database> Encode<'q, DB> for $name
+        where
+            &'q str: Encode<'q, DB>,
+        {
+            fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
+                <&'q str as Encode<'q, DB>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r, DB: Database> Decode<'r, DB> for $name
+        where
+            &'r str: Decode<'r, DB>,
+        {
+            fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                Ok(<&'r str as Decode<'r, DB>>::decode(value)?.parse()?)
+            }
+        }
+    )+};
 }
 
-impl<'q, DB: Database> Encode<'q, DB> for Tier
-where
-    &'q str: Encode<'q, DB>,
-{
-    fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <&'q str as Encode<'q, DB>>::encode(self.as_str(), buf)
-    }
-}
-
-impl<'r, DB: Database> Decode<'r, DB> for Tier
-where
-    &'r str: Decode<'r, DB>,
-{
-    fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(<&'r str as Decode<'r, DB>>::decode(value)?.parse()?)
-    }
-}
-
-impl<DB: Database> Type<DB> for ChangeKind
-where
-    str: Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <str as Type<DB>>::type_info()
-    }
-
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <str as Type<DB>>::compatible(ty)
-    }
-}
-
-impl<'q, DB: Database> Encode<'q, DB> for ChangeKind
-where
-    &'q str: Encode<'q, DB>,
-{
-    fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <&'q str as Encode<'q, DB>>::encode(self.as_str(), buf)
-    }
-}
-
-impl<'r, DB: Database> Decode<'r, DB> for ChangeKind
-where
-    &'r str: Decode<'r, DB>,
-{
-    fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(<&'r str as Decode<'r, DB>>::decode(value)?.parse()?)
-    }
-}
-
-impl<DB: Database> Type<DB> for IdempotencyState
-where
-    str: Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <str as Type<DB>>::type_info()
-    }
-
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <str as Type<DB>>::compatible(ty)
-    }
-}
-
-impl<'q, DB: Database> Encode<'q, DB> for IdempotencyState
-where
-    &'q str: Encode<'q, DB>,
-{
-    fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <&'q str as Encode<'q, DB>>::encode(self.as_str(), buf)
-    }
-}
-
-impl<'r, DB: Database> Decode<'r, DB> for IdempotencyState
-where
-    &'r str: Decode<'r, DB>,
-{
-    fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(<&'r str as Decode<'r, DB>>::decode(value)?.parse()?)
-    }
-}
+stored_as_text!(Tier, ChangeKind, IdempotencyState);
 
 #[cfg(test)]
 mod tests {

@@ -29,6 +29,7 @@ const CHANGES_CHANNEL: &str = "crisp_gateway_changes";
 #[async_trait]
 impl Dialect for Postgres {
     const ENGINE: Engine = Engine::Postgres;
+    const BEGIN_WRITE: &'static str = "BEGIN";
 
     async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
         sqlx::migrate!("migrations/postgres").run(pool).await

@@ -28,6 +28,11 @@ pub trait Dialect: Database {
 
     async fn migrate(pool: &Pool<Self>) -> Result<(), sqlx::migrate::MigrateError>;
 
+    /// How a transaction that writes begins. SQLite must take its write lock at the start: a
+    /// deferred transaction that reads first fails at once with "database is locked" when
+    /// another connection wrote in between, whatever the busy timeout.
+    const BEGIN_WRITE: &'static str;
+
     /// sqlx's `Database` does not say how many rows a statement touched; each engine does.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
@@ -136,7 +141,7 @@ where
     }
 
     async fn revoke_key(&self, api_key_id: &str, now: i64) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let result = sqlx::query(
             "update api_key set revoked_at = coalesce(revoked_at, $2) where api_key_id = $1",
         )
@@ -153,7 +158,7 @@ where
     }
 
     async fn add_account(&self, account: &AccountRecord) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         if account.is_default {
             sqlx::query("update crisp_account set is_default = false where workspace_id = $1")
                 .bind(&account.workspace_id)
@@ -204,7 +209,7 @@ where
         workspace_id: &str,
         id_or_label: &str,
     ) -> StoreResult<AccountRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let account: AccountRecord = sqlx::query_as(
             "delete from crisp_account where workspace_id = $1 \
              and (crisp_account_id = $2 or label = $2) \
@@ -227,7 +232,7 @@ where
         new: &ApiKeyRecord,
         old_expires_at: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let result = sqlx::query(
             "update api_key set expires_at = case when expires_at is null or expires_at > $2 \
              then $2 else expires_at end where api_key_id = $1 and revoked_at is null",
@@ -246,7 +251,7 @@ where
     }
 
     async fn touch_keys(&self, used: &[(String, i64)]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         for (key_id, at) in used {
             sqlx::query(
                 "update api_key set last_used_at = $2 where api_key_id = $1 \
@@ -267,7 +272,7 @@ where
         id_or_label: &str,
         update: &AccountUpdate,
     ) -> StoreResult<AccountRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let current: AccountRecord = sqlx::query_as(
             "select crisp_account_id, workspace_id, label, identifier, sealed_key, website_id, \
              tier, is_default, created_at, allowed_websites from crisp_account \
@@ -317,7 +322,7 @@ where
     }
 
     async fn reseal_accounts(&self, sealed: &[(String, String)]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let mut workspaces = Vec::new();
         for (account_id, sealed_key) in sealed {
             let (workspace_id,): (String,) = sqlx::query_as(
@@ -341,7 +346,7 @@ where
     }
 
     async fn insert_audit(&self, records: &[AuditRecord]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         for r in records {
             sqlx::query(
                 "insert into audit_event (at, workspace_id, api_key_id, crisp_account_id, action, \
@@ -441,7 +446,7 @@ where
         &self,
         record: &IdempotencyRecord,
     ) -> StoreResult<Option<IdempotencyRecord>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         sqlx::query(
             "delete from idempotency_record where workspace_id = $1 and idempotency_key = $2 \
              and expires_at <= $3",

@@ -82,6 +82,7 @@ fn owner_only(_path: &std::path::Path) -> std::io::Result<()> {
 #[async_trait]
 impl Dialect for Sqlite {
     const ENGINE: Engine = Engine::Sqlite;
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 
     async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
         sqlx::migrate!("migrations/sqlite").run(pool).await
