@@ -13,10 +13,153 @@ use serde_json::json;
 
 use crate::store::StoreError;
 
-/// 429: this client failed to authenticate too often (`ApiError::AuthThrottled`).
-pub const TOO_MANY_FAILED_ATTEMPTS: &str = "too_many_failed_attempts";
-/// 429: too many verifications of one key are waiting (`ApiError::AuthThrottled`).
-pub const KEY_VERIFICATION_BUSY: &str = "key_verification_busy";
+/// Declares `Reason` with its wire strings, written once, and the list of every variant.
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $variant:ident => $wire:literal,)+) => {
+        /// Every error reason the gateway itself gives, as the caller reads it in the error
+        /// envelope's `reason` and as the audit trail, logs and metrics record it. The wire
+        /// string is a stable contract: rename a variant freely, never its string. Crisp's own
+        /// reasons, passed on from its answers, stay strings (`UpstreamFailure::reason`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Reason {
+            /// Every reason, for tests and documentation.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant,)+];
+
+            /// The wire string.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $wire,)+
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    // Refusals of the key and the client.
+    /// 401: missing, malformed, unknown, revoked or expired key.
+    Unauthorized => "unauthorized",
+    /// 429: the key is over its own rate.
+    RateLimited => "rate_limited",
+    /// 429: this client failed to authenticate too often (`ApiError::AuthThrottled`).
+    TooManyFailedAttempts => "too_many_failed_attempts",
+    /// 429: too many verifications of one key are waiting (`ApiError::AuthThrottled`).
+    KeyVerificationBusy => "key_verification_busy",
+    /// 403: the key may not reach this website.
+    WebsiteNotAllowed => "website_not_allowed",
+    /// 403: a read-only key calling a write.
+    WriteNotAllowed => "write_not_allowed",
+    /// 403: the key's scope leaves this action out.
+    ActionNotAllowed => "action_not_allowed",
+
+    // The request itself.
+    /// 400: a field the action does not take.
+    UnknownField => "unknown_field",
+    /// 400: a required field is absent.
+    MissingField => "missing_field",
+    /// 400: a field of the wrong type or shape.
+    InvalidField => "invalid_field",
+    /// 400: the body is not a JSON object.
+    InvalidJson => "invalid_json",
+    /// 400: a `body` argument that is not a JSON object or array, nor text holding one.
+    InvalidBody => "invalid_body",
+    /// 400: the body could not be read.
+    UnreadableBody => "unreadable_body",
+    /// 400: a `query` argument that is not a JSON object.
+    InvalidQuery => "invalid_query",
+    /// 400: a value that cannot go into the URL's path.
+    InvalidPathValue => "invalid_path_value",
+    /// 400: the URL built for Crisp is too long.
+    UrlTooLong => "url_too_long",
+    /// 400: a request the router refused for another reason.
+    BadRequest => "bad_request",
+    /// 404: no such route.
+    NotFound => "not_found",
+    /// 404: no action by this name.
+    UnknownAction => "unknown_action",
+    /// 404: no MCP toolset by this name.
+    UnknownToolset => "unknown_toolset",
+    /// 405: the route exists under another method.
+    MethodNotAllowed => "method_not_allowed",
+    /// 413: the body is over the limit.
+    PayloadTooLarge => "payload_too_large",
+
+    // Crisp accounts.
+    /// 404: the named account is not the workspace's.
+    AccountNotFound => "account_not_found",
+    /// 400: the workspace has no account for the call.
+    NoAccount => "no_account",
+    /// 400: several accounts fit; the call must name one.
+    AccountRequired => "account_required",
+
+    // Idempotency.
+    /// 400: a malformed `Idempotency-Key`.
+    InvalidIdempotencyKey => "invalid_idempotency_key",
+    /// 422: the key was used before with another request.
+    IdempotencyKeyReused => "idempotency_key_reused",
+    /// 409: the first request with this key is still running.
+    IdempotencyInProgress => "idempotency_in_progress",
+    /// 409: the first request with this key has an unknown outcome.
+    IdempotencyOutcomeUnknown => "idempotency_outcome_unknown",
+    /// Audit only: a repeat answered from the stored record.
+    IdempotentReplay => "idempotent_replay",
+
+    // Reports.
+    /// 400: a malformed report.
+    InvalidReport => "invalid_report",
+    /// 400: a report over its size limit.
+    ReportTooLarge => "report_too_large",
+
+    // MCP transport.
+    /// 403: the MCP transport refused the request (its host is not allowed).
+    McpRefused => "mcp_refused",
+    /// 404: the MCP transport found nothing to answer.
+    McpSessionNotFound => "mcp_session_not_found",
+    /// 4xx: another refusal of the MCP transport, sent as a 400.
+    McpTransport => "mcp_transport",
+
+    // The gateway's own state.
+    /// 503: too many requests in flight.
+    Overloaded => "overloaded",
+    /// 504: the gateway's deadline passed.
+    GatewayTimeout => "gateway_timeout",
+    /// 503: the database is out of reach.
+    StoreUnavailable => "store_unavailable",
+    /// 500: a bug, logged under the request id.
+    InternalError => "internal_error",
+
+    // A failed Crisp call, in the gateway's words (Crisp's own reasons pass through as strings).
+    /// 502: Crisp refused the account's credentials.
+    CrispUnauthorized => "crisp_unauthorized",
+    /// 502: Crisp forbade the account this call.
+    CrispForbidden => "crisp_forbidden",
+    /// 429: Crisp rate-limited the account.
+    CrispRateLimited => "crisp_rate_limited",
+    /// 429: the account's turn did not come in time.
+    AccountBusy => "account_busy",
+    /// 502: Crisp failed.
+    CrispServerError => "crisp_server_error",
+    /// 502: Crisp's answer could not be read.
+    CrispInvalidResponse => "crisp_invalid_response",
+    /// 502: Crisp's answer is over the size limit.
+    CrispResponseTooLarge => "crisp_response_too_large",
+    /// 504: Crisp did not answer in time.
+    CrispTimeout => "crisp_timeout",
+    /// 502: Crisp could not be reached.
+    CrispUnreachable => "crisp_unreachable",
+    /// Crisp's 4xx status: Crisp refused with a reason that is not a plain word, or none.
+    CrispError => "crisp_error",
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A Crisp call that failed, in the terms the caller sees. The forwarder builds it from its own
 /// error, which stays the cause for the log.
@@ -50,21 +193,12 @@ pub enum ApiError {
     #[error("missing or invalid API key")]
     Unauthorized,
     #[error("{message}")]
-    BadRequest {
-        reason: &'static str,
-        message: String,
-    },
+    BadRequest { reason: Reason, message: String },
     /// A valid key calling outside its scope.
     #[error("{message}")]
-    Forbidden {
-        reason: &'static str,
-        message: String,
-    },
+    Forbidden { reason: Reason, message: String },
     #[error("{message}")]
-    NotFound {
-        reason: &'static str,
-        message: String,
-    },
+    NotFound { reason: Reason, message: String },
     #[error("{message}")]
     MethodNotAllowed { message: String },
     /// The calling key is over its own rate limit.
@@ -74,30 +208,24 @@ pub enum ApiError {
     /// key at once: refused before any key lookup or argon2 run.
     #[error("authentication throttled ({reason})")]
     AuthThrottled {
-        reason: &'static str,
+        reason: Reason,
         retry_after: Duration,
     },
     /// Too many requests in flight in this process.
     #[error("the gateway is at capacity")]
     Overloaded,
     #[error("{message}")]
-    Conflict {
-        reason: &'static str,
-        message: String,
-    },
+    Conflict { reason: Reason, message: String },
     /// A repeat of an idempotent write whose first request has no answer to give yet (still
     /// running) or ever (its outcome is unknown); `Retry-After` says when to come back.
     #[error("{message}")]
     IdempotencyConflict {
-        reason: &'static str,
+        reason: Reason,
         message: String,
         retry_after: Duration,
     },
     #[error("{message}")]
-    Unprocessable {
-        reason: &'static str,
-        message: String,
-    },
+    Unprocessable { reason: Reason, message: String },
     #[error("the request body is larger than the {limit}-byte limit")]
     PayloadTooLarge { limit: usize },
     #[error("the request took longer than the gateway's deadline")]
@@ -112,14 +240,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(reason: Reason, message: impl Into<String>) -> Self {
         Self::BadRequest {
             reason,
             message: message.into(),
         }
     }
 
-    pub fn not_found(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(reason: Reason, message: impl Into<String>) -> Self {
         Self::NotFound {
             reason,
             message: message.into(),
@@ -145,25 +273,28 @@ impl ApiError {
         }
     }
 
+    /// The wire reason: the gateway's own `Reason`, or for a failed Crisp call the one its
+    /// failure carries (which may be Crisp's own word).
     pub fn reason(&self) -> &str {
-        match self {
-            Self::Unauthorized => "unauthorized",
+        let reason = match self {
+            Self::Upstream(e) => return &e.reason,
+            Self::Unauthorized => Reason::Unauthorized,
             Self::BadRequest { reason, .. }
             | Self::Forbidden { reason, .. }
-            | Self::NotFound { reason, .. } => reason,
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::AuthThrottled { reason, .. } => reason,
-            Self::Overloaded => "overloaded",
-            Self::Conflict { reason, .. }
+            | Self::NotFound { reason, .. }
+            | Self::AuthThrottled { reason, .. }
+            | Self::Conflict { reason, .. }
             | Self::IdempotencyConflict { reason, .. }
-            | Self::Unprocessable { reason, .. } => reason,
-            Self::Timeout => "gateway_timeout",
-            Self::Upstream(e) => &e.reason,
-            Self::StoreUnavailable(_) => "store_unavailable",
-            Self::Internal(_) => "internal_error",
-        }
+            | Self::Unprocessable { reason, .. } => *reason,
+            Self::MethodNotAllowed { .. } => Reason::MethodNotAllowed,
+            Self::PayloadTooLarge { .. } => Reason::PayloadTooLarge,
+            Self::RateLimited { .. } => Reason::RateLimited,
+            Self::Overloaded => Reason::Overloaded,
+            Self::Timeout => Reason::GatewayTimeout,
+            Self::StoreUnavailable(_) => Reason::StoreUnavailable,
+            Self::Internal(_) => Reason::InternalError,
+        };
+        reason.as_str()
     }
 
     /// What the caller reads: what went wrong and what to do. Never internals: 5xx causes are
@@ -181,7 +312,10 @@ impl ApiError {
                 .into(),
             Self::Upstream(e) => e.message.clone(),
             Self::RateLimited { .. } => "This key is over its request rate; wait for the Retry-After delay, then retry.".into(),
-            Self::AuthThrottled { reason, .. } if *reason == TOO_MANY_FAILED_ATTEMPTS => "Too many failed \
+            Self::AuthThrottled {
+                reason: Reason::TooManyFailedAttempts,
+                ..
+            } => "Too many failed \
                 authentications from this address; wait for the Retry-After delay, then retry with a valid key."
                 .into(),
             Self::AuthThrottled { .. } => "Too many verifications of this key are waiting at once; retry \
@@ -268,6 +402,44 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_are_unique_snake_case_and_keep_their_wire_strings() {
+        let mut seen = std::collections::HashSet::new();
+        for reason in Reason::ALL {
+            let wire = reason.as_str();
+            assert!(seen.insert(wire), "{reason:?} repeats {wire:?}");
+            assert!(
+                !wire.is_empty()
+                    && !wire.starts_with('_')
+                    && !wire.ends_with('_')
+                    && !wire.contains("__")
+                    && wire.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{reason:?} is not snake_case: {wire:?}"
+            );
+            assert_eq!(reason.to_string(), wire, "Display is the wire string");
+        }
+
+        // Callers match on these strings: they never change.
+        for (reason, wire) in [
+            (Reason::InvalidField, "invalid_field"),
+            (Reason::UnknownField, "unknown_field"),
+            (Reason::WebsiteNotAllowed, "website_not_allowed"),
+            (Reason::TooManyFailedAttempts, "too_many_failed_attempts"),
+            (
+                Reason::IdempotencyOutcomeUnknown,
+                "idempotency_outcome_unknown",
+            ),
+            (Reason::GatewayTimeout, "gateway_timeout"),
+            (Reason::CrispUnreachable, "crisp_unreachable"),
+        ] {
+            assert_eq!(reason.as_str(), wire);
+        }
+        let err = ApiError::bad_request(Reason::MissingField, "`x` is required");
+        assert_eq!(err.reason(), "missing_field");
+        assert_eq!(ApiError::Timeout.reason(), "gateway_timeout");
+        assert_eq!(ApiError::Unauthorized.reason(), "unauthorized");
+    }
 
     #[test]
     fn only_a_database_outage_is_store_unavailable() {

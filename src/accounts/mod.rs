@@ -9,7 +9,7 @@ use http::HeaderValue;
 use moka::sync::Cache;
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 use crate::secret::{CrispKey, Vault};
 use crate::store::{AccountRecord, Store};
 
@@ -97,7 +97,7 @@ impl Account {
             return Ok(());
         }
         Err(ApiError::Forbidden {
-            reason: "website_not_allowed",
+            reason: Reason::WebsiteNotAllowed,
             message: format!(
                 "Account `{}` ({}) may not act on website `{website}`; it may act on: {}. Leave \
                  `websiteID` out to use its own website (`{}`), or have an operator allow it with \
@@ -215,7 +215,7 @@ pub fn choose<'a>(
             .find(|a| a.id == wanted || a.label == wanted)
             .ok_or_else(|| {
                 ApiError::not_found(
-                    "account_not_found",
+                    Reason::AccountNotFound,
                     if accounts.is_empty() {
                         format!("No Crisp account `{wanted}` in this workspace, which has no accounts yet; add one with `crisp-gateway account add`.")
                     } else {
@@ -226,13 +226,13 @@ pub fn choose<'a>(
     }
     match accounts {
         [] => Err(ApiError::bad_request(
-            "no_account",
+            Reason::NoAccount,
             "This workspace has no Crisp account yet; link one with `crisp-gateway account add --workspace NAME --label LABEL …`.",
         )),
         [only] => Ok(only),
         many => many.iter().find(|a| a.is_default).ok_or_else(|| {
             ApiError::bad_request(
-                "account_required",
+                Reason::AccountRequired,
                 format!(
                     "This workspace has several Crisp accounts and no default: name one in `account` ({}), or mark one default with `crisp-gateway account add … --default`.",
                     labels()

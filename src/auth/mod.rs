@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 
 use crate::audit::Auditor;
 use crate::catalog::{Action, Target};
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 use crate::limits::FailureLimiter;
 use crate::store::{Store, StoreError};
 
@@ -80,7 +80,7 @@ impl Scope {
     pub fn check_website(&self, website: &str) -> Result<(), ApiError> {
         match &self.websites {
             Some(allowed) if !allowed.iter().any(|w| w == website) => Err(ApiError::Forbidden {
-                reason: "website_not_allowed",
+                reason: Reason::WebsiteNotAllowed,
                 message: format!(
                     "This key may not act on website `{website}`; it is limited to: {}. Use one of \
                      those in `websiteID`, or a key made with `crisp-gateway key create --workspace \
@@ -101,7 +101,7 @@ impl Scope {
     pub fn check(&self, action: &Action) -> Result<(), ApiError> {
         if self.read_only && action.write {
             return Err(ApiError::Forbidden {
-                reason: "write_not_allowed",
+                reason: Reason::WriteNotAllowed,
                 message: format!(
                     "This key is read-only and `{}` is a write action; use a key made without --read-only.",
                     action.slug
@@ -112,7 +112,7 @@ impl Scope {
             && !patterns.iter().any(|p| glob_matches(p, action.slug))
         {
             return Err(ApiError::Forbidden {
-                reason: "action_not_allowed",
+                reason: Reason::ActionNotAllowed,
                 message: format!(
                     "This key may not call `{}`; it is limited to: {}.",
                     action.slug,
@@ -223,7 +223,7 @@ fn release<K: std::hash::Hash + Eq + Clone>(counts: &mut HashMap<K, usize>, key:
 
 fn busy() -> ApiError {
     ApiError::AuthThrottled {
-        reason: crate::error::KEY_VERIFICATION_BUSY,
+        reason: Reason::KeyVerificationBusy,
         retry_after: Duration::from_secs(1),
     }
 }
@@ -332,7 +332,7 @@ impl Keyring {
             self.failures
                 .check(client)
                 .map_err(|retry_after| ApiError::AuthThrottled {
-                    reason: crate::error::TOO_MANY_FAILED_ATTEMPTS,
+                    reason: Reason::TooManyFailedAttempts,
                     retry_after,
                 })?;
         }

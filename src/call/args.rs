@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::catalog::{Action, ParamKind};
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 use crate::kernel::text::did_you_mean;
 
 /// Validated arguments of one call.
@@ -55,7 +55,7 @@ impl Args {
     }
 }
 
-fn invalid(reason: &'static str, message: String) -> ApiError {
+fn invalid(reason: Reason, message: String) -> ApiError {
     ApiError::bad_request(reason, message)
 }
 
@@ -83,7 +83,7 @@ pub fn parse(action: &Action, raw: &[u8]) -> Result<Args, ApiError> {
             Ok(Value::Object(map)) => map,
             Ok(other) => {
                 return Err(invalid(
-                    "invalid_json",
+                    Reason::InvalidJson,
                     format!(
                         "The request body must be a JSON object of the action's fields, not {}; `{}` takes: {}.",
                         kind_of(&other),
@@ -94,7 +94,7 @@ pub fn parse(action: &Action, raw: &[u8]) -> Result<Args, ApiError> {
             }
             Err(e) => {
                 return Err(invalid(
-                    "invalid_json",
+                    Reason::InvalidJson,
                     format!(
                         "The request body is not valid JSON ({e}); send a JSON object such as {{\"account\":\"main\"}}."
                     ),
@@ -133,7 +133,7 @@ pub fn from_object(action: &Action, object: Map<String, Value>) -> Result<Args, 
                 .map(|r| format!(" ({} {})", r.method.as_str(), r.path.as_str()))
                 .unwrap_or_default();
             return Err(invalid(
-                "missing_field",
+                Reason::MissingField,
                 format!(
                     "`{}` is required by `{}`: it fills the `{{{}}}` segment of the Crisp path{route}.",
                     param.name, action.slug, param.name
@@ -157,7 +157,7 @@ fn unknown_field(action: &Action, name: &str) -> ApiError {
             .unwrap_or_default(),
     };
     invalid(
-        "unknown_field",
+        Reason::UnknownField,
         format!(
             "`{name}` is not a field of `{}`.{hint} Its fields are: {}.",
             action.slug,
@@ -184,7 +184,7 @@ fn scalar(action: &Action, name: &str, value: Value) -> Result<String, ApiError>
         Value::Number(n) => n.to_string(),
         other => {
             return Err(invalid(
-                "invalid_field",
+                Reason::InvalidField,
                 format!(
                     "`{name}` of `{}` must be a string, not {}.",
                     action.slug,
@@ -195,7 +195,7 @@ fn scalar(action: &Action, name: &str, value: Value) -> Result<String, ApiError>
     };
     if name == "pageNumber" && !text.parse::<u32>().is_ok_and(|n| n >= 1) {
         return Err(invalid(
-            "invalid_field",
+            Reason::InvalidField,
             format!("`pageNumber` must be a whole number from 1 (pages start at 1), not `{text}`."),
         ));
     }
@@ -207,7 +207,7 @@ fn scalar(action: &Action, name: &str, value: Value) -> Result<String, ApiError>
 fn check_segment(action: &Action, name: &str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() || value == "." || value == ".." {
         return Err(invalid(
-            "invalid_path_value",
+            Reason::InvalidPathValue,
             format!(
                 "`{name}` of `{}` must be a non-empty value other than `.` or `..` (each path value is exactly one path segment).",
                 action.slug
@@ -222,7 +222,7 @@ fn body(action: &Action, value: Value) -> Result<Option<Bytes>, ApiError> {
         Value::String(text) if text.trim().is_empty() => return Ok(None),
         Value::String(text) => serde_json::from_str::<Value>(&text).map_err(|e| {
             invalid(
-                "invalid_body",
+                Reason::InvalidBody,
                 format!(
                     "`body` of `{}` holds text that is not valid JSON ({e}); send a JSON object, or a string holding one such as \"{{\\\"content\\\":\\\"Hi\\\"}}\".",
                     action.slug
@@ -234,7 +234,7 @@ fn body(action: &Action, value: Value) -> Result<Option<Bytes>, ApiError> {
     match value {
         Value::Object(_) | Value::Array(_) => Ok(Some(Bytes::from(value.to_string()))),
         other => Err(invalid(
-            "invalid_body",
+            Reason::InvalidBody,
             format!(
                 "`body` of `{}` must be a JSON object (or a string holding one), not {}.",
                 action.slug,
@@ -247,7 +247,7 @@ fn body(action: &Action, value: Value) -> Result<Option<Bytes>, ApiError> {
 fn query(action: &Action, value: Value) -> Result<Vec<(String, String)>, ApiError> {
     let bad = |detail: String| {
         invalid(
-            "invalid_query",
+            Reason::InvalidQuery,
             format!(
                 "`query` of `{}` {detail}; send an object such as {{\"per_page\":50}}, a string holding one, or a query string such as \"per_page=50&filter_unread=1\".",
                 action.slug

@@ -20,13 +20,11 @@ use sha2::{Digest, Sha256};
 use super::{Answer, Services, Trace, Upstream, envelope, upstream_status};
 use crate::auth::Principal;
 use crate::catalog::Action;
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 use crate::store::{IdempotencyRecord, IdempotencyState, Store, StoreError};
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
-/// The audit reason of a repeat answered from the record.
-pub const REPLAY_REASON: &str = "idempotent_replay";
 
 /// Beyond the call's deadline, how long a claim's lease lasts: time to store the answer, and
 /// room for replicas' clocks to differ.
@@ -45,7 +43,7 @@ impl Key {
     pub fn new(header: &[u8], action: &Action, raw_body: &[u8]) -> Result<Self, ApiError> {
         if header.is_empty() || header.len() > 255 || !header.iter().all(u8::is_ascii_graphic) {
             return Err(ApiError::bad_request(
-                "invalid_idempotency_key",
+                Reason::InvalidIdempotencyKey,
                 "`Idempotency-Key` must be 1 to 255 visible ASCII characters, such as a UUID.",
             ));
         }
@@ -93,7 +91,7 @@ pub(super) async fn run(
         if let Some(record) = seen.take().filter(|r| r.expires_at > now) {
             if record.request_hash != key.request_hash {
                 return Err(ApiError::Unprocessable {
-                    reason: "idempotency_key_reused",
+                    reason: Reason::IdempotencyKeyReused,
                     message: format!(
                         "`Idempotency-Key` `{}` was already used with a different request; use a new key for a new request.",
                         key.key
@@ -322,7 +320,7 @@ fn stored(record: &IdempotencyRecord) -> Stored {
 
 fn in_progress(key: &Key, record: &IdempotencyRecord, now: i64) -> ApiError {
     ApiError::IdempotencyConflict {
-        reason: "idempotency_in_progress",
+        reason: Reason::IdempotencyInProgress,
         message: format!(
             "A request with `Idempotency-Key` `{}` is still running; retry after the Retry-After delay to get its answer.",
             key.key
@@ -333,7 +331,7 @@ fn in_progress(key: &Key, record: &IdempotencyRecord, now: i64) -> ApiError {
 
 fn outcome_unknown(key: &Key, record: &IdempotencyRecord, now: i64) -> ApiError {
     ApiError::IdempotencyConflict {
-        reason: "idempotency_outcome_unknown",
+        reason: Reason::IdempotencyOutcomeUnknown,
         message: format!(
             "The first request with `Idempotency-Key` `{key}` got no answer from Crisp (a timeout, \
              a lost connection, or a gateway that stopped mid-call): it may or may not have reached \

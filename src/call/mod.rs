@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::accounts::Account;
 use crate::auth::Principal;
 use crate::catalog::{Action, Method, Route};
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 use crate::forward::{Reply, Safety, UpstreamRequest};
 use crate::store::{AuditRecord, Store};
 use http::StatusCode;
@@ -98,7 +98,7 @@ pub async fn execute_with(
     let result = run(app, principal, action, args, options, started, &mut trace).await;
     let (status, reason) = match &result {
         Ok(Answer::Fresh(_)) => (StatusCode::OK, None),
-        Ok(Answer::Replayed(stored)) => (stored.status, Some(idempotency::REPLAY_REASON)),
+        Ok(Answer::Replayed(stored)) => (stored.status, Some(Reason::IdempotentReplay.as_str())),
         Err(e) => (e.status(), Some(e.reason())),
     };
     crate::telemetry::note_call(|info| {
@@ -178,7 +178,7 @@ async fn run(
         let url_len = app.crisp.url(&request).len();
         if url_len > args::MAX_UPSTREAM_URL {
             return Err(ApiError::bad_request(
-                "url_too_long",
+                Reason::UrlTooLong,
                 format!(
                     "The URL this call would send to Crisp is {url_len} bytes, over the gateway's limit of {} bytes; \
                      the longest value is `{name}` ({value_len} bytes). Send shorter values.",

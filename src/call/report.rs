@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 use crate::limits::KeyLimiter;
 use crate::store::{ReportRecord, Store};
 
@@ -52,12 +52,12 @@ pub async fn submit(
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_report", message)
+    ApiError::bad_request(Reason::InvalidReport, message)
 }
 
 fn too_large(field: &str, size: usize, limit: usize) -> ApiError {
     ApiError::bad_request(
-        "report_too_large",
+        Reason::ReportTooLarge,
         format!(
             "`{field}` is {size} bytes, over the limit of {limit} bytes; send a shorter {field}."
         ),

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::accounts::Account;
 use crate::catalog::Method;
-use crate::error::{ApiError, UpstreamFailure};
+use crate::error::{ApiError, Reason, UpstreamFailure};
 
 #[derive(Debug)]
 pub enum Reply {
@@ -107,15 +107,15 @@ impl UpstreamError {
     pub fn reason(&self) -> &str {
         match self {
             Self::Rejected { reason, .. } => reason,
-            Self::Unauthorized { .. } => "crisp_unauthorized",
-            Self::Forbidden { .. } => "crisp_forbidden",
-            Self::RateLimited { .. } => "crisp_rate_limited",
-            Self::AccountBusy { .. } => "account_busy",
-            Self::ServerError { .. } => "crisp_server_error",
-            Self::InvalidResponse { .. } => "crisp_invalid_response",
-            Self::ResponseTooLarge { .. } => "crisp_response_too_large",
-            Self::Timeout => "crisp_timeout",
-            Self::Unreachable(_) => "crisp_unreachable",
+            Self::Unauthorized { .. } => Reason::CrispUnauthorized.as_str(),
+            Self::Forbidden { .. } => Reason::CrispForbidden.as_str(),
+            Self::RateLimited { .. } => Reason::CrispRateLimited.as_str(),
+            Self::AccountBusy { .. } => Reason::AccountBusy.as_str(),
+            Self::ServerError { .. } => Reason::CrispServerError.as_str(),
+            Self::InvalidResponse { .. } => Reason::CrispInvalidResponse.as_str(),
+            Self::ResponseTooLarge { .. } => Reason::CrispResponseTooLarge.as_str(),
+            Self::Timeout => Reason::CrispTimeout.as_str(),
+            Self::Unreachable(_) => Reason::CrispUnreachable.as_str(),
         }
     }
 
@@ -268,7 +268,7 @@ fn scrub_reason(reason: &str, account: &Account) -> String {
     if plain && scrubbed == reason {
         scrubbed
     } else {
-        "crisp_error".to_owned()
+        Reason::CrispError.as_str().to_owned()
     }
 }
 
@@ -343,10 +343,10 @@ pub fn interpret(
             retry_after,
         }),
         400..=499 => {
-            let reason = envelope
-                .as_ref()
-                .and_then(reason)
-                .map_or_else(|| "crisp_error".to_owned(), |r| scrub_reason(&r, account));
+            let reason = envelope.as_ref().and_then(reason).map_or_else(
+                || Reason::CrispError.as_str().to_owned(),
+                |r| scrub_reason(&r, account),
+            );
             let detail = envelope
                 .and_then(|e| e.data)
                 .and_then(|d| serde_json::from_slice::<ErrorData<'_>>(&body[d]).ok())

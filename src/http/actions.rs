@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::call::{self, Answer};
 use crate::catalog::{ACTION_PATH, CATALOG, Target};
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 
 use crate::kernel::request_id::{REQUEST_ID, Started};
 
@@ -103,7 +103,7 @@ fn unreadable_body(error: &axum::Error, limit: usize) -> ApiError {
         source = e.source();
     }
     ApiError::bad_request(
-        "unreadable_body",
+        Reason::UnreadableBody,
         "The request body could not be read to its end; send it again.",
     )
 }
@@ -127,7 +127,7 @@ fn unknown_action(slug: &str) -> ApiError {
     // meaningful) for a slug of about an action's length.
     if slug.len() > ECHOED_SLUG {
         return ApiError::not_found(
-            "unknown_action",
+            Reason::UnknownAction,
             format!(
                 "There is no action `{}…` ({} bytes; no action name is longer than {ECHOED_SLUG}). \
                  The full list is at GET /api/crisp/_endpoints.",
@@ -143,7 +143,7 @@ fn unknown_action(slug: &str) -> ApiError {
         .collect::<Vec<_>>()
         .join(", ");
     ApiError::not_found(
-        "unknown_action",
+        Reason::UnknownAction,
         format!(
             "There is no action `{slug}`. Closest: {closest}. The full list is at GET /api/crisp/_endpoints."
         ),

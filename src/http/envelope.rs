@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 
 use crate::app::AppState;
 use crate::catalog::{CATALOG, Target};
-use crate::error::{ApiError, ErrorSlot};
+use crate::error::{ApiError, ErrorSlot, Reason};
 use crate::telemetry::gate;
 
 use crate::kernel::request_id::{REQUEST_ID, Started};
@@ -169,22 +169,23 @@ fn from_bare_status(status: StatusCode, body_limit: usize) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: body_limit },
         StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => ApiError::Timeout,
         StatusCode::NOT_FOUND => ApiError::not_found(
-            "not_found",
+            Reason::NotFound,
             "No such endpoint; see GET /api/crisp/_endpoints.",
         ),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed {
             message: "This endpoint does not accept that HTTP method.".into(),
         },
-        s if s.is_client_error() => {
-            ApiError::bad_request("bad_request", format!("The request was refused ({s})."))
-        }
+        s if s.is_client_error() => ApiError::bad_request(
+            Reason::BadRequest,
+            format!("The request was refused ({s})."),
+        ),
         s => ApiError::Internal(format!("a layer answered {s}")),
     }
 }
 
 pub async fn no_route() -> ApiError {
     ApiError::not_found(
-        "not_found",
+        Reason::NotFound,
         "No such endpoint. Actions are `POST /api/crisp/<action>`; the list is at GET /api/crisp/_endpoints.",
     )
 }

@@ -10,7 +10,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::catalog::{Action, CATALOG, ParamKind};
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 use crate::kernel::text::did_you_mean;
 
 use super::schema;
@@ -404,7 +404,7 @@ impl Essential {
             .find(|p| p.required && !out.contains_key(p.name))
         {
             return Err(ApiError::bad_request(
-                "missing_field",
+                Reason::MissingField,
                 format!(
                     "`{}` is required by `{}`.",
                     connector_name(param.name),
@@ -437,7 +437,7 @@ impl Essential {
                 Ok(Value::Object(map)) => map,
                 _ => {
                     return Err(ApiError::bad_request(
-                        "invalid_field",
+                        Reason::InvalidField,
                         format!(
                             "`{payload_name}` must hold a JSON object when given together with `{}`'s named fields.",
                             self.name
@@ -447,7 +447,7 @@ impl Essential {
             },
             Some(_) => {
                 return Err(ApiError::bad_request(
-                    "invalid_field",
+                    Reason::InvalidField,
                     format!("`{payload_name}` of `{}` must be a JSON object.", self.name),
                 ));
             }
@@ -466,7 +466,7 @@ impl Essential {
             .find(|f| f.required && !object.contains_key(f.name))
         {
             return Err(ApiError::bad_request(
-                "missing_field",
+                Reason::MissingField,
                 format!("`{}` is required by `{}`.", missing.name, self.name),
             ));
         }
@@ -488,7 +488,7 @@ impl Essential {
             .map(|m| format!(" Did you mean `{m}`?"))
             .unwrap_or_default();
         ApiError::bad_request(
-            "unknown_field",
+            Reason::UnknownField,
             format!(
                 "`{name}` is not a field of `{}`.{hint} Its fields are: {}.",
                 self.name,

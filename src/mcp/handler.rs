@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::call;
 use crate::catalog::Action;
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 use crate::kernel::request_id::{REQUEST_ID, Started};
 
 use super::meta;
@@ -204,7 +204,7 @@ fn call_target(
     };
     if let Some(stray) = arguments.keys().find(|k| k.as_str() != "action") {
         return Err(ApiError::bad_request(
-            "unknown_field",
+            Reason::UnknownField,
             format!(
                 "`{stray}` is not a field of `crisp_call_action`: put the action's fields inside `arguments`, e.g. {{\"action\":\"{}\",\"arguments\":{{\"{stray}\":…}}}}.",
                 action.slug
@@ -216,7 +216,7 @@ fn call_target(
 
 fn arguments_not_object(action: &Action) -> ApiError {
     ApiError::bad_request(
-        "invalid_field",
+        Reason::InvalidField,
         format!(
             "`arguments` of `crisp_call_action` must be an object of `{}`'s fields.",
             action.slug

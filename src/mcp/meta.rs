@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::Scope;
 use crate::catalog::{Action, CATALOG};
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 
 use super::schema;
 
@@ -25,7 +25,7 @@ pub fn search(scope: &Scope, arguments: &Map<String, Value>) -> Result<Value, Ap
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_field",
+                    Reason::InvalidField,
                     format!("`limit` must be a whole number from 1 to {MAX_LIMIT}."),
                 )
             })?,
@@ -35,7 +35,7 @@ pub fn search(scope: &Scope, arguments: &Map<String, Value>) -> Result<Value, Ap
         .find(|k| !matches!(k.as_str(), "query" | "domain" | "limit"))
     {
         return Err(ApiError::bad_request(
-            "unknown_field",
+            Reason::UnknownField,
             format!(
                 "`{unknown}` is not a field of `crisp_search_actions`; its fields are: query (required), domain, limit."
             ),
@@ -45,7 +45,7 @@ pub fn search(scope: &Scope, arguments: &Map<String, Value>) -> Result<Value, Ap
         && !CATALOG.actions().iter().any(|a| a.domain == domain)
     {
         return Err(ApiError::bad_request(
-            "invalid_field",
+            Reason::InvalidField,
             format!(
                 "There is no domain `{domain}`; use one of: {}.",
                 super::toolsets::domains().join(", ")
@@ -100,7 +100,7 @@ pub fn describe(scope: &Scope, arguments: &Map<String, Value>) -> Result<Value, 
 pub fn target(arguments: &Map<String, Value>, tool: &str) -> Result<&'static Action, ApiError> {
     let Some(name) = text_field(arguments, "action", tool)? else {
         return Err(ApiError::bad_request(
-            "missing_field",
+            Reason::MissingField,
             format!(
                 "`action` is required by `{tool}`: a slug such as `list/conversations` or a tool id such as `crisp_list_conversations`."
             ),
@@ -109,7 +109,7 @@ pub fn target(arguments: &Map<String, Value>, tool: &str) -> Result<&'static Act
     let name = name.trim().trim_matches('/');
     CATALOG.find(name).ok_or_else(|| {
         ApiError::not_found(
-            "unknown_action",
+            Reason::UnknownAction,
             format!(
                 "There is no action `{}`. Closest: {}. Find actions with crisp_search_actions.",
                 crate::kernel::text::truncate(name, 128),
@@ -133,7 +133,7 @@ fn text_field(
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(ApiError::bad_request(
-            "invalid_field",
+            Reason::InvalidField,
             format!("`{name}` of `{tool}` must be a string."),
         )),
     }

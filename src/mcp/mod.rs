@@ -24,7 +24,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 
 use crate::app::AppState;
 use crate::auth::require_key;
-use crate::error::{ApiError, ErrorSlot};
+use crate::error::{ApiError, ErrorSlot, Reason};
 
 pub use essentials::{ESSENTIALS, Essential};
 pub use toolsets::Selection;
@@ -133,12 +133,12 @@ async fn transport_errors(
         },
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: body_limit },
         StatusCode::FORBIDDEN => ApiError::Forbidden {
-            reason: "mcp_refused",
+            reason: Reason::McpRefused,
             message: format!("{text} (set CRISP_GATEWAY_MCP_ALLOWED_HOSTS to the host names clients use)"),
         },
-        StatusCode::NOT_FOUND => ApiError::not_found("mcp_session_not_found", text),
+        StatusCode::NOT_FOUND => ApiError::not_found(Reason::McpSessionNotFound, text),
         s if s.is_client_error() => {
-            ApiError::bad_request("mcp_transport", format!("{text} (MCP transport, HTTP {s})"))
+            ApiError::bad_request(Reason::McpTransport, format!("{text} (MCP transport, HTTP {s})"))
         }
         s => ApiError::Internal(format!("the MCP transport answered {s}: {text}")),
     };

@@ -12,7 +12,7 @@ use rmcp::model::{Tool, ToolAnnotations};
 use serde_json::{Value, json};
 
 use crate::catalog::{Action, CATALOG};
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 
 use super::essentials::{ESSENTIALS, Essential};
 use super::schema;
@@ -331,7 +331,7 @@ fn domain(name: &str) -> Result<&'static str, ApiError> {
         .find(|d| *d == name)
         .ok_or_else(|| {
             ApiError::not_found(
-                "unknown_toolset",
+                Reason::UnknownToolset,
                 format!(
                     "There is no toolset `{name}`. Use `default`, `essentials`, `all` or a Crisp domain: {}.",
                     domains.join(", ")
