@@ -26,7 +26,7 @@ use crate::audit::Auditor;
 use crate::catalog::{Action, Target};
 use crate::error::ApiError;
 use crate::limits::FailureLimiter;
-use crate::store::{Store, StoreError};
+use crate::store::{KeyId, Store, StoreError, WorkspaceId};
 
 pub use key::GatewayKey;
 
@@ -34,8 +34,8 @@ pub use key::GatewayKey;
 /// `require_key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    pub key_id: String,
-    pub workspace_id: String,
+    pub key_id: KeyId,
+    pub workspace_id: WorkspaceId,
     pub expires_at: Option<i64>,
     pub scope: Scope,
 }
@@ -432,7 +432,7 @@ impl Keyring {
     ) -> Result<Arc<Principal>, ApiError> {
         let now = crate::kernel::clock::now();
         let generation = self.generation.load(Ordering::SeqCst);
-        let record = match self.store.find_key(&key_id).await {
+        let record = match self.store.find_key(&KeyId::from(key_id.as_str())).await {
             Ok(record) => record,
             Err(StoreError::NotFound) => {
                 self.remember_unknown(key_id, generation);
@@ -533,7 +533,7 @@ pub async fn require_key(
             return Err(refused);
         }
     };
-    crate::telemetry::note_call(|info| info.key_id = Some(principal.key_id.clone()));
+    crate::telemetry::note_call(|info| info.key_id = Some(principal.key_id.to_string()));
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }
