@@ -11,8 +11,8 @@ use crate::accounts::Tier;
 use crate::auth::GatewayKey;
 use crate::secret::{CrispKey, Vault};
 use crate::store::{
-    AccountRecord, ApiKeyRecord, IdempotencyEntry, IdempotencyFilter, IdempotencyState, Store,
-    StoreError, Workspace, WorkspaceId, KeyId, AccountId,
+    AccountId, AccountRecord, ApiKeyRecord, IdempotencyEntry, IdempotencyFilter, IdempotencyState,
+    KeyId, Store, StoreError, Workspace, WorkspaceId,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -147,7 +147,12 @@ async fn find(
 }
 
 /// A `pending` claim whose lease covers what is left of the request's deadline.
-fn claim(app: &Services<'_>, workspace: &WorkspaceId, key: &Key, deadline: Instant) -> IdempotencyRecord {
+fn claim(
+    app: &Services<'_>,
+    workspace: &WorkspaceId,
+    key: &Key,
+    deadline: Instant,
+) -> IdempotencyRecord {
     let now = crate::kernel::clock::now();
     let lease = whole_seconds(deadline.saturating_duration_since(Instant::now()) + LEASE_MARGIN);
     let lease_until = now.saturating_add(lease);
@@ -420,9 +425,10 @@ mod tests {
             };
             assert_eq!(store.claim_idempotency(&claim).await.expect("claim"), None);
         }
+        let ws = WorkspaceId::from("ws");
         let guard = |key: &'static str, armed: bool| Unsettled {
             store: &store,
-            workspace: "ws",
+            workspace: &ws,
             key,
             armed,
         };
@@ -430,7 +436,8 @@ mod tests {
         drop(guard("dropped", true));
         let state = |key: &'static str| {
             let store = store.clone();
-            async move { store.find_idempotency("ws", key).await.expect("find").state }
+            let ws = ws.clone();
+            async move { store.find_idempotency(&ws, key).await.expect("find").state }
         };
         let mut marked = false;
         for _ in 0..200 {

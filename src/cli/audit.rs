@@ -50,12 +50,16 @@ pub async fn audit(
         })
         .take(usize::try_from(limit).unwrap_or(usize::MAX));
     for r in shown {
-        let workspace = r.workspace_id.as_ref().map(WorkspaceId::as_str).map_or("-", |id| {
-            workspaces
-                .iter()
-                .find(|w| w.workspace_id == id)
-                .map_or(id, |w| w.name.as_str())
-        });
+        let workspace = r
+            .workspace_id
+            .as_ref()
+            .map(WorkspaceId::as_str)
+            .map_or("-", |id| {
+                workspaces
+                    .iter()
+                    .find(|w| w.workspace_id == id)
+                    .map_or(id, |w| w.name.as_str())
+            });
         // A refusal row without a key id names the client's address instead.
         let who = r
             .api_key_id

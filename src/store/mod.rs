@@ -200,13 +200,17 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
     async fn find_key(&self, api_key_id: &KeyId) -> StoreResult<ApiKeyRecord>;
-    async fn list_keys(&self, workspace_id: Option<&WorkspaceId>) -> StoreResult<Vec<ApiKeyRecord>>;
+    async fn list_keys(&self, workspace_id: Option<&WorkspaceId>)
+    -> StoreResult<Vec<ApiKeyRecord>>;
     /// Marks a key revoked (idempotent) and logs the change.
     async fn revoke_key(&self, api_key_id: &KeyId, now: i64) -> StoreResult<()>;
 
     /// Adds an account; a default account clears the workspace's previous default.
     async fn add_account(&self, account: &AccountRecord) -> StoreResult<()>;
-    async fn list_accounts(&self, workspace_id: Option<&WorkspaceId>) -> StoreResult<Vec<AccountRecord>>;
+    async fn list_accounts(
+        &self,
+        workspace_id: Option<&WorkspaceId>,
+    ) -> StoreResult<Vec<AccountRecord>>;
     /// Removes an account of this workspace, found by id or label.
     async fn remove_account(
         &self,
@@ -242,7 +246,10 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_idempotency(&self, before: i64) -> StoreResult<u64>;
 
     async fn insert_report(&self, report: &ReportRecord) -> StoreResult<()>;
-    async fn list_reports(&self, workspace_id: Option<&WorkspaceId>) -> StoreResult<Vec<ReportRecord>>;
+    async fn list_reports(
+        &self,
+        workspace_id: Option<&WorkspaceId>,
+    ) -> StoreResult<Vec<ReportRecord>>;
     /// Deletes a workspace's reports beyond its newest `keep`; returns how many.
     async fn prune_reports(&self, workspace_id: &WorkspaceId, keep: i64) -> StoreResult<u64>;
 
@@ -263,7 +270,11 @@ pub trait Store: Send + Sync + 'static {
         expires_at: i64,
     ) -> StoreResult<()>;
     /// Marks a `pending` claim `unknown`: its call left, but no answer came back.
-    async fn mark_idempotency_unknown(&self, workspace_id: &WorkspaceId, key: &str) -> StoreResult<()>;
+    async fn mark_idempotency_unknown(
+        &self,
+        workspace_id: &WorkspaceId,
+        key: &str,
+    ) -> StoreResult<()>;
     /// Releases a `pending` claim whose call never reached Crisp, so a retry may run.
     async fn release_idempotency(&self, workspace_id: &WorkspaceId, key: &str) -> StoreResult<()>;
     async fn find_idempotency(

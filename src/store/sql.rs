@@ -10,12 +10,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
+use super::{AccountId, KeyId, WorkspaceId};
 use super::{
     AccountRecord, AccountUpdate, ApiKeyRecord, AuditFilter, AuditRecord, Change, ChangeKind,
     Engine, IdempotencyEntry, IdempotencyFilter, IdempotencyRecord, IdempotencyState, ReportRecord,
     Store, StoreError, StoreResult, Tier, Workspace,
 };
-use super::{AccountId, KeyId, WorkspaceId};
 
 /// A store over one sqlx pool; its SQL is the same on every engine.
 pub struct SqlStore<DB: Database> {
@@ -131,7 +131,10 @@ where
         .await?)
     }
 
-    async fn list_keys(&self, workspace_id: Option<&WorkspaceId>) -> StoreResult<Vec<ApiKeyRecord>> {
+    async fn list_keys(
+        &self,
+        workspace_id: Option<&WorkspaceId>,
+    ) -> StoreResult<Vec<ApiKeyRecord>> {
         Ok(sqlx::query_as(
             "select api_key_id, workspace_id, name, secret_hash, read_only, allowed_actions, \
              created_at, expires_at, revoked_at, last_used_at, allowed_websites from api_key \
@@ -195,7 +198,10 @@ where
         Ok(())
     }
 
-    async fn list_accounts(&self, workspace_id: Option<&WorkspaceId>) -> StoreResult<Vec<AccountRecord>> {
+    async fn list_accounts(
+        &self,
+        workspace_id: Option<&WorkspaceId>,
+    ) -> StoreResult<Vec<AccountRecord>> {
         Ok(sqlx::query_as(
             "select crisp_account_id, workspace_id, label, identifier, sealed_key, website_id, \
              tier, is_default, created_at, allowed_websites from crisp_account \
@@ -421,7 +427,10 @@ where
         Ok(())
     }
 
-    async fn list_reports(&self, workspace_id: Option<&WorkspaceId>) -> StoreResult<Vec<ReportRecord>> {
+    async fn list_reports(
+        &self,
+        workspace_id: Option<&WorkspaceId>,
+    ) -> StoreResult<Vec<ReportRecord>> {
         Ok(sqlx::query_as(
             "select report_id, workspace_id, api_key_id, at, message, context, conversation \
              from report where ($1 is null or workspace_id = $1) order by at desc, report_id",
@@ -522,7 +531,11 @@ where
         Ok(())
     }
 
-    async fn mark_idempotency_unknown(&self, workspace_id: &WorkspaceId, key: &str) -> StoreResult<()> {
+    async fn mark_idempotency_unknown(
+        &self,
+        workspace_id: &WorkspaceId,
+        key: &str,
+    ) -> StoreResult<()> {
         sqlx::query(
             "update idempotency_record set state = $3 \
              where workspace_id = $1 and idempotency_key = $2 and state = $4",
