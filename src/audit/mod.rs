@@ -52,8 +52,8 @@ pub struct Refusal<'a> {
 struct RefusalKey {
     reason: String,
     status: u16,
-    workspace_id: Option<String>,
-    key_id: Option<String>,
+    workspace_id: Option<WorkspaceId>,
+    key_id: Option<KeyId>,
     /// Set when no key id identifies the client (and for a client's folded rows).
     client: Option<IpAddr>,
     action: &'static str,
@@ -73,10 +73,10 @@ impl Refusals {
         let mut key = RefusalKey {
             reason: reason.to_owned(),
             status: refusal.status,
-            workspace_id: refusal.workspace_id.map(str::to_owned),
+            workspace_id: refusal.workspace_id.map(WorkspaceId::from),
             key_id: refusal
                 .key_id
-                .map(|k| crate::kernel::text::truncate(k, 64).to_owned()),
+                .map(|k| KeyId::from(crate::kernel::text::truncate(k, 64))),
             client: refusal.key_id.is_none().then_some(refusal.client).flatten(),
             action: refusal.action,
         };
@@ -104,8 +104,8 @@ impl Refusals {
         }
         let row = self.rows.entry(key).or_insert_with_key(|key| AuditRecord {
             at: now,
-            workspace_id: key.workspace_id.clone().map(WorkspaceId::from),
-            api_key_id: key.key_id.clone().map(KeyId::from),
+            workspace_id: key.workspace_id.clone(),
+            api_key_id: key.key_id.clone(),
             crisp_account_id: None,
             action: key.action.to_owned(),
             status: i32::from(key.status),

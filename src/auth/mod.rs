@@ -231,12 +231,12 @@ fn busy() -> ApiError {
 pub struct Keyring {
     store: Arc<dyn Store>,
     auditor: Auditor,
-    verified: Cache<String, Arc<Verified>, foldhash::fast::RandomState>,
+    verified: Cache<KeyId, Arc<Verified>, foldhash::fast::RandomState>,
     /// Digests of keys argon2 refused: a repeated wrong key costs a lookup, not a hash.
     refused: Cache<[u8; 32], (), foldhash::fast::RandomState>,
     /// Key ids the database does not have (or has revoked or expired): a repeat costs no
     /// query. Cleared through the change log like `verified`.
-    unknown: Cache<String, (), foldhash::fast::RandomState>,
+    unknown: Cache<KeyId, (), foldhash::fast::RandomState>,
     /// Bumped on every invalidation, so a verification that raced a revocation is not cached.
     generation: AtomicU64,
     /// Argon2 takes ~19 MiB and a core for tens of milliseconds: bound how many run at once.
@@ -343,7 +343,7 @@ impl Keyring {
             Some(found) => found,
             None if self.refused.contains_key(&digest) => Err(ApiError::Unauthorized),
             None => {
-                self.verify(presented.id().to_owned(), presented.clone(), digest)
+                self.verify(KeyId::from(presented.id()), presented.clone(), digest)
                     .await
             }
         }
@@ -426,13 +426,13 @@ impl Keyring {
     /// and remembers a refusal for a while.
     async fn verify(
         &self,
-        key_id: String,
+        key_id: KeyId,
         presented: GatewayKey,
         digest: [u8; 32],
     ) -> Result<Arc<Principal>, ApiError> {
         let now = crate::kernel::clock::now();
         let generation = self.generation.load(Ordering::SeqCst);
-        let record = match self.store.find_key(&KeyId::from(key_id.as_str())).await {
+        let record = match self.store.find_key(&key_id).await {
             Ok(record) => record,
             Err(StoreError::NotFound) => {
                 self.remember_unknown(key_id, generation);
@@ -478,12 +478,12 @@ impl Keyring {
                 }),
             );
         }
-        self.auditor.touch(&key_id, now);
+        self.auditor.touch(key_id.as_str(), now);
         Ok(principal)
     }
 
     /// Remembers a key id that cannot succeed, unless the change log moved meanwhile.
-    fn remember_unknown(&self, key_id: String, generation: u64) {
+    fn remember_unknown(&self, key_id: KeyId, generation: u64) {
         if self.generation.load(Ordering::SeqCst) == generation {
             self.unknown.insert(key_id, ());
         }
