@@ -105,3 +105,21 @@ id_type!(
     /// A linked Crisp account's id.
     AccountId
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_and_write_as_the_bare_string() {
+        let id = WorkspaceId::from("ws_1");
+        assert_eq!(serde_json::to_string(&id).expect("json"), "\"ws_1\"");
+        assert_eq!(
+            serde_json::from_str::<WorkspaceId>("\"ws_1\"").expect("parse"),
+            id
+        );
+        assert_eq!(id.to_string(), "ws_1");
+        assert_eq!(format!("{:?}", KeyId::from("k1")), "\"k1\"");
+        assert_eq!(AccountId::from("acc_1").as_str(), "acc_1");
+    }
+}
