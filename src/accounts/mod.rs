@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::{ApiError, Reason};
 use crate::secret::{CrispKey, Vault};
-use crate::store::{AccountRecord, Store};
+use crate::store::{AccountId, AccountRecord, Store, WorkspaceId};
 
 pub use crate::store::Tier;
 
@@ -26,7 +26,7 @@ impl Tier {
 /// sensitive so no HTTP log prints it.
 #[derive(Clone)]
 pub struct Account {
-    pub id: String,
+    pub id: AccountId,
     pub label: String,
     pub identifier: String,
     pub website_id: String,
@@ -65,7 +65,7 @@ pub struct AccountView<'a> {
 impl Account {
     pub fn from_record(record: &AccountRecord, vault: &Vault) -> Result<Self, String> {
         let key = vault
-            .open(&record.crisp_account_id, &record.sealed_key)
+            .open(record.crisp_account_id.as_str(), &record.sealed_key)
             .map_err(|e| format!("account {}: {e}", record.crisp_account_id))?;
         Ok(Self {
             id: record.crisp_account_id.clone(),
@@ -81,7 +81,7 @@ impl Account {
 
     pub fn view(&self) -> AccountView<'_> {
         AccountView {
-            id: &self.id,
+            id: self.id.as_str(),
             label: &self.label,
             website_id: &self.website_id,
             tier: self.tier,
@@ -145,7 +145,7 @@ fn basic_auth(identifier: &str, key: &CrispKey) -> HeaderValue {
 pub struct AccountCache {
     store: Arc<dyn Store>,
     vault: Vault,
-    cache: Cache<String, Arc<[Arc<Account>]>, foldhash::fast::RandomState>,
+    cache: Cache<WorkspaceId, Arc<[Arc<Account>]>, foldhash::fast::RandomState>,
 }
 
 impl AccountCache {
@@ -160,7 +160,10 @@ impl AccountCache {
         }
     }
 
-    pub async fn for_workspace(&self, workspace_id: &str) -> Result<Arc<[Arc<Account>]>, ApiError> {
+    pub async fn for_workspace(
+        &self,
+        workspace_id: &WorkspaceId,
+    ) -> Result<Arc<[Arc<Account>]>, ApiError> {
         let hit = self.cache.get(workspace_id);
         crate::telemetry::metrics::cache(crate::telemetry::metrics::Cache::Accounts, hit.is_some());
         if let Some(hit) = hit {
@@ -173,7 +176,7 @@ impl AccountCache {
             .collect::<Result<Vec<_>, _>>()
             .map_err(ApiError::Internal)?
             .into();
-        self.cache.insert(workspace_id.to_owned(), accounts.clone());
+        self.cache.insert(workspace_id.clone(), accounts.clone());
         Ok(accounts)
     }
 
@@ -188,7 +191,7 @@ impl AccountCache {
     /// Picks the account a call names (by id or label), else the default, else the only one.
     pub async fn pick(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         wanted: Option<&str>,
     ) -> Result<Arc<Account>, ApiError> {
         let accounts = self.for_workspace(workspace_id).await?;

@@ -11,8 +11,8 @@ use crate::accounts::Tier;
 use crate::auth::GatewayKey;
 use crate::secret::{CrispKey, Vault};
 use crate::store::{
-    AccountRecord, ApiKeyRecord, IdempotencyEntry, IdempotencyFilter, IdempotencyState, Store,
-    StoreError, Workspace,
+    AccountId, AccountRecord, ApiKeyRecord, IdempotencyEntry, IdempotencyFilter, IdempotencyState,
+    KeyId, Store, StoreError, Workspace, WorkspaceId,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,7 @@ pub async fn create_workspace(
         return Err(WorkspaceError::BadName);
     }
     let workspace = Workspace {
-        workspace_id: format!("ws_{}", crate::secret::random_base62(12)),
+        workspace_id: WorkspaceId::new(format!("ws_{}", crate::secret::random_base62(12))),
         name: name.to_owned(),
         created_at: crate::kernel::clock::now(),
     };
@@ -108,7 +108,7 @@ pub struct KeySpec {
 /// Creates an unrestricted key that never expires.
 pub async fn create_key(
     store: &Arc<dyn Store>,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     name: Option<String>,
 ) -> Result<GatewayKey, KeyError> {
     create_scoped_key(
@@ -124,7 +124,7 @@ pub async fn create_key(
 
 pub async fn create_scoped_key(
     store: &Arc<dyn Store>,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     spec: &KeySpec,
 ) -> Result<GatewayKey, KeyError> {
     let (key, record) = new_key(workspace_id, spec).await?;
@@ -211,18 +211,18 @@ pub fn other_websites(own: &str, websites: &[String]) -> Option<String> {
 /// working for `overlap`, then stops.
 pub async fn rotate_key(
     store: &Arc<dyn Store>,
-    old_id: &str,
+    old_id: &KeyId,
     overlap: std::time::Duration,
     expires_at: Option<i64>,
 ) -> Result<GatewayKey, KeyError> {
     let old = match store.find_key(old_id).await {
         Ok(k) => k,
-        Err(StoreError::NotFound) => return Err(KeyError::UnknownKey(old_id.to_owned())),
+        Err(StoreError::NotFound) => return Err(KeyError::UnknownKey(old_id.to_string())),
         Err(e) => return Err(e.into()),
     };
     let now = crate::kernel::clock::now();
     if old.revoked_at.is_some() || old.expires_at.is_some_and(|t| t <= now) {
-        return Err(KeyError::Inactive(old_id.to_owned()));
+        return Err(KeyError::Inactive(old_id.to_string()));
     }
     let spec = KeySpec {
         name: old.name.clone(),
@@ -240,7 +240,7 @@ pub async fn rotate_key(
 }
 
 async fn new_key(
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     spec: &KeySpec,
 ) -> Result<(GatewayKey, ApiKeyRecord), KeyError> {
     let websites = match &spec.websites {
@@ -257,8 +257,8 @@ async fn new_key(
             .map_err(KeyError::Hashing)?
     };
     let record = ApiKeyRecord {
-        api_key_id: key.id().to_owned(),
-        workspace_id: workspace_id.to_owned(),
+        api_key_id: KeyId::from(key.id()),
+        workspace_id: workspace_id.clone(),
         name: spec.name.clone(),
         secret_hash: hash,
         read_only: spec.read_only,
@@ -273,7 +273,7 @@ async fn new_key(
 }
 
 pub struct NewAccount<'a> {
-    pub workspace_id: &'a str,
+    pub workspace_id: &'a WorkspaceId,
     pub label: &'a str,
     pub identifier: &'a str,
     pub website_id: &'a str,
@@ -308,11 +308,11 @@ pub async fn add_account_with_websites(
             return Err(AccountError::Empty(name));
         }
     }
-    let id = format!("acc_{}", crate::secret::random_base62(12));
+    let id = AccountId::new(format!("acc_{}", crate::secret::random_base62(12)));
     let record = AccountRecord {
-        sealed_key: vault.seal(&id, new.key),
+        sealed_key: vault.seal(id.as_str(), new.key),
         crisp_account_id: id,
-        workspace_id: new.workspace_id.to_owned(),
+        workspace_id: new.workspace_id.clone(),
         label: new.label.trim().to_owned(),
         identifier: new.identifier.trim().to_owned(),
         website_id: new.website_id.trim().to_owned(),
@@ -388,7 +388,7 @@ pub async fn list_idempotency(
             workspace: workspaces
                 .iter()
                 .find(|w| w.workspace_id == entry.workspace_id)
-                .map_or_else(|| entry.workspace_id.clone(), |w| w.name.clone()),
+                .map_or_else(|| entry.workspace_id.to_string(), |w| w.name.clone()),
             state: entry.state.at(entry.lease_until, now),
             entry,
         })

@@ -16,7 +16,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{AuditRecord, Store};
+use crate::store::{AuditRecord, KeyId, Store, WorkspaceId};
 
 const BATCH: usize = 256;
 const CHANNEL: usize = 16_384;
@@ -25,7 +25,7 @@ const BACKLOG_LIMIT: usize = 100_000;
 
 enum Message {
     Record(AuditRecord),
-    Touch(String, i64),
+    Touch(KeyId, i64),
     Flush(oneshot::Sender<()>),
 }
 
@@ -52,8 +52,8 @@ pub struct Refusal<'a> {
 struct RefusalKey {
     reason: String,
     status: u16,
-    workspace_id: Option<String>,
-    key_id: Option<String>,
+    workspace_id: Option<WorkspaceId>,
+    key_id: Option<KeyId>,
     /// Set when no key id identifies the client (and for a client's folded rows).
     client: Option<IpAddr>,
     action: &'static str,
@@ -73,10 +73,10 @@ impl Refusals {
         let mut key = RefusalKey {
             reason: reason.to_owned(),
             status: refusal.status,
-            workspace_id: refusal.workspace_id.map(str::to_owned),
+            workspace_id: refusal.workspace_id.map(WorkspaceId::from),
             key_id: refusal
                 .key_id
-                .map(|k| crate::kernel::text::truncate(k, 64).to_owned()),
+                .map(|k| KeyId::from(crate::kernel::text::truncate(k, 64))),
             client: refusal.key_id.is_none().then_some(refusal.client).flatten(),
             action: refusal.action,
         };
@@ -167,7 +167,7 @@ impl Auditor {
 
     /// Notes that a key was used (the caller rate-limits this to once a minute per key).
     pub fn touch(&self, key_id: &str, at: i64) {
-        let _ = self.tx.try_send(Message::Touch(key_id.to_owned(), at));
+        let _ = self.tx.try_send(Message::Touch(KeyId::from(key_id), at));
     }
 
     /// Writes everything buffered so far; returns when it is in the database (or the
@@ -187,7 +187,7 @@ async fn write_loop(
     refusals: Arc<Mutex<Refusals>>,
 ) {
     let mut records: Vec<AuditRecord> = Vec::new();
-    let mut touches: Vec<(String, i64)> = Vec::new();
+    let mut touches: Vec<(KeyId, i64)> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_prune = 0_i64;
@@ -252,7 +252,7 @@ async fn write_loop(
 async fn write(
     store: &Arc<dyn Store>,
     records: &mut Vec<AuditRecord>,
-    touches: &mut Vec<(String, i64)>,
+    touches: &mut Vec<(KeyId, i64)>,
 ) {
     if !records.is_empty() {
         match store.insert_audit(records).await {

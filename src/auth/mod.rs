@@ -26,7 +26,7 @@ use crate::audit::Auditor;
 use crate::catalog::{Action, Target};
 use crate::error::{ApiError, Reason};
 use crate::limits::FailureLimiter;
-use crate::store::{Store, StoreError};
+use crate::store::{KeyId, Store, StoreError, WorkspaceId};
 
 pub use key::GatewayKey;
 
@@ -34,8 +34,8 @@ pub use key::GatewayKey;
 /// `require_key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    pub key_id: String,
-    pub workspace_id: String,
+    pub key_id: KeyId,
+    pub workspace_id: WorkspaceId,
     pub expires_at: Option<i64>,
     pub scope: Scope,
 }
@@ -231,12 +231,12 @@ fn busy() -> ApiError {
 pub struct Keyring {
     store: Arc<dyn Store>,
     auditor: Auditor,
-    verified: Cache<String, Arc<Verified>, foldhash::fast::RandomState>,
+    verified: Cache<KeyId, Arc<Verified>, foldhash::fast::RandomState>,
     /// Digests of keys argon2 refused: a repeated wrong key costs a lookup, not a hash.
     refused: Cache<[u8; 32], (), foldhash::fast::RandomState>,
     /// Key ids the database does not have (or has revoked or expired): a repeat costs no
     /// query. Cleared through the change log like `verified`.
-    unknown: Cache<String, (), foldhash::fast::RandomState>,
+    unknown: Cache<KeyId, (), foldhash::fast::RandomState>,
     /// Bumped on every invalidation, so a verification that raced a revocation is not cached.
     generation: AtomicU64,
     /// Argon2 takes ~19 MiB and a core for tens of milliseconds: bound how many run at once.
@@ -343,7 +343,7 @@ impl Keyring {
             Some(found) => found,
             None if self.refused.contains_key(&digest) => Err(ApiError::Unauthorized),
             None => {
-                self.verify(presented.id().to_owned(), presented.clone(), digest)
+                self.verify(KeyId::from(presented.id()), presented.clone(), digest)
                     .await
             }
         }
@@ -426,7 +426,7 @@ impl Keyring {
     /// and remembers a refusal for a while.
     async fn verify(
         &self,
-        key_id: String,
+        key_id: KeyId,
         presented: GatewayKey,
         digest: [u8; 32],
     ) -> Result<Arc<Principal>, ApiError> {
@@ -478,12 +478,12 @@ impl Keyring {
                 }),
             );
         }
-        self.auditor.touch(&key_id, now);
+        self.auditor.touch(key_id.as_str(), now);
         Ok(principal)
     }
 
     /// Remembers a key id that cannot succeed, unless the change log moved meanwhile.
-    fn remember_unknown(&self, key_id: String, generation: u64) {
+    fn remember_unknown(&self, key_id: KeyId, generation: u64) {
         if self.generation.load(Ordering::SeqCst) == generation {
             self.unknown.insert(key_id, ());
         }
@@ -533,7 +533,7 @@ pub async fn require_key(
             return Err(refused);
         }
     };
-    crate::telemetry::note_call(|info| info.key_id = Some(principal.key_id.clone()));
+    crate::telemetry::note_call(|info| info.key_id = Some(principal.key_id.to_string()));
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }

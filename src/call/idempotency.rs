@@ -21,7 +21,7 @@ use super::{Answer, Services, Trace, Upstream, envelope, upstream_status};
 use crate::auth::Principal;
 use crate::catalog::Action;
 use crate::error::{ApiError, Reason};
-use crate::store::{IdempotencyRecord, IdempotencyState, Store, StoreError};
+use crate::store::{IdempotencyRecord, IdempotencyState, Store, StoreError, WorkspaceId};
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
@@ -84,7 +84,7 @@ pub(super) async fn run(
     upstream: &Upstream<'_>,
     trace: &mut Trace,
 ) -> Result<Answer, ApiError> {
-    let workspace = principal.workspace_id.as_str();
+    let workspace = &principal.workspace_id;
     let mut seen = find(app.store, workspace, key).await?;
     loop {
         let now = crate::kernel::clock::now();
@@ -134,7 +134,7 @@ pub(super) async fn run(
 
 async fn find(
     store: &Arc<dyn Store>,
-    workspace: &str,
+    workspace: &WorkspaceId,
     key: &Key,
 ) -> Result<Option<IdempotencyRecord>, ApiError> {
     match store.find_idempotency(workspace, &key.key).await {
@@ -145,12 +145,17 @@ async fn find(
 }
 
 /// A `pending` claim whose lease covers what is left of the request's deadline.
-fn claim(app: &Services<'_>, workspace: &str, key: &Key, deadline: Instant) -> IdempotencyRecord {
+fn claim(
+    app: &Services<'_>,
+    workspace: &WorkspaceId,
+    key: &Key,
+    deadline: Instant,
+) -> IdempotencyRecord {
     let now = crate::kernel::clock::now();
     let lease = whole_seconds(deadline.saturating_duration_since(Instant::now()) + LEASE_MARGIN);
     let lease_until = now.saturating_add(lease);
     IdempotencyRecord {
-        workspace_id: workspace.to_owned(),
+        workspace_id: workspace.clone(),
         idempotency_key: key.key.clone(),
         request_hash: key.request_hash.clone(),
         state: IdempotencyState::Pending,
@@ -171,7 +176,7 @@ async fn send_claimed(
     upstream: &Upstream<'_>,
     trace: &mut Trace,
 ) -> Result<Answer, ApiError> {
-    let workspace = claim.workspace_id.as_str();
+    let workspace = &claim.workspace_id;
     let key = claim.idempotency_key.as_str();
     let mut guard = Unsettled {
         store: app.store,
@@ -259,7 +264,7 @@ fn settlement<T>(result: &Result<T, ApiError>, may_have_acted: bool) -> Settleme
 /// is marked `unknown` at once rather than left for its lease to run out.
 struct Unsettled<'a> {
     store: &'a Arc<dyn Store>,
-    workspace: &'a str,
+    workspace: &'a WorkspaceId,
     key: &'a str,
     armed: bool,
 }
@@ -288,7 +293,7 @@ impl Drop for Unsettled<'_> {
 /// Polls the record until it is no longer a running claim, is gone (`None`), or `until`.
 async fn wait(
     store: &Arc<dyn Store>,
-    workspace: &str,
+    workspace: &WorkspaceId,
     key: &Key,
     until: Instant,
 ) -> Result<Option<IdempotencyRecord>, ApiError> {
@@ -418,9 +423,10 @@ mod tests {
             };
             assert_eq!(store.claim_idempotency(&claim).await.expect("claim"), None);
         }
+        let ws = WorkspaceId::from("ws");
         let guard = |key: &'static str, armed: bool| Unsettled {
             store: &store,
-            workspace: "ws",
+            workspace: &ws,
             key,
             armed,
         };
@@ -428,7 +434,8 @@ mod tests {
         drop(guard("dropped", true));
         let state = |key: &'static str| {
             let store = store.clone();
-            async move { store.find_idempotency("ws", key).await.expect("find").state }
+            let ws = ws.clone();
+            async move { store.find_idempotency(&ws, key).await.expect("find").state }
         };
         let mut marked = false;
         for _ in 0..200 {

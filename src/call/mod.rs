@@ -12,7 +12,7 @@ use crate::auth::Principal;
 use crate::catalog::{Action, Method, Route};
 use crate::error::{ApiError, Reason};
 use crate::forward::{Reply, Safety, UpstreamRequest};
-use crate::store::{AuditRecord, Store};
+use crate::store::{AccountId, AuditRecord, Store};
 use http::StatusCode;
 
 pub use args::Args;
@@ -21,7 +21,7 @@ pub use envelope::Envelope;
 /// What one call did, for the audit trail.
 #[derive(Default)]
 struct Trace {
-    account_id: Option<String>,
+    account_id: Option<AccountId>,
     upstream_status: Option<u16>,
 }
 
@@ -102,7 +102,7 @@ pub async fn execute_with(
         Err(e) => (e.status(), Some(e.reason())),
     };
     crate::telemetry::note_call(|info| {
-        info.account_id.clone_from(&trace.account_id);
+        info.account_id = trace.account_id.as_ref().map(|id| id.to_string());
         info.upstream_status = trace.upstream_status;
     });
     let refused = match &result {
@@ -114,8 +114,8 @@ pub async fn execute_with(
         app.auditor.refused(&crate::audit::Refusal {
             reason: error.reason(),
             status: status.as_u16(),
-            workspace_id: Some(&principal.workspace_id),
-            key_id: Some(&principal.key_id),
+            workspace_id: Some(principal.workspace_id.as_str()),
+            key_id: Some(principal.key_id.as_str()),
             client: None,
             action: action.slug,
             request_id,
@@ -149,7 +149,7 @@ async fn run(
     trace: &mut Trace,
 ) -> Result<Answer, ApiError> {
     app.key_limits
-        .check(&principal.key_id)
+        .check(principal.key_id.as_str())
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     principal.scope.check(action)?;
     let Some(route) = &action.route else {

@@ -31,7 +31,7 @@ pub async fn submit(
 ) -> Result<String, ApiError> {
     reports
         .limits
-        .check(&principal.key_id)
+        .check(principal.key_id.as_str())
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let report = parse(body, principal)?;
     reports.store.insert_report(&report).await?;

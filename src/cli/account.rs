@@ -141,7 +141,7 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                 None => None,
             };
             let workspaces = store.list_workspaces().await?;
-            let accounts = store.list_accounts(filter.as_deref()).await?;
+            let accounts = store.list_accounts(filter.as_ref()).await?;
             println!(
                 "{:<18} {:<16} {:<16} {:<38} {:<8} DEFAULT",
                 "ID", "WORKSPACE", "LABEL", "WEBSITES (OWN FIRST)", "TIER"
@@ -195,7 +195,7 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             let sealed_key = if key_stdin || key_from_env {
                 let key = read_key(key_stdin)?;
                 let vault = Vault::new(&crate::app::master_key(config, store.engine())?);
-                Some(vault.seal(&current().await?.crisp_account_id, &key))
+                Some(vault.seal(current().await?.crisp_account_id.as_str(), &key))
             } else {
                 None
             };

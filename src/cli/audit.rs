@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::store::{AuditFilter, Store};
+use crate::store::{AccountId, AuditFilter, KeyId, Store, WorkspaceId};
 
 use super::{CliResult, workspace_id};
 
@@ -50,16 +50,21 @@ pub async fn audit(
         })
         .take(usize::try_from(limit).unwrap_or(usize::MAX));
     for r in shown {
-        let workspace = r.workspace_id.as_deref().map_or("-", |id| {
-            workspaces
-                .iter()
-                .find(|w| w.workspace_id == id)
-                .map_or(id, |w| w.name.as_str())
-        });
+        let workspace = r
+            .workspace_id
+            .as_ref()
+            .map(WorkspaceId::as_str)
+            .map_or("-", |id| {
+                workspaces
+                    .iter()
+                    .find(|w| w.workspace_id == id)
+                    .map_or(id, |w| w.name.as_str())
+            });
         // A refusal row without a key id names the client's address instead.
         let who = r
             .api_key_id
-            .as_deref()
+            .as_ref()
+            .map(KeyId::as_str)
             .or(r.client.as_deref())
             .unwrap_or("-");
         println!(
@@ -67,7 +72,7 @@ pub async fn audit(
             crate::kernel::clock::format(r.at),
             workspace,
             who,
-            r.crisp_account_id.as_deref().unwrap_or("-"),
+            r.crisp_account_id.as_ref().map_or("-", AccountId::as_str),
             r.action,
             r.status,
             r.upstream_status
@@ -98,7 +103,7 @@ pub async fn report(store: &Arc<dyn Store>, command: ReportCommand) -> CliResult
         Some(name) => Some(workspace_id(store, name).await?),
         None => None,
     };
-    let reports = store.list_reports(filter.as_deref()).await?;
+    let reports = store.list_reports(filter.as_ref()).await?;
     let workspaces = store.list_workspaces().await?;
     for r in reports {
         let workspace = workspaces

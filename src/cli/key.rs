@@ -7,7 +7,7 @@ use clap::Subcommand;
 use crate::admin::{
     KeyError, KeySpec, check_action_globs, check_websites, create_scoped_key, rotate_key,
 };
-use crate::store::{Store, StoreError};
+use crate::store::{KeyId, Store, StoreError, WorkspaceId};
 
 use super::{CliResult, workspace_id};
 
@@ -119,12 +119,13 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
         }
         KeyCommand::List { workspace } => list(store, workspace).await,
         KeyCommand::Revoke { key_id } => {
+            let key_id = KeyId::from(key_id);
             match store.revoke_key(&key_id, crate::kernel::clock::now()).await {
                 Ok(()) => {
                     eprintln!("revoked key {key_id}");
                     Ok(())
                 }
-                Err(StoreError::NotFound) => Err(KeyError::UnknownKey(key_id).into()),
+                Err(StoreError::NotFound) => Err(KeyError::UnknownKey(key_id.into_string()).into()),
                 Err(e) => Err(e.into()),
             }
         }
@@ -136,7 +137,7 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
             let overlap_time = crate::kernel::clock::parse_duration(&overlap)?;
             let key = rotate_key(
                 store,
-                &key_id,
+                &KeyId::from(key_id.as_str()),
                 overlap_time,
                 expiry(expires_in.as_deref(), None)?,
             )
@@ -168,7 +169,7 @@ fn describe_scope(read_only: bool, actions: Option<&str>, websites: Option<&str>
 /// every call there: say so now, with the command that allows it.
 async fn warn_unreachable_websites(
     store: &Arc<dyn Store>,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     workspace: &str,
     websites: &[String],
 ) -> CliResult {
@@ -192,7 +193,7 @@ async fn list(store: &Arc<dyn Store>, workspace: Option<String>) -> CliResult {
         None => None,
     };
     let workspaces = store.list_workspaces().await?;
-    let keys = store.list_keys(filter.as_deref()).await?;
+    let keys = store.list_keys(filter.as_ref()).await?;
     println!(
         "{:<18} {:<14} {:<14} {:<8} {:<22} {:<22} SCOPE",
         "ID", "WORKSPACE", "NAME", "STATUS", "EXPIRES", "LAST USED"

@@ -6,7 +6,7 @@ use clap::Subcommand;
 
 use crate::app::config::Config;
 use crate::secret::{MasterKey, Vault};
-use crate::store::{Engine, Store};
+use crate::store::{AccountId, Engine, Store};
 
 use super::CliResult;
 
@@ -35,7 +35,7 @@ async fn rotate(config: &Config, store: &Arc<dyn Store>) -> CliResult {
     let mut plain = Vec::with_capacity(accounts.len());
     for account in &accounts {
         let key = old
-            .open(&account.crisp_account_id, &account.sealed_key)
+            .open(account.crisp_account_id.as_str(), &account.sealed_key)
             .map_err(|e| {
                 format!(
                     "account `{}` ({}): {e}; nothing was changed",
@@ -46,9 +46,9 @@ async fn rotate(config: &Config, store: &Arc<dyn Store>) -> CliResult {
     }
     let new_key = MasterKey::generate();
     let new = Vault::new(&new_key);
-    let sealed: Vec<(String, String)> = plain
+    let sealed: Vec<(AccountId, String)> = plain
         .iter()
-        .map(|(id, key)| (id.clone(), new.seal(id, key)))
+        .map(|(id, key)| (id.clone(), new.seal(id.as_str(), key)))
         .collect();
 
     let key_file = match (store.engine(), &config.master_key) {

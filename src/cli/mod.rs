@@ -22,7 +22,7 @@ use crate::admin::{AccountError, IdempotencyAdminError, KeyError, WebsitesError,
 use crate::app::StartError;
 use crate::app::config::{Config, ConfigError, DatabaseUrl};
 use crate::secret::VaultError;
-use crate::store::{self, ConnectError, Store, StoreError};
+use crate::store::{self, ConnectError, Store, StoreError, WorkspaceId};
 
 pub use serve::{serve_on, shutdown_signal};
 
@@ -189,7 +189,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>, CliError> {
     Ok(store)
 }
 
-async fn workspace_id(store: &Arc<dyn Store>, name: &str) -> Result<String, CliError> {
+async fn workspace_id(store: &Arc<dyn Store>, name: &str) -> Result<WorkspaceId, CliError> {
     match store.find_workspace(name).await {
         Ok(w) => Ok(w.workspace_id),
         Err(StoreError::NotFound) => Err(CliError::UnknownWorkspace(name.to_owned())),

@@ -150,7 +150,7 @@ impl CrispClient {
     /// key) takes the turn here and hands it to `send_admitted`.
     pub async fn admit(&self, account: &Account) -> Result<Turn, UpstreamError> {
         self.shaper
-            .turn(&account.id)
+            .turn(account.id.as_str())
             .await
             .map_err(|busy| UpstreamError::AccountBusy {
                 account: account.label.clone(),

@@ -5,6 +5,7 @@
 //! conformance test.
 
 mod enums;
+mod ids;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use enums::{ChangeKind, IdempotencyState, Tier};
+pub use ids::{AccountId, KeyId, WorkspaceId};
 pub use postgres::PostgresStore;
 pub use sql::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
@@ -48,7 +50,7 @@ pub enum Engine {
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Workspace {
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub created_at: i64,
 }
@@ -56,8 +58,8 @@ pub struct Workspace {
 /// A gateway key as stored: never the key itself, only its argon2id hash.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ApiKeyRecord {
-    pub api_key_id: String,
-    pub workspace_id: String,
+    pub api_key_id: KeyId,
+    pub workspace_id: WorkspaceId,
     pub name: Option<String>,
     pub secret_hash: String,
     pub read_only: bool,
@@ -74,8 +76,8 @@ pub struct ApiKeyRecord {
 /// A linked Crisp account; `sealed_key` is the Crisp key encrypted under the master key.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AccountRecord {
-    pub crisp_account_id: String,
-    pub workspace_id: String,
+    pub crisp_account_id: AccountId,
+    pub workspace_id: WorkspaceId,
     pub label: String,
     pub identifier: String,
     pub sealed_key: String,
@@ -101,9 +103,9 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditRecord {
     pub at: i64,
-    pub workspace_id: Option<String>,
-    pub api_key_id: Option<String>,
-    pub crisp_account_id: Option<String>,
+    pub workspace_id: Option<WorkspaceId>,
+    pub api_key_id: Option<KeyId>,
+    pub crisp_account_id: Option<AccountId>,
     pub action: String,
     pub status: i32,
     pub upstream_status: Option<i32>,
@@ -118,7 +120,7 @@ pub struct AuditRecord {
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    pub workspace_id: Option<String>,
+    pub workspace_id: Option<WorkspaceId>,
     pub since: Option<i64>,
     pub limit: i64,
 }
@@ -126,8 +128,8 @@ pub struct AuditFilter {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReportRecord {
     pub report_id: String,
-    pub workspace_id: String,
-    pub api_key_id: String,
+    pub workspace_id: WorkspaceId,
+    pub api_key_id: KeyId,
     pub at: i64,
     pub message: String,
     pub context: Option<String>,
@@ -150,7 +152,7 @@ pub struct AccountUpdate {
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct IdempotencyRecord {
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub idempotency_key: String,
     pub request_hash: String,
     /// The state as stored; what it means now also depends on the lease (`IdempotencyState::at`).
@@ -168,7 +170,7 @@ pub struct IdempotencyRecord {
 /// An idempotency record as operators list it: never the stored answer.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct IdempotencyEntry {
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub idempotency_key: String,
     pub state: IdempotencyState,
     pub status: Option<i32>,
@@ -180,7 +182,7 @@ pub struct IdempotencyEntry {
 /// Which idempotency records to list: live ones (not yet expired at `now`), newest first.
 #[derive(Debug, Clone)]
 pub struct IdempotencyFilter {
-    pub workspace_id: Option<String>,
+    pub workspace_id: Option<WorkspaceId>,
     pub state: Option<IdempotencyState>,
     pub now: i64,
     pub limit: i64,
@@ -197,39 +199,43 @@ pub trait Store: Send + Sync + 'static {
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>>;
 
     async fn create_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
-    async fn find_key(&self, api_key_id: &str) -> StoreResult<ApiKeyRecord>;
-    async fn list_keys(&self, workspace_id: Option<&str>) -> StoreResult<Vec<ApiKeyRecord>>;
+    async fn find_key(&self, api_key_id: &KeyId) -> StoreResult<ApiKeyRecord>;
+    async fn list_keys(&self, workspace_id: Option<&WorkspaceId>)
+    -> StoreResult<Vec<ApiKeyRecord>>;
     /// Marks a key revoked (idempotent) and logs the change.
-    async fn revoke_key(&self, api_key_id: &str, now: i64) -> StoreResult<()>;
+    async fn revoke_key(&self, api_key_id: &KeyId, now: i64) -> StoreResult<()>;
 
     /// Adds an account; a default account clears the workspace's previous default.
     async fn add_account(&self, account: &AccountRecord) -> StoreResult<()>;
-    async fn list_accounts(&self, workspace_id: Option<&str>) -> StoreResult<Vec<AccountRecord>>;
+    async fn list_accounts(
+        &self,
+        workspace_id: Option<&WorkspaceId>,
+    ) -> StoreResult<Vec<AccountRecord>>;
     /// Removes an account of this workspace, found by id or label.
     async fn remove_account(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         id_or_label: &str,
     ) -> StoreResult<AccountRecord>;
 
     /// Replaces a key: inserts `new` and makes `old_id` expire at `old_expires_at`, at once.
     async fn rotate_key(
         &self,
-        old_id: &str,
+        old_id: &KeyId,
         new: &ApiKeyRecord,
         old_expires_at: i64,
     ) -> StoreResult<()>;
     /// Records when keys were last used (batched; never on a request's critical path).
-    async fn touch_keys(&self, used: &[(String, i64)]) -> StoreResult<()>;
+    async fn touch_keys(&self, used: &[(KeyId, i64)]) -> StoreResult<()>;
 
     async fn update_account(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         id_or_label: &str,
         update: &AccountUpdate,
     ) -> StoreResult<AccountRecord>;
     /// Replaces every account's sealed key in one transaction (master-key rotation): all or nothing.
-    async fn reseal_accounts(&self, sealed: &[(String, String)]) -> StoreResult<()>;
+    async fn reseal_accounts(&self, sealed: &[(AccountId, String)]) -> StoreResult<()>;
 
     async fn insert_audit(&self, records: &[AuditRecord]) -> StoreResult<()>;
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
@@ -240,9 +246,12 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_idempotency(&self, before: i64) -> StoreResult<u64>;
 
     async fn insert_report(&self, report: &ReportRecord) -> StoreResult<()>;
-    async fn list_reports(&self, workspace_id: Option<&str>) -> StoreResult<Vec<ReportRecord>>;
+    async fn list_reports(
+        &self,
+        workspace_id: Option<&WorkspaceId>,
+    ) -> StoreResult<Vec<ReportRecord>>;
     /// Deletes a workspace's reports beyond its newest `keep`; returns how many.
-    async fn prune_reports(&self, workspace_id: &str, keep: i64) -> StoreResult<u64>;
+    async fn prune_reports(&self, workspace_id: &WorkspaceId, keep: i64) -> StoreResult<u64>;
 
     /// Claims an idempotency key: `Ok(None)` if this call claimed it, `Ok(Some(existing))`
     /// if another record holds it. Records expired at `record.created_at` are replaced. Never
@@ -254,19 +263,23 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the answer of a claimed call (state `done`), kept until `expires_at`.
     async fn complete_idempotency(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         key: &str,
         status: i32,
         response: &str,
         expires_at: i64,
     ) -> StoreResult<()>;
     /// Marks a `pending` claim `unknown`: its call left, but no answer came back.
-    async fn mark_idempotency_unknown(&self, workspace_id: &str, key: &str) -> StoreResult<()>;
+    async fn mark_idempotency_unknown(
+        &self,
+        workspace_id: &WorkspaceId,
+        key: &str,
+    ) -> StoreResult<()>;
     /// Releases a `pending` claim whose call never reached Crisp, so a retry may run.
-    async fn release_idempotency(&self, workspace_id: &str, key: &str) -> StoreResult<()>;
+    async fn release_idempotency(&self, workspace_id: &WorkspaceId, key: &str) -> StoreResult<()>;
     async fn find_idempotency(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         key: &str,
     ) -> StoreResult<IdempotencyRecord>;
     async fn list_idempotency(
@@ -276,7 +289,7 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a record whatever its state (an operator's release); `NotFound` if none.
     async fn delete_idempotency(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         key: &str,
     ) -> StoreResult<IdempotencyEntry>;
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
+use super::{AccountId, KeyId, WorkspaceId};
 use super::{
     AccountRecord, AccountUpdate, ApiKeyRecord, AuditFilter, AuditRecord, Change, ChangeKind,
     Engine, IdempotencyEntry, IdempotencyFilter, IdempotencyRecord, IdempotencyState, ReportRecord,
@@ -54,6 +55,12 @@ where
     for<'q> Tier: Encode<'q, DB> + Type<DB>,
     for<'q> ChangeKind: Encode<'q, DB> + Type<DB>,
     for<'q> IdempotencyState: Encode<'q, DB> + Type<DB>,
+    for<'q> WorkspaceId: Encode<'q, DB> + Type<DB>,
+    for<'q> KeyId: Encode<'q, DB> + Type<DB>,
+    for<'q> AccountId: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<WorkspaceId>: Encode<'q, DB>,
+    for<'q> Option<KeyId>: Encode<'q, DB>,
+    for<'q> Option<AccountId>: Encode<'q, DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
     for<'q> Option<i32>: Encode<'q, DB>,
     for<'q> Option<String>: Encode<'q, DB>,
@@ -118,7 +125,7 @@ where
         Ok(())
     }
 
-    async fn find_key(&self, api_key_id: &str) -> StoreResult<ApiKeyRecord> {
+    async fn find_key(&self, api_key_id: &KeyId) -> StoreResult<ApiKeyRecord> {
         Ok(sqlx::query_as(
             "select api_key_id, workspace_id, name, secret_hash, read_only, allowed_actions, \
              created_at, expires_at, revoked_at, last_used_at, allowed_websites from api_key \
@@ -129,18 +136,21 @@ where
         .await?)
     }
 
-    async fn list_keys(&self, workspace_id: Option<&str>) -> StoreResult<Vec<ApiKeyRecord>> {
+    async fn list_keys(
+        &self,
+        workspace_id: Option<&WorkspaceId>,
+    ) -> StoreResult<Vec<ApiKeyRecord>> {
         Ok(sqlx::query_as(
             "select api_key_id, workspace_id, name, secret_hash, read_only, allowed_actions, \
              created_at, expires_at, revoked_at, last_used_at, allowed_websites from api_key \
              where ($1 is null or workspace_id = $1) order by created_at, api_key_id",
         )
-        .bind(workspace_id)
+        .bind(workspace_id.map(WorkspaceId::as_str))
         .fetch_all(&self.pool)
         .await?)
     }
 
-    async fn revoke_key(&self, api_key_id: &str, now: i64) -> StoreResult<()> {
+    async fn revoke_key(&self, api_key_id: &KeyId, now: i64) -> StoreResult<()> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let result = sqlx::query(
             "update api_key set revoked_at = coalesce(revoked_at, $2) where api_key_id = $1",
@@ -152,7 +162,7 @@ where
         if DB::rows_affected(&result) == 0 {
             return Err(StoreError::NotFound);
         }
-        log_change(&mut *tx, ChangeKind::Key, api_key_id, now).await?;
+        log_change(&mut *tx, ChangeKind::Key, api_key_id.as_str(), now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -185,7 +195,7 @@ where
         log_change(
             &mut *tx,
             ChangeKind::Accounts,
-            &account.workspace_id,
+            account.workspace_id.as_str(),
             account.created_at,
         )
         .await?;
@@ -193,20 +203,23 @@ where
         Ok(())
     }
 
-    async fn list_accounts(&self, workspace_id: Option<&str>) -> StoreResult<Vec<AccountRecord>> {
+    async fn list_accounts(
+        &self,
+        workspace_id: Option<&WorkspaceId>,
+    ) -> StoreResult<Vec<AccountRecord>> {
         Ok(sqlx::query_as(
             "select crisp_account_id, workspace_id, label, identifier, sealed_key, website_id, \
              tier, is_default, created_at, allowed_websites from crisp_account \
              where ($1 is null or workspace_id = $1) order by workspace_id, label",
         )
-        .bind(workspace_id)
+        .bind(workspace_id.map(WorkspaceId::as_str))
         .fetch_all(&self.pool)
         .await?)
     }
 
     async fn remove_account(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         id_or_label: &str,
     ) -> StoreResult<AccountRecord> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
@@ -221,14 +234,14 @@ where
         .fetch_one(&mut *tx)
         .await?;
         let now = crate::kernel::clock::now();
-        log_change(&mut *tx, ChangeKind::Accounts, workspace_id, now).await?;
+        log_change(&mut *tx, ChangeKind::Accounts, workspace_id.as_str(), now).await?;
         tx.commit().await?;
         Ok(account)
     }
 
     async fn rotate_key(
         &self,
-        old_id: &str,
+        old_id: &KeyId,
         new: &ApiKeyRecord,
         old_expires_at: i64,
     ) -> StoreResult<()> {
@@ -245,12 +258,12 @@ where
             return Err(StoreError::NotFound);
         }
         insert_key(&mut *tx, new).await?;
-        log_change(&mut *tx, ChangeKind::Key, old_id, new.created_at).await?;
+        log_change(&mut *tx, ChangeKind::Key, old_id.as_str(), new.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn touch_keys(&self, used: &[(String, i64)]) -> StoreResult<()> {
+    async fn touch_keys(&self, used: &[(KeyId, i64)]) -> StoreResult<()> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         for (key_id, at) in used {
             sqlx::query(
@@ -268,7 +281,7 @@ where
 
     async fn update_account(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         id_or_label: &str,
         update: &AccountUpdate,
     ) -> StoreResult<AccountRecord> {
@@ -313,7 +326,7 @@ where
         log_change(
             &mut *tx,
             ChangeKind::Accounts,
-            workspace_id,
+            workspace_id.as_str(),
             crate::kernel::clock::now(),
         )
         .await?;
@@ -321,7 +334,7 @@ where
         Ok(updated)
     }
 
-    async fn reseal_accounts(&self, sealed: &[(String, String)]) -> StoreResult<()> {
+    async fn reseal_accounts(&self, sealed: &[(AccountId, String)]) -> StoreResult<()> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let mut workspaces = Vec::new();
         for (account_id, sealed_key) in sealed {
@@ -419,17 +432,20 @@ where
         Ok(())
     }
 
-    async fn list_reports(&self, workspace_id: Option<&str>) -> StoreResult<Vec<ReportRecord>> {
+    async fn list_reports(
+        &self,
+        workspace_id: Option<&WorkspaceId>,
+    ) -> StoreResult<Vec<ReportRecord>> {
         Ok(sqlx::query_as(
             "select report_id, workspace_id, api_key_id, at, message, context, conversation \
              from report where ($1 is null or workspace_id = $1) order by at desc, report_id",
         )
-        .bind(workspace_id)
+        .bind(workspace_id.map(WorkspaceId::as_str))
         .fetch_all(&self.pool)
         .await?)
     }
 
-    async fn prune_reports(&self, workspace_id: &str, keep: i64) -> StoreResult<u64> {
+    async fn prune_reports(&self, workspace_id: &WorkspaceId, keep: i64) -> StoreResult<u64> {
         let result = sqlx::query(
             "delete from report where workspace_id = $1 and report_id not in \
              (select report_id from report where workspace_id = $1 \
@@ -499,7 +515,7 @@ where
 
     async fn complete_idempotency(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         key: &str,
         status: i32,
         response: &str,
@@ -520,7 +536,11 @@ where
         Ok(())
     }
 
-    async fn mark_idempotency_unknown(&self, workspace_id: &str, key: &str) -> StoreResult<()> {
+    async fn mark_idempotency_unknown(
+        &self,
+        workspace_id: &WorkspaceId,
+        key: &str,
+    ) -> StoreResult<()> {
         sqlx::query(
             "update idempotency_record set state = $3 \
              where workspace_id = $1 and idempotency_key = $2 and state = $4",
@@ -534,7 +554,7 @@ where
         Ok(())
     }
 
-    async fn release_idempotency(&self, workspace_id: &str, key: &str) -> StoreResult<()> {
+    async fn release_idempotency(&self, workspace_id: &WorkspaceId, key: &str) -> StoreResult<()> {
         sqlx::query(
             "delete from idempotency_record where workspace_id = $1 and idempotency_key = $2 \
              and state = $3",
@@ -549,7 +569,7 @@ where
 
     async fn find_idempotency(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         key: &str,
     ) -> StoreResult<IdempotencyRecord> {
         Ok(sqlx::query_as(
@@ -589,7 +609,7 @@ where
 
     async fn delete_idempotency(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         key: &str,
     ) -> StoreResult<IdempotencyEntry> {
         Ok(sqlx::query_as(
@@ -640,6 +660,8 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
     for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> KeyId: Encode<'q, DB> + Type<DB>,
+    for<'q> WorkspaceId: Encode<'q, DB> + Type<DB>,
 {
     sqlx::query(
         "insert into api_key (api_key_id, workspace_id, name, secret_hash, read_only, \

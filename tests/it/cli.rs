@@ -532,7 +532,7 @@ async fn master_key_rotation_re_encrypts_and_the_gateway_still_reaches_crisp() {
             .expect("one account");
         assert!(
             Vault::new(&old_master)
-                .open(&record.crisp_account_id, &record.sealed_key)
+                .open(record.crisp_account_id.as_str(), &record.sealed_key)
                 .is_err(),
             "the old master key no longer opens the secret"
         );

@@ -15,7 +15,7 @@ use crisp_gateway::admin::{NewAccount, add_account, create_key, create_workspace
 use crisp_gateway::app::config::Config;
 use crisp_gateway::app::{App, AppState};
 use crisp_gateway::secret::{CrispKey, MasterKey, Vault};
-use crisp_gateway::store::{self, Store};
+use crisp_gateway::store::{self, KeyId, Store, WorkspaceId};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -287,8 +287,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub crisp: FakeCrisp,
     pub key: String,
-    pub key_id: String,
-    pub workspace_id: String,
+    pub key_id: KeyId,
+    pub workspace_id: WorkspaceId,
     pub vault: Vault,
     /// Kept so the database lives as long as the server.
     pub _db: TestDb,
@@ -370,7 +370,7 @@ impl TestApp {
             store,
             crisp,
             key: key.reveal().to_owned(),
-            key_id: key.id().to_owned(),
+            key_id: KeyId::from(key.id()),
             workspace_id: workspace.workspace_id,
             vault,
             _db: db,
@@ -448,11 +448,11 @@ impl TestApp {
             )
             .await
             .expect("allow websites");
-        self.app.accounts.invalidate(&self.workspace_id);
+        self.app.accounts.invalidate(self.workspace_id.as_str());
     }
 
     /// Adds another workspace with its own account and key; returns (workspace id, key).
-    pub async fn other_workspace(&self, name: &str, label: &str) -> (String, String) {
+    pub async fn other_workspace(&self, name: &str, label: &str) -> (WorkspaceId, String) {
         let workspace = create_workspace(&self.store, name)
             .await
             .expect("workspace");

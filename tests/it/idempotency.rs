@@ -141,7 +141,13 @@ async fn a_replay_by_a_key_that_may_not_write_is_refused_and_audited() {
         let replays: Vec<_> = rows
             .iter()
             .filter(|r| r.reason.as_deref() == Some("idempotent_replay"))
-            .map(|r| (r.api_key_id.as_deref(), r.action.as_str(), r.status))
+            .map(|r| {
+                (
+                    r.api_key_id.as_ref().map(|id| id.as_str()),
+                    r.action.as_str(),
+                    r.status,
+                )
+            })
             .collect();
         assert_eq!(replays, [(Some(app.key_id.as_str()), WRITE, 200)]);
         for (id, reason) in [
@@ -151,7 +157,7 @@ async fn a_replay_by_a_key_that_may_not_write_is_refused_and_audited() {
             let refused = rows
                 .iter()
                 .filter(|r| {
-                    r.api_key_id.as_deref() == Some(id.as_str())
+                    r.api_key_id.as_ref().map(|id| id.as_str()) == Some(id.as_str())
                         && r.status == 403
                         && r.reason.as_deref() == Some(reason)
                 })

@@ -130,9 +130,14 @@ async fn rotation_keeps_scopes_and_ends_the_old_key_after_the_overlap() {
             200
         );
         // With an overlap both work.
-        let new = rotate_key(&app.store, old.id(), Duration::from_secs(3600), None)
-            .await
-            .expect("rotate");
+        let new = rotate_key(
+            &app.store,
+            &old.id().into(),
+            Duration::from_secs(3600),
+            None,
+        )
+        .await
+        .expect("rotate");
         assert_eq!(
             app.call_with_key("list/conversations", "{}", Some(new.reveal()))
                 .await
@@ -154,7 +159,7 @@ async fn rotation_keeps_scopes_and_ends_the_old_key_after_the_overlap() {
             reply.text
         );
         // Rotating with no overlap ends the previous key at once, in every process.
-        let newer = rotate_key(&app.store, new.id(), Duration::ZERO, None)
+        let newer = rotate_key(&app.store, &new.id().into(), Duration::ZERO, None)
             .await
             .expect("rotate");
         let ended = eventually(Duration::from_secs(2), || async {
@@ -171,7 +176,11 @@ async fn rotation_keeps_scopes_and_ends_the_old_key_after_the_overlap() {
                 .status,
             200
         );
-        let record = app.store.find_key(newer.id()).await.expect("stored");
+        let record = app
+            .store
+            .find_key(&newer.id().into())
+            .await
+            .expect("stored");
         assert!(record.read_only);
         assert_eq!(record.workspace_id, app.workspace_id);
     }
@@ -300,14 +309,18 @@ async fn writes_and_refusals_are_audited_without_bodies() {
             .find(|r| r.action == "send/message/in/conversation")
             .expect("write row");
         assert_eq!(
-            write.workspace_id.as_deref(),
+            write.workspace_id.as_ref().map(|id| id.as_str()),
             Some(app.workspace_id.as_str())
         );
-        assert_eq!(write.api_key_id.as_deref(), Some(app.key_id.as_str()));
+        assert_eq!(
+            write.api_key_id.as_ref().map(|id| id.as_str()),
+            Some(app.key_id.as_str())
+        );
         assert!(
             write
                 .crisp_account_id
-                .as_deref()
+                .as_ref()
+                .map(|id| id.as_str())
                 .is_some_and(|a| a.starts_with("acc_"))
         );
         assert!(!write.request_id.is_empty());

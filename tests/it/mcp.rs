@@ -96,7 +96,7 @@ async fn scoped_key(app: &TestApp, read_only: bool, actions: Option<&str>) -> St
     };
     app.store
         .create_key(&ApiKeyRecord {
-            api_key_id: key.id().to_owned(),
+            api_key_id: key.id().into(),
             workspace_id: app.workspace_id.clone(),
             name: Some("scoped".into()),
             secret_hash: hash,

@@ -92,27 +92,33 @@ async fn storage_conformance() {
             store.create_key(&key("k1", "ws_b")).await,
             Err(StoreError::Conflict)
         ));
-        assert_eq!(store.find_key("k1").await.expect("find"), key("k1", "ws_a"));
+        assert_eq!(
+            store.find_key(&"k1".into()).await.expect("find"),
+            key("k1", "ws_a")
+        );
         assert!(matches!(
-            store.find_key("k9").await,
+            store.find_key(&"k9".into()).await,
             Err(StoreError::NotFound)
         ));
         assert_eq!(
-            store.list_keys(Some("ws_b")).await.expect("list"),
+            store.list_keys(Some(&"ws_b".into())).await.expect("list"),
             [key("k2", "ws_b")]
         );
         assert_eq!(store.list_keys(None).await.expect("list").len(), 2);
-        store.revoke_key("k1", 1_700_000_100).await.expect("revoke");
         store
-            .revoke_key("k1", 1_700_000_200)
+            .revoke_key(&"k1".into(), 1_700_000_100)
+            .await
+            .expect("revoke");
+        store
+            .revoke_key(&"k1".into(), 1_700_000_200)
             .await
             .expect("revoking twice is fine");
         assert_eq!(
-            store.find_key("k1").await.expect("find").revoked_at,
+            store.find_key(&"k1".into()).await.expect("find").revoked_at,
             Some(1_700_000_100)
         );
         assert!(matches!(
-            store.revoke_key("k9", 1).await,
+            store.revoke_key(&"k9".into(), 1).await,
             Err(StoreError::NotFound)
         ));
 
@@ -133,7 +139,10 @@ async fn storage_conformance() {
             store.add_account(&account("a4", "ws_a", "eu", false)).await,
             Err(StoreError::Conflict)
         ));
-        let mine = store.list_accounts(Some("ws_a")).await.expect("list");
+        let mine = store
+            .list_accounts(Some(&"ws_a".into()))
+            .await
+            .expect("list");
         assert_eq!(
             mine,
             [
@@ -144,14 +153,14 @@ async fn storage_conformance() {
         assert_eq!(store.list_accounts(None).await.expect("all").len(), 3);
         assert!(
             matches!(
-                store.remove_account("ws_b", "eu").await,
+                store.remove_account(&"ws_b".into(), "eu").await,
                 Err(StoreError::NotFound)
             ),
             "other workspace"
         );
         assert_eq!(
             store
-                .remove_account("ws_a", "eu")
+                .remove_account(&"ws_a".into(), "eu")
                 .await
                 .expect("by label")
                 .crisp_account_id,
@@ -159,7 +168,7 @@ async fn storage_conformance() {
         );
         assert_eq!(
             store
-                .remove_account("ws_a", "a1")
+                .remove_account(&"ws_a".into(), "a1")
                 .await
                 .expect("by id")
                 .label,
@@ -167,7 +176,7 @@ async fn storage_conformance() {
         );
         assert!(
             store
-                .list_accounts(Some("ws_a"))
+                .list_accounts(Some(&"ws_a".into()))
                 .await
                 .expect("list")
                 .is_empty()
@@ -245,7 +254,7 @@ fn migration_folders_are_in_step() {
 #[tokio::test]
 async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
     use crisp_gateway::store::{
-        AccountUpdate, AuditFilter, AuditRecord, IdempotencyRecord, ReportRecord,
+        AccountUpdate, AuditFilter, AuditRecord, IdempotencyRecord, ReportRecord, WorkspaceId,
     };
     for engine in engines() {
         let db = TestDb::new(engine).await;
@@ -264,20 +273,23 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
         let mut new = key("k2", "ws_a");
         new.expires_at = None;
         store
-            .rotate_key("k1", &new, 1_750_000_000)
+            .rotate_key(&"k1".into(), &new, 1_750_000_000)
             .await
             .expect("rotate");
         assert_eq!(
-            store.find_key("k1").await.expect("old").expires_at,
+            store.find_key(&"k1".into()).await.expect("old").expires_at,
             Some(1_750_000_000)
         );
-        assert_eq!(store.find_key("k2").await.expect("new"), new);
+        assert_eq!(store.find_key(&"k2".into()).await.expect("new"), new);
         assert!(matches!(
-            store.rotate_key("k9", &key("k3", "ws_a"), 1).await,
+            store.rotate_key(&"k9".into(), &key("k3", "ws_a"), 1).await,
             Err(StoreError::NotFound)
         ));
         assert!(
-            matches!(store.find_key("k3").await, Err(StoreError::NotFound)),
+            matches!(
+                store.find_key(&"k3".into()).await,
+                Err(StoreError::NotFound)
+            ),
             "nothing half-written"
         );
         store
@@ -285,7 +297,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             .await
             .expect("touch");
         assert_eq!(
-            store.find_key("k2").await.expect("k2").last_used_at,
+            store.find_key(&"k2".into()).await.expect("k2").last_used_at,
             Some(1_700_000_500),
             "never goes back"
         );
@@ -301,7 +313,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             .expect("add");
         let updated = store
             .update_account(
-                "ws_a",
+                &"ws_a".into(),
                 "eu",
                 &AccountUpdate {
                     label: Some("europe".into()),
@@ -327,7 +339,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
         for websites in [Some("web-x,web-y".to_owned()), None] {
             let updated = store
                 .update_account(
-                    "ws_a",
+                    &"ws_a".into(),
                     "europe",
                     &AccountUpdate {
                         allowed_websites: Some(websites.clone()),
@@ -340,7 +352,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             assert_eq!(updated.label, "europe");
         }
         let main = store
-            .list_accounts(Some("ws_a"))
+            .list_accounts(Some(&"ws_a".into()))
             .await
             .expect("list")
             .into_iter()
@@ -349,14 +361,14 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
         assert!(!main.is_default, "one default per workspace");
         assert!(matches!(
             store
-                .update_account("ws_b", "europe", &AccountUpdate::default())
+                .update_account(&"ws_b".into(), "europe", &AccountUpdate::default())
                 .await,
             Err(StoreError::NotFound)
         ));
         assert!(matches!(
             store
                 .update_account(
-                    "ws_a",
+                    &"ws_a".into(),
                     "europe",
                     &AccountUpdate {
                         label: Some("main".into()),
@@ -377,7 +389,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             let store = store.clone();
             async move {
                 store
-                    .list_accounts(Some("ws_a"))
+                    .list_accounts(Some(&"ws_a".into()))
                     .await
                     .expect("list")
                     .into_iter()
@@ -402,7 +414,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
         // Audit rows: filtered by workspace and time, newest first, pruned by age.
         let row = |at: i64, ws: Option<&str>, action: &str| AuditRecord {
             at,
-            workspace_id: ws.map(str::to_owned),
+            workspace_id: ws.map(WorkspaceId::from),
             api_key_id: Some("k2".into()),
             crisp_account_id: None,
             action: action.into(),
@@ -487,12 +499,15 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
         };
         store.insert_report(&report).await.expect("report");
         assert_eq!(
-            store.list_reports(Some("ws_a")).await.expect("list"),
+            store
+                .list_reports(Some(&"ws_a".into()))
+                .await
+                .expect("list"),
             std::slice::from_ref(&report)
         );
         assert!(
             store
-                .list_reports(Some("ws_b"))
+                .list_reports(Some(&"ws_b".into()))
                 .await
                 .expect("list")
                 .is_empty()
@@ -508,10 +523,16 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
                 .await
                 .expect("report");
         }
-        assert_eq!(store.prune_reports("ws_b", 1).await.expect("prune"), 0);
-        assert_eq!(store.prune_reports("ws_a", 2).await.expect("prune"), 2);
+        assert_eq!(
+            store.prune_reports(&"ws_b".into(), 1).await.expect("prune"),
+            0
+        );
+        assert_eq!(
+            store.prune_reports(&"ws_a".into(), 2).await.expect("prune"),
+            2
+        );
         let kept: Vec<String> = store
-            .list_reports(Some("ws_a"))
+            .list_reports(Some(&"ws_a".into()))
             .await
             .expect("list")
             .into_iter()
@@ -546,19 +567,22 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             .expect("held");
         assert_eq!((again.state.as_str(), again.created_at), ("pending", 1000));
         store
-            .complete_idempotency("ws_a", "i1", 200, "{\"ok\":true}", 1100)
+            .complete_idempotency(&"ws_a".into(), "i1", 200, "{\"ok\":true}", 1100)
             .await
             .expect("complete");
-        let done = store.find_idempotency("ws_a", "i1").await.expect("find");
+        let done = store
+            .find_idempotency(&"ws_a".into(), "i1")
+            .await
+            .expect("find");
         assert_eq!(
             (done.state.as_str(), done.status, done.response.as_deref()),
             ("done", Some(200), Some("{\"ok\":true}"))
         );
         store
-            .release_idempotency("ws_a", "i1")
+            .release_idempotency(&"ws_a".into(), "i1")
             .await
             .expect("release is a no-op once done");
-        assert!(store.find_idempotency("ws_a", "i1").await.is_ok());
+        assert!(store.find_idempotency(&"ws_a".into(), "i1").await.is_ok());
         assert_eq!(
             store
                 .claim_idempotency(&claim("i1", 1101))
@@ -568,11 +592,11 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
             "expired records are replaced"
         );
         store
-            .release_idempotency("ws_a", "i1")
+            .release_idempotency(&"ws_a".into(), "i1")
             .await
             .expect("release");
         assert!(matches!(
-            store.find_idempotency("ws_a", "i1").await,
+            store.find_idempotency(&"ws_a".into(), "i1").await,
             Err(StoreError::NotFound)
         ));
         let mut other_ws = claim("i1", 2000);
@@ -588,7 +612,7 @@ async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
 #[tokio::test]
 async fn storage_conformance_idempotency_states_listing_and_release() {
     use crisp_gateway::store::{
-        IdempotencyEntry, IdempotencyFilter, IdempotencyRecord, IdempotencyState,
+        IdempotencyEntry, IdempotencyFilter, IdempotencyRecord, IdempotencyState, WorkspaceId,
     };
     for engine in engines() {
         let db = TestDb::new(engine).await;
@@ -616,26 +640,32 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
             assert_eq!(store.claim_idempotency(&record).await.expect("claim"), None);
         }
         let held = store
-            .find_idempotency("ws_a", "running")
+            .find_idempotency(&"ws_a".into(), "running")
             .await
             .expect("find");
         assert_eq!(held, claim("ws_a", "running", now - 10, now + 30));
 
         // Only a pending claim becomes unknown; an answer, once stored, stays.
         store
-            .mark_idempotency_unknown("ws_a", "lost")
+            .mark_idempotency_unknown(&"ws_a".into(), "lost")
             .await
             .expect("mark");
         store
-            .complete_idempotency("ws_a", "answered", 201, "{\"ok\":true}", now + 86_400)
+            .complete_idempotency(
+                &"ws_a".into(),
+                "answered",
+                201,
+                "{\"ok\":true}",
+                now + 86_400,
+            )
             .await
             .expect("complete");
         store
-            .mark_idempotency_unknown("ws_a", "answered")
+            .mark_idempotency_unknown(&"ws_a".into(), "answered")
             .await
             .expect("no-op");
         let answered = store
-            .find_idempotency("ws_a", "answered")
+            .find_idempotency(&"ws_a".into(), "answered")
             .await
             .expect("find");
         assert_eq!(
@@ -648,12 +678,12 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
         );
         // Releasing (the claimant's own) frees only a pending claim.
         store
-            .release_idempotency("ws_a", "lost")
+            .release_idempotency(&"ws_a".into(), "lost")
             .await
             .expect("no-op");
         assert_eq!(
             store
-                .find_idempotency("ws_a", "lost")
+                .find_idempotency(&"ws_a".into(), "lost")
                 .await
                 .expect("kept")
                 .state
@@ -665,7 +695,7 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
         let list = |workspace: Option<&str>, state: Option<IdempotencyState>| {
             let store = store.clone();
             let filter = IdempotencyFilter {
-                workspace_id: workspace.map(str::to_owned),
+                workspace_id: workspace.map(WorkspaceId::from),
                 state,
                 now,
                 limit: 100,
@@ -680,7 +710,7 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
                     .collect::<Vec<_>>()
             }
         };
-        let pair = |ws: &str, key: &str| (ws.to_owned(), key.to_owned());
+        let pair = |ws: &str, key: &str| (WorkspaceId::from(ws), key.to_owned());
         assert_eq!(
             list(Some("ws_a"), None).await,
             [
@@ -727,7 +757,7 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
 
         // An operator's release deletes whatever the state and says what it deleted.
         let deleted = store
-            .delete_idempotency("ws_a", "answered")
+            .delete_idempotency(&"ws_a".into(), "answered")
             .await
             .expect("delete");
         assert_eq!(
@@ -735,16 +765,16 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
             ("done", Some(201))
         );
         assert!(matches!(
-            store.delete_idempotency("ws_a", "answered").await,
+            store.delete_idempotency(&"ws_a".into(), "answered").await,
             Err(StoreError::NotFound)
         ));
         assert!(matches!(
-            store.find_idempotency("ws_a", "answered").await,
+            store.find_idempotency(&"ws_a".into(), "answered").await,
             Err(StoreError::NotFound)
         ));
         assert_eq!(
             store
-                .find_idempotency("ws_b", "running")
+                .find_idempotency(&"ws_b".into(), "running")
                 .await
                 .expect("other workspace untouched")
                 .state
@@ -754,12 +784,12 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
         // Pruning removes only what expired: `gone`, not `died` (past its lease, still held).
         assert_eq!(store.prune_idempotency(now).await.expect("prune"), 1);
         assert!(matches!(
-            store.find_idempotency("ws_a", "gone").await,
+            store.find_idempotency(&"ws_a".into(), "gone").await,
             Err(StoreError::NotFound)
         ));
         assert_eq!(
             store
-                .find_idempotency("ws_a", "died")
+                .find_idempotency(&"ws_a".into(), "died")
                 .await
                 .expect("still held")
                 .state

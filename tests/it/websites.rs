@@ -159,9 +159,14 @@ async fn a_key_narrowed_to_websites_is_refused_elsewhere_and_keeps_it_when_rotat
             ]
         );
 
-        let rotated = rotate_key(&app.store, narrowed.id(), std::time::Duration::ZERO, None)
-            .await
-            .expect("rotate");
+        let rotated = rotate_key(
+            &app.store,
+            &narrowed.id().into(),
+            std::time::Duration::ZERO,
+            None,
+        )
+        .await
+        .expect("rotate");
         let key = rotated.reveal().to_owned();
         assert_eq!(
             call(key.clone(), r#"{"websiteID":"web-b"}"#).await.status,
@@ -317,7 +322,8 @@ async fn websites_are_set_checked_and_listed_from_the_command_line() {
             .expect("keys");
         assert_eq!(stored.len(), 1);
         let old_id = stored[0].api_key_id.clone();
-        cli.ok(&["key", "rotate", &old_id, "--overlap", "0s"]).await;
+        cli.ok(&["key", "rotate", old_id.as_str(), "--overlap", "0s"])
+            .await;
         let listing = cli.ok(&["key", "list"]).await.stdout;
         assert_eq!(
             listing
