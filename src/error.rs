@@ -1,14 +1,14 @@
 //! The one error type of the HTTP API and the JSON error envelope it becomes.
 //!
-//! Handlers return `Result<_, ApiError>` and use `?`. `IntoResponse` only stores the error in
-//! the response; `http::envelope` renders it once, with the request id and the tool name, and
+//! Handlers return `Result<_, ApiError>` and use `?`. Its `IntoResponse` (in `http::envelope`,
+//! so this kernel knows no web framework) only stores the error in the response;
+//! `http::envelope` renders it once, with the request id and the tool name, and
 //! logs the cause of 5xx errors there (so every error is logged exactly once).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use http::StatusCode;
 use serde_json::json;
 
 use crate::store::StoreError;
@@ -378,26 +378,6 @@ impl From<StoreError> for ApiError {
 /// Carries the error from the handler to `http::envelope`, which renders it.
 #[derive(Clone, Debug)]
 pub struct ErrorSlot(pub Arc<ApiError>);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = self.status().into_response();
-        if matches!(self, Self::Unauthorized) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if let Some(after) = self.retry_after() {
-            // Round up: a client that waits the whole seconds given must find room.
-            let seconds = (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response.extensions_mut().insert(ErrorSlot(Arc::new(self)));
-        response
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -194,3 +194,24 @@ pub fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     // The panic message may quote request data, so it is not echoed; the panic hook logs it.
     ApiError::Internal("a handler panicked".into()).into_response()
 }
+
+/// Leaves the error in the response for `finish` to render, with the headers its status needs.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status().into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(after) = self.retry_after() {
+            // Round up: a client that waits the whole seconds given must find room.
+            let seconds = (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response.extensions_mut().insert(ErrorSlot(Arc::new(self)));
+        response
+    }
+}

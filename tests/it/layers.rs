@@ -261,3 +261,32 @@ fn the_forwarder_knows_no_database_and_no_web_framework() {
         }
     }
 }
+
+#[test]
+fn the_kernels_and_the_domain_below_auth_know_no_web_framework() {
+    // `auth/` is the auth layer (axum middleware) and stays out of this list.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![src.join("error.rs")];
+    for dir in [
+        "kernel",
+        "store",
+        "secret",
+        "telemetry",
+        "accounts",
+        "limits",
+        "catalog",
+        "audit",
+    ] {
+        rust_files(&src.join(dir), &mut files);
+    }
+    for file in files {
+        let code = std::fs::read_to_string(&file).expect("read a source file");
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            assert!(
+                !line.contains("axum"),
+                "{} uses `axum`: {line}",
+                file.display()
+            );
+        }
+    }
+}
