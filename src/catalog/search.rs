@@ -578,6 +578,12 @@ mod tests {
             }
         }
         let share = 1.0 - misses.len() as f64 / tasks.task.len() as f64;
+        println!(
+            "{} of {} tasks found in the top five ({:.1} %); misses: {misses:?}",
+            tasks.task.len() - misses.len(),
+            tasks.task.len(),
+            share * 100.0
+        );
         assert!(
             share >= 0.95,
             "{:.1} % found; misses:\n{}",
