@@ -471,7 +471,8 @@ mod tests {
             let body = err.to_body(None, "r");
             assert_eq!(body["error"]["retry_after_seconds"], 1, "{err:?}");
         }
-        let plain = ApiError::bad_request(Reason::MissingField, "`x` is required").to_body(None, "r");
+        let plain =
+            ApiError::bad_request(Reason::MissingField, "`x` is required").to_body(None, "r");
         assert!(plain["error"].get("retry_after_seconds").is_none());
     }
 }

@@ -4,6 +4,7 @@ pub mod args;
 mod envelope;
 pub mod idempotency;
 pub mod report;
+pub mod shape;
 
 use bytes::Bytes;
 
