@@ -174,9 +174,18 @@ fn build(raw: RawWebsite) -> Result<Website, String> {
     };
     if !raw.operators.is_empty() {
         site.operators.clear();
-        for o in &raw.operators {
-            site.add_operator(&o.email, &o.first_name, &o.last_name, &o.role);
+        let ids: Vec<String> = raw
+            .operators
+            .iter()
+            .map(|o| site.add_operator(&o.email, &o.first_name, &o.last_name, &o.role))
+            .collect();
+        // What every website starts with names real operators: the seed's first one.
+        for team in &mut site.teams {
+            team.fields
+                .insert("operators".into(), json!(&ids[..ids.len().min(1)]));
         }
+        site.knowledge = Default::default();
+        super::knowledge::seed(&mut site);
     }
     for p in &raw.people {
         let card = object(json!({ "email": p.email, "person": { "nickname": p.nickname } }));
