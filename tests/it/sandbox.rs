@@ -639,6 +639,48 @@ async fn the_gateway_drives_the_sandbox() {
             (missing.status, missing.reason()),
             (404, "not_found".to_owned())
         );
+        // Teams and the Knowledge Base tree through the gateway; a tree path with a slash is
+        // one percent-encoded segment on the way to Crisp.
+        let team = app
+            .call("create/new/team", r#"{"body":{"name":"Sales"}}"#)
+            .await;
+        let team_id = team.json()["result"]["team_id"].clone();
+        let got = app
+            .call("get/team", &json!({"teamID": team_id}).to_string())
+            .await;
+        assert_eq!(got.json()["result"]["name"], "Sales", "{}", got.text);
+        let tree = json!({"locale": "en", "contentType": "guides", "path": "setup/first-steps"});
+        let created = app
+            .call("create/helpdesk/tree/path", &tree.to_string())
+            .await;
+        assert_eq!(created.status, 200, "{}", created.text);
+        let listed = app
+            .call(
+                "list/helpdesk/tree",
+                r#"{"locale":"en","contentType":"guides"}"#,
+            )
+            .await;
+        assert_eq!(
+            listed.json()["result"][0]["children"][0]["path"],
+            "setup/first-steps",
+            "{}",
+            listed.text
+        );
+        // The test account is website-tier: the sandbox refuses it a user-only route as Crisp
+        // does, and the caller hears of the tier, never of bad credentials.
+        let refused = app
+            .call(
+                "create/website",
+                r#"{"body":{"name":"x","domain":"x.example"}}"#,
+            )
+            .await;
+        assert!(
+            refused.reason() == "tier_not_allowed"
+                || refused.message().contains("restricted_route_tier"),
+            "{}",
+            refused.text
+        );
+        assert_ne!(refused.reason(), "crisp_unauthorized", "{}", refused.text);
         let _: DbEngine = engine;
     }
 }
