@@ -88,6 +88,9 @@ pub fn handle(call: &Call, site: &mut Website) -> Option<Checked<Answer>> {
         "resolve/helpdesk/history/change" => find_change(site, call.param("changeID"))
             .map(|c| Answer::ok("resolved", change_view(site, c))),
         "cancel/helpdesk/history/change" => cancel(call, site),
+        // The other routes of the current Knowledge Base (feedback, refresh, import, export)
+        // keep no state, but name a content type Crisp must know.
+        _ if !call.param("contentType").is_empty() => return tree_key(call).err().map(Err),
         _ => return None,
     };
     Some(answer)

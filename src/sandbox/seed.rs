@@ -1,6 +1,10 @@
 //! `--seed FILE`: a TOML file that fixes the sandbox's accounts (identifier, key, tier, the
 //! websites each may use) and its websites with their starting data.
 //!
+//! Every website, seeded or made on first use, starts with a team (`Support`) and a small
+//! Knowledge Base tree (locale `en`, content type `articles`: `getting-started`,
+//! `getting-started/install`, `faq`), so that their reads answer something out of the box.
+//!
 //! ```toml
 //! [[account]]
 //! identifier = "id-main"

@@ -1012,6 +1012,12 @@ async fn the_knowledge_base_tree_keeps_state() {
         .send("GET", &site("/helpdesk/tree/path/en/recipes/faq"), None)
         .await;
     assert_eq!(unknown_type.status, 400);
+    let stateless_route = c
+        .send("GET", &site("/helpdesk/feedback/ratings/en/recipes"), None)
+        .await;
+    assert_eq!(stateless_route.status, 400);
+    c.ok("GET", &site("/helpdesk/feedback/ratings/en/news"), None)
+        .await;
 }
 
 #[tokio::test]
