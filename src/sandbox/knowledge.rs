@@ -287,13 +287,23 @@ fn add_path(
     published: bool,
 ) -> Checked<()> {
     if tree.contains_key(path) {
-        // Crisp does not document this case; a conflict is what a caller can act on.
-        return Err(Answer::error(
-            StatusCode::CONFLICT,
-            "path_exists",
-            "this helpdesk tree path already exists",
-        ));
+        return Err(path_exists());
     }
+    fill_path(site, tree, path, published);
+    Ok(())
+}
+
+/// Crisp does not document this case; a conflict is what a caller can act on.
+fn path_exists() -> Answer {
+    Answer::error(
+        StatusCode::CONFLICT,
+        "path_exists",
+        "this helpdesk tree path already exists",
+    )
+}
+
+/// Makes every entry from the root down to `path` that is not there yet.
+fn fill_path(site: &mut Website, tree: &mut BTreeMap<String, Entry>, path: &str, published: bool) {
     let mut prefix = String::new();
     for segment in path.split('/') {
         if !prefix.is_empty() {
@@ -307,7 +317,6 @@ fn add_path(
             tree.insert(prefix.clone(), entry);
         }
     }
-    Ok(())
 }
 
 /// The tree every sandbox website starts with: English articles, three pages, one change.
@@ -385,18 +394,18 @@ fn update_path(call: &Call, site: &mut Website) -> Checked<Answer> {
     };
     existing(site, &key, &path)?;
     let now = site.tick();
-    write(site, &key, format!("{action} {path}"), |_, tree| {
+    write(site, &key, format!("{action} {path}"), |site, tree| {
         let mut at = path.clone();
         if let Some(to) = target.filter(|to| *to != path) {
             if is_below(&to, &path) {
                 return Err(Answer::invalid("data.path.to should not be below the path"));
             }
             if tree.contains_key(&to) {
-                return Err(Answer::error(
-                    StatusCode::CONFLICT,
-                    "path_exists",
-                    "this helpdesk tree path already exists",
-                ));
+                return Err(path_exists());
+            }
+            // The new parents first, so that the moved entry is listed under them.
+            if let Some(under) = parent(&to) {
+                fill_path(site, tree, under, false);
             }
             let moved: Vec<String> = tree
                 .keys()

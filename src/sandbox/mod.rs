@@ -51,7 +51,8 @@ use state::Store;
 pub struct SandboxConfig {
     pub seed: Option<Seed>,
     pub faults: Faults,
-    /// Answer every catalog route with an empty envelope and keep nothing (a contract stub).
+    /// Answer every catalog route with the least value of its result type and keep nothing (a
+    /// contract stub; credentials and tiers are still checked).
     pub stateless: bool,
 }
 

@@ -966,15 +966,19 @@ async fn the_knowledge_base_tree_keeps_state() {
         published[0]["url"]
     );
 
-    // A move takes what is below; every write is a change in the history.
+    // A move takes what is below and makes missing parents; every write is a change in the
+    // history.
     c.ok(
         "PATCH",
         &kb("path", path),
-        Some(json!({"action": "move", "path": {"to": "setup/step-one"}})),
+        Some(json!({"action": "move", "path": {"to": "basics/first-steps"}})),
     )
     .await;
     assert_eq!(c.send("GET", &kb("path", path), None).await.status, 404);
-    c.ok("GET", &kb("metadata", "setup%2Fstep-one"), None).await;
+    assert_eq!(
+        c.ok("GET", &kb("path", "basics"), None).await["children"][0]["title"],
+        "First steps"
+    );
     let changes = c
         .ok(
             "GET",
@@ -999,6 +1003,7 @@ async fn the_knowledge_base_tree_keeps_state() {
         "# First steps\n\nHello.",
         "the cancelled move is undone"
     );
+    assert_eq!(c.send("GET", &kb("path", "basics"), None).await.status, 404);
 
     c.ok("DELETE", &kb("path", "setup"), None).await;
     for gone in ["setup", path] {
