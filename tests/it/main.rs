@@ -14,6 +14,7 @@ mod idempotency;
 mod keys;
 mod layers;
 mod mcp;
+mod reference;
 mod requests;
 mod resilience;
 mod sandbox;
