@@ -125,6 +125,8 @@ pub async fn test_account(client: &CrispClient, account: &Account) -> Verdict {
                 }
                 let mut other = account.clone();
                 other.tier = tier;
+                // A success with another tier proves that tier, not the account as stored.
+                other.proven = Default::default();
                 match client.probe(&other, &request, "account-test").await {
                     Err(UpstreamError::Unauthorized { .. }) => {}
                     // Anything past authentication means the pair is valid for this tier.

@@ -20,5 +20,6 @@ mod resilience;
 mod sandbox;
 mod secrets;
 mod storage;
+mod tiers;
 mod upstream;
 mod websites;

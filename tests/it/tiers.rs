@@ -1,0 +1,87 @@
+//! Token tiers: a call the account's tier cannot make is refused before Crisp where Crisp
+//! documents the route's tiers, and Crisp's own refusal for the tier is the same
+//! `tier_not_allowed`, never a credentials problem.
+
+use crate::helpers::{Answer, TestApp, engines};
+
+#[tokio::test]
+async fn a_documented_tier_is_enforced_before_crisp() {
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        // `main` is a website-tier account; creating a website is user-tier only.
+        let reply = app
+            .call(
+                "create/website",
+                r#"{"body":{"name":"Shop","domain":"shop.example"}}"#,
+            )
+            .await;
+        assert_eq!(reply.status, 403, "{}", reply.text);
+        assert_eq!(reply.reason(), "tier_not_allowed");
+        let message = reply.message();
+        for needle in ["`main`", "`website`", "`user`", "account add", "--tier user"] {
+            assert!(message.contains(needle), "{needle} missing from: {message}");
+        }
+        assert!(
+            app.crisp.received().is_empty(),
+            "Crisp must not be asked: {:?}",
+            app.crisp.received()
+        );
+
+        // A route Crisp documents for the website tier goes through.
+        let reply = app.call("website/tier/get/connect/endpoints", "{}").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(app.crisp.take_received().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn crisps_refusal_for_the_tier_is_tier_not_allowed() {
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        for status in [403, 400] {
+            app.crisp.script(Answer::json(
+                status,
+                r#"{"error":true,"reason":"restricted_route_tier","data":{}}"#,
+            ));
+            let reply = app.call("list/conversations", "{}").await;
+            assert_eq!(reply.status, 403, "{}", reply.text);
+            assert_eq!(reply.reason(), "tier_not_allowed");
+            let message = reply.message();
+            assert!(
+                message.contains("restricted_route_tier") && message.contains("`website`"),
+                "{message}"
+            );
+            assert!(
+                message.contains("`user` or `plugin`"),
+                "an undocumented route suggests the other tiers: {message}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_401_is_a_tier_refusal_only_for_credentials_crisp_accepted() {
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        let refused = || Answer::json(401, r#"{"error":true,"reason":"invalid_session","data":{}}"#);
+
+        // Never worked in this process: the key may be wrong.
+        app.crisp.script(refused());
+        let reply = app.call("list/conversations", "{}").await;
+        assert_eq!(reply.status, 502, "{}", reply.text);
+        assert_eq!(reply.reason(), "crisp_unauthorized");
+
+        // Once Crisp has accepted the credentials, a 401 is the route refusing the tier.
+        let reply = app.call("list/conversations", "{}").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        app.crisp.script(refused());
+        let reply = app.call("list/people/profiles", "{}").await;
+        assert_eq!(reply.status, 403, "{}", reply.text);
+        assert_eq!(reply.reason(), "tier_not_allowed");
+        assert!(
+            reply.message().contains("accepted earlier"),
+            "{}",
+            reply.message()
+        );
+    }
+}
