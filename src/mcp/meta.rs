@@ -11,6 +11,8 @@ use super::schema;
 
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 50;
+/// Added to the score of an action that matches every word: at most 4 points a word.
+const FULL_MATCH: usize = 1000;
 
 /// `crisp_search_actions`: the actions the key may call that best match the words.
 pub fn search(scope: &Scope, arguments: &Map<String, Value>) -> Result<Value, ApiError> {
@@ -61,8 +63,13 @@ pub fn search(scope: &Scope, arguments: &Map<String, Value>) -> Result<Value, Ap
         .map(|a| (score(a, &terms), a))
         .filter(|(score, _)| *score > 0 || terms.is_empty())
         .collect();
+    // An action matching every word first (its score carries `FULL_MATCH`); among equals,
+    // today's API before the legacy Knowledge Base; then the better score, the shorter slug.
     scored.sort_by(|(sa, a), (sb, b)| {
-        sb.cmp(sa)
+        (sb >= &FULL_MATCH)
+            .cmp(&(sa >= &FULL_MATCH))
+            .then(a.legacy.cmp(&b.legacy))
+            .then(sb.cmp(sa))
             .then(a.slug.len().cmp(&b.slug.len()))
             .then(a.slug.cmp(b.slug))
     });
@@ -152,6 +159,9 @@ fn summary(action: &Action) -> Value {
         "path": path,
         "write": action.write,
         "domain": action.domain,
+        "legacy": action.legacy,
+        "tiers": action.tiers,
+        "description": action.description(),
         "input_schema": schema::for_action(action),
     })
 }
@@ -212,7 +222,7 @@ fn score(action: &Action, terms: &[(String, String)]) -> usize {
         total += points;
     }
     if matched == terms.len() && !terms.is_empty() {
-        total += 10;
+        total += FULL_MATCH;
     }
     total
 }
@@ -246,6 +256,35 @@ mod tests {
         .expect("search");
         assert_eq!(people["actions"].as_array().expect("list").len(), 3);
         assert_eq!(people["actions"][0]["action"], "list/people/profiles");
+    }
+
+    #[test]
+    fn legacy_knowledge_base_actions_rank_after_todays() {
+        let found = search(
+            &Scope::default(),
+            &object(json!({"query": "helpdesk", "limit": 50})),
+        )
+        .expect("search");
+        let actions = found["actions"].as_array().expect("list");
+        let legacy: Vec<bool> = actions
+            .iter()
+            .map(|a| a["legacy"].as_bool().expect("legacy flag"))
+            .collect();
+        assert!(legacy.contains(&true) && legacy.contains(&false), "{found}");
+        assert!(
+            legacy.windows(2).all(|w| w[0] <= w[1]),
+            "a legacy action ranks above a current one: {found}"
+        );
+        let old = actions
+            .iter()
+            .find(|a| a["legacy"] == true)
+            .expect("a legacy action");
+        assert!(
+            old["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("For websites not yet moved to Crisp's new Knowledge Base")),
+            "{old}"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! documents the route's tiers, and Crisp's own refusal for the tier is the same
 //! `tier_not_allowed`, never a credentials problem.
 
-use crate::helpers::{Answer, TestApp, engines};
+use crate::helpers::{Answer, Engine, TestApp, engines};
 
 #[tokio::test]
 async fn a_documented_tier_is_enforced_before_crisp() {
@@ -84,4 +84,41 @@ async fn a_401_is_a_tier_refusal_only_for_credentials_crisp_accepted() {
             reply.message()
         );
     }
+}
+
+#[tokio::test]
+async fn endpoints_show_tiers_origin_and_list_legacy_actions_last() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let reply = app.get("/api/crisp/_endpoints").await;
+    assert_eq!(reply.status, 200);
+    let json = reply.json();
+    let actions = json["actions"].as_array().expect("actions");
+    let find = |name: &str| {
+        actions
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("{name} listed"))
+    };
+    let create = find("create/website");
+    assert_eq!(create["tiers"], serde_json::json!(["user"]));
+    assert_eq!(create["origin"], "facade");
+    assert_eq!(create["legacy"], false);
+    assert_eq!(find("list/teams")["origin"], "crisp");
+    assert_eq!(find("list/teams")["tiers"], serde_json::json!([]));
+    let legacy: Vec<bool> = actions
+        .iter()
+        .map(|a| a["legacy"].as_bool().expect("legacy flag"))
+        .collect();
+    assert_eq!(legacy.iter().filter(|l| **l).count(), 35);
+    assert!(
+        legacy.windows(2).all(|w| w[0] <= w[1]),
+        "legacy actions come after today's"
+    );
+    let old = actions.iter().find(|a| a["legacy"] == true).expect("legacy");
+    assert!(
+        old["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("For websites not yet moved to Crisp's new Knowledge Base")),
+        "{old}"
+    );
 }
