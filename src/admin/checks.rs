@@ -2,6 +2,7 @@
 //! plain words (wrong key, wrong tier, plugin not installed, unknown website), for
 //! `account test` and `doctor`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::accounts::{Account, Tier};
@@ -45,6 +46,13 @@ pub struct Report<'a> {
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.verdict_text(f)?;
+        write!(f, "\n  {}", tier_reach(self.account.tier))
+    }
+}
+
+impl Report<'_> {
+    fn verdict_text(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = self.account;
         let readd = format!(
             "crisp-gateway account remove {} --workspace WORKSPACE, then account add … --label {}",
@@ -98,6 +106,42 @@ impl fmt::Display for Report<'_> {
             Verdict::Other(detail) => write!(f, "{detail}"),
         }
     }
+}
+
+/// What an account of this tier may call, from the catalog's documented tiers: the domains
+/// with an action open to it, and, by domain, the actions Crisp documents for other tiers only.
+pub fn tier_reach(tier: Tier) -> String {
+    let routed = || CATALOG.actions().iter().filter(|a| a.route.is_some());
+    let mut opens: Vec<&str> = routed()
+        .filter(|a| a.allows(tier))
+        .map(|a| a.domain)
+        .collect();
+    opens.sort_unstable();
+    opens.dedup();
+    let mut closed: BTreeMap<(&str, String), Vec<&str>> = BTreeMap::new();
+    for action in routed().filter(|a| !a.allows(tier)) {
+        let needs: Vec<&str> = action.tiers.iter().map(|t| t.as_str()).collect();
+        closed
+            .entry((action.domain, needs.join(" or ")))
+            .or_default()
+            .push(action.slug);
+    }
+    let mut text = format!("tier `{tier}` opens: {}", opens.join(", "));
+    if closed.is_empty() {
+        text.push_str(" (every action)");
+    } else {
+        let refused: Vec<String> = closed
+            .iter()
+            .map(|((domain, needs), slugs)| {
+                format!("{domain}: {} (tier {needs})", slugs.join(", "))
+            })
+            .collect();
+        text.push_str(&format!(
+            "; not open to it, as Crisp documents: {}",
+            refused.join("; ")
+        ));
+    }
+    text
 }
 
 fn probe(account: &Account) -> Option<UpstreamRequest> {

@@ -2,7 +2,7 @@
 //! documents the route's tiers, and Crisp's own refusal for the tier is the same
 //! `tier_not_allowed`, never a credentials problem.
 
-use crate::helpers::{Answer, Engine, TestApp, engines};
+use crate::helpers::{Answer, Cli, Engine, FakeCrisp, TestApp, TestDb, engines};
 
 #[tokio::test]
 async fn a_documented_tier_is_enforced_before_crisp() {
@@ -121,4 +121,36 @@ async fn endpoints_show_tiers_origin_and_list_legacy_actions_last() {
             .is_some_and(|d| d.contains("For websites not yet moved to Crisp's new Knowledge Base")),
         "{old}"
     );
+}
+
+#[tokio::test]
+async fn the_cli_lists_the_tiers_and_says_what_an_accounts_tier_opens() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    let cli = Cli::for_db(&db, Engine::Sqlite).await;
+    for command in ["add", "update"] {
+        let help = cli.ok(&["account", command, "--help"]).await;
+        for tier in ["- user:", "- website:", "- plugin:"] {
+            assert!(help.stdout.contains(tier), "{tier}: {}", help.stdout);
+        }
+    }
+
+    cli.ok(&["workspace", "create", "acme"]).await;
+    cli.add_account("acme", "main", ("ident-main", "web-main"), "crisp-key-t", &[])
+        .await;
+    let crisp = FakeCrisp::start().await;
+    let tested = cli
+        .ok_with(
+            &["account", "test", "main", "--workspace", "acme"],
+            &[("CRISP_GATEWAY_UPSTREAM", crisp.base.as_str())],
+            None,
+        )
+        .await;
+    let out = tested.stdout;
+    assert!(out.contains("tier `website` opens: "), "{out}");
+    assert!(out.contains("conversations"), "{out}");
+    assert!(
+        out.contains("create/website") && out.contains("(tier user)"),
+        "what the tier cannot call, and the tier that can: {out}"
+    );
+    assert!(out.contains("(tier plugin)"), "{out}");
 }
