@@ -280,9 +280,9 @@ mod tests {
             .find(|a| a["legacy"] == true)
             .expect("a legacy action");
         assert!(
-            old["description"]
-                .as_str()
-                .is_some_and(|d| d.contains("For websites not yet moved to Crisp's new Knowledge Base")),
+            old["description"].as_str().is_some_and(
+                |d| d.contains("For websites not yet moved to Crisp's new Knowledge Base")
+            ),
             "{old}"
         );
     }

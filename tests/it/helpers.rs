@@ -463,7 +463,7 @@ impl TestApp {
                 website_id: WEBSITE,
                 tier,
                 is_default: false,
-                key: &CrispKey::new(&format!("crisp-key-{label}")),
+                key: &CrispKey::new(format!("crisp-key-{label}")),
             },
         )
         .await

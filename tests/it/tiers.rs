@@ -18,7 +18,13 @@ async fn a_documented_tier_is_enforced_before_crisp() {
         assert_eq!(reply.status, 403, "{}", reply.text);
         assert_eq!(reply.reason(), "tier_not_allowed");
         let message = reply.message();
-        for needle in ["`main`", "`website`", "`user`", "account add", "--tier user"] {
+        for needle in [
+            "`main`",
+            "`website`",
+            "`user`",
+            "account add",
+            "--tier user",
+        ] {
             assert!(message.contains(needle), "{needle} missing from: {message}");
         }
         assert!(
@@ -63,7 +69,12 @@ async fn crisps_refusal_for_the_tier_is_tier_not_allowed() {
 async fn a_401_is_a_tier_refusal_only_for_credentials_crisp_accepted() {
     for engine in engines() {
         let app = TestApp::spawn(engine).await;
-        let refused = || Answer::json(401, r#"{"error":true,"reason":"invalid_session","data":{}}"#);
+        let refused = || {
+            Answer::json(
+                401,
+                r#"{"error":true,"reason":"invalid_session","data":{}}"#,
+            )
+        };
 
         // Never worked in this process: the key may be wrong.
         app.crisp.script(refused());
@@ -114,7 +125,10 @@ async fn endpoints_show_tiers_origin_and_list_legacy_actions_last() {
         legacy.windows(2).all(|w| w[0] <= w[1]),
         "legacy actions come after today's"
     );
-    let old = actions.iter().find(|a| a["legacy"] == true).expect("legacy");
+    let old = actions
+        .iter()
+        .find(|a| a["legacy"] == true)
+        .expect("legacy");
     assert!(
         old["description"]
             .as_str()
@@ -135,8 +149,14 @@ async fn the_cli_lists_the_tiers_and_says_what_an_accounts_tier_opens() {
     }
 
     cli.ok(&["workspace", "create", "acme"]).await;
-    cli.add_account("acme", "main", ("ident-main", "web-main"), "crisp-key-t", &[])
-        .await;
+    cli.add_account(
+        "acme",
+        "main",
+        ("ident-main", "web-main"),
+        "crisp-key-t",
+        &[],
+    )
+    .await;
     let crisp = FakeCrisp::start().await;
     let tested = cli
         .ok_with(
