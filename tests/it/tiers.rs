@@ -174,3 +174,79 @@ async fn the_cli_lists_the_tiers_and_says_what_an_accounts_tier_opens() {
     );
     assert!(out.contains("(tier plugin)"), "{out}");
 }
+
+#[tokio::test]
+async fn an_idempotent_write_refused_for_the_tier_is_stored_as_tier_not_allowed() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    // Crisp accepts the credentials once, then refuses a write to the tier.
+    let reply = app.call("list/conversations", "{}").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    app.crisp.script(Answer::json(
+        401,
+        r#"{"error":true,"reason":"invalid_session","data":{}}"#,
+    ));
+    let keyed = || async {
+        let response = app
+            .http
+            .post(app.url("/api/crisp/create/new/conversation"))
+            .header("authorization", format!("Bearer {}", app.key))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "tier-1")
+            .body("{}")
+            .send()
+            .await
+            .expect("gateway answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, text)
+    };
+    let (status, text) = keyed().await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("tier_not_allowed"), "{text}");
+    // The repeat is answered from the record, as the first answer was.
+    let (status, repeat) = keyed().await;
+    assert_eq!(status, 403, "{repeat}");
+    assert!(repeat.contains("tier_not_allowed"), "{repeat}");
+    assert_eq!(app.crisp.take_received().len(), 2, "one list, one write");
+}
+
+#[tokio::test]
+async fn new_credentials_must_prove_themselves_again() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let reply = app.call("list/conversations", "{}").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+
+    // The operator links a new key to `main`: nothing says it works yet.
+    let record = app
+        .store
+        .list_accounts(Some(&app.workspace_id))
+        .await
+        .expect("accounts")
+        .into_iter()
+        .find(|r| r.label == "main")
+        .expect("main");
+    let sealed = app.vault.seal(
+        record.crisp_account_id.as_str(),
+        &crisp_gateway::secret::CrispKey::new("crisp-key-rolled"),
+    );
+    app.store
+        .update_account(
+            &app.workspace_id,
+            "main",
+            &crisp_gateway::store::AccountUpdate {
+                sealed_key: Some(sealed),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("update");
+    app.app.accounts.invalidate(app.workspace_id.as_str());
+
+    app.crisp.script(Answer::json(
+        401,
+        r#"{"error":true,"reason":"invalid_session","data":{}}"#,
+    ));
+    let reply = app.call("list/conversations", "{}").await;
+    assert_eq!(reply.status, 502, "{}", reply.text);
+    assert_eq!(reply.reason(), "crisp_unauthorized");
+}
