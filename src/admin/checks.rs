@@ -17,6 +17,9 @@ pub const PROBE_ACTION: &str = "get/website";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Works,
+    /// Crisp knows the token but does not open the probe's route to its tier
+    /// (`restricted_route_tier`): the credentials work, the website id went unchecked.
+    ProbeRestricted,
     /// Crisp refused the pair with every tier.
     WrongKey,
     /// Crisp refused the pair with the stored tier but accepted it with this one.
@@ -34,7 +37,7 @@ pub enum Verdict {
 
 impl Verdict {
     pub fn works(&self) -> bool {
-        *self == Self::Works
+        matches!(self, Self::Works | Self::ProbeRestricted)
     }
 }
 
@@ -62,6 +65,12 @@ impl Report<'_> {
             Verdict::Works => write!(
                 f,
                 "the identifier/key pair, the tier `{}` and the website id `{}` work",
+                a.tier, a.website_id
+            ),
+            Verdict::ProbeRestricted => write!(
+                f,
+                "Crisp knows the identifier/key pair, but does not open `{PROBE_ACTION}` to tier `{}` \
+                 (restricted_route_tier), so the website id `{}` went unchecked",
                 a.tier, a.website_id
             ),
             Verdict::WrongKey => write!(
@@ -179,6 +188,7 @@ pub async fn test_account(client: &CrispClient, account: &Account) -> Verdict {
             }
             Verdict::WrongKey
         }
+        Err(UpstreamError::TierRestricted { .. }) => Verdict::ProbeRestricted,
         Err(UpstreamError::Rejected { reason, .. }) if reason == "not_subscribed" => {
             Verdict::NotSubscribed
         }

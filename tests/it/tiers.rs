@@ -173,6 +173,24 @@ async fn the_cli_lists_the_tiers_and_says_what_an_accounts_tier_opens() {
         "what the tier cannot call, and the tier that can: {out}"
     );
     assert!(out.contains("(tier plugin)"), "{out}");
+
+    // Crisp refusing the probe's route to the tier still proves the credentials.
+    crisp.script(Answer::json(
+        403,
+        r#"{"error":true,"reason":"restricted_route_tier","data":{}}"#,
+    ));
+    let tested = cli
+        .ok_with(
+            &["account", "test", "main", "--workspace", "acme"],
+            &[("CRISP_GATEWAY_UPSTREAM", crisp.base.as_str())],
+            None,
+        )
+        .await;
+    assert!(
+        tested.stdout.contains("restricted_route_tier") && tested.stdout.starts_with('✓'),
+        "{}",
+        tested.stdout
+    );
 }
 
 #[tokio::test]
