@@ -95,6 +95,9 @@ reasons! {
     NoAccount => "no_account",
     /// 400: several accounts fit; the call must name one.
     AccountRequired => "account_required",
+    /// 403: the account's token tier may not call this route (as Crisp documents it, or as
+    /// Crisp answered).
+    TierNotAllowed => "tier_not_allowed",
 
     // Idempotency.
     /// 400: a malformed `Idempotency-Key`.
@@ -428,6 +431,7 @@ mod tests {
             ),
             (Reason::GatewayTimeout, "gateway_timeout"),
             (Reason::CrispUnreachable, "crisp_unreachable"),
+            (Reason::TierNotAllowed, "tier_not_allowed"),
         ] {
             assert_eq!(reason.as_str(), wire);
         }

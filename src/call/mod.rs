@@ -5,6 +5,7 @@ mod envelope;
 pub mod idempotency;
 pub mod report;
 pub mod shape;
+mod tier;
 
 use bytes::Bytes;
 
@@ -163,6 +164,7 @@ async fn run(
         .pick(&principal.workspace_id, args.account.as_deref())
         .await?;
     trace.account_id = Some(account.id.clone());
+    tier::check(action, &account)?;
     if action.param("websiteID").is_some() {
         let website = args.path_value("websiteID").unwrap_or(&account.website_id);
         // The key's own narrowing first: it is what the caller can change.
@@ -218,7 +220,8 @@ async fn run(
         )
         .await;
     trace.upstream_status = upstream_status(&reply);
-    Ok(Answer::Fresh(envelope(action, reply?)))
+    let reply = reply.map_err(|e| tier::answer(action, &account, e))?;
+    Ok(Answer::Fresh(envelope(action, reply)))
 }
 
 /// A call ready to leave for Crisp.

@@ -147,6 +147,42 @@ impl Action {
         self.tiers.is_empty() || self.tiers.contains(&tier)
     }
 
+    /// One paragraph for tool lists and discovery: the title, the Crisp route, and what a
+    /// caller must know before calling (legacy Knowledge Base, documented tiers, Crisp's notes).
+    pub fn description(&self) -> String {
+        let mut text = self.title.to_owned();
+        match &self.route {
+            Some(route) => {
+                text.push_str(&format!(
+                    " — Crisp {} {}.",
+                    route.method.as_str(),
+                    route.path.as_str()
+                ));
+                if self.is_head() {
+                    text.push_str(" Answers {\"exists\":true|false}.");
+                }
+            }
+            None => text
+                .push_str(" — answered by the gateway: the workspace's connected Crisp accounts."),
+        }
+        if self.legacy {
+            text.push(' ');
+            text.push_str(LEGACY_NOTE);
+        }
+        if !self.tiers.is_empty() {
+            let tiers: Vec<&str> = self.tiers.iter().map(|t| t.as_str()).collect();
+            text.push_str(&format!(
+                " Crisp token tiers: {} (an account of another tier is refused).",
+                tiers.join(", ")
+            ));
+        }
+        if let Some(notes) = self.notes {
+            text.push_str(" Notes: ");
+            text.push_str(notes);
+        }
+        text
+    }
+
     /// A Crisp HEAD call answers with existence only.
     pub fn is_head(&self) -> bool {
         self.route
@@ -154,6 +190,11 @@ impl Action {
             .is_some_and(|r| r.method == Method::Head)
     }
 }
+
+/// What every legacy action's description says first.
+pub const LEGACY_NOTE: &str = "For websites not yet moved to Crisp's new Knowledge Base: Crisp's \
+    current API no longer has this route; websites on the new Knowledge Base use the helpdesk \
+    tree, page and history actions.";
 
 /// The path under which every action is served: `POST /api/crisp/<slug>`.
 pub const ACTION_PATH: &str = "/api/crisp/";
@@ -294,6 +335,14 @@ impl Catalog {
 
     pub fn actions(&self) -> &[Action] {
         &self.actions
+    }
+
+    /// Every action, today's API first and the legacy Knowledge Base actions last (each group
+    /// in catalog order): the order lists for people and agents use.
+    pub fn current_first(&self) -> impl Iterator<Item = &Action> {
+        let (current, legacy): (Vec<&Action>, Vec<&Action>) =
+            self.actions.iter().partition(|a| !a.legacy);
+        current.into_iter().chain(legacy)
     }
 
     /// The named types that bodies, results and queries refer to.

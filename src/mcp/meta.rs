@@ -147,6 +147,9 @@ fn summary(action: &Action) -> Value {
         "path": path,
         "write": action.write,
         "domain": action.domain,
+        "legacy": action.legacy,
+        "tiers": action.tiers,
+        "description": action.description(),
         "input_schema": schema::for_action(action),
     })
 }
@@ -189,6 +192,35 @@ mod tests {
         .expect("search");
         assert_eq!(people["actions"].as_array().expect("list").len(), 3);
         assert_eq!(people["actions"][0]["action"], "list/people/profiles");
+    }
+
+    #[test]
+    fn legacy_knowledge_base_actions_rank_after_todays() {
+        let found = search(
+            &Scope::default(),
+            &object(json!({"query": "helpdesk", "limit": 50})),
+        )
+        .expect("search");
+        let actions = found["actions"].as_array().expect("list");
+        let legacy: Vec<bool> = actions
+            .iter()
+            .map(|a| a["legacy"].as_bool().expect("legacy flag"))
+            .collect();
+        assert!(legacy.contains(&true) && legacy.contains(&false), "{found}");
+        assert!(
+            legacy.windows(2).all(|w| w[0] <= w[1]),
+            "a legacy action ranks above a current one: {found}"
+        );
+        let old = actions
+            .iter()
+            .find(|a| a["legacy"] == true)
+            .expect("a legacy action");
+        assert!(
+            old["description"].as_str().is_some_and(
+                |d| d.contains("For websites not yet moved to Crisp's new Knowledge Base")
+            ),
+            "{old}"
+        );
     }
 
     #[test]
