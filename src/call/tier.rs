@@ -60,12 +60,19 @@ pub fn answer(action: &Action, account: &Account, error: UpstreamError) -> ApiEr
     } else {
         ""
     };
+    // A 401/403 without Crisp's reason may also be a token revoked in Crisp since it worked.
+    let revoked = if matches!(error, UpstreamError::TierRestricted { .. }) {
+        ""
+    } else {
+        " (if the token was revoked or replaced in Crisp since, store the new one with \
+         `crisp-gateway account update <label> --workspace <workspace> --key-stdin`)"
+    };
     tracing::debug!(cause = %error, "crisp refused the route to the account's tier");
     refused(
         account,
         format!(
             "Crisp refused `{}` to account `{}` of tier `{}` ({said}): the route is not open to \
-             that tier{scope}; {needs}",
+             that tier{scope}{revoked}; {needs}",
             action.slug, account.label, account.tier
         ),
         &others,

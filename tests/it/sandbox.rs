@@ -1056,9 +1056,11 @@ async fn routes_refuse_tiers_as_crisp_does() {
         )
         .await,
     );
-    refused(web.send("GET", &site(""), None).await);
+    refused(web.send("DELETE", &site("/expunge"), None).await);
     refused(web.send("GET", "/user/connect/endpoints", None).await);
     refused(plugin.send("GET", "/website/connect/endpoints", None).await);
+    // `get/website` is open to every tier (Crisp's website-token guide calls it).
+    web.ok("GET", &site(""), None).await;
     plugin.ok("GET", &site(""), None).await;
     web.ok("GET", "/website/connect/endpoints", None).await;
     // A route with no documented tiers is open to every tier.
