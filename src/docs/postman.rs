@@ -1,38 +1,278 @@
-//! The Postman v2.1 collection: one folder per Crisp domain, one request per action.
+//! The Postman v2.1 collection: one folder per Crisp domain, one request per action, in an order
+//! that runs top to bottom on a fresh account.
 //!
-//! `baseUrl` and `apiKey` are collection variables; every request carries a test that checks
-//! the success envelope, so `newman run` proves the collection against a live gateway.
+//! `baseUrl` and `apiKey` are collection variables. Ids come from the collection's own earlier
+//! requests: the first request makes a conversation and keeps its `session_id` in `sessionID`,
+//! the requests below use `{{sessionID}}`; the same for a profile, a team, a campaign, and the
+//! rest ([`CHAINED`]). Deletes wait in a last folder until every read is done. Actions an
+//! account of the collection's `accountTier` may not call skip themselves, with their reason.
+//! Every request carries a test that checks the success envelope, so `newman run` proves the
+//! collection against a live gateway (`.ci/checks/postman.sh` does, on the sandbox).
 
 use serde_json::{Value, json};
 
-use crate::catalog::{Action, CATALOG};
+use crate::catalog::{Action, CATALOG, Method, ParamKind};
+use crate::store::Tier;
 
-use super::example_request;
+use super::example;
 
 const SCHEMA: &str = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json";
 
-pub fn collection() -> Value {
+/// The folder of deletes and removals, run after every other folder.
+pub const CLEAN_UP: &str = "Clean up";
+
+/// The folder of actions the collection's account cannot call; each skips itself.
+pub const NOT_RUN: &str = "Not run against the sandbox";
+
+/// The tier the collection assumes its account has (the `accountTier` variable); actions whose
+/// documented tiers exclude it skip themselves.
+const DEFAULT_TIER: Tier = Tier::Website;
+
+/// Variables an earlier request sets from its result: (variable, the request's action, where in
+/// the gateway's answer the value is, whether the variable also has a default). A variable with
+/// a default keeps it when the answer carries no id (Crisp's answer, or a sandbox that keeps no
+/// state for the resource); one without must be set, and the setting request fails otherwise.
+pub const CHAINED: &[(&str, &str, &str, bool)] = &[
+    ("userID", "list/website/operators", "result[0].details.user_id", false),
+    ("peopleID", "add/new/people/profile", "result.people_id", false),
+    ("sessionID", "create/new/conversation", "result.session_id", false),
+    ("fingerprint", "send/message/in/conversation", "result.fingerprint", false),
+    ("teamID", "create/new/team", "result.team_id", false),
+    ("inboxID", "create/new/inbox", "result.inbox_id", true),
+    ("campaignID", "create/new/campaign", "result.campaign_id", true),
+    ("templateID", "create/new/campaign/template", "result.template_id", true),
+    ("changeID", "list/helpdesk/history/changes", "result[0].change_id", false),
+    ("categoryId", "add/helpdesk/locale/category", "result.category_id", true),
+    ("articleId", "add/new/helpdesk/locale/article", "result.article_id", true),
+];
+
+/// Requests that run first in their folder, in this order: the ones that set a chained variable,
+/// and the ones that make what the fixed example values name (the Knowledge Base tree path
+/// `{{path}}`, whose creation is also the first change of the history).
+const RUN_FIRST: &[&str] = &[
+    "list/website/operators",
+    "add/new/people/profile",
+    "create/new/conversation",
+    "send/message/in/conversation",
+    "create/new/team",
+    "create/new/inbox",
+    "create/new/campaign",
+    "create/new/campaign/template",
+    "initialize/helpdesk",
+    "add/helpdesk/locale",
+    "create/helpdesk/tree/path",
+    "list/helpdesk/history/changes",
+    "add/helpdesk/locale/category",
+    "add/new/helpdesk/locale/article",
+];
+
+/// Domains whose folders run first, in this order (later ones use the ids these make); the
+/// other domains follow alphabetically.
+const FOLDERS_FIRST: &[&str] = &[
+    "operators",
+    "people",
+    "conversations",
+    "teams",
+    "inboxes",
+    "campaigns",
+    "helpdesk",
+];
+
+/// Where an action runs in the collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// In `RUN_FIRST`: runs first in its folder.
+    Sets(usize),
+    Read,
+    Write,
+    /// Deletes or removes something: runs in the clean-up folder.
+    Destroys,
+}
+
+fn phase(action: &Action) -> Phase {
+    if let Some(i) = RUN_FIRST.iter().position(|slug| *slug == action.slug) {
+        return Phase::Sets(i);
+    }
+    let method = action.route.as_ref().map(|r| r.method);
+    let destroys = method == Some(Method::Delete)
+        || ["remove/", "batch/remove/", "unlink/", "delete/"]
+            .iter()
+            .any(|p| action.slug.starts_with(p));
+    match method {
+        _ if destroys => Phase::Destroys,
+        Some(m) if m.is_write() => Phase::Write,
+        _ => Phase::Read,
+    }
+}
+
+/// Why the collection's account cannot run an action, if it cannot.
+fn not_run_reason(action: &Action) -> Option<String> {
+    if action.allows(DEFAULT_TIER) {
+        return None;
+    }
+    let tiers: Vec<&str> = action.tiers.iter().map(|t| t.as_str()).collect();
+    Some(format!(
+        "Crisp takes this route from {} tokens only; the collection's account is {}-tier \
+         (`accountTier`), so the gateway would answer 403 tier_not_allowed. Set `accountTier` \
+         to `{}` to run it with such an account.",
+        tiers.join(" or "),
+        DEFAULT_TIER.as_str(),
+        tiers.first().copied().unwrap_or("user"),
+    ))
+}
+
+/// The folders in run order: `(name, actions)`.
+pub fn folders() -> Vec<(String, Vec<&'static Action>)> {
     let mut domains: Vec<&str> = CATALOG.actions().iter().map(|a| a.domain).collect();
-    domains.sort_unstable();
+    domains.sort_by_key(|d| {
+        (
+            FOLDERS_FIRST.iter().position(|f| f == d).unwrap_or(usize::MAX),
+            *d,
+        )
+    });
     domains.dedup();
-    let folders: Vec<Value> = domains
+    let runs = |a: &&Action| not_run_reason(a).is_none();
+    let mut folders: Vec<(String, Vec<&'static Action>)> = domains
         .into_iter()
         .map(|domain| {
-            let items: Vec<Value> = CATALOG
+            let mut actions: Vec<&Action> = CATALOG
                 .actions()
                 .iter()
-                .filter(|a| a.domain == domain)
-                .map(request)
+                .filter(|a| a.domain == domain && phase(a) != Phase::Destroys)
+                .filter(runs)
                 .collect();
-            json!({ "name": domain, "item": items })
+            actions.sort_by_key(|a| phase(a));
+            (domain.to_owned(), actions)
         })
+        .filter(|(_, actions)| !actions.is_empty())
         .collect();
+    // What is below something goes before it (a message before its conversation), and the
+    // operator the other removals act as goes last.
+    let mut clean_up: Vec<&Action> = CATALOG
+        .actions()
+        .iter()
+        .filter(|a| phase(a) == Phase::Destroys)
+        .filter(runs)
+        .collect();
+    clean_up.sort_by_key(|a| {
+        let ids = a
+            .params
+            .iter()
+            .filter(|p| p.kind == ParamKind::Path && p.required)
+            .count();
+        (a.slug.starts_with("unlink/"), std::cmp::Reverse(ids))
+    });
+    folders.push((CLEAN_UP.to_owned(), clean_up));
+    let not_run: Vec<&Action> = CATALOG.actions().iter().filter(|a| !runs(a)).collect();
+    folders.push((NOT_RUN.to_owned(), not_run));
+    folders
+}
+
+/// The value a path parameter or id takes in the collection: a chained or defaulted variable.
+fn variable(param: &str) -> String {
+    format!("{{{{{param}}}}}")
+}
+
+/// The collection variables: the run's own, then a default for every id that no request sets.
+fn variables() -> Vec<Value> {
+    let mut names: Vec<&str> = Vec::new();
+    for action in CATALOG.actions() {
+        for param in action
+            .params
+            .iter()
+            .filter(|p| p.kind == ParamKind::Path && p.required)
+        {
+            if !names.contains(&param.name) {
+                names.push(param.name);
+            }
+        }
+    }
+    // Ids used only inside bodies (`inbox_id`, `plugin_id`) need a value too.
+    let mut names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+    for action in CATALOG.actions() {
+        for name in placeholders(&example::request(action, &variable)) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names.sort_unstable();
+    let mut out = vec![
+        json!({ "key": "baseUrl", "value": "http://127.0.0.1:8080", "type": "string" }),
+        json!({ "key": "apiKey", "value": "", "type": "string" }),
+        json!({ "key": "accountTier", "value": DEFAULT_TIER.as_str(), "type": "string" }),
+    ];
+    for name in &names {
+        let chained = CHAINED.iter().find(|(v, _, _, _)| v == name);
+        let value = match chained {
+            Some((_, _, _, false)) => String::new(),
+            _ => example::literal_id(name),
+        };
+        let description = match chained {
+            Some((_, slug, _, _)) => format!("Set by `{slug}`."),
+            None => "A fixed example value.".to_owned(),
+        };
+        out.push(json!({
+            "key": name, "value": value, "type": "string", "description": description,
+        }));
+    }
+    out
+}
+
+/// The `{{name}}` placeholders in a value's strings, in order of appearance.
+pub fn placeholders(value: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut walk = vec![value];
+    while let Some(v) = walk.pop() {
+        match v {
+            Value::String(text) => {
+                let mut rest = text.as_str();
+                while let Some((_, after)) = rest.split_once("{{") {
+                    let Some((name, tail)) = after.split_once("}}") else { break };
+                    if !found.iter().any(|f| f == name) {
+                        found.push(name.to_owned());
+                    }
+                    rest = tail;
+                }
+            }
+            Value::Array(items) => walk.extend(items.iter().rev()),
+            Value::Object(map) => walk.extend(map.values().rev()),
+            _ => {}
+        }
+    }
+    found
+}
+
+fn collection_items() -> Vec<Value> {
+    folders()
+        .into_iter()
+        .map(|(name, actions)| {
+            let description = match name.as_str() {
+                CLEAN_UP => "Deletes and removals, run after every read that needs the thing. \
+                    What is below something is removed before it."
+                    .to_owned(),
+                NOT_RUN => "Actions the collection's account cannot call; each request skips \
+                    itself (its description says why) unless `accountTier` allows it."
+                    .to_owned(),
+                _ => format!("The `{name}` actions."),
+            };
+            let items: Vec<Value> = actions.into_iter().map(request).collect();
+            json!({ "name": name, "description": description, "item": items })
+        })
+        .collect()
+}
+
+pub fn collection() -> Value {
+    let items = collection_items();
     json!({
         "info": {
             "name": "crisp-gateway",
             "description": "Every Crisp REST API v1 action through crisp-gateway, generated from its action catalog. \
                 Set `baseUrl` (default http://127.0.0.1:8080) and `apiKey` (a `sk_live_…` workspace key) \
-                in the collection variables.",
+                in the collection variables. The requests run top to bottom: early requests create a \
+                conversation, a profile, a team… and keep their ids in collection variables for the \
+                requests below; deletes run last, in `Clean up`. Requests the account's tier \
+                (`accountTier`, default `website`) cannot make skip themselves.",
             "version": env!("CARGO_PKG_VERSION"),
             "schema": SCHEMA,
         },
@@ -40,16 +280,14 @@ pub fn collection() -> Value {
             "type": "bearer",
             "bearer": [{ "key": "token", "value": "{{apiKey}}", "type": "string" }],
         },
-        "variable": [
-            { "key": "baseUrl", "value": "http://127.0.0.1:8080", "type": "string" },
-            { "key": "apiKey", "value": "", "type": "string" },
-        ],
-        "item": folders,
+        "variable": variables(),
+        "item": items,
     })
 }
 
 fn request(action: &Action) -> Value {
-    let raw = serde_json::to_string_pretty(&example_request(action)).unwrap_or_default();
+    let raw = serde_json::to_string_pretty(&example::request(action, &variable))
+        .unwrap_or_default();
     let mut description = action
         .route
         .as_ref()
@@ -58,11 +296,28 @@ fn request(action: &Action) -> Value {
     if let Some(notes) = action.notes {
         description.push_str(&format!(" Notes: {notes}."));
     }
-    let path: Vec<&str> = ["api", "crisp"]
-        .into_iter()
-        .chain(action.slug.split('/'))
-        .collect();
-    let test = [
+    let mut events = Vec::new();
+    if let Some(reason) = not_run_reason(action) {
+        description = format!("Not run against the sandbox: {reason}\n\n{description}");
+        let tiers: Vec<String> = action
+            .tiers
+            .iter()
+            .map(|t| format!("\"{}\"", t.as_str()))
+            .collect();
+        events.push(json!({
+            "listen": "prerequest",
+            "script": { "type": "text/javascript", "exec": [
+                format!("// {reason}"),
+                format!(
+                    "if (![{}].includes(pm.collectionVariables.get(\"accountTier\"))) {{",
+                    tiers.join(", ")
+                ),
+                "    pm.execution.skipRequest();".to_owned(),
+                "}".to_owned(),
+            ]},
+        }));
+    }
+    let mut test = vec![
         format!("pm.test(\"{} answers ok\", function () {{", action.slug),
         "    pm.response.to.have.status(200);".into(),
         "    const body = pm.response.json();".into(),
@@ -71,6 +326,37 @@ fn request(action: &Action) -> Value {
         "    pm.expect(body).to.have.property(\"result\");".into(),
         "});".into(),
     ];
+    if action.is_head() {
+        test.extend([
+            format!("pm.test(\"{} finds it\", function () {{", action.slug),
+            "    pm.expect(pm.response.json().result.exists).to.eql(true);".into(),
+            "});".into(),
+        ]);
+    }
+    for (name, _, pick, has_default) in CHAINED.iter().filter(|c| c.1 == action.slug) {
+        test.push(format!("pm.test(\"keeps {name}\", function () {{"));
+        test.push("    const result = pm.response.json().result;".into());
+        test.push(format!("    const value = {};", safe_path(pick)));
+        if *has_default {
+            test.extend([
+                "    // Crisp's answer may carry no id; the variable then keeps its example value.".into(),
+                "    if (value !== undefined && value !== null && String(value) !== \"\") {".into(),
+                format!("        pm.collectionVariables.set(\"{name}\", String(value));"),
+                "    }".into(),
+            ]);
+        } else {
+            test.extend([
+                "    pm.expect(value, \"the id in the result\").to.not.be.oneOf([undefined, null, \"\"]);".into(),
+                format!("    pm.collectionVariables.set(\"{name}\", String(value));"),
+            ]);
+        }
+        test.push("});".into());
+    }
+    events.push(json!({ "listen": "test", "script": { "type": "text/javascript", "exec": test } }));
+    let path: Vec<&str> = ["api", "crisp"]
+        .into_iter()
+        .chain(action.slug.split('/'))
+        .collect();
     json!({
         "name": action.title,
         "request": {
@@ -84,8 +370,23 @@ fn request(action: &Action) -> Value {
             },
             "description": description,
         },
-        "event": [{ "listen": "test", "script": { "type": "text/javascript", "exec": test } }],
+        "event": events,
     })
+}
+
+/// `result[0].details.user_id` → `result?.[0]?.details?.user_id`: undefined, not a TypeError,
+/// when the answer lacks a level.
+fn safe_path(pick: &str) -> String {
+    let rest = pick.strip_prefix("result").unwrap_or(pick);
+    let mut out = String::from("result");
+    for c in rest.chars() {
+        match c {
+            '.' => out.push_str("?."),
+            '[' => out.push_str("?.["),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -103,5 +404,14 @@ mod tests {
         assert_eq!(requests, CATALOG.actions().len());
         assert!(folders.iter().any(|f| f["name"] == "conversations"));
         assert_eq!(collection["auth"]["bearer"][0]["value"], "{{apiKey}}");
+    }
+
+    #[test]
+    fn result_paths_are_safe() {
+        assert_eq!(
+            safe_path("result[0].details.user_id"),
+            "result?.[0]?.details?.user_id"
+        );
+        assert_eq!(safe_path("result.session_id"), "result?.session_id");
     }
 }
