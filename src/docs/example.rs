@@ -112,7 +112,10 @@ const BY_NAME: &[(&str, &str)] = &[
     ("SpamDecision.action", "accept"),
     ("BrowsingAction.action", "start"),
     ("HelpdeskTreeMetadata.format", "markdown"),
-    ("HelpdeskTreeContentSave.content", "# Getting started\n\nHello from crisp-gateway."),
+    (
+        "HelpdeskTreeContentSave.content",
+        "# Getting started\n\nHello from crisp-gateway.",
+    ),
 ];
 
 /// An example value of `ty`. `id` answers for id fields: given the path parameter that names
@@ -219,7 +222,10 @@ impl Builder<'_> {
             Ty::Array(item) => json!([self.value(item, owner, field, depth + 1)]),
             Ty::Union(members) => {
                 // The first member that is not null: `string|null` shows a string.
-                let member = members.iter().find(|m| **m != Ty::Null).unwrap_or(&Ty::Null);
+                let member = members
+                    .iter()
+                    .find(|m| **m != Ty::Null)
+                    .unwrap_or(&Ty::Null);
                 self.value(member, owner, field, depth)
             }
             Ty::Named(id) => {
@@ -238,8 +244,7 @@ impl Builder<'_> {
                             .find(|(name, _)| *name == named.name)
                             .map(|(_, fields)| *fields);
                         // A type listed in `CLEARER` shows exactly the fields listed there.
-                        let any_required =
-                            clearer.is_some() || fields.iter().any(|f| f.required);
+                        let any_required = clearer.is_some() || fields.iter().any(|f| f.required);
                         let clearer = clearer.unwrap_or_default();
                         let mut shown_optional = 0;
                         let mut object = Map::new();
@@ -258,7 +263,8 @@ impl Builder<'_> {
                                 shown
                             };
                             if wanted {
-                                let v = self.value(&f.ty, Some(named.name), Some(f.name), depth + 1);
+                                let v =
+                                    self.value(&f.ty, Some(named.name), Some(f.name), depth + 1);
                                 object.insert(f.name.to_owned(), v);
                             }
                         }

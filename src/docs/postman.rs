@@ -33,17 +33,62 @@ const DEFAULT_TIER: Tier = Tier::Website;
 /// a default keeps it when the answer carries no id (Crisp's answer, or a sandbox that keeps no
 /// state for the resource); one without must be set, and the setting request fails otherwise.
 pub const CHAINED: &[(&str, &str, &str, bool)] = &[
-    ("userID", "list/website/operators", "result[0].details.user_id", false),
-    ("peopleID", "add/new/people/profile", "result.people_id", false),
-    ("sessionID", "create/new/conversation", "result.session_id", false),
-    ("fingerprint", "send/message/in/conversation", "result.fingerprint", false),
+    (
+        "userID",
+        "list/website/operators",
+        "result[0].details.user_id",
+        false,
+    ),
+    (
+        "peopleID",
+        "add/new/people/profile",
+        "result.people_id",
+        false,
+    ),
+    (
+        "sessionID",
+        "create/new/conversation",
+        "result.session_id",
+        false,
+    ),
+    (
+        "fingerprint",
+        "send/message/in/conversation",
+        "result.fingerprint",
+        false,
+    ),
     ("teamID", "create/new/team", "result.team_id", false),
     ("inboxID", "create/new/inbox", "result.inbox_id", true),
-    ("campaignID", "create/new/campaign", "result.campaign_id", true),
-    ("templateID", "create/new/campaign/template", "result.template_id", true),
-    ("changeID", "list/helpdesk/history/changes", "result[0].change_id", false),
-    ("categoryId", "add/helpdesk/locale/category", "result.category_id", true),
-    ("articleId", "add/new/helpdesk/locale/article", "result.article_id", true),
+    (
+        "campaignID",
+        "create/new/campaign",
+        "result.campaign_id",
+        true,
+    ),
+    (
+        "templateID",
+        "create/new/campaign/template",
+        "result.template_id",
+        true,
+    ),
+    (
+        "changeID",
+        "list/helpdesk/history/changes",
+        "result[0].change_id",
+        false,
+    ),
+    (
+        "categoryId",
+        "add/helpdesk/locale/category",
+        "result.category_id",
+        true,
+    ),
+    (
+        "articleId",
+        "add/new/helpdesk/locale/article",
+        "result.article_id",
+        true,
+    ),
 ];
 
 /// Requests that run first in their folder, in this order: the ones that set a chained variable,
@@ -126,7 +171,10 @@ pub fn folders() -> Vec<(String, Vec<&'static Action>)> {
     let mut domains: Vec<&str> = CATALOG.actions().iter().map(|a| a.domain).collect();
     domains.sort_by_key(|d| {
         (
-            FOLDERS_FIRST.iter().position(|f| f == d).unwrap_or(usize::MAX),
+            FOLDERS_FIRST
+                .iter()
+                .position(|f| f == d)
+                .unwrap_or(usize::MAX),
             *d,
         )
     });
@@ -228,7 +276,9 @@ pub fn placeholders(value: &Value) -> Vec<String> {
             Value::String(text) => {
                 let mut rest = text.as_str();
                 while let Some((_, after)) = rest.split_once("{{") {
-                    let Some((name, tail)) = after.split_once("}}") else { break };
+                    let Some((name, tail)) = after.split_once("}}") else {
+                        break;
+                    };
                     if !found.iter().any(|f| f == name) {
                         found.push(name.to_owned());
                     }
@@ -286,8 +336,8 @@ pub fn collection() -> Value {
 }
 
 fn request(action: &Action) -> Value {
-    let raw = serde_json::to_string_pretty(&example::request(action, &variable))
-        .unwrap_or_default();
+    let raw =
+        serde_json::to_string_pretty(&example::request(action, &variable)).unwrap_or_default();
     let mut description = action
         .route
         .as_ref()
@@ -339,7 +389,8 @@ fn request(action: &Action) -> Value {
         test.push(format!("    const value = {};", safe_path(pick)));
         if *has_default {
             test.extend([
-                "    // Crisp's answer may carry no id; the variable then keeps its example value.".into(),
+                "    // Crisp's answer may carry no id; the variable then keeps its example value."
+                    .into(),
                 "    if (value !== undefined && value !== null && String(value) !== \"\") {".into(),
                 format!("        pm.collectionVariables.set(\"{name}\", String(value));"),
                 "    }".into(),
