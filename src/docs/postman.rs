@@ -28,66 +28,80 @@ pub const NOT_RUN: &str = "Not run against the sandbox";
 /// documented tiers exclude it skip themselves.
 const DEFAULT_TIER: Tier = Tier::Website;
 
-/// Variables an earlier request sets from its result: (variable, the request's action, where in
-/// the gateway's answer the value is, whether the variable also has a default). A variable with
-/// a default keeps it when the answer carries no id (Crisp's answer, or a sandbox that keeps no
-/// state for the resource); one without must be set, and the setting request fails otherwise.
-pub const CHAINED: &[(&str, &str, &str, bool)] = &[
-    (
+/// A variable an earlier request sets from its result.
+#[derive(Debug, Clone, Copy)]
+pub struct Chained {
+    pub variable: &'static str,
+    /// The action whose request keeps it.
+    pub by: &'static str,
+    /// Where in the gateway's answer the value is.
+    pub path: &'static str,
+    /// A variable with a default keeps it when the answer carries no id (Crisp's answer, or a
+    /// sandbox that keeps no state for the resource); one without must be set, and the
+    /// request that keeps it fails otherwise.
+    pub has_default: bool,
+}
+
+const fn set(variable: &'static str, by: &'static str, path: &'static str) -> Chained {
+    Chained {
+        variable,
+        by,
+        path,
+        has_default: false,
+    }
+}
+
+const fn set_or_default(variable: &'static str, by: &'static str, path: &'static str) -> Chained {
+    Chained {
+        has_default: true,
+        ..set(variable, by, path)
+    }
+}
+
+/// The ids the collection makes and keeps. Paths read `result.a.b`, `result[0]` (an item by
+/// position) and `result[a.b=text]` (the first item whose `a.b` is `text`); each keeping script
+/// says its path in a comment, so a reader (and `tests/it/docs.rs`) can follow the chain
+/// without reading JavaScript.
+pub const CHAINED: &[Chained] = &[
+    set(
         "userID",
         "list/website/operators",
         "result[0].details.user_id",
-        false,
     ),
-    (
-        "peopleID",
-        "add/new/people/profile",
-        "result.people_id",
-        false,
+    set(
+        "invitedUserID",
+        "list/website/operators",
+        "result[details.email=ada@example.com].details.user_id",
     ),
-    (
-        "sessionID",
-        "create/new/conversation",
-        "result.session_id",
-        false,
-    ),
-    (
+    set("peopleID", "add/new/people/profile", "result.people_id"),
+    set("sessionID", "create/new/conversation", "result.session_id"),
+    set(
         "fingerprint",
         "send/message/in/conversation",
         "result.fingerprint",
-        false,
     ),
-    ("teamID", "create/new/team", "result.team_id", false),
-    ("inboxID", "create/new/inbox", "result.inbox_id", true),
-    (
-        "campaignID",
-        "create/new/campaign",
-        "result.campaign_id",
-        true,
-    ),
-    (
+    set("teamID", "create/new/team", "result.team_id"),
+    set_or_default("inboxID", "create/new/inbox", "result.inbox_id"),
+    set_or_default("campaignID", "create/new/campaign", "result.campaign_id"),
+    set_or_default(
         "templateID",
         "create/new/campaign/template",
         "result.template_id",
-        true,
     ),
-    (
+    set(
         "changeID",
         "list/helpdesk/history/changes",
         "result[0].change_id",
-        false,
     ),
-    (
+    set_or_default(
         "categoryId",
         "add/helpdesk/locale/category",
         "result.category_id",
-        true,
     ),
-    (
+    set_or_default(
         "articleId",
         "add/new/helpdesk/locale/article",
         "result.article_id",
-        true,
     ),
 ];
 
@@ -95,6 +109,7 @@ pub const CHAINED: &[(&str, &str, &str, bool)] = &[
 /// and the ones that make what the fixed example values name (the Knowledge Base tree path
 /// `{{path}}`, whose creation is also the first change of the history).
 const RUN_FIRST: &[&str] = &[
+    "invite/website/operator",
     "list/website/operators",
     "add/new/people/profile",
     "create/new/conversation",
@@ -109,6 +124,14 @@ const RUN_FIRST: &[&str] = &[
     "list/helpdesk/history/changes",
     "add/helpdesk/locale/category",
     "add/new/helpdesk/locale/article",
+];
+
+/// Path values that are not the variable of the same name: (action, parameter, variable). The
+/// membership change and the unlink act on the operator the collection invited, never on the
+/// website's owner, so the collection can run again on the same sandbox.
+const OTHER_VARIABLE: &[(&str, &str, &str)] = &[
+    ("change/operator/membership", "userID", "invitedUserID"),
+    ("unlink/operator/from/website", "userID", "invitedUserID"),
 ];
 
 /// Domains whose folders run first, in this order (later ones use the ids these make); the
@@ -251,13 +274,13 @@ fn variables() -> Vec<Value> {
         json!({ "key": "accountTier", "value": DEFAULT_TIER.as_str(), "type": "string" }),
     ];
     for name in &names {
-        let chained = CHAINED.iter().find(|(v, _, _, _)| v == name);
+        let chained = CHAINED.iter().find(|c| c.variable == name);
         let value = match chained {
-            Some((_, _, _, false)) => String::new(),
+            Some(c) if !c.has_default => String::new(),
             _ => example::literal_id(name),
         };
         let description = match chained {
-            Some((_, slug, _, _)) => format!("Set by `{slug}`."),
+            Some(c) => format!("Set by `{}`.", c.by),
             None => "A fixed example value.".to_owned(),
         };
         out.push(json!({
@@ -336,8 +359,13 @@ pub fn collection() -> Value {
 }
 
 fn request(action: &Action) -> Value {
-    let raw =
-        serde_json::to_string_pretty(&example::request(action, &variable)).unwrap_or_default();
+    let id = |param: &str| {
+        OTHER_VARIABLE
+            .iter()
+            .find(|(slug, p, _)| *slug == action.slug && *p == param)
+            .map_or_else(|| variable(param), |(_, _, other)| variable(other))
+    };
+    let raw = serde_json::to_string_pretty(&example::request(action, &id)).unwrap_or_default();
     let mut description = action
         .route
         .as_ref()
@@ -383,8 +411,15 @@ fn request(action: &Action) -> Value {
             "});".into(),
         ]);
     }
-    for (name, _, pick, has_default) in CHAINED.iter().filter(|c| c.1 == action.slug) {
+    for Chained {
+        variable: name,
+        path: pick,
+        has_default,
+        ..
+    } in CHAINED.iter().filter(|c| c.by == action.slug)
+    {
         test.push(format!("pm.test(\"keeps {name}\", function () {{"));
+        test.push(format!("    // keeps {name} from {pick}"));
         test.push("    const result = pm.response.json().result;".into());
         test.push(format!("    const value = {};", safe_path(pick)));
         if *has_default {
@@ -425,16 +460,32 @@ fn request(action: &Action) -> Value {
     })
 }
 
-/// `result[0].details.user_id` → `result?.[0]?.details?.user_id`: undefined, not a TypeError,
-/// when the answer lacks a level.
+/// A chain path as JavaScript that yields `undefined`, not a TypeError, when the answer lacks a
+/// level: `result[0].details.user_id` → `result?.[0]?.details?.user_id`, and
+/// `result[details.email=x]` → `result?.find?.((item) => item?.details?.email === "x")`.
 fn safe_path(pick: &str) -> String {
-    let rest = pick.strip_prefix("result").unwrap_or(pick);
+    let mut rest = pick.strip_prefix("result").unwrap_or(pick);
     let mut out = String::from("result");
-    for c in rest.chars() {
-        match c {
-            '.' => out.push_str("?."),
-            '[' => out.push_str("?.["),
-            other => out.push(other),
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('[') {
+            let (inside, tail) = after.split_once(']').unwrap_or((after, ""));
+            match inside.split_once('=') {
+                Some((field, value)) => out.push_str(&format!(
+                    "?.find?.((item) => item?.{} === {})",
+                    field.replace('.', "?."),
+                    Value::String(value.to_owned())
+                )),
+                None => out.push_str(&format!("?.[{inside}]")),
+            }
+            rest = tail;
+        } else if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            out.push_str(&format!("?.{}", &after[..end]));
+            rest = &after[end..];
+        } else {
+            // Not a path this function writes; keep it as it is.
+            out.push_str(rest);
+            break;
         }
     }
     out
@@ -464,5 +515,21 @@ mod tests {
             "result?.[0]?.details?.user_id"
         );
         assert_eq!(safe_path("result.session_id"), "result?.session_id");
+        assert_eq!(
+            safe_path("result[details.email=ada@example.com].details.user_id"),
+            "result?.find?.((item) => item?.details?.email === \"ada@example.com\")?.details?.user_id"
+        );
+    }
+
+    #[test]
+    fn the_invited_operator_is_the_one_the_collection_invites() {
+        let invite = CATALOG.get("invite/website/operator").expect("action");
+        let body = example::body(invite, &variable).expect("a body");
+        let chained = CHAINED
+            .iter()
+            .find(|c| c.variable == "invitedUserID")
+            .expect("chained");
+        let email = body["email"].as_str().expect("an email");
+        assert!(chained.path.contains(&format!("={email}]")), "{chained:?}");
     }
 }

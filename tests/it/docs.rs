@@ -88,32 +88,57 @@ fn script<'a>(item: &'a Value, listen: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// What a request's test script keeps: (variable, path in the answer, whether it may be absent).
+/// What a request's test script keeps: (variable, path in the answer, whether it may be absent),
+/// from the script's `// keeps NAME from PATH` comments.
 fn kept(item: &Value) -> Vec<(String, String, bool)> {
     let lines = script(item, "test");
     let mut out = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let Some(path) = line
+        let Some((name, path)) = line
             .trim()
-            .strip_prefix("const value = ")
-            .and_then(|p| p.strip_suffix(';'))
+            .strip_prefix("// keeps ")
+            .and_then(|k| k.split_once(" from "))
         else {
             continue;
         };
-        let rest = &lines[i..];
-        let set = rest
-            .iter()
-            .find_map(|l| l.split_once("pm.collectionVariables.set(\""))
-            .and_then(|(_, after)| after.split_once('"'))
-            .map(|(name, _)| name.to_owned())
-            .expect("a kept value is set");
-        let optional = rest
+        // A value that may be absent is set under an `if`.
+        let optional = lines[i..]
             .iter()
             .take_while(|l| !l.contains("pm.collectionVariables.set"))
             .any(|l| l.trim_start().starts_with("if ("));
-        out.push((set, path.replace("?.", "."), optional));
+        out.push((name.to_owned(), path.to_owned(), optional));
     }
     out
+}
+
+/// Follows a chain path (`result.a`, `result[0]`, `result[a.b=text]`) in an answer.
+fn follow<'a>(answer: &'a Value, path: &str) -> &'a Value {
+    let mut value = answer;
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('[') {
+            let (inside, tail) = after.split_once(']').expect("a closed [");
+            value = match (inside.parse::<usize>(), inside.split_once('=')) {
+                (Ok(i), _) => &value[i],
+                (_, Some((field, text))) => value
+                    .as_array()
+                    .and_then(|items| {
+                        items.iter().find(|item| {
+                            field.split('.').fold(*item, |v, k| &v[k]) == &Value::from(text)
+                        })
+                    })
+                    .unwrap_or(&Value::Null),
+                _ => panic!("unreadable path {path}"),
+            };
+            rest = tail;
+        } else {
+            let after = rest.strip_prefix('.').unwrap_or(rest);
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            value = &value[&after[..end]];
+            rest = &after[end..];
+        }
+    }
+    value
 }
 
 fn slug_of(item: &Value) -> &str {
@@ -254,14 +279,7 @@ async fn postman_collection_runs_on_the_stateful_sandbox() {
             failures.push(format!("{folder} / {slug}: not found: {}", reply.text));
         }
         for (name, path, optional) in kept(item) {
-            let mut value = &answer;
-            for part in path.split(['.', '[', ']']).filter(|p| !p.is_empty()) {
-                value = match part.parse::<usize>() {
-                    Ok(i) => &value[i],
-                    Err(_) => &value[part],
-                };
-            }
-            let text = match value {
+            let text = match follow(&answer, &path) {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
                 _ => String::new(),
