@@ -8,9 +8,13 @@ use crate::accounts::{Account, Tier};
 use crate::catalog::CATALOG;
 use crate::forward::{CrispClient, UpstreamError, UpstreamRequest};
 
-/// The catalog action an account check calls: reading the website is cheap, needs only the
-/// website id, and is answered for every tier that may use the website.
+/// The catalog action an account check calls: reading the website is cheap and needs only the
+/// website id. Crisp documents it for the user and plugin tiers only, so a website-tier account
+/// reads the website's settings instead ([`FALLBACK_PROBE_ACTION`]).
 pub const PROBE_ACTION: &str = "get/website";
+
+/// The probe for a tier [`PROBE_ACTION`] is not documented for: open to every tier.
+pub const FALLBACK_PROBE_ACTION: &str = "get/website/settings";
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +105,11 @@ impl fmt::Display for Report<'_> {
 }
 
 fn probe(account: &Account) -> Option<UpstreamRequest> {
-    let route = CATALOG.get(PROBE_ACTION)?.route.as_ref()?;
+    let action = CATALOG
+        .get(PROBE_ACTION)
+        .filter(|a| a.allows(account.tier))
+        .or_else(|| CATALOG.get(FALLBACK_PROBE_ACTION))?;
+    let route = action.route.as_ref()?;
     Some(UpstreamRequest {
         method: route.method,
         path: route.path.render(|_| &account.website_id),
