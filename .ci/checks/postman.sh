@@ -67,8 +67,8 @@ status=0
   >"$work/newman.log" 2>&1 || status=$?
 
 # newman's numbers, then the requests that skipped themselves with their reasons.
-node - "$work/newman.json" "$PWD/$COLLECTION" "$SKIPPED" <<'JS' || status=1
-const [report, collectionFile, skippedFolder] = process.argv.slice(2);
+node - "$work/newman.json" "$PWD/$COLLECTION" "$SKIPPED" "$run" <<'JS' || status=1
+const [report, collectionFile, skippedFolder, runNumber] = process.argv.slice(2);
 const run = require(report).run;
 const collection = require(collectionFile);
 const folder = collection.item.find((f) => f.name === skippedFolder);
@@ -82,10 +82,13 @@ console.log(`requests: ${total} in the collection; ${s.requests.total} sent, ` +
 for (const f of run.failures) {
   console.log(`FAILED ${f.source && f.source.name}: ${f.error.message}`);
 }
-console.log(`skipped (folder "${skippedFolder}"):`);
-for (const item of skipped) {
-  const reason = (item.request.description || "").split("\n")[0].replace(/^Not run against the sandbox: /, "");
-  console.log(`  ${item.name}: ${reason}`);
+if (runNumber === "1") {
+  console.log(`skipped (folder "${skippedFolder}"):`);
+  for (const item of skipped) {
+    const reason = (item.request.description || "").split("\n")[0]
+      .replace(/^Not run against the sandbox: /, "");
+    console.log(`  ${item.name}: ${reason}`);
+  }
 }
 // Only the skipped folder may hold requests that were not sent.
 if (total - s.requests.total !== skipped.length) {

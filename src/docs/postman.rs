@@ -93,6 +93,7 @@ pub const CHAINED: &[Chained] = &[
         "list/helpdesk/history/changes",
         "result[0].change_id",
     ),
+    set("entityID", "list/helpdesk/pages", "result[0].entity_id"),
     set_or_default(
         "categoryId",
         "add/helpdesk/locale/category",
@@ -122,9 +123,19 @@ const RUN_FIRST: &[&str] = &[
     "add/helpdesk/locale",
     "create/helpdesk/tree/path",
     "list/helpdesk/history/changes",
+    "list/helpdesk/pages",
     "add/helpdesk/locale/category",
     "add/new/helpdesk/locale/article",
 ];
+
+/// Variables whose value names what a request of the collection makes, rather than the example
+/// value of reference documents (the sandbox already has a `getting-started` page):
+/// (variable, value, what makes it).
+const MADE_HERE: &[(&str, &str, &str)] = &[(
+    "path",
+    "postman-example",
+    "The Knowledge Base tree path that `create/helpdesk/tree/path` makes.",
+)];
 
 /// Path values that are not the variable of the same name: (action, parameter, variable). The
 /// membership change and the unlink act on the operator the collection invited, never on the
@@ -275,13 +286,16 @@ fn variables() -> Vec<Value> {
     ];
     for name in &names {
         let chained = CHAINED.iter().find(|c| c.variable == name);
-        let value = match chained {
-            Some(c) if !c.has_default => String::new(),
+        let made_here = MADE_HERE.iter().find(|(v, _, _)| v == name);
+        let value = match (chained, made_here) {
+            (Some(c), _) if !c.has_default => String::new(),
+            (_, Some((_, value, _))) => (*value).to_owned(),
             _ => example::literal_id(name),
         };
-        let description = match chained {
-            Some(c) => format!("Set by `{}`.", c.by),
-            None => "A fixed example value.".to_owned(),
+        let description = match (chained, made_here) {
+            (Some(c), _) => format!("Set by `{}`.", c.by),
+            (_, Some((_, _, what))) => (*what).to_owned(),
+            _ => "A fixed example value.".to_owned(),
         };
         out.push(json!({
             "key": name, "value": value, "type": "string", "description": description,
