@@ -356,10 +356,16 @@ pub fn collection() -> Value {
             "name": "crisp-gateway",
             "description": "Every Crisp REST API v1 action through crisp-gateway, generated from its action catalog. \
                 Set `baseUrl` (default http://127.0.0.1:8080) and `apiKey` (a `sk_live_…` workspace key) \
-                in the collection variables. The requests run top to bottom: early requests create a \
-                conversation, a profile, a team… and keep their ids in collection variables for the \
-                requests below; deletes run last, in `Clean up`. Requests the account's tier \
-                (`accountTier`, default `website`) cannot make skip themselves.",
+                in the collection variables, or pass them to newman: `newman run crisp-gateway.postman.json \
+                --env-var baseUrl=http://127.0.0.1:8080 --env-var apiKey=sk_live_…`.\n\n\
+                The requests run top to bottom and chain their ids: early requests invite an operator, add a \
+                profile, create a conversation, a team, an inbox, a campaign and a Knowledge Base page, and \
+                keep their ids in collection variables (`sessionID`, `peopleID`, `teamID`…) for the requests \
+                below; deletes run last, in `Clean up`, so the collection can run again. Requests the \
+                account's tier cannot make (`accountTier`, default `website`) skip themselves, with the \
+                reason in their description.\n\n\
+                Every write is sent for real: run it against `crisp-gateway sandbox`, not an account \
+                whose data matters (it renames the website, unsubscribes its plan, deletes its helpdesk).",
             "version": env!("CARGO_PKG_VERSION"),
             "schema": SCHEMA,
         },
@@ -401,7 +407,7 @@ fn request(action: &Action) -> Value {
             "script": { "type": "text/javascript", "exec": [
                 format!("// {reason}"),
                 format!(
-                    "if (![{}].includes(pm.collectionVariables.get(\"accountTier\"))) {{",
+                    "if (![{}].includes(pm.variables.get(\"accountTier\"))) {{",
                     tiers.join(", ")
                 ),
                 "    pm.execution.skipRequest();".to_owned(),
