@@ -4,6 +4,7 @@ pub mod args;
 mod envelope;
 pub mod idempotency;
 pub mod report;
+pub mod shape;
 
 use bytes::Bytes;
 
@@ -143,7 +144,7 @@ async fn run(
     app: &Services<'_>,
     principal: &Principal,
     action: &Action,
-    args: Args,
+    mut args: Args,
     options: Options<'_>,
     started: std::time::Instant,
     trace: &mut Trace,
@@ -167,6 +168,10 @@ async fn run(
         // The key's own narrowing first: it is what the caller can change.
         principal.scope.check_website(website)?;
         account.check_website(website)?;
+    }
+    // After every refusal about who may call what: those say more than a body's detail.
+    if let Some(problem) = args.body_problem.take() {
+        return Err(ApiError::bad_request(Reason::InvalidBody, problem));
     }
     // Measured only when the values could make it long; the bound leaves room for the
     // route's own text and the base URL.

@@ -4,6 +4,7 @@
 //! Everything that lists or routes actions (the `/api/crisp/<action>` handler, `_endpoints`,
 //! the sandbox) reads this one table; nothing restates an action by hand.
 
+pub mod search;
 mod template;
 mod types;
 
@@ -310,38 +311,11 @@ impl Catalog {
             .or_else(|| self.by_tool.get(slug_or_tool).map(|&i| &self.actions[i]))
     }
 
-    /// The slugs closest to a mistyped one, best first, for "did you mean" messages.
+    /// The slugs closest to a mistyped one, best first, for "did you mean" messages: the
+    /// same ranking as the action search.
     pub fn closest(&self, wanted: &str, limit: usize) -> Vec<&'static str> {
-        // An edit distance against every action costs the product of the lengths: a text far
-        // longer than any action name is near none of them.
-        if wanted.len() > 128 {
-            return Vec::new();
-        }
-        let wanted = wanted.trim_matches('/').to_ascii_lowercase();
-        let mut scored: Vec<(usize, &'static str)> = self
-            .actions
-            .iter()
-            .map(|a| (slug_distance(&wanted, a.slug), a.slug))
-            .collect();
-        scored.sort();
-        scored.into_iter().take(limit).map(|(_, s)| s).collect()
+        search::closest(wanted, limit)
     }
-}
-
-/// Distance between slugs: edit distance over whole words, then characters, so that
-/// `list/conversation` is near `list/conversations` and `conversations/list` is still found.
-fn slug_distance(wanted: &str, slug: &str) -> usize {
-    let words_wanted: Vec<&str> = wanted.split(['/', '_', '-', ' ']).collect();
-    let words_slug: Vec<&str> = slug.split('/').collect();
-    let missing = words_wanted
-        .iter()
-        .filter(|w| !words_slug.contains(w))
-        .count()
-        + words_slug
-            .iter()
-            .filter(|w| !words_wanted.contains(w))
-            .count();
-    missing * 4 + crate::kernel::text::edit_distance(wanted, slug)
 }
 
 pub fn tool_id(slug: &str) -> String {

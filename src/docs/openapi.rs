@@ -754,7 +754,7 @@ mod tests {
         let doc = json();
         let schemas = &doc["components"]["schemas"];
         let send = &schemas["SendMessageInConversationRequest"];
-        assert_eq!(send["required"], json!(["sessionID"]));
+        assert_eq!(send["required"], json!(["sessionID", "body"]));
         assert_eq!(send["additionalProperties"], false);
         let fields: Vec<&str> = send["properties"]
             .as_object()

@@ -401,7 +401,9 @@ impl Essential {
         if let Some(param) = action
             .params
             .iter()
-            .find(|p| p.required && !out.contains_key(p.name))
+            // The body is built below from the connector's fields, and checked against
+            // its type when the call runs.
+            .find(|p| p.required && p.kind == ParamKind::Path && !out.contains_key(p.name))
         {
             return Err(ApiError::bad_request(
                 Reason::MissingField,

@@ -28,6 +28,10 @@ async fn documents_and_the_offline_ui_are_served() {
     assert!(page.text.contains("swagger-ui"), "{}", page.text);
     let config = app.get("/docs/swagger-initializer.js").await;
     assert!(config.text.contains("/openapi.json"), "{}", config.text);
+    // A filter box and a link per operation.
+    for setting in [r#""filter": true"#, r#""deepLinking": true"#] {
+        assert!(config.text.contains(setting), "{setting}: {}", config.text);
+    }
     // The UI's script comes from the binary, not from a CDN.
     let bundle = app.get("/docs/swagger-ui-bundle.js").await;
     assert_eq!(bundle.status, 200);

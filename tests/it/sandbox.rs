@@ -624,14 +624,18 @@ async fn the_gateway_drives_the_sandbox() {
             "{}",
             listed.text
         );
-        // A body missing a required field is a 400 naming it (the gateway checks the catalog's
-        // body type before Crisp would).
+        // A body missing a field Crisp requires is refused before Crisp, naming the field.
         let bad = json!({"sessionID": session, "body": {"type": "text", "from": "operator", "content": "x"}});
         let refused = app
             .call("send/message/in/conversation", &bad.to_string())
             .await;
         assert_eq!(refused.status, 400);
-        assert!(refused.message().contains("origin"), "{}", refused.text);
+        assert_eq!(refused.reason(), "invalid_body");
+        assert!(
+            refused.message().contains("`body.origin`"),
+            "{}",
+            refused.text
+        );
         let missing = app
             .call("get/conversation", r#"{"sessionID":"session_nope"}"#)
             .await;

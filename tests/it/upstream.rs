@@ -18,7 +18,7 @@ async fn crisp_client_errors_pass_through_with_reason_and_message() {
         let reply = app
             .call(
                 "send/message/in/conversation",
-                r#"{"sessionID":"s","body":{"type":"text"}}"#,
+                r#"{"sessionID":"s","body":{"type":"text","from":"operator","origin":"chat","content":"x"}}"#,
             )
             .await;
         assert_eq!(reply.status, 400, "{}", reply.text);
