@@ -107,6 +107,8 @@ settings! {
     /// The whole request, retries included.
     request_timeout: Duration = Duration::from_secs(30);
     body_limit: usize = 1024 * 1024;
+    /// The most pages one call may ask for with `pages` (each is a Crisp call).
+    max_pages: u32 = 20;
     /// The largest Crisp answer read, in bytes; a larger one is refused with 502.
     upstream_max_response: usize = 16 * 1024 * 1024;
     /// Requests in flight before new ones are shed with 503.

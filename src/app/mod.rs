@@ -39,6 +39,7 @@ impl App {
             request_timeout: self.config.request_timeout,
             idempotency_ttl: self.config.idempotency_ttl,
             idempotency_unknown_hold: self.config.idempotency_unknown_hold,
+            max_pages: self.config.max_pages,
         }
     }
 

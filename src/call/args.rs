@@ -20,6 +20,12 @@ pub struct Args {
     pub path: Vec<(&'static str, String)>,
     /// The upstream JSON body, serialised.
     pub body: Option<Bytes>,
+    /// `dry_run`: check everything and answer the Crisp request instead of sending it.
+    pub dry_run: bool,
+    /// `pages`: how many pages of a list to fetch and merge, from `pageNumber` on.
+    pub pages: Option<u32>,
+    /// `fields`: the dotted paths of each result item to keep.
+    pub fields: Option<super::shape::Fields>,
     /// Why the body does not fit the catalog's type for it (a missing required field, a wrong
     /// type). `call` raises it as `invalid_body` once the key's scope allows the call, so a key
     /// that may not make the call is refused for that first.
@@ -132,6 +138,7 @@ pub fn from_object(action: &Action, object: Map<String, Value>) -> Result<Args, 
                 args.body_problem = problem;
             }
             ParamKind::Query => args.query = query(action, value)?,
+            ParamKind::Option => option(action, &mut args, param.name, &value)?,
         }
     }
     if action.body_required && args.body.is_none() {
@@ -197,6 +204,35 @@ fn body_problem(action: &Action, value: &Value) -> Option<String> {
     } else {
         format!("{mismatch} (`{}`).", action.slug)
     })
+}
+
+/// The gateway's own options: `dry_run`, `pages`, `fields`.
+fn option(action: &Action, args: &mut Args, name: &str, value: &Value) -> Result<(), ApiError> {
+    let wrong = |what: &str| {
+        invalid(
+            Reason::InvalidField,
+            format!("`{name}` of `{}` must be {what}.", action.slug),
+        )
+    };
+    match name {
+        "dry_run" => args.dry_run = value.as_bool().ok_or_else(|| wrong("true or false"))?,
+        "pages" => {
+            let pages = value
+                .as_u64()
+                .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+                .filter(|n| *n >= 1)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| wrong("a whole number of pages from 1"))?;
+            args.pages = Some(pages);
+        }
+        "fields" => {
+            let fields = super::shape::Fields::parse(value)
+                .map_err(|e| invalid(Reason::InvalidField, format!("{e} (`{}`).", action.slug)))?;
+            args.fields = Some(fields);
+        }
+        other => return Err(unknown_field(action, other)),
+    }
+    Ok(())
 }
 
 fn unknown_field(action: &Action, name: &str) -> ApiError {

@@ -21,6 +21,8 @@ pub struct Envelope {
     head: Bytes,
     /// The raw JSON of the result.
     data: Bytes,
+    /// `}`, or `,"next_page":N}` for a paged answer with more pages.
+    tail: Bytes,
 }
 
 impl Envelope {
@@ -34,11 +36,19 @@ impl Envelope {
         Self {
             head: head.freeze(),
             data,
+            tail: Bytes::from_static(TAIL),
         }
     }
 
+    /// Says where a paged answer goes on: `,"next_page":N` after the result.
+    #[must_use]
+    pub fn with_next_page(mut self, page: u32) -> Self {
+        self.tail = Bytes::from(format!(",\"next_page\":{page}}}"));
+        self
+    }
+
     fn len(&self) -> usize {
-        self.head.len() + self.data.len() + TAIL.len()
+        self.head.len() + self.data.len() + self.tail.len()
     }
 
     /// The envelope as one buffer, for the front ends that store or re-read it.
@@ -46,7 +56,7 @@ impl Envelope {
         let mut out = BytesMut::with_capacity(self.len());
         out.put_slice(&self.head);
         out.put_slice(&self.data);
-        out.put_slice(TAIL);
+        out.put_slice(&self.tail);
         out.freeze()
     }
 
@@ -57,11 +67,7 @@ impl Envelope {
     ) -> impl http_body::Body<Data = Bytes, Error = std::convert::Infallible> + Send + 'static {
         Parts {
             left: self.len() as u64,
-            parts: [
-                Some(self.head),
-                Some(self.data),
-                Some(Bytes::from_static(TAIL)),
-            ],
+            parts: [Some(self.head), Some(self.data), Some(self.tail)],
             next: 0,
         }
     }
@@ -131,5 +137,10 @@ mod tests {
             let sent = body.collect().await.expect("body").to_bytes();
             assert_eq!(sent, whole);
         }
+        let paged = Envelope::new(action, Bytes::from_static(b"[1]")).with_next_page(3);
+        assert_eq!(
+            &paged.to_bytes()[..],
+            b"{\"ok\":true,\"tool\":\"crisp_list_conversations\",\"result\":[1],\"next_page\":3}"
+        );
     }
 }

@@ -40,6 +40,8 @@ pub struct Services<'a> {
     pub idempotency_ttl: std::time::Duration,
     /// How long a write whose outcome is unknown keeps its key after its lease.
     pub idempotency_unknown_hold: std::time::Duration,
+    /// The most pages one call may ask for.
+    pub max_pages: u32,
 }
 
 /// How a call is made, beyond its arguments.
@@ -180,6 +182,39 @@ async fn run(
     let longest = (args.url_bytes_at_most() + 1024 > args::MAX_UPSTREAM_URL)
         .then(|| args.longest_value())
         .flatten();
+    if let Some(pages) = args.pages
+        && pages > app.max_pages
+    {
+        return Err(ApiError::bad_request(
+            Reason::InvalidField,
+            format!(
+                "`pages` is at most {} (each page is a Crisp call); ask again from `pageNumber` {} for the rest.",
+                app.max_pages,
+                args.path_value("pageNumber").unwrap_or("1")
+            ),
+        ));
+    }
+    let dry_run = args.dry_run;
+    let fields = args.fields.take();
+    // The paths of the later pages, when the caller asked for several.
+    let more_pages: Vec<(u32, String)> = match args.pages {
+        Some(pages) if pages > 1 => {
+            let first: u32 = args
+                .path_value("pageNumber")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1);
+            (1..pages)
+                .map(|i| {
+                    let page = first.saturating_add(i);
+                    (
+                        page,
+                        render_path(route, &args, &account, Some(&page.to_string())),
+                    )
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    };
     let request = upstream_request(route, args, &account);
     if let Some((name, value_len)) = longest {
         let url_len = app.crisp.url(&request).len();
@@ -206,8 +241,18 @@ async fn run(
         safety: Safety::of(route.method, options.idempotency.is_some()),
         deadline,
     };
+    if dry_run {
+        return Ok(Answer::Fresh(dry_run_envelope(
+            app, action, &account, &request,
+        )));
+    }
     if let Some(key) = options.idempotency {
         return idempotency::run(app, principal, action, key, &upstream, trace).await;
+    }
+    if !more_pages.is_empty() || fields.is_some() {
+        return reshaped(app, action, &upstream, more_pages, fields.as_ref(), trace)
+            .await
+            .map(Answer::Fresh);
     }
     let reply = app
         .crisp
@@ -254,14 +299,23 @@ fn envelope(action: &Action, reply: Reply) -> Envelope {
     }
 }
 
+/// The Crisp path with the caller's values and the account's defaults; `page` overrides
+/// `pageNumber`.
+fn render_path(route: &Route, args: &Args, account: &Account, page: Option<&str>) -> String {
+    route.path.render(|name| match (name, page) {
+        ("pageNumber", Some(page)) => page,
+        _ => match args.path_value(name) {
+            Some(value) => value,
+            None if name == "websiteID" => &account.website_id,
+            // `pageNumber` is the only other optional path parameter; Crisp pages start at 1.
+            None => "1",
+        },
+    })
+}
+
 /// Fills the route with the caller's values and the account's defaults.
 pub fn upstream_request(route: &Route, args: Args, account: &Account) -> UpstreamRequest {
-    let path = route.path.render(|name| match args.path_value(name) {
-        Some(value) => value,
-        None if name == "websiteID" => &account.website_id,
-        // `pageNumber` is the only other optional path parameter; Crisp pages start at 1.
-        None => "1",
-    });
+    let path = render_path(route, &args, account, None);
     let body = match route.method {
         Method::Get | Method::Head => None,
         // Crisp's Node client sends `{}` when a write has no payload; DELETE sends none.
@@ -280,6 +334,110 @@ pub fn upstream_request(route: &Route, args: Args, account: &Account) -> Upstrea
         },
         body,
     }
+}
+
+/// A dry run's answer: the Crisp request exactly as it would leave, and the account it would
+/// leave with (never its key).
+fn dry_run_envelope(
+    app: &Services<'_>,
+    action: &Action,
+    account: &Account,
+    request: &UpstreamRequest,
+) -> Envelope {
+    let body = request
+        .body
+        .as_ref()
+        .map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap_or(serde_json::Value::Null));
+    let query: serde_json::Map<String, serde_json::Value> = request
+        .query
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    let result = serde_json::json!({
+        "dry_run": true,
+        "sent": false,
+        "account": {"id": account.id.as_str(), "label": account.label, "tier": account.tier.as_str()},
+        "method": request.method.as_str(),
+        "url": app.crisp.url(request),
+        "path": request.path,
+        "query": query,
+        "body": body,
+    });
+    Envelope::new(action, Bytes::from(result.to_string()))
+}
+
+/// A read whose result the caller asked to reshape: several pages merged into one list (with
+/// `next_page` while more remain), and only the listed fields of each item. Each page is its
+/// own Crisp call, under the account's budget like any other.
+async fn reshaped(
+    app: &Services<'_>,
+    action: &Action,
+    first: &Upstream<'_>,
+    more_pages: Vec<(u32, String)>,
+    fields: Option<&shape::Fields>,
+    trace: &mut Trace,
+) -> Result<Envelope, ApiError> {
+    let send = |request: UpstreamRequest| async move {
+        app.crisp
+            .send(
+                first.account,
+                &request,
+                first.request_id,
+                first.safety,
+                first.deadline,
+            )
+            .await
+    };
+    let parse = |data: &Bytes| {
+        serde_json::from_slice::<serde_json::Value>(data).map_err(|_| {
+            ApiError::from(crate::forward::UpstreamError::InvalidResponse { status: 200 })
+        })
+    };
+    let reply = send(first.request.clone()).await;
+    trace.upstream_status = upstream_status(&reply);
+    let reply = reply.map_err(|e| tier::answer(action, first.account, e))?;
+    let Reply::Data { data, .. } = reply else {
+        return Ok(envelope(action, reply));
+    };
+    let mut result = parse(&data)?;
+    let mut next_page = None;
+    if let serde_json::Value::Array(items) = &mut result {
+        let mut last_full = !items.is_empty();
+        for (page, path) in more_pages {
+            if !last_full {
+                break;
+            }
+            let request = UpstreamRequest {
+                path,
+                ..first.request.clone()
+            };
+            let reply = send(request).await;
+            trace.upstream_status = upstream_status(&reply);
+            let reply = reply.map_err(|e| tier::answer(action, first.account, e))?;
+            let Reply::Data { data, .. } = reply else {
+                break;
+            };
+            match parse(&data)? {
+                serde_json::Value::Array(more) if !more.is_empty() => {
+                    items.extend(more);
+                    next_page = Some(page + 1);
+                }
+                // An empty page ends the list early.
+                _ => {
+                    last_full = false;
+                    next_page = None;
+                }
+            }
+        }
+    }
+    if let Some(fields) = fields {
+        result = fields.project(result);
+    }
+    let envelope = Envelope::new(action, Bytes::from(result.to_string()));
+    Ok(match next_page {
+        Some(page) => envelope.with_next_page(page),
+        None => envelope,
+    })
 }
 
 async fn list_accounts(

@@ -76,6 +76,9 @@ pub enum ParamKind {
     Body,
     /// The upstream query string (read actions).
     Query,
+    /// How the gateway runs the call, never sent to Crisp: `dry_run` on writes, `pages` on
+    /// paged lists, `fields` on reads.
+    Option,
 }
 
 /// One field an action accepts in its JSON request body.
@@ -477,6 +480,22 @@ fn compile(index: usize, raw: RawAction, types: &Types) -> Result<Action, String
                 default: None,
             }
         });
+        let option = |name| Param {
+            name,
+            kind: ParamKind::Option,
+            required: false,
+            default: None,
+        };
+        if raw.write {
+            params.push(option("dry_run"));
+        } else {
+            if route.path.params().contains(&"pageNumber") {
+                params.push(option("pages"));
+            }
+            if route.method != Method::Head {
+                params.push(option("fields"));
+            }
+        }
     }
     let tiers = raw
         .tiers
@@ -581,7 +600,9 @@ mod tests {
                 ("campaignID", true),
                 ("action", true),
                 ("pageNumber", false),
-                ("query", false)
+                ("query", false),
+                ("pages", false),
+                ("fields", false)
             ]
         );
         let accounts = CATALOG.get("list/accounts").expect("action exists");

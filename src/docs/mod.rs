@@ -8,6 +8,7 @@ pub mod example;
 mod llms;
 pub mod notes;
 mod openapi;
+pub mod options;
 mod postman;
 
 use std::path::{Path, PathBuf};
@@ -138,6 +139,7 @@ fn example_value(field: &Field) -> Value {
 /// How a parameter is described to people, in every document.
 fn param_description(action: &Action, kind: ParamKind, name: &str) -> String {
     match (kind, name) {
+        (ParamKind::Option, name) => options::description(name),
         (ParamKind::Account, _) => {
             "Which of the workspace's Crisp accounts to use, by id or label \
             (see `list/accounts`). Defaults to the workspace's default account."

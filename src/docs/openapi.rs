@@ -594,6 +594,8 @@ fn request_schema(action: &Action) -> RefOr<Schema> {
     for param in &action.params {
         let description = param_description(action, param.kind, param.name);
         let schema: RefOr<Schema> = match (param.kind, param.name) {
+            (ParamKind::Option, name) => serde_json::from_value(super::options::schema(name))
+                .unwrap_or_else(|_| any(&description)),
             (ParamKind::Account, _) => typed(Type::String, &description),
             (ParamKind::Path, "pageNumber") => AnyOfBuilder::new()
                 .item(

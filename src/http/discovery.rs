@@ -30,6 +30,7 @@ static ENTRIES: LazyLock<Vec<Value>> = LazyLock::new(|| {
                             ParamKind::Path => "path",
                             ParamKind::Body => "body",
                             ParamKind::Query => "query",
+                            ParamKind::Option => "gateway",
                         },
                         "required": p.required,
                         "default": p.default,

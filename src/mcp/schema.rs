@@ -51,6 +51,7 @@ fn param_schema(action: &Action, param: &Param) -> Value {
         },
         ParamKind::Body => body(action.notes),
         ParamKind::Query => query(action.notes),
+        ParamKind::Option => crate::docs::options::schema(param.name),
     }
 }
 
