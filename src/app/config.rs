@@ -102,6 +102,8 @@ settings! {
     metrics_listen: Option<SocketAddr> = None;
     /// The `Host` headers MCP requests may carry; empty accepts any.
     mcp_allowed_hosts: Vec<String> = Vec::new();
+    /// The largest MCP tool result, in bytes of JSON; a longer list is cut at an item.
+    mcp_max_result: usize = 24 * 1024;
     /// One upstream attempt.
     upstream_timeout: Duration = Duration::from_secs(10);
     /// The whole request, retries included.

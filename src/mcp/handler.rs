@@ -177,13 +177,58 @@ impl Handler {
         })?;
         // The text is Crisp's `data`, as the REST `result`; the structured content is the whole
         // REST envelope (an object, as MCP requires, even when `data` is a list).
-        let text = envelope
+        let mut envelope = envelope;
+        let note = fit(&mut envelope, self.app.config.mcp_max_result);
+        let mut text = envelope
             .get("result")
             .map_or_else(String::new, Value::to_string);
+        if let Some(note) = note {
+            text.push_str("\n\n");
+            text.push_str(&note);
+        }
         let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
         result.structured_content = Some(envelope);
         Ok(result)
     }
+}
+
+/// Cuts a result longer than `limit` bytes at an item boundary — the list itself, or the
+/// longest list inside an object — and says in the envelope (`truncated`) and in words what
+/// was cut and how to get the rest: an agent's context is the scarce thing here.
+fn fit(envelope: &mut Value, limit: usize) -> Option<String> {
+    let result = envelope.get_mut("result")?;
+    let size = serde_json::to_vec(result).map_or(0, |v| v.len());
+    if size <= limit {
+        return None;
+    }
+    let (cut, field) = match result {
+        Value::Array(_) => (call::shape::cut_to(result, limit)?, None),
+        Value::Object(object) => {
+            let (name, list) = object
+                .iter_mut()
+                .filter(|(_, v)| v.is_array())
+                .max_by_key(|(_, v)| serde_json::to_vec(v).map_or(0, |b| b.len()))?;
+            let list_size = serde_json::to_vec(list).map_or(0, |v| v.len());
+            let room = limit.saturating_sub(size - list_size);
+            (call::shape::cut_to(list, room)?, Some(name.clone()))
+        }
+        _ => return None,
+    };
+    let what = field.map_or_else(|| "the list".to_owned(), |f| format!("`{f}`"));
+    let note = format!(
+        "Cut: {what} keeps {} of {} items, as the whole result ({} bytes) is over this gateway's \
+         MCP limit of {limit} bytes. Ask for less with `fields` (only the paths you need), or \
+         page with `pageNumber` (and `per_page` in `query`) to read the rest.",
+        cut.kept, cut.total, cut.bytes
+    );
+    envelope["truncated"] = serde_json::json!({
+        "kept": cut.kept,
+        "total": cut.total,
+        "bytes": cut.bytes,
+        "limit": limit,
+        "note": note,
+    });
+    Some(note)
 }
 
 /// `crisp_call_action`'s `action` and `arguments`.
@@ -235,4 +280,36 @@ fn tool_error(error: &ApiError, tool: &str, request_id: &str) -> CallToolResult 
     let mut result = CallToolResult::error(vec![ContentBlock::text(error.message())]);
     result.structured_content = Some(error.to_body(Some(tool), request_id));
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::fit;
+
+    #[test]
+    fn long_results_are_cut_at_an_item_with_a_note() {
+        let items: Vec<_> = (0..200)
+            .map(|i| json!({"session_id": format!("session_{i}"), "pad": "x".repeat(100)}))
+            .collect();
+        let mut envelope = json!({"ok": true, "tool": "crisp_list_conversations", "result": items});
+        let note = fit(&mut envelope, 4096).expect("cut");
+        assert!(
+            note.contains("of 200 items") && note.contains("`fields`"),
+            "{note}"
+        );
+        let kept = envelope["result"].as_array().map_or(0, Vec::len);
+        assert_eq!(envelope["truncated"]["kept"], kept);
+        assert!(kept > 0 && kept < 200);
+
+        let mut object = json!({"ok": true, "result": {"count": 2, "conversations": (0..200).map(|i| json!({"n": i, "pad": "y".repeat(50)})).collect::<Vec<_>>()}});
+        let note = fit(&mut object, 2048).expect("cut inside");
+        assert!(note.contains("`conversations`"), "{note}");
+        assert_eq!(object["result"]["count"], 2);
+
+        let mut small = json!({"ok": true, "result": [1, 2, 3]});
+        assert_eq!(fit(&mut small, 4096), None);
+        assert!(small.get("truncated").is_none());
+    }
 }
