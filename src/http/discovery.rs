@@ -1,15 +1,17 @@
 //! `GET /api/crisp/_endpoints`: the catalog as JSON, for people and programs finding their way,
-//! whole or filtered (`?q=reply to a customer&domain=conversations&write=true`).
+//! whole or filtered (`?q=reply to a customer&domain=conversations&write=true`), and
+//! `GET /api/crisp/_endpoints/<action>`: one action in full (fields with their types, tiers, an
+//! example, the result's type).
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use axum::extract::Query;
+use axum::extract::{Path, Query};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::catalog::{Action, CATALOG, Origin, ParamKind, search};
+use crate::catalog::{Action, CATALOG, Origin, ParamKind, Shape, Ty, search};
 use crate::error::{ApiError, Reason};
 
 /// Each action's entry by its catalog index, built once: the catalog never changes while the
@@ -132,4 +134,55 @@ pub async fn endpoints(
     Ok(json_response(
         json!({ "count": chosen.len(), "actions": chosen }).to_string(),
     ))
+}
+
+/// One action in full: what `_endpoints` lists, plus its body's fields with their types and
+/// meanings, the type of its result, and an example request the gateway accepts.
+pub async fn endpoint(Path(name): Path<String>) -> Result<Response, ApiError> {
+    let action = CATALOG.find(&name).ok_or_else(|| {
+        ApiError::not_found(
+            Reason::UnknownAction,
+            format!(
+                "There is no action `{name}`. Closest: {}. Find actions with `GET /api/crisp/_endpoints?q=<words>`.",
+                CATALOG.closest(&name, 3).join(", ")
+            ),
+        )
+    })?;
+    let types = CATALOG.types();
+    let mut entry = ENTRIES[action.index].clone();
+    entry["body"] = json!({
+        "type": action.body.as_ref().map(|t| types.describe(t)),
+        "required": action.body_required,
+        "fields": fields(action.body.as_ref()),
+    });
+    entry["query_fields"] = fields(action.query.as_ref());
+    entry["result"] = json!({
+        "type": action.result.as_ref().map(|t| types.describe(t)),
+        "fields": fields(action.result.as_ref()),
+    });
+    entry["example"] = crate::docs::example::literal_request(action);
+    Ok(json_response(entry.to_string()))
+}
+
+/// A named object type's fields (of each item, for a list), with their types and meanings.
+fn fields(ty: Option<&Ty>) -> Value {
+    let types = CATALOG.types();
+    match ty {
+        Some(Ty::Array(item)) => fields(Some(item)),
+        Some(Ty::Named(id)) => match &types.named(*id).shape {
+            Shape::Fields(fields) => fields
+                .iter()
+                .map(|f| {
+                    json!({
+                        "name": f.name,
+                        "type": types.describe(&f.ty),
+                        "required": f.required,
+                        "about": f.about,
+                    })
+                })
+                .collect(),
+            _ => Value::Null,
+        },
+        _ => Value::Null,
+    }
 }

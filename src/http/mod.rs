@@ -58,6 +58,7 @@ pub fn router(app: AppState) -> Router {
         );
     let public = Router::new()
         .route("/api/crisp/_endpoints", get(discovery::endpoints))
+        .route("/api/crisp/_endpoints/{*action}", get(discovery::endpoint))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .merge(docs::routes());

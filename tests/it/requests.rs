@@ -378,6 +378,7 @@ async fn discovery_health_and_readiness() {
                 {"name": "websiteID", "in": "path", "required": false, "default": "the account's website id"},
                 {"name": "sessionID", "in": "path", "required": true, "default": null},
                 {"name": "body", "in": "body", "required": true, "default": null},
+                {"name": "dry_run", "in": "gateway", "required": false, "default": null},
             ])
         );
         // Filters: words ranked by the action search, a domain, reads or writes.
@@ -407,6 +408,45 @@ async fn discovery_health_and_readiness() {
             assert_eq!(bad.status, 400, "{query}");
             assert!(bad.message().contains(needle), "{query}: {}", bad.text);
         }
+        // One action in full: typed fields, tiers, an example the gateway takes, the result.
+        let one = app
+            .get("/api/crisp/_endpoints/send/message/in/conversation")
+            .await;
+        assert_eq!(one.status, 200, "{}", one.text);
+        let one = one.json();
+        assert_eq!(one["body"]["type"], "MessageNew");
+        assert_eq!(one["body"]["required"], true);
+        let origin = one["body"]["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .find(|f| f["name"] == "origin")
+            .expect("origin")
+            .clone();
+        assert_eq!(
+            (origin["type"].as_str(), origin["required"].as_bool()),
+            (Some("string"), Some(true))
+        );
+        let example = one["example"].to_string();
+        let tried = app.call("send/message/in/conversation", &example).await;
+        assert_eq!(tried.status, 200, "the example is accepted: {}", tried.text);
+        let website = app
+            .get("/api/crisp/_endpoints/crisp_create_website")
+            .await
+            .json();
+        assert_eq!(website["tiers"], json!(["user"]));
+        let list = app
+            .get("/api/crisp/_endpoints/list/conversations")
+            .await
+            .json();
+        assert_eq!(list["result"]["type"], "Conversation[]");
+        let missing = app.get("/api/crisp/_endpoints/send/msg").await;
+        assert_eq!(missing.status, 404);
+        assert!(
+            missing.message().contains("send/message/in/conversation"),
+            "{}",
+            missing.text
+        );
         assert_eq!(app.get("/healthz").await.status, 200);
         let ready = app.get("/readyz").await;
         assert_eq!(ready.status, 200, "{}", ready.text);
