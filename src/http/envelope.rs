@@ -69,7 +69,13 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
         // Answer at once rather than queue without bound when the process is full.
         Err(_) => (ApiError::Overloaded.into_response(), Default::default()),
     };
-    let mut response = render_error(response, app, label.map(|(_, tool)| tool), request_id);
+    let mut response = render_error(
+        response,
+        app,
+        label.map(|(_, tool)| tool),
+        request_id,
+        matches!(target, Target::Mcp),
+    );
     response.headers_mut().insert(REQUEST_ID, id.clone());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
@@ -103,6 +109,7 @@ fn render_error(
     app: &AppState,
     tool: Option<&str>,
     request_id: &str,
+    mcp: bool,
 ) -> Response {
     let status = response.status();
     let slot = response.extensions_mut().remove::<ErrorSlot>();
@@ -132,7 +139,17 @@ fn render_error(
     } else if tracing::enabled!(tracing::Level::DEBUG) && gate::allow(gate::Kind::Refusal, code) {
         tracing::debug!(status = code, reason = error.reason(), %request_id, "request refused");
     }
-    let body = error.to_body(tool, request_id).to_string();
+    let mut body = error.to_body(tool, request_id);
+    if mcp {
+        // MCP clients show a JSON-RPC error's message and drop any other body, so a refusal
+        // before MCP (a bad key, a full gateway) travels as one, the envelope in its `data`.
+        body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {"code": -32000, "message": error.message(), "data": body},
+        });
+    }
+    let body = body.to_string();
     let (mut parts, _) = response.into_parts();
     parts.status = error.status();
     parts.headers.insert(
