@@ -117,9 +117,9 @@ from crisp_gateway_client.models import (
     CheckCampaignExistsRequest,
     ExistsEnvelope,
     ListConversationsRequest,
-    ListConversationsRequestQueryType0,
+    Query,
     SendMessageInConversationRequest,
-    SendMessageInConversationRequestBodyType0,
+    SendMessageInConversationRequestBody,
     SuccessEnvelope,
 )
 
@@ -128,14 +128,14 @@ client = AuthenticatedClient(base_url=os.environ["GATEWAY"], token=os.environ["K
 listed = crisp_list_conversations.sync(
     client=client,
     body=ListConversationsRequest(
-        page_number=1, query=ListConversationsRequestQueryType0.from_dict({"per_page": 20})
+        page_number=1, query=Query.from_dict({"per_page": 20})
     ),
 )
 assert isinstance(listed, SuccessEnvelope), listed
 assert listed.ok and listed.tool == "crisp_list_conversations", listed
 assert listed.result == [], listed.result
 
-body = SendMessageInConversationRequestBodyType0.from_dict(
+body = SendMessageInConversationRequestBody.from_dict(
     {"type": "text", "from": "operator", "origin": "chat", "content": "Hi"}
 )
 sent = crisp_send_message_in_conversation.sync(

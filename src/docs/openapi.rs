@@ -5,7 +5,7 @@ use utoipa::openapi::extensions::{Extensions, ExtensionsBuilder};
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
-    AdditionalProperties, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
@@ -20,6 +20,8 @@ use super::notes::{Field, Shape};
 use super::{body_fields, example_request, param_description};
 
 const BEARER: &str = "bearerAuth";
+/// The component of free-form Crisp query parameters, shared by the reads.
+const QUERY: &str = "Query";
 const JSON: &str = "application/json";
 
 /// The statuses the gateway answers with an error envelope, and when.
@@ -99,19 +101,36 @@ pub fn document() -> OpenApi {
         .schema("SuccessEnvelope", envelope(any("The Crisp `data` of the answer.")))
         .schema(
             "ExistsEnvelope",
-            envelope(
-                ObjectBuilder::new()
-                    .property("exists", typed(Type::Boolean, "Whether Crisp has it."))
-                    .required("exists")
-                    .description(Some("A Crisp HEAD call answers with existence only."))
-                    .into(),
-            ),
+            envelope(Ref::from_schema_name("Exists").into()),
+        )
+        .schema(
+            "Exists",
+            ObjectBuilder::new()
+                .property("exists", typed(Type::Boolean, "Whether Crisp has it."))
+                .required("exists")
+                .description(Some("A Crisp HEAD call answers with existence only.")),
         )
         .schema(
             "AccountsEnvelope",
-            envelope(ArrayBuilder::new().items(account_schema()).into()),
+            envelope(
+                ArrayBuilder::new()
+                    .items(Ref::from_schema_name("Account"))
+                    .into(),
+            ),
         )
+        .schema("Account", account_schema())
+        .schema("ErrorDetail", error_detail())
+        .schema("EndpointSummary", endpoint_summary())
+        .schema("Report", report_result())
         .schema("ErrorEnvelope", error_envelope())
+        .schema(
+            QUERY,
+            ObjectBuilder::new()
+                .additional_properties(Some(any(
+                    "A value; arrays and objects are sent JSON-encoded.",
+                )))
+                .description(Some("Crisp query parameters by name, such as `{\"per_page\":20}`.")),
+        )
         .schema("Endpoints", endpoints_schema())
         .schema(
             "Health",
@@ -175,7 +194,10 @@ pub fn document() -> OpenApi {
         vec![HttpMethod::Post],
         report_operation(),
     );
-    components = components.schema("ReportRequest", report_request());
+    components = components.schema("ReportRequest", report_request()).schema(
+        "ReportResponse",
+        envelope(Ref::from_schema_name("Report").into()),
+    );
 
     let mut domains: Vec<&str> = CATALOG.actions().iter().map(|a| a.domain).collect();
     domains.sort_unstable();
@@ -262,20 +284,26 @@ fn stable_extensions(value: &mut Value) {
 }
 
 /// `POST /api/crisp/report`: a caller reports an action that failed or surprised it.
-fn report_operation() -> utoipa::openapi::path::Operation {
-    let result = ObjectBuilder::new()
+fn report_result() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .description(Some("A stored report."))
         .property("report_id", typed(Type::String, "The stored report's id."))
         .property("received", typed(Type::Boolean, "Always true."))
         .required("report_id")
         .required("received")
-        .into();
+        .into()
+}
+
+fn report_operation() -> utoipa::openapi::path::Operation {
     let mut responses = ResponsesBuilder::new().response(
         "200",
         ResponseBuilder::new()
             .description("Stored; operators read it with `crisp-gateway report list`.")
             .content(
                 JSON,
-                ContentBuilder::new().schema(Some(envelope(result))).build(),
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ReportResponse")))
+                    .build(),
             ),
     );
     for (status, why) in [
@@ -492,36 +520,39 @@ fn error_envelope() -> RefOr<Schema> {
                 )
                 .description(Some("The action's tool id; null outside actions.")),
         )
-        .property(
-            "error",
-            ObjectBuilder::new()
-                .property("status", typed(Type::Integer, "The HTTP status, repeated."))
-                .property(
-                    "reason",
-                    typed(
-                        Type::String,
-                        "A stable machine-readable reason (`unknown_field`, `unauthorized`, …).",
-                    ),
-                )
-                .property(
-                    "message",
-                    typed(Type::String, "What went wrong and what to do, for people."),
-                )
-                .property(
-                    "request_id",
-                    typed(
-                        Type::String,
-                        "The `x-request-id` of the call; quote it when reporting a problem.",
-                    ),
-                )
-                .required("status")
-                .required("reason")
-                .required("message")
-                .required("request_id"),
-        )
+        .property("error", Ref::from_schema_name("ErrorDetail"))
         .required("ok")
         .required("tool")
         .required("error")
+        .into()
+}
+
+fn error_detail() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .property("status", typed(Type::Integer, "The HTTP status, repeated."))
+        .property(
+            "reason",
+            typed(
+                Type::String,
+                "A stable machine-readable reason (`unknown_field`, `unauthorized`, …).",
+            ),
+        )
+        .property(
+            "message",
+            typed(Type::String, "What went wrong and what to do, for people."),
+        )
+        .property(
+            "request_id",
+            typed(
+                Type::String,
+                "The `x-request-id` of the call; quote it when reporting a problem.",
+            ),
+        )
+        .required("status")
+        .required("reason")
+        .required("message")
+        .required("request_id")
+        .description(Some("What went wrong."))
         .into()
 }
 
@@ -562,20 +593,24 @@ fn account_schema() -> RefOr<Schema> {
         .into()
 }
 
+fn endpoint_summary() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .description(Some("One action."))
+        .property("name", typed(Type::String, "The action slug."))
+        .property("tool", typed(Type::String, "The tool id."))
+        .property("endpoint", typed(Type::String, "`POST /api/crisp/<slug>`."))
+        .required("name")
+        .required("tool")
+        .required("endpoint")
+        .into()
+}
+
 fn endpoints_schema() -> RefOr<Schema> {
     ObjectBuilder::new()
         .property("count", typed(Type::Integer, "How many actions."))
         .property(
             "actions",
-            ArrayBuilder::new().items(
-                ObjectBuilder::new()
-                    .property("name", typed(Type::String, "The action slug."))
-                    .property("tool", typed(Type::String, "The tool id."))
-                    .property("endpoint", typed(Type::String, "`POST /api/crisp/<slug>`."))
-                    .required("name")
-                    .required("tool")
-                    .required("endpoint"),
-            ),
+            ArrayBuilder::new().items(Ref::from_schema_name("EndpointSummary")),
         )
         .required("count")
         .required("actions")
@@ -595,54 +630,44 @@ fn request_schema(action: &Action) -> RefOr<Schema> {
         let description = param_description(action, param.kind, param.name);
         let schema: RefOr<Schema> = match (param.kind, param.name) {
             (ParamKind::Account, _) => typed(Type::String, &description),
-            (ParamKind::Path, "pageNumber") => AnyOfBuilder::new()
-                .item(
-                    ObjectBuilder::new()
-                        .schema_type(Type::Integer)
-                        .minimum(Some(1))
-                        .maximum(Some(u32::MAX)),
-                )
-                .item(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .pattern(Some("^0*[1-9][0-9]{0,8}$")),
-                )
+            // A plain integer: generators type it as `number`. The gateway also takes its
+            // decimal text, which the description says. No `default` keyword: openapi-typescript
+            // makes every defaulted property required in its default mode.
+            (ParamKind::Path, "pageNumber") => ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(u32::MAX))
                 .description(Some(description))
-                .default(Some(json!(1)))
                 .into(),
             (ParamKind::Path, _) => ObjectBuilder::new()
                 .schema_type(Type::String)
                 .pattern(Some(SEGMENT_PATTERN))
                 .description(Some(description))
                 .into(),
-            (ParamKind::Body, _) => AnyOfBuilder::new()
-                .item(body_object(action))
-                .item(ArrayBuilder::new().items(any("An item.")))
-                .item(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .description(Some("The same JSON, as text (empty means none).")),
-                )
-                .description(Some(description))
-                .into(),
-            (ParamKind::Query, _) => AnyOfBuilder::new()
-                .item(
-                    ObjectBuilder::new()
-                        .additional_properties(Some(any("A value; arrays and objects are sent JSON-encoded.")))
-                        .description(Some("Parameter names and values.")),
-                )
-                .item(ObjectBuilder::new().schema_type(Type::String).description(Some(
-                    "A JSON object as text, or a query string such as `per_page=20&filter_unread=1`.",
-                )))
-                .description(Some(description))
-                .into(),
+            // One shape per field, so generators write one clean type: the body is its typed
+            // object and the query its object; the text forms the gateway also accepts are
+            // described, not typed.
+            (ParamKind::Body, _) => body_object(action).description(Some(description)).into(),
+            (ParamKind::Query, _) => query_schema(&description),
         };
         object = object.property(param.name, schema);
-        if param.required {
+        if param.required || (param.kind == ParamKind::Body && body_required(action)) {
             object = object.required(param.name);
         }
     }
     object.into()
+}
+
+/// Whether the action's body has a field Crisp requires, so the body itself is required.
+fn body_required(action: &Action) -> bool {
+    body_fields(action).is_some_and(|fields| fields.iter().any(|f| !f.optional))
+}
+
+/// The query parameters: a reference to the shared free-form `Query` with the action's notes.
+fn query_schema(description: &str) -> RefOr<Schema> {
+    let mut query = Ref::from_schema_name(QUERY);
+    query.description = description.to_owned();
+    query.into()
 }
 
 fn body_object(action: &Action) -> ObjectBuilder {
@@ -754,7 +779,6 @@ mod tests {
         let doc = json();
         let schemas = &doc["components"]["schemas"];
         let send = &schemas["SendMessageInConversationRequest"];
-        assert_eq!(send["required"], json!(["sessionID"]));
         assert_eq!(send["additionalProperties"], false);
         let fields: Vec<&str> = send["properties"]
             .as_object()
@@ -763,17 +787,25 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(fields, ["account", "websiteID", "sessionID", "body"]);
-        let body_fields = &send["properties"]["body"]["anyOf"][0]["properties"];
+        assert_eq!(
+            send["required"],
+            json!(["sessionID", "body"]),
+            "a body with required fields is required"
+        );
+        let body_fields = &send["properties"]["body"]["properties"];
         for name in ["type", "from", "origin", "content"] {
             assert!(body_fields.get(name).is_some(), "{name} in {body_fields}");
         }
-        let state = &schemas["ChangeConversationStateRequest"]["properties"]["body"]["anyOf"][0];
+        let state = &schemas["ChangeConversationStateRequest"]["properties"]["body"];
         assert_eq!(
             state["properties"]["state"]["enum"],
             json!(["pending", "unresolved", "resolved"])
         );
         let list = &schemas["ListConversationsRequest"]["properties"];
         assert!(list.get("query").is_some() && list.get("pageNumber").is_some());
+        // openapi-typescript makes a property with a `default` required in its default mode.
+        assert!(list["pageNumber"].get("default").is_none());
+        assert_eq!(list["pageNumber"]["type"], "integer");
     }
 
     #[test]
