@@ -21,7 +21,7 @@ pub mod docs; // OpenAPI, Postman and llms.txt, generated from the catalog
 pub mod accounts; // a workspace's Crisp accounts: decrypted, cached, picked per call
 pub mod audit; // the audit trail and key last-use, written in batches
 pub mod auth; // bearer keys → principals (key format, verified-key cache, scopes)
-pub mod catalog; // the 237 actions, compiled from one embedded data file
+pub mod catalog; // every action, compiled from one embedded data file
 pub mod forward; // the typed Crisp client and the mapping of its answers
 pub mod limits; // rate limits per key, per client's failed authentications, per Crisp account
 

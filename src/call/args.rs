@@ -2,12 +2,13 @@
 //!
 //! Every mistake gets a 400 that names the field and says how to fix it: unknown fields (with
 //! the near miss, `sessionId` → `sessionID`), missing path parameters, path values that would
-//! escape their segment, and `body`/`query` that are not JSON (or a query string).
+//! escape their segment, `body`/`query` that are not JSON (or a query string), and a `body` that
+//! does not fit the catalog's type for it (a missing required field, a wrong type).
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::catalog::{Action, ParamKind};
+use crate::catalog::{Action, CATALOG, ParamKind, Shape, Ty};
 use crate::error::{ApiError, Reason};
 use crate::kernel::text::did_you_mean;
 
@@ -125,7 +126,14 @@ pub fn from_object(action: &Action, object: Map<String, Value>) -> Result<Args, 
             ParamKind::Query => args.query = query(action, value)?,
         }
     }
-    for param in action.params.iter().filter(|p| p.required) {
+    if action.body_required && args.body.is_none() {
+        return Err(missing_body(action));
+    }
+    for param in action
+        .params
+        .iter()
+        .filter(|p| p.required && p.kind == ParamKind::Path)
+    {
         if args.path_value(param.name).is_none() {
             let route = action
                 .route
@@ -142,6 +150,60 @@ pub fn from_object(action: &Action, object: Map<String, Value>) -> Result<Args, 
         }
     }
     Ok(args)
+}
+
+fn missing_body(action: &Action) -> ApiError {
+    let types = CATALOG.types();
+    let required = action
+        .body
+        .as_ref()
+        .map(|ty| match ty {
+            Ty::Named(id) => match &types.named(*id).shape {
+                Shape::Fields(fields) => fields
+                    .iter()
+                    .filter(|f| f.required)
+                    .map(|f| format!("`{}` ({})", f.name, types.describe(&f.ty)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => types.describe(ty),
+            },
+            other => types.describe(other),
+        })
+        .unwrap_or_default();
+    invalid(
+        Reason::InvalidBody,
+        format!(
+            "`{}` needs `body`: Crisp requires {required}. `GET /api/crisp/_endpoints` and the OpenAPI document list every field.",
+            action.slug
+        ),
+    )
+}
+
+/// Checks a body against the catalog's type before Crisp sees it, so a missing field or a
+/// wrong type is named here rather than lost in Crisp's terser refusal.
+fn check_body(action: &Action, value: &Value) -> Result<(), ApiError> {
+    let Some(ty) = &action.body else {
+        return Ok(());
+    };
+    CATALOG.types().check(ty, value, "body").map_err(|mismatch| {
+        let hint = if mismatch.found == "missing" {
+            format!("`{}` is required", mismatch.path)
+        } else {
+            mismatch.to_string()
+        };
+        invalid(
+            Reason::InvalidBody,
+            format!(
+                "{hint} by `{}` (expected {}). Fields the catalog does not list pass through unchecked.",
+                action.slug,
+                if mismatch.found == "missing" {
+                    mismatch.expected.clone()
+                } else {
+                    format!("{}, found {}", mismatch.expected, mismatch.found)
+                }
+            ),
+        )
+    })
 }
 
 fn unknown_field(action: &Action, name: &str) -> ApiError {
@@ -232,7 +294,10 @@ fn body(action: &Action, value: Value) -> Result<Option<Bytes>, ApiError> {
         other => other,
     };
     match value {
-        Value::Object(_) | Value::Array(_) => Ok(Some(Bytes::from(value.to_string()))),
+        Value::Object(_) | Value::Array(_) => {
+            check_body(action, &value)?;
+            Ok(Some(Bytes::from(value.to_string())))
+        }
         other => Err(invalid(
             Reason::InvalidBody,
             format!(

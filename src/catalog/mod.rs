@@ -1,25 +1,35 @@
-//! The action catalog: the façade's 237 actions, compiled once from `actions.toml`.
+//! The action catalog: the façade's 237 actions and the routes Crisp's current API added,
+//! compiled once from `actions.toml`.
 //!
 //! Everything that lists or routes actions (the `/api/crisp/<action>` handler, `_endpoints`,
 //! the sandbox) reads this one table; nothing restates an action by hand.
 
 mod template;
+mod types;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use serde::Deserialize;
 
-pub use template::{COMPONENT, PathTemplate, Segment};
+use crate::store::Tier;
 
-/// How many actions the façade documents; a catalog with any other count is a broken build.
-pub const EXPECTED_ACTIONS: usize = 237;
+pub use template::{COMPONENT, PathTemplate, Segment};
+pub use types::{Field, Mismatch, Named, Shape, Ty, TypeId, Types};
+
+/// How many actions the façade documents; a catalog with any other count of façade actions is a
+/// broken build (their slugs are kept forever).
+pub const FACADE_ACTIONS: usize = 237;
+
+/// How many actions come from Crisp's current API beyond the façade.
+pub const CRISP_ACTIONS: usize = 30;
 
 const SOURCE: &str = include_str!("actions.toml");
+const TYPES: &str = include_str!("types.toml");
 
 /// The catalog, parsed and validated on first use. `main` touches it at start-up so a broken
 /// data file stops the process before it serves anything.
-pub static CATALOG: LazyLock<Catalog> = LazyLock::new(|| match Catalog::parse(SOURCE) {
+pub static CATALOG: LazyLock<Catalog> = LazyLock::new(|| match Catalog::parse(SOURCE, TYPES) {
     Ok(catalog) => catalog,
     Err(problem) => panic!("the embedded action catalog is invalid: {problem}"),
 });
@@ -84,6 +94,16 @@ pub struct Route {
     pub path: PathTemplate,
 }
 
+/// Where an action's name comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// One of the hosted façade's actions, whose names callers depend on.
+    Facade,
+    /// A route of Crisp's current API that the façade never had, named in the façade's style.
+    Crisp,
+}
+
 #[derive(Debug)]
 pub struct Action {
     /// Its position in the catalog (`CATALOG.actions()[index]`), for per-action tables.
@@ -100,11 +120,30 @@ pub struct Action {
     /// Body and query notes from the Crisp API reference, for documentation.
     pub notes: Option<&'static str>,
     pub params: Vec<Param>,
+    pub origin: Origin,
+    /// An old Knowledge Base route (`helpdesk/locale/…`) that Crisp's current client no longer
+    /// sends: for websites not yet moved to Crisp's new Knowledge Base.
+    pub legacy: bool,
+    /// The token tiers Crisp documents for the route; empty when it documents none.
+    pub tiers: Vec<Tier>,
+    /// The Crisp body's type (writes that send one).
+    pub body: Option<Ty>,
+    /// Whether the caller must send `body`: its type has a required field.
+    pub body_required: bool,
+    /// The type of Crisp's `data` on success, where the catalog knows it.
+    pub result: Option<Ty>,
+    /// The query parameters the catalog knows (reads).
+    pub query: Option<Ty>,
 }
 
 impl Action {
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Whether an account of this tier may make the call, as far as Crisp documents it.
+    pub fn allows(&self, tier: Tier) -> bool {
+        self.tiers.is_empty() || self.tiers.contains(&tier)
     }
 
     /// A Crisp HEAD call answers with existence only.
@@ -181,6 +220,7 @@ impl Target {
 
 pub struct Catalog {
     actions: Vec<Action>,
+    types: Types,
     // foldhash: looked up on every request, and the keys are the catalog's own.
     by_slug: HashMap<&'static str, usize, foldhash::fast::RandomState>,
     by_tool: HashMap<String, usize, foldhash::fast::RandomState>,
@@ -202,21 +242,35 @@ struct RawAction {
     write: bool,
     domain: String,
     notes: Option<String>,
+    #[serde(default)]
+    origin: Option<Origin>,
+    #[serde(default)]
+    legacy: bool,
+    #[serde(default)]
+    tiers: Vec<String>,
+    body: Option<String>,
+    result: Option<String>,
+    query: Option<String>,
 }
 
 impl Catalog {
     /// Parses and validates a catalog. The strings live for the whole process, so they are leaked
     /// once here rather than cloned on every request.
-    fn parse(source: &str) -> Result<Self, String> {
+    fn parse(source: &str, types: &str) -> Result<Self, String> {
+        let types = Types::parse(types)?;
         let raw: RawCatalog = toml::from_str(source).map_err(|e| e.to_string())?;
         let mut actions = Vec::with_capacity(raw.action.len());
         for (index, raw) in raw.action.into_iter().enumerate() {
-            actions.push(compile(index, raw)?);
+            actions.push(compile(index, raw, &types)?);
         }
-        if actions.len() != EXPECTED_ACTIONS {
+        let facade = actions
+            .iter()
+            .filter(|a| a.origin == Origin::Facade)
+            .count();
+        if facade != FACADE_ACTIONS || actions.len() != FACADE_ACTIONS + CRISP_ACTIONS {
             return Err(format!(
-                "expected {EXPECTED_ACTIONS} actions, found {}",
-                actions.len()
+                "expected {FACADE_ACTIONS} façade actions and {CRISP_ACTIONS} from Crisp's current API, found {facade} and {}",
+                actions.len() - facade
             ));
         }
         let mut by_slug = HashMap::with_capacity_and_hasher(actions.len(), Default::default());
@@ -231,6 +285,7 @@ impl Catalog {
         }
         Ok(Self {
             actions,
+            types,
             by_slug,
             by_tool,
         })
@@ -238,6 +293,11 @@ impl Catalog {
 
     pub fn actions(&self) -> &[Action] {
         &self.actions
+    }
+
+    /// The named types that bodies, results and queries refer to.
+    pub fn types(&self) -> &Types {
+        &self.types
     }
 
     pub fn get(&self, slug: &str) -> Option<&Action> {
@@ -292,7 +352,7 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
-fn compile(index: usize, raw: RawAction) -> Result<Action, String> {
+fn compile(index: usize, raw: RawAction, types: &Types) -> Result<Action, String> {
     let slug = raw.slug;
     let valid_slug = !slug.is_empty()
         && slug
@@ -323,6 +383,32 @@ fn compile(index: usize, raw: RawAction) -> Result<Action, String> {
             ));
         }
     };
+    let typed = |text: &Option<String>, what: &str| {
+        text.as_deref()
+            .filter(|t| *t != "none")
+            .map(|t| types.expr(t))
+            .transpose()
+            .map_err(|e| format!("action `{slug}`: {what}: {e}"))
+    };
+    if raw.body.is_some() && !raw.write {
+        return Err(format!(
+            "action `{slug}`: a read sends no body; use `query`"
+        ));
+    }
+    if raw.write && route.is_some() && raw.body.is_none() {
+        return Err(format!(
+            "action `{slug}`: a write declares its body: `body = \"TypeName\"` or `body = \"none\"`"
+        ));
+    }
+    if raw.query.is_some() && raw.write {
+        return Err(format!(
+            "action `{slug}`: a write sends `body`, not `query`"
+        ));
+    }
+    let body = typed(&raw.body, "body")?;
+    let body_required = body.as_ref().is_some_and(|ty| types.requires_value(ty));
+    let result = typed(&raw.result, "result")?;
+    let query = typed(&raw.query, "query")?;
     let mut params = vec![Param {
         name: "account",
         kind: ParamKind::Account,
@@ -357,7 +443,7 @@ fn compile(index: usize, raw: RawAction) -> Result<Action, String> {
             Param {
                 name: "body",
                 kind: ParamKind::Body,
-                required: false,
+                required: body_required,
                 default: None,
             }
         } else {
@@ -368,6 +454,17 @@ fn compile(index: usize, raw: RawAction) -> Result<Action, String> {
                 default: None,
             }
         });
+    }
+    let tiers = raw
+        .tiers
+        .iter()
+        .map(|t| t.parse::<Tier>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("action `{slug}`: tiers: {e}"))?;
+    if raw.legacy && raw.origin == Some(Origin::Crisp) {
+        return Err(format!(
+            "action `{slug}`: an action from Crisp's current API cannot be legacy"
+        ));
     }
     if raw.title.trim().is_empty() {
         return Err(format!("action `{slug}` has no title"));
@@ -382,6 +479,13 @@ fn compile(index: usize, raw: RawAction) -> Result<Action, String> {
         domain: leak(raw.domain),
         notes: raw.notes.map(leak),
         params,
+        origin: raw.origin.unwrap_or(Origin::Facade),
+        legacy: raw.legacy,
+        tiers,
+        body,
+        body_required,
+        result,
+        query,
     })
 }
 
@@ -392,7 +496,18 @@ mod tests {
     #[test]
     fn embedded_catalog_is_valid_and_complete() {
         let catalog = &*CATALOG;
-        assert_eq!(catalog.actions().len(), EXPECTED_ACTIONS);
+        assert_eq!(catalog.actions().len(), FACADE_ACTIONS + CRISP_ACTIONS);
+        let typed = catalog
+            .actions()
+            .iter()
+            .filter(|a| a.result.is_some())
+            .count();
+        assert!(typed >= 80, "{typed} actions have a typed result");
+        let legacy = catalog.actions().iter().filter(|a| a.legacy).count();
+        assert_eq!(
+            legacy, 35,
+            "the old Knowledge Base's helpdesk/locale routes"
+        );
         let counts = |m: Method| {
             catalog
                 .actions()
@@ -409,7 +524,7 @@ mod tests {
                 counts(Method::Patch),
                 counts(Method::Delete)
             ],
-            [90, 14, 48, 12, 46, 26]
+            [106, 15, 54, 14, 48, 29]
         );
     }
 
@@ -495,11 +610,11 @@ mod tests {
             ),
             (
                 one("slug = \"a/b\"\ntitle = \"T\"\nwrite = false\ndomain = \"d\""),
-                "expected 237",
+                "expected 237 façade actions",
             ),
         ];
         for (source, needle) in cases {
-            let err = Catalog::parse(&source).err().expect("must be refused");
+            let err = Catalog::parse(&source, "").err().expect("must be refused");
             assert!(err.contains(needle), "{err} should mention {needle}");
         }
     }

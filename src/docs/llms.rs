@@ -53,8 +53,8 @@ pub fn text() -> String {
 
 const HEADER: &str = r#"# crisp-gateway
 
-> A self-hosted HTTP gateway that puts the whole Crisp REST API v1 (237 actions) behind one
-> workspace key. Every action is `POST /api/crisp/<action>` with a JSON object of its fields.
+> A self-hosted HTTP gateway that puts the whole Crisp REST API v1 (the façade's 237 actions and
+> Crisp's current routes) behind one workspace key. Every action is `POST /api/crisp/<action>` with a JSON object of its fields.
 
 ## Authenticate
 

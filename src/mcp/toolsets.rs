@@ -364,7 +364,10 @@ mod tests {
             ]
         );
         assert_eq!(Selection::essentials().entries().len(), 16);
-        assert_eq!(Selection::all().entries().len(), 237);
+        assert_eq!(
+            Selection::all().entries().len(),
+            crate::catalog::CATALOG.actions().len()
+        );
         let people = Selection::domain("people").expect("domain");
         assert_eq!(people.entries().len(), 28);
         assert!(Selection::domain("nope").is_err());
@@ -374,7 +377,10 @@ mod tests {
     fn unions_prefer_the_connector_tools() {
         let union = Selection::parse("all, essentials").expect("parses");
         let entries = union.entries();
-        assert_eq!(entries.len(), 237 + 16 - shared_names());
+        assert_eq!(
+            entries.len(),
+            crate::catalog::CATALOG.actions().len() + 16 - shared_names()
+        );
         let list = union.find("crisp_list_conversations").expect("tool");
         assert!(matches!(list.target, Target::Essential(..)));
         assert_eq!(Selection::parse("").expect("empty"), Selection::meta());
