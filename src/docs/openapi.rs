@@ -10,14 +10,14 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, Paths,
-    Ref, RefOr, Required, ResponseBuilder, ResponsesBuilder,
+    ComponentsBuilder, ContentBuilder, Deprecated, InfoBuilder, LicenseBuilder, OpenApi,
+    OpenApiBuilder, Paths, Ref, RefOr, Required, ResponseBuilder, ResponsesBuilder,
 };
 
 use crate::catalog::{Action, CATALOG, ParamKind};
 
-use super::notes::{Field, Shape};
-use super::{body_fields, example_request, param_description};
+use super::schema::{self, Refs};
+use super::{example_request, param_description};
 
 const BEARER: &str = "bearerAuth";
 /// The component of free-form Crisp query parameters, shared by the reads.
@@ -254,6 +254,7 @@ parameters in `query`. See also /llms.txt and /postman.json.";
 /// The document as JSON, with a stable key order.
 pub fn json() -> Value {
     let mut value = serde_json::to_value(document()).unwrap_or(Value::Null);
+    splice_types(&mut value);
     stable_extensions(&mut value);
     value
 }
@@ -405,12 +406,24 @@ fn operation(action: &Action, request: &str) -> Operation {
     if let Some(notes) = action.notes {
         description.push_str(&format!(" Notes: {notes}."));
     }
+    if !action.tiers.is_empty() {
+        let tiers: Vec<&str> = action.tiers.iter().map(|t| t.as_str()).collect();
+        description.push_str(&format!(
+            " Crisp accepts only {} tokens for it; an account of another tier is refused with 403 `tier_not_allowed`.",
+            tiers.join(" or ")
+        ));
+    }
+    if action.legacy {
+        description.insert_str(0, LEGACY);
+    }
     let success = if action.is_head() {
-        "ExistsEnvelope"
+        "ExistsEnvelope".to_owned()
     } else if action.route.is_none() {
-        "AccountsEnvelope"
+        "AccountsEnvelope".to_owned()
+    } else if action.result.is_some() {
+        response_name(action)
     } else {
-        "SuccessEnvelope"
+        "SuccessEnvelope".to_owned()
     };
     let mut responses = ResponsesBuilder::new().response(
         "200",
@@ -432,7 +445,12 @@ fn operation(action: &Action, request: &str) -> Operation {
             .add("x-crisp-method", route.method.as_str())
             .add("x-crisp-path", route.path.as_str());
     }
+    if !action.tiers.is_empty() {
+        let tiers: Vec<&str> = action.tiers.iter().map(|t| t.as_str()).collect();
+        extensions = extensions.add("x-crisp-tiers", tiers);
+    }
     OperationBuilder::new()
+        .deprecated(action.legacy.then_some(Deprecated::True))
         .tag(action.domain)
         .summary(Some(action.title))
         .description(Some(description))
@@ -452,6 +470,94 @@ fn operation(action: &Action, request: &str) -> Operation {
         .responses(responses)
         .extensions(Some(Extensions::from(extensions)))
         .build()
+}
+
+/// How a legacy action's description starts.
+const LEGACY: &str = "Legacy: for websites not yet moved to Crisp's new Knowledge Base (the \
+`helpdesk/locale/…` routes that Crisp's current clients no longer send); websites on the new \
+Knowledge Base use the `helpdesk/tree/…` and `helpdesk/page/…` actions. ";
+
+/// `list/conversations` → `ListConversationsResponse`: the success envelope with the typed result.
+fn response_name(action: &Action) -> String {
+    let request = request_name(action);
+    format!("{}Response", request.trim_end_matches("Request"))
+}
+
+/// utoipa models the schemas it builds, but cannot read back one it does not (`{}`, any value),
+/// so the schemas derived from the catalog's types are written into the serialized document:
+/// every named type as a component, each action's `body` and `query`, and the success envelope
+/// of each action whose result type is known.
+fn splice_types(doc: &mut Value) {
+    let types = CATALOG.types();
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    schemas.insert(schema::JSON_OBJECT.into(), schema::json_object());
+    for named in types.all() {
+        schemas.insert(
+            named.name.into(),
+            schema::named(types, named, Refs::Components),
+        );
+    }
+    for action in CATALOG.actions() {
+        if let Some(properties) = schemas
+            .get_mut(&request_name(action))
+            .and_then(|r| r.get_mut("properties"))
+            .and_then(Value::as_object_mut)
+        {
+            for (name, typed) in [
+                ("body", body_schema(action)),
+                ("query", query_schema(action)),
+            ] {
+                if let Some(property) = properties.get_mut(name) {
+                    let description = property["description"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    *property = schema::described(typed, &description);
+                }
+            }
+        }
+        if let Some(result) = &action.result {
+            schemas.insert(
+                response_name(action),
+                json!({
+                    "type": "object",
+                    "description": format!("The answer of `{}`: Crisp's `data` in `result`.", action.slug),
+                    "properties": {
+                        "ok": { "type": "boolean", "description": "Always true on success." },
+                        "tool": { "type": "string", "description": format!("`{}`.", action.tool) },
+                        "result": schema::ty(types, result, Refs::Components),
+                    },
+                    "required": ["ok", "tool", "result"],
+                }),
+            );
+        }
+    }
+}
+
+/// The typed Crisp body; a free-form object where the catalog knows none (a write that sends
+/// no body still takes one, and passes it on).
+fn body_schema(action: &Action) -> Value {
+    match &action.body {
+        Some(ty) => schema::ty(CATALOG.types(), ty, Refs::Components),
+        None => schema::ty(
+            CATALOG.types(),
+            &crate::catalog::Ty::Object,
+            Refs::Components,
+        ),
+    }
+}
+
+/// The known query parameters, or the shared free-form `Query`.
+fn query_schema(action: &Action) -> Value {
+    match &action.query {
+        Some(ty) => schema::ty(CATALOG.types(), ty, Refs::Components),
+        None => json!({ "$ref": format!("#/components/schemas/{QUERY}") }),
+    }
 }
 
 /// `404` → `Error404`, `default` → `ErrorDefault`.
@@ -647,99 +753,16 @@ fn request_schema(action: &Action) -> RefOr<Schema> {
             // One shape per field, so generators write one clean type: the body is its typed
             // object and the query its object; the text forms the gateway also accepts are
             // described, not typed.
-            (ParamKind::Body, _) => body_object(action).description(Some(description)).into(),
-            (ParamKind::Query, _) => query_schema(&description),
+            // Stand-ins: the typed schemas are spliced into the serialized document (see
+            // `splice_types`).
+            (ParamKind::Body | ParamKind::Query, _) => any(&description),
         };
         object = object.property(param.name, schema);
-        if param.required || (param.kind == ParamKind::Body && body_required(action)) {
+        if param.required {
             object = object.required(param.name);
         }
     }
     object.into()
-}
-
-/// Whether the action's body has a field Crisp requires, so the body itself is required.
-fn body_required(action: &Action) -> bool {
-    body_fields(action).is_some_and(|fields| fields.iter().any(|f| !f.optional))
-}
-
-/// The query parameters: a reference to the shared free-form `Query` with the action's notes.
-fn query_schema(description: &str) -> RefOr<Schema> {
-    let mut query = Ref::from_schema_name(QUERY);
-    query.description = description.to_owned();
-    query.into()
-}
-
-fn body_object(action: &Action) -> ObjectBuilder {
-    let object = ObjectBuilder::new().description(Some("The Crisp request body."));
-    match body_fields(action) {
-        Some(fields) => with_fields(object, &fields),
-        None => object,
-    }
-}
-
-fn with_fields(mut object: ObjectBuilder, fields: &[Field]) -> ObjectBuilder {
-    for field in fields {
-        object = object.property(&field.name, field_schema(field));
-    }
-    object
-}
-
-fn field_schema(field: &Field) -> RefOr<Schema> {
-    let mut types = match &field.shape {
-        Shape::Any => None,
-        Shape::Bool => Some(vec![Type::Boolean]),
-        Shape::String | Shape::Enum(_) => Some(vec![Type::String]),
-        Shape::Object(_) => Some(vec![Type::Object]),
-        Shape::Array(_) => Some(vec![Type::Array]),
-    };
-    if field.nullable
-        && let Some(types) = &mut types
-    {
-        types.push(Type::Null);
-    }
-    let mut description = if field.optional {
-        "Optional.".to_owned()
-    } else {
-        "Named by the Crisp API reference.".to_owned()
-    };
-    if let Some(default) = &field.default {
-        description.push_str(&format!(" Defaults to `{default}`."));
-    }
-    if let Shape::Array(items) = &field.shape {
-        let items: RefOr<Schema> = match items {
-            Some(fields) => with_fields(ObjectBuilder::new(), fields).into(),
-            None => any("An item."),
-        };
-        let mut array = ArrayBuilder::new()
-            .items(items)
-            .description(Some(description));
-        if field.nullable {
-            array = array.schema_type(
-                [Type::Array, Type::Null]
-                    .into_iter()
-                    .collect::<SchemaType>(),
-            );
-        }
-        return array.into();
-    }
-    let mut object = match &field.shape {
-        Shape::Object(fields) => with_fields(ObjectBuilder::new(), fields),
-        _ => ObjectBuilder::new(),
-    };
-    object = object.schema_type(match types {
-        None => SchemaType::AnyValue,
-        Some(types) if types.len() == 1 => SchemaType::new(types[0].clone()),
-        Some(types) => types.into_iter().collect(),
-    });
-    if let Shape::Enum(choices) = &field.shape {
-        let mut values: Vec<Value> = choices.iter().map(|c| json!(c)).collect();
-        if field.nullable {
-            values.push(Value::Null);
-        }
-        object = object.enum_values(Some(values));
-    }
-    object.description(Some(description)).into()
 }
 
 #[cfg(test)]
@@ -792,20 +815,97 @@ mod tests {
             json!(["sessionID", "body"]),
             "a body with required fields is required"
         );
-        let body_fields = &send["properties"]["body"]["properties"];
+        // The body is the catalog's named type, a component generators name after it.
+        assert_eq!(
+            send["properties"]["body"]["$ref"],
+            "#/components/schemas/MessageNew"
+        );
+        let body_fields = &schemas["MessageNew"]["properties"];
         for name in ["type", "from", "origin", "content"] {
             assert!(body_fields.get(name).is_some(), "{name} in {body_fields}");
         }
-        let state = &schemas["ChangeConversationStateRequest"]["properties"]["body"];
-        assert_eq!(
-            state["properties"]["state"]["enum"],
-            json!(["pending", "unresolved", "resolved"])
-        );
+        let state = &schemas["ChangeConversationStateRequest"]["properties"]["body"]["$ref"];
+        let state = &schemas[state
+            .as_str()
+            .expect("ref")
+            .rsplit('/')
+            .next()
+            .expect("name")];
+        let state = &state["properties"]["state"]["$ref"];
+        let state = &schemas[state
+            .as_str()
+            .expect("ref")
+            .rsplit('/')
+            .next()
+            .expect("name")];
+        assert_eq!(state["enum"], json!(["pending", "unresolved", "resolved"]));
         let list = &schemas["ListConversationsRequest"]["properties"];
         assert!(list.get("query").is_some() && list.get("pageNumber").is_some());
         // openapi-typescript makes a property with a `default` required in its default mode.
         assert!(list["pageNumber"].get("default").is_none());
         assert_eq!(list["pageNumber"]["type"], "integer");
+    }
+
+    #[test]
+    fn results_are_typed_envelopes_and_legacy_actions_deprecated() {
+        let doc = json();
+        let schemas = &doc["components"]["schemas"];
+        let paths = &doc["paths"];
+        let create = &paths["/api/crisp/create/new/conversation"]["post"];
+        assert_eq!(
+            create["responses"]["200"]["content"][JSON]["schema"]["$ref"],
+            "#/components/schemas/CreateNewConversationResponse"
+        );
+        let envelope = &schemas["CreateNewConversationResponse"];
+        assert_eq!(envelope["required"], json!(["ok", "tool", "result"]));
+        let result = envelope["properties"]["result"]["$ref"]
+            .as_str()
+            .expect("ref");
+        let result = &schemas[result.rsplit('/').next().expect("name")];
+        assert_eq!(result["properties"]["session_id"]["type"], "string");
+        let mut typed = 0;
+        for action in CATALOG.actions() {
+            let op = &paths[&format!("/api/crisp/{}", action.slug)]["post"];
+            assert_eq!(op["deprecated"] == true, action.legacy, "{}", action.slug);
+            if action.legacy {
+                assert!(
+                    op["description"]
+                        .as_str()
+                        .expect("text")
+                        .contains("new Knowledge Base")
+                );
+            }
+            if action.result.is_some() {
+                typed += 1;
+                assert!(
+                    schemas.get(response_name(action)).is_some(),
+                    "{}",
+                    action.slug
+                );
+            }
+        }
+        assert!(typed >= 80, "{typed} typed results");
+    }
+
+    /// Every `$ref` names a component, and the gateway's own components do not shadow a
+    /// catalog type.
+    #[test]
+    fn references_resolve_and_names_are_unique() {
+        let doc = json();
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        let text = doc.to_string();
+        for piece in text.split("\"#/components/schemas/").skip(1) {
+            let name = &piece[..piece.find('"').expect("end")];
+            assert!(schemas.contains_key(name), "dangling reference to {name}");
+        }
+        let before = serde_json::to_value(document()).expect("document");
+        for named in CATALOG.types().all() {
+            assert!(
+                before["components"]["schemas"].get(named.name).is_none(),
+                "the catalog type {} clashes with a gateway component",
+                named.name
+            );
+        }
     }
 
     #[test]

@@ -111,7 +111,11 @@ pub fn named(types: &Types, named: &Named, refs: Refs) -> Value {
                     )
                 })
                 .collect();
-            let required: Vec<&str> = fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+            let required: Vec<&str> = fields
+                .iter()
+                .filter(|f| f.required)
+                .map(|f| f.name)
+                .collect();
             let mut object = json!({ "type": "object", "properties": properties });
             if !required.is_empty() {
                 object["required"] = json!(required);
@@ -153,7 +157,11 @@ pub fn reached<'t>(types: &'t Types, root: &Ty) -> BTreeMap<&'static str, &'t Na
 
 /// A self-contained schema whose `$defs` hold the named types `reach` reaches; `root` is the
 /// schema itself, written with [`Refs::Defs`].
-pub fn self_contained(types: &Types, mut root: Map<String, Value>, reach: &Ty) -> Map<String, Value> {
+pub fn self_contained(
+    types: &Types,
+    mut root: Map<String, Value>,
+    reach: &Ty,
+) -> Map<String, Value> {
     let defs: Map<String, Value> = reached(types, reach)
         .into_values()
         .map(|n| (n.name.to_owned(), named(types, n, Refs::Defs)))
