@@ -98,7 +98,6 @@ pub fn document() -> OpenApi {
                     .build(),
             ),
         )
-        .schema("SuccessEnvelope", envelope(any("The Crisp `data` of the answer.")))
         .schema(
             "ExistsEnvelope",
             envelope(Ref::from_schema_name("Exists").into()),
@@ -420,10 +419,8 @@ fn operation(action: &Action, request: &str) -> Operation {
         "ExistsEnvelope".to_owned()
     } else if action.route.is_none() {
         "AccountsEnvelope".to_owned()
-    } else if action.result.is_some() {
-        response_name(action)
     } else {
-        "SuccessEnvelope".to_owned()
+        response_name(action)
     };
     let mut responses = ResponsesBuilder::new().response(
         "200",
@@ -477,7 +474,8 @@ const LEGACY: &str = "Legacy: for websites not yet moved to Crisp's new Knowledg
 `helpdesk/locale/…` routes that Crisp's current clients no longer send); websites on the new \
 Knowledge Base use the `helpdesk/tree/…` and `helpdesk/page/…` actions. ";
 
-/// `list/conversations` → `ListConversationsResponse`: the success envelope with the typed result.
+/// `list/conversations` → `ListConversationsResponse`: the action's success envelope, with its
+/// result typed where the catalog knows the type.
 fn response_name(action: &Action) -> String {
     let request = request_name(action);
     format!("{}Response", request.trim_end_matches("Request"))
@@ -521,7 +519,13 @@ fn splice_types(doc: &mut Value) {
                 }
             }
         }
-        if let Some(result) = &action.result {
+        if action.route.is_some() && !action.is_head() {
+            let result = match &action.result {
+                Some(result) => schema::ty(types, result, Refs::Components),
+                None => json!({
+                    "description": "Crisp's `data`, as Crisp sent it (the catalog does not type this result yet).",
+                }),
+            };
             schemas.insert(
                 response_name(action),
                 json!({
@@ -530,7 +534,7 @@ fn splice_types(doc: &mut Value) {
                     "properties": {
                         "ok": { "type": "boolean", "description": "Always true on success." },
                         "tool": { "type": "string", "description": format!("`{}`.", action.tool) },
-                        "result": schema::ty(types, result, Refs::Components),
+                        "result": result,
                     },
                     "required": ["ok", "tool", "result"],
                 }),

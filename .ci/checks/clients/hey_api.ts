@@ -36,7 +36,8 @@ async function main(): Promise<void> {
       body: { type: "text", from: "operator", origin: "chat", content: "Hello from hey-api" },
     },
   });
-  check(typeof sent.data?.result.fingerprint === "number", "send/message/in/conversation gave a fingerprint");
+  const sentOk: boolean = sent.data?.ok ?? false;
+  check(sentOk, `send/message/in/conversation answered ${sent.response.status}`);
 
   const added = await crispAddNewPeopleProfile({
     body: { body: { email: "ada.hey@example.com", person: { nickname: "Ada Hey" } } },
