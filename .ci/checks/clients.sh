@@ -71,20 +71,32 @@ echo "-- generate the three clients with default options"
 mkdir -p "$work/ts"
 cp "$programs"/*.ts "$programs/tsconfig.json" "$work/ts/"
 ln -s "$tools/npm/node_modules" "$work/ts/node_modules"
-quiet "$bin_npm/openapi-typescript" "$spec" -o "$work/ts/schema.d.ts"
-quiet "$bin_npm/openapi-ts" -i "$spec" -o "$work/ts/hey-api"
-quiet "$tools/venv/bin/openapi-python-client" generate --path "$spec" \
-  --output-path "$work/py" --overwrite
+# In parallel: each generator is a single-threaded process.
+"$bin_npm/openapi-typescript" "$spec" -o "$work/ts/schema.d.ts" >"$work/gen-oat.log" 2>&1 &
+oat=$!
+"$bin_npm/openapi-ts" -i "$spec" -o "$work/ts/hey-api" >"$work/gen-hey.log" 2>&1 &
+hey=$!
+"$tools/venv/bin/openapi-python-client" generate --path "$spec" --output-path "$work/py" \
+  --overwrite >"$work/gen-py.log" 2>&1 &
+py=$!
+for job in "oat:$oat" "hey:$hey" "py:$py"; do
+  wait "${job#*:}" || { cat "$work/gen-${job%%:*}.log" >&2; echo "FAILED: generating ${job%%:*}" >&2; exit 1; }
+done
 cp "$programs/python_client.py" "$work/py/"
 echo "   generated $(elapsed)"
 
-echo "-- tsc --strict and mypy --strict"
-(cd "$work/ts" && quiet "$bin_npm/tsc" -p tsconfig.json --noEmit)
-(cd "$work/py" && quiet "$tools/venv/bin/mypy" --strict python_client.py)
+echo "-- tsc --strict (noEmitOnError) and mypy --strict"
+# tsc type-checks and emits in one run (noEmitOnError), in parallel with mypy.
+(cd "$work/ts" && "$bin_npm/tsc" -p tsconfig.json --outDir out >"$work/tsc.log" 2>&1) &
+tsc=$!
+(cd "$work/py" && "$tools/venv/bin/mypy" --strict --cache-dir "$tools/mypy-cache" python_client.py >"$work/mypy.log" 2>&1) &
+mypy=$!
+for job in "tsc:$tsc" "mypy:$mypy"; do
+  wait "${job#*:}" || { cat "$work/${job%%:*}.log" >&2; echo "FAILED: ${job%%:*}" >&2; exit 1; }
+done
 echo "   type-checked $(elapsed)"
 
 echo "-- run them against the gateway on the stateful sandbox"
-(cd "$work/ts" && quiet "$bin_npm/tsc" -p tsconfig.json --outDir out)
 
 export CRISP_GATEWAY_DATABASE_URL="sqlite://$work/gateway.db" RUST_LOG=warn
 sandbox_port=$(free_port)

@@ -98,6 +98,16 @@ pub fn described(mut schema: Value, description: &str) -> Value {
     schema
 }
 
+/// `ty|null`, one union deep.
+fn or_null(ty: &Ty) -> Ty {
+    let mut members = match ty {
+        Ty::Union(members) => members.clone(),
+        other => vec![other.clone()],
+    };
+    members.push(Ty::Null);
+    Ty::Union(members)
+}
+
 /// The schema a named type is defined by (a component, or an entry of `$defs`).
 pub fn named(types: &Types, named: &Named, refs: Refs) -> Value {
     let schema = match &named.shape {
@@ -105,10 +115,14 @@ pub fn named(types: &Types, named: &Named, refs: Refs) -> Value {
             let properties: Map<String, Value> = fields
                 .iter()
                 .map(|f| {
-                    (
-                        f.name.to_owned(),
-                        described(ty(types, &f.ty, refs), f.about),
-                    )
+                    // The catalog reads an optional field sent as `null` as left unset (that
+                    // is how Crisp and its clients write it), so the schema lets it be null.
+                    let schema = if f.required || f.ty.is_nullable() {
+                        ty(types, &f.ty, refs)
+                    } else {
+                        ty(types, &or_null(&f.ty), refs)
+                    };
+                    (f.name.to_owned(), described(schema, f.about))
                 })
                 .collect();
             let required: Vec<&str> = fields

@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   check(peopleId !== "", "add/new/people/profile gave a people_id");
 
   const profile = await crispGetPeopleProfile({ body: { peopleID: peopleId } });
-  const nickname: string | undefined = profile.data?.result.person?.nickname;
+  const nickname: string | null | undefined = profile.data?.result.person?.nickname;
   check(nickname === "Ada Hey", `get/people/profile reads the nickname (${nickname})`);
   console.log("hey-api: list, create, send and profile calls typed and answered");
 }

@@ -56,7 +56,7 @@ async function main(): Promise<void> {
   const profile = await client.POST("/api/crisp/get/people/profile", {
     body: { peopleID: peopleId },
   });
-  const nickname: string | undefined = profile.data?.result.person?.nickname;
+  const nickname: string | null | undefined = profile.data?.result.person?.nickname;
   check(nickname === "Ada TS", `get/people/profile reads the nickname (${nickname})`);
 
   const unauthorized = await createClient<paths>({

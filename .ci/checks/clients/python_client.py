@@ -38,7 +38,6 @@ from crisp_gateway_client.models import (
     SendMessageInConversationRequest,
     SendMessageInConversationResponse,
 )
-from crisp_gateway_client.types import Unset
 
 
 def check(condition: bool, what: str) -> None:
@@ -93,7 +92,7 @@ assert isinstance(people_id, str), added.result
 profile = crisp_get_people_profile.sync(client=client, body=GetPeopleProfileRequest(people_id=people_id))
 assert isinstance(profile, GetPeopleProfileResponse), profile
 person = profile.result.person
-nickname = None if isinstance(person, Unset) else person.nickname
+nickname = person.nickname if isinstance(person, PeoplePerson) else None
 check(nickname == "Ada Py", f"get/people/profile reads the nickname ({nickname})")
 
 unauthorized = crisp_list_conversations.sync(
