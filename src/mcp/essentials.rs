@@ -398,10 +398,12 @@ impl Essential {
                 return Err(self.unknown_field(action, &name));
             }
         }
+        // Path parameters only: `body` is assembled below from the named fields, and
+        // `call::args` says what a required body lacks.
         if let Some(param) = action
             .params
             .iter()
-            .find(|p| p.required && !out.contains_key(p.name))
+            .find(|p| p.required && p.kind == ParamKind::Path && !out.contains_key(p.name))
         {
             return Err(ApiError::bad_request(
                 Reason::MissingField,
