@@ -846,7 +846,12 @@ mod tests {
         let list = &schemas["ListConversationsRequest"]["properties"];
         assert!(list.get("query").is_some() && list.get("pageNumber").is_some());
         // openapi-typescript makes a property with a `default` required in its default mode.
-        assert!(list["pageNumber"].get("default").is_none());
+        for action in CATALOG.actions() {
+            let properties = &schemas[request_name(action)]["properties"];
+            for (name, property) in properties.as_object().expect("properties") {
+                assert!(property.get("default").is_none(), "{} {name}", action.slug);
+            }
+        }
         assert_eq!(list["pageNumber"]["type"], "integer");
     }
 
