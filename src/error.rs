@@ -95,6 +95,9 @@ reasons! {
     NoAccount => "no_account",
     /// 400: several accounts fit; the call must name one.
     AccountRequired => "account_required",
+    /// 403: the account's token tier may not call this route (as Crisp documents it, or as
+    /// Crisp answered).
+    TierNotAllowed => "tier_not_allowed",
 
     // Idempotency.
     /// 400: a malformed `Idempotency-Key`.
@@ -334,21 +337,32 @@ impl ApiError {
         }
     }
 
+    /// When to come back. Every 429 and 503 says so: one that knows no better asks for a second.
     pub fn retry_after(&self) -> Option<Duration> {
-        match self {
+        let known = match self {
             Self::Upstream(e) => e.retry_after,
             Self::RateLimited { retry_after }
             | Self::AuthThrottled { retry_after, .. }
             | Self::IdempotencyConflict { retry_after, .. } => Some(*retry_after),
-            Self::Overloaded => Some(Duration::from_secs(1)),
-            Self::StoreUnavailable(_) => Some(Duration::from_secs(1)),
             _ => None,
-        }
+        };
+        let status = self.status();
+        known.or_else(|| {
+            (status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE)
+                .then_some(Duration::from_secs(1))
+        })
+    }
+
+    /// [`Self::retry_after`] in whole seconds, rounded up: a client that waits that long must
+    /// find room.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        self.retry_after()
+            .map(|after| (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1))
     }
 
     /// The complete error envelope, as the caller sees it.
     pub fn to_body(&self, tool: Option<&str>, request_id: &str) -> serde_json::Value {
-        json!({
+        let mut body = json!({
             "ok": false,
             "tool": tool,
             "error": {
@@ -357,7 +371,12 @@ impl ApiError {
                 "message": self.message(),
                 "request_id": request_id,
             }
-        })
+        });
+        // The header's value in the body too, for clients (and agents) that see only the body.
+        if let Some(seconds) = self.retry_after_seconds() {
+            body["error"]["retry_after_seconds"] = seconds.into();
+        }
+        body
     }
 }
 
@@ -412,6 +431,7 @@ mod tests {
             ),
             (Reason::GatewayTimeout, "gateway_timeout"),
             (Reason::CrispUnreachable, "crisp_unreachable"),
+            (Reason::TierNotAllowed, "tier_not_allowed"),
         ] {
             assert_eq!(reason.as_str(), wire);
         }
@@ -439,5 +459,24 @@ mod tests {
             assert_eq!(err.reason(), "internal_error");
             assert_eq!(err.retry_after(), None);
         }
+    }
+
+    #[test]
+    fn every_429_and_503_body_says_when_to_retry() {
+        let limited = ApiError::RateLimited {
+            retry_after: Duration::from_millis(1500),
+        };
+        let body = limited.to_body(Some("crisp_list_conversations"), "r1");
+        assert_eq!(body["error"]["retry_after_seconds"], 2, "rounded up");
+        for err in [
+            ApiError::Overloaded,
+            ApiError::from(StoreError::Other(sqlx::Error::PoolTimedOut)),
+        ] {
+            let body = err.to_body(None, "r");
+            assert_eq!(body["error"]["retry_after_seconds"], 1, "{err:?}");
+        }
+        let plain =
+            ApiError::bad_request(Reason::MissingField, "`x` is required").to_body(None, "r");
+        assert!(plain["error"].get("retry_after_seconds").is_none());
     }
 }

@@ -115,6 +115,60 @@ try {
     assert.equal(settings.chatbox.file_transfer, true);
   });
 
+  await check("create, get, save, list and delete a team", async () => {
+    const operators = await client.website.listWebsiteOperators(website);
+    const owner = operators[0].details.user_id;
+    const created = await client.website.createNewTeam(website, {
+      name: "Sales", emoji: "💰", operators: [owner],
+    });
+    assert.match(created.team_id, /^[0-9a-f-]{36}$/);
+    await client.website.checkTeamExists(website, created.team_id);
+    const team = await client.website.getTeam(website, created.team_id);
+    assert.deepEqual([team.name, team.emoji, team.operators], ["Sales", "💰", [owner]]);
+    await client.website.saveTeam(website, created.team_id, { name: "Sales EU", operators: [] });
+    const teams = await client.website.listTeams(website, 1);
+    assert.ok(teams.some((t) => t.team_id === created.team_id && t.name === "Sales EU"));
+    await client.website.deleteTeam(website, created.team_id);
+    await assert.rejects(
+      client.website.getTeam(website, created.team_id),
+      (e) => e.code === 404 && e.message === "not_found"
+    );
+  });
+
+  await check("the Knowledge Base tree: path, content, metadata, list, history", async () => {
+    const seeded = await client.website.listHelpdeskTree(website, "en", "articles", 1);
+    assert.ok(seeded.some((entry) => entry.slug === "getting-started"));
+    await client.website.createHelpdeskTreePath(website, "en", "guides", "setup");
+    const entry = await client.website.resolveHelpdeskTreePath(website, "en", "guides", "setup");
+    assert.equal(entry.slug, "setup");
+    await client.website.saveHelpdeskTreeContent(website, "en", "guides", "setup", "# Setup");
+    const content = await client.website.resolveHelpdeskTreeContent(website, "en", "guides", "setup");
+    assert.equal(content.content, "# Setup");
+    await client.website.updateHelpdeskTreeMetadata(website, "en", "guides", "setup", {
+      title: "Set up", state: { published: true },
+    });
+    const metadata = await client.website.resolveHelpdeskTreeMetadata(website, "en", "guides", "setup");
+    assert.deepEqual([metadata.title, metadata.state.published], ["Set up", true]);
+    const pages = await client.website.listHelpdeskPages(website, "en", "guides", 1);
+    assert.equal(pages[0].title, "Set up");
+    const changes = await client.website.listHelpdeskHistoryChanges(website, 1, "en", "guides");
+    assert.equal(changes.length, 3);
+    const change = await client.website.resolveHelpdeskHistoryChange(website, changes[0].change_id);
+    assert.equal(change.files[0].path, "setup");
+    await client.website.deleteHelpdeskTreePath(website, "en", "guides", "setup");
+    await assert.rejects(
+      client.website.resolveHelpdeskTreePath(website, "en", "guides", "setup"),
+      (e) => e.code === 404 && e.message === "not_found"
+    );
+  });
+
+  await check("a user-tier route is refused to a website token as Crisp does", async () => {
+    await assert.rejects(
+      client.website.createWebsite({ name: "Nope", domain: "nope.example" }),
+      (e) => e.code === 403 && e.message === "restricted_route_tier"
+    );
+  });
+
   await check("a wrong tier is refused", async () => {
     const other = new Crisp();
     other.setRestHost(host);

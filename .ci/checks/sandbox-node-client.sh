@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Proves the sandbox's fidelity with a client nobody here wrote: Crisp's official Node client
-# (crisp-api, pinned) runs everyday calls against `crisp-gateway sandbox`.
+# (crisp-api, pinned) runs everyday calls, teams, the Knowledge Base tree and a tier refusal
+# against `crisp-gateway sandbox`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-CRISP_API_VERSION=10.10.6
+CRISP_API_VERSION=11.3.0
 tools=target/ci-tools/node-client
 if [ ! -f "$tools/node_modules/crisp-api/package.json" ] ||
    ! grep -q "\"version\": \"$CRISP_API_VERSION\"" "$tools/node_modules/crisp-api/package.json"; then

@@ -1,7 +1,9 @@
 //! A workspace's Crisp accounts as requests use them: decrypted once, cached, picked per call.
 
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -36,6 +38,29 @@ pub struct Account {
     /// The websites calls may name in `websiteID`: its own first, then those the operator
     /// allowed. Checked per call from this cached list, never from the database.
     pub websites: Box<[String]>,
+    /// Whether Crisp has accepted these credentials in this process.
+    pub proven: Proven,
+}
+
+/// Whether Crisp has answered a call of an account with success in this process: what tells
+/// Crisp's refusal of a route to the token's tier from a wrong key, without a database round
+/// trip. Every copy of an account built from the same credentials and tier shares one flag
+/// (`AccountCache` keeps them), so a cache refill keeps it and new credentials start unproven.
+#[derive(Debug, Clone, Default)]
+pub struct Proven(Arc<AtomicBool>);
+
+impl Proven {
+    /// Crisp answered a call with these credentials with a 2xx.
+    pub fn mark(&self) {
+        // A load first: after the first success the flag is only read, its cache line shared.
+        if !self.0.load(Ordering::Relaxed) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl fmt::Debug for Account {
@@ -76,6 +101,7 @@ impl Account {
             is_default: record.is_default,
             authorization: basic_auth(&record.identifier, &key),
             websites: websites_of(record).into(),
+            proven: Proven::default(),
         })
     }
 
@@ -146,6 +172,10 @@ pub struct AccountCache {
     store: Arc<dyn Store>,
     vault: Vault,
     cache: Cache<WorkspaceId, Arc<[Arc<Account>]>, foldhash::fast::RandomState>,
+    /// Each account's `Proven` flag, keyed by its id and a fingerprint of its credentials and
+    /// tier (seeded per process): outlives the cache entries, forgets changed credentials.
+    proven: Cache<(AccountId, u64), Proven, foldhash::fast::RandomState>,
+    fingerprints: foldhash::fast::RandomState,
 }
 
 impl AccountCache {
@@ -157,7 +187,20 @@ impl AccountCache {
                 .max_capacity(100_000)
                 .time_to_live(ttl)
                 .build_with_hasher(foldhash::fast::RandomState::default()),
+            proven: Cache::builder()
+                .max_capacity(100_000)
+                .build_with_hasher(foldhash::fast::RandomState::default()),
+            fingerprints: foldhash::fast::RandomState::default(),
         }
+    }
+
+    /// The shared `Proven` flag of these credentials and tier.
+    fn proven_flag(&self, account: &Account) -> Proven {
+        let fingerprint = self
+            .fingerprints
+            .hash_one((account.authorization.as_bytes(), account.tier.as_str()));
+        self.proven
+            .get_with((account.id.clone(), fingerprint), Proven::default)
     }
 
     pub async fn for_workspace(
@@ -172,7 +215,12 @@ impl AccountCache {
         let records = self.store.list_accounts(Some(workspace_id)).await?;
         let accounts: Arc<[Arc<Account>]> = records
             .iter()
-            .map(|r| Account::from_record(r, &self.vault).map(Arc::new))
+            .map(|r| {
+                Account::from_record(r, &self.vault).map(|mut account| {
+                    account.proven = self.proven_flag(&account);
+                    Arc::new(account)
+                })
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(ApiError::Internal)?
             .into();

@@ -2,20 +2,28 @@
 //! plain words (wrong key, wrong tier, plugin not installed, unknown website), for
 //! `account test` and `doctor`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::accounts::{Account, Tier};
 use crate::catalog::CATALOG;
 use crate::forward::{CrispClient, UpstreamError, UpstreamRequest};
 
-/// The catalog action an account check calls: reading the website is cheap, needs only the
-/// website id, and is answered for every tier that may use the website.
+/// The catalog action an account check calls: reading the website is cheap and needs only the
+/// website id. Crisp documents it for the user and plugin tiers only, so a website-tier account
+/// reads the website's settings instead ([`FALLBACK_PROBE_ACTION`]).
 pub const PROBE_ACTION: &str = "get/website";
+
+/// The probe for a tier [`PROBE_ACTION`] is not documented for: open to every tier.
+pub const FALLBACK_PROBE_ACTION: &str = "get/website/settings";
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Works,
+    /// Crisp knows the token but does not open the probe's route to its tier
+    /// (`restricted_route_tier`): the credentials work, the website id went unchecked.
+    ProbeRestricted,
     /// Crisp refused the pair with every tier.
     WrongKey,
     /// Crisp refused the pair with the stored tier but accepted it with this one.
@@ -33,7 +41,7 @@ pub enum Verdict {
 
 impl Verdict {
     pub fn works(&self) -> bool {
-        *self == Self::Works
+        matches!(self, Self::Works | Self::ProbeRestricted)
     }
 }
 
@@ -45,6 +53,13 @@ pub struct Report<'a> {
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.verdict_text(f)?;
+        write!(f, "\n  {}", tier_reach(self.account.tier))
+    }
+}
+
+impl Report<'_> {
+    fn verdict_text(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = self.account;
         let readd = format!(
             "crisp-gateway account remove {} --workspace WORKSPACE, then account add … --label {}",
@@ -54,6 +69,12 @@ impl fmt::Display for Report<'_> {
             Verdict::Works => write!(
                 f,
                 "the identifier/key pair, the tier `{}` and the website id `{}` work",
+                a.tier, a.website_id
+            ),
+            Verdict::ProbeRestricted => write!(
+                f,
+                "Crisp knows the identifier/key pair, but does not open `{PROBE_ACTION}` to tier `{}` \
+                 (restricted_route_tier), so the website id `{}` went unchecked",
                 a.tier, a.website_id
             ),
             Verdict::WrongKey => write!(
@@ -100,8 +121,48 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+/// What an account of this tier may call, from the catalog's documented tiers: the domains
+/// with an action open to it, and, by domain, the actions Crisp documents for other tiers only.
+pub fn tier_reach(tier: Tier) -> String {
+    let routed = || CATALOG.actions().iter().filter(|a| a.route.is_some());
+    let mut opens: Vec<&str> = routed()
+        .filter(|a| a.allows(tier))
+        .map(|a| a.domain)
+        .collect();
+    opens.sort_unstable();
+    opens.dedup();
+    let mut closed: BTreeMap<(&str, String), Vec<&str>> = BTreeMap::new();
+    for action in routed().filter(|a| !a.allows(tier)) {
+        let needs: Vec<&str> = action.tiers.iter().map(|t| t.as_str()).collect();
+        closed
+            .entry((action.domain, needs.join(" or ")))
+            .or_default()
+            .push(action.slug);
+    }
+    let mut text = format!("tier `{tier}` opens: {}", opens.join(", "));
+    if closed.is_empty() {
+        text.push_str(" (every action)");
+    } else {
+        let refused: Vec<String> = closed
+            .iter()
+            .map(|((domain, needs), slugs)| {
+                format!("{domain}: {} (tier {needs})", slugs.join(", "))
+            })
+            .collect();
+        text.push_str(&format!(
+            "; not open to it, as Crisp documents: {}",
+            refused.join("; ")
+        ));
+    }
+    text
+}
+
 fn probe(account: &Account) -> Option<UpstreamRequest> {
-    let route = CATALOG.get(PROBE_ACTION)?.route.as_ref()?;
+    let action = CATALOG
+        .get(PROBE_ACTION)
+        .filter(|a| a.allows(account.tier))
+        .or_else(|| CATALOG.get(FALLBACK_PROBE_ACTION))?;
+    let route = action.route.as_ref()?;
     Some(UpstreamRequest {
         method: route.method,
         path: route.path.render(|_| &account.website_id),
@@ -125,6 +186,8 @@ pub async fn test_account(client: &CrispClient, account: &Account) -> Verdict {
                 }
                 let mut other = account.clone();
                 other.tier = tier;
+                // A success with another tier proves that tier, not the account as stored.
+                other.proven = Default::default();
                 match client.probe(&other, &request, "account-test").await {
                     Err(UpstreamError::Unauthorized { .. }) => {}
                     // Anything past authentication means the pair is valid for this tier.
@@ -133,6 +196,7 @@ pub async fn test_account(client: &CrispClient, account: &Account) -> Verdict {
             }
             Verdict::WrongKey
         }
+        Err(UpstreamError::TierRestricted { .. }) => Verdict::ProbeRestricted,
         Err(UpstreamError::Rejected { reason, .. }) if reason == "not_subscribed" => {
             Verdict::NotSubscribed
         }

@@ -20,6 +20,10 @@ pub struct Args {
     pub path: Vec<(&'static str, String)>,
     /// The upstream JSON body, serialised.
     pub body: Option<Bytes>,
+    /// Why the body does not fit the catalog's type for it (a missing required field, a wrong
+    /// type). `call` raises it as `invalid_body` once the key's scope allows the call, so a key
+    /// that may not make the call is refused for that first.
+    pub body_problem: Option<String>,
     pub query: Vec<(String, String)>,
 }
 
@@ -122,12 +126,16 @@ pub fn from_object(action: &Action, object: Map<String, Value>) -> Result<Args, 
                 check_segment(action, param.name, &text)?;
                 args.path.push((param.name, text));
             }
-            ParamKind::Body => args.body = body(action, value)?,
+            ParamKind::Body => {
+                let (bytes, problem) = body(action, value)?;
+                args.body = bytes;
+                args.body_problem = problem;
+            }
             ParamKind::Query => args.query = query(action, value)?,
         }
     }
     if action.body_required && args.body.is_none() {
-        return Err(missing_body(action));
+        args.body_problem = Some(missing_body(action));
     }
     for param in action
         .params
@@ -152,7 +160,7 @@ pub fn from_object(action: &Action, object: Map<String, Value>) -> Result<Args, 
     Ok(args)
 }
 
-fn missing_body(action: &Action) -> ApiError {
+fn missing_body(action: &Action) -> String {
     let types = CATALOG.types();
     let required = action
         .body
@@ -170,39 +178,24 @@ fn missing_body(action: &Action) -> ApiError {
             other => types.describe(other),
         })
         .unwrap_or_default();
-    invalid(
-        Reason::InvalidBody,
-        format!(
-            "`{}` needs `body`: Crisp requires {required}. `GET /api/crisp/_endpoints` and the OpenAPI document list every field.",
-            action.slug
-        ),
+    format!(
+        "`{}` needs `body`: Crisp requires {required}. The OpenAPI document (`/openapi.json`) lists every field.",
+        action.slug
     )
 }
 
 /// Checks a body against the catalog's type before Crisp sees it, so a missing field or a
 /// wrong type is named here rather than lost in Crisp's terser refusal.
-fn check_body(action: &Action, value: &Value) -> Result<(), ApiError> {
-    let Some(ty) = &action.body else {
-        return Ok(());
-    };
-    CATALOG.types().check(ty, value, "body").map_err(|mismatch| {
-        let hint = if mismatch.found == "missing" {
-            format!("`{}` is required", mismatch.path)
-        } else {
-            mismatch.to_string()
-        };
-        invalid(
-            Reason::InvalidBody,
-            format!(
-                "{hint} by `{}` (expected {}). Fields the catalog does not list pass through unchecked.",
-                action.slug,
-                if mismatch.found == "missing" {
-                    mismatch.expected.clone()
-                } else {
-                    format!("{}, found {}", mismatch.expected, mismatch.found)
-                }
-            ),
+fn body_problem(action: &Action, value: &Value) -> Option<String> {
+    let ty = action.body.as_ref()?;
+    let mismatch = CATALOG.types().check(ty, value, "body").err()?;
+    Some(if mismatch.found == "missing" {
+        format!(
+            "`{}` is missing: `{}` requires it ({}).",
+            mismatch.path, action.slug, mismatch.expected
         )
+    } else {
+        format!("{mismatch} (`{}`).", action.slug)
     })
 }
 
@@ -279,9 +272,10 @@ fn check_segment(action: &Action, name: &str, value: &str) -> Result<(), ApiErro
     Ok(())
 }
 
-fn body(action: &Action, value: Value) -> Result<Option<Bytes>, ApiError> {
+/// The serialised body, and why it does not fit its type if it does not.
+fn body(action: &Action, value: Value) -> Result<(Option<Bytes>, Option<String>), ApiError> {
     let value = match value {
-        Value::String(text) if text.trim().is_empty() => return Ok(None),
+        Value::String(text) if text.trim().is_empty() => return Ok((None, None)),
         Value::String(text) => serde_json::from_str::<Value>(&text).map_err(|e| {
             invalid(
                 Reason::InvalidBody,
@@ -295,8 +289,8 @@ fn body(action: &Action, value: Value) -> Result<Option<Bytes>, ApiError> {
     };
     match value {
         Value::Object(_) | Value::Array(_) => {
-            check_body(action, &value)?;
-            Ok(Some(Bytes::from(value.to_string())))
+            let problem = body_problem(action, &value);
+            Ok((Some(Bytes::from(value.to_string())), problem))
         }
         other => Err(invalid(
             Reason::InvalidBody,
@@ -491,6 +485,41 @@ mod tests {
         assert_eq!(
             reason(parse(send, br#"{"sessionID":"s","body":7}"#).expect_err("scalar body")).0,
             "invalid_body"
+        );
+    }
+
+    #[test]
+    fn bodies_are_checked_against_their_type() {
+        let send = action("send/message/in/conversation");
+        let problem = |raw: &[u8]| parse(send, raw).expect("parses").body_problem;
+        assert_eq!(
+            problem(br#"{"sessionID":"s","body":{"type":"text","from":"operator","origin":"chat","content":"Hi","extra":1}}"#),
+            None,
+            "a complete body passes, unknown fields included"
+        );
+        let missing = problem(br#"{"sessionID":"s"}"#).expect("body is required");
+        assert!(
+            missing.contains("needs `body`") && missing.contains("`type`"),
+            "{missing}"
+        );
+        let field = problem(
+            br#"{"sessionID":"s","body":{"type":"text","from":"operator","content":"Hi"}}"#,
+        )
+        .expect("origin is required");
+        assert!(field.starts_with("`body.origin` is missing"), "{field}");
+        let wrong = problem(br#"{"sessionID":"s","body":{"type":"txt","from":"operator","origin":"chat","content":"Hi"}}"#)
+            .expect("type is an enum");
+        assert!(
+            wrong.contains("`body.type` must be one of \"text\""),
+            "{wrong}"
+        );
+        // A write that sends no body needs none.
+        let dispatch = action("dispatch/campaign");
+        assert_eq!(
+            parse(dispatch, br#"{"campaignID":"c"}"#)
+                .expect("parses")
+                .body_problem,
+            None
         );
     }
 }

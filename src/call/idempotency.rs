@@ -199,7 +199,7 @@ async fn send_claimed(
     let result = sent
         .outcome
         .map(|reply| envelope(action, reply))
-        .map_err(ApiError::from);
+        .map_err(|e| super::tier::answer(action, upstream.account, e));
     let settled = match settlement(&result, sent.may_have_acted) {
         Settlement::Done => {
             let (status, body) = match &result {

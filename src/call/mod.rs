@@ -4,6 +4,8 @@ pub mod args;
 mod envelope;
 pub mod idempotency;
 pub mod report;
+pub mod shape;
+mod tier;
 
 use bytes::Bytes;
 
@@ -143,7 +145,7 @@ async fn run(
     app: &Services<'_>,
     principal: &Principal,
     action: &Action,
-    args: Args,
+    mut args: Args,
     options: Options<'_>,
     started: std::time::Instant,
     trace: &mut Trace,
@@ -162,11 +164,16 @@ async fn run(
         .pick(&principal.workspace_id, args.account.as_deref())
         .await?;
     trace.account_id = Some(account.id.clone());
+    tier::check(action, &account)?;
     if action.param("websiteID").is_some() {
         let website = args.path_value("websiteID").unwrap_or(&account.website_id);
         // The key's own narrowing first: it is what the caller can change.
         principal.scope.check_website(website)?;
         account.check_website(website)?;
+    }
+    // After every refusal about who may call what: those say more than a body's detail.
+    if let Some(problem) = args.body_problem.take() {
+        return Err(ApiError::bad_request(Reason::InvalidBody, problem));
     }
     // Measured only when the values could make it long; the bound leaves room for the
     // route's own text and the base URL.
@@ -213,7 +220,8 @@ async fn run(
         )
         .await;
     trace.upstream_status = upstream_status(&reply);
-    Ok(Answer::Fresh(envelope(action, reply?)))
+    let reply = reply.map_err(|e| tier::answer(action, &account, e))?;
+    Ok(Answer::Fresh(envelope(action, reply)))
 }
 
 /// A call ready to leave for Crisp.

@@ -4,6 +4,7 @@
 //! Everything that lists or routes actions (the `/api/crisp/<action>` handler, `_endpoints`,
 //! the sandbox) reads this one table; nothing restates an action by hand.
 
+pub mod search;
 mod template;
 mod types;
 
@@ -146,6 +147,42 @@ impl Action {
         self.tiers.is_empty() || self.tiers.contains(&tier)
     }
 
+    /// One paragraph for tool lists and discovery: the title, the Crisp route, and what a
+    /// caller must know before calling (legacy Knowledge Base, documented tiers, Crisp's notes).
+    pub fn description(&self) -> String {
+        let mut text = self.title.to_owned();
+        match &self.route {
+            Some(route) => {
+                text.push_str(&format!(
+                    " — Crisp {} {}.",
+                    route.method.as_str(),
+                    route.path.as_str()
+                ));
+                if self.is_head() {
+                    text.push_str(" Answers {\"exists\":true|false}.");
+                }
+            }
+            None => text
+                .push_str(" — answered by the gateway: the workspace's connected Crisp accounts."),
+        }
+        if self.legacy {
+            text.push(' ');
+            text.push_str(LEGACY_NOTE);
+        }
+        if !self.tiers.is_empty() {
+            let tiers: Vec<&str> = self.tiers.iter().map(|t| t.as_str()).collect();
+            text.push_str(&format!(
+                " Crisp token tiers: {} (an account of another tier is refused).",
+                tiers.join(", ")
+            ));
+        }
+        if let Some(notes) = self.notes {
+            text.push_str(" Notes: ");
+            text.push_str(notes);
+        }
+        text
+    }
+
     /// A Crisp HEAD call answers with existence only.
     pub fn is_head(&self) -> bool {
         self.route
@@ -153,6 +190,11 @@ impl Action {
             .is_some_and(|r| r.method == Method::Head)
     }
 }
+
+/// What every legacy action's description says first.
+pub const LEGACY_NOTE: &str = "For websites not yet moved to Crisp's new Knowledge Base: Crisp's \
+    current API no longer has this route; websites on the new Knowledge Base use the helpdesk \
+    tree, page and history actions.";
 
 /// The path under which every action is served: `POST /api/crisp/<slug>`.
 pub const ACTION_PATH: &str = "/api/crisp/";
@@ -295,6 +337,14 @@ impl Catalog {
         &self.actions
     }
 
+    /// Every action, today's API first and the legacy Knowledge Base actions last (each group
+    /// in catalog order): the order lists for people and agents use.
+    pub fn current_first(&self) -> impl Iterator<Item = &Action> {
+        let (current, legacy): (Vec<&Action>, Vec<&Action>) =
+            self.actions.iter().partition(|a| !a.legacy);
+        current.into_iter().chain(legacy)
+    }
+
     /// The named types that bodies, results and queries refer to.
     pub fn types(&self) -> &Types {
         &self.types
@@ -310,38 +360,11 @@ impl Catalog {
             .or_else(|| self.by_tool.get(slug_or_tool).map(|&i| &self.actions[i]))
     }
 
-    /// The slugs closest to a mistyped one, best first, for "did you mean" messages.
+    /// The slugs closest to a mistyped one, best first, for "did you mean" messages: the
+    /// same ranking as the action search.
     pub fn closest(&self, wanted: &str, limit: usize) -> Vec<&'static str> {
-        // An edit distance against every action costs the product of the lengths: a text far
-        // longer than any action name is near none of them.
-        if wanted.len() > 128 {
-            return Vec::new();
-        }
-        let wanted = wanted.trim_matches('/').to_ascii_lowercase();
-        let mut scored: Vec<(usize, &'static str)> = self
-            .actions
-            .iter()
-            .map(|a| (slug_distance(&wanted, a.slug), a.slug))
-            .collect();
-        scored.sort();
-        scored.into_iter().take(limit).map(|(_, s)| s).collect()
+        search::closest(wanted, limit)
     }
-}
-
-/// Distance between slugs: edit distance over whole words, then characters, so that
-/// `list/conversation` is near `list/conversations` and `conversations/list` is still found.
-fn slug_distance(wanted: &str, slug: &str) -> usize {
-    let words_wanted: Vec<&str> = wanted.split(['/', '_', '-', ' ']).collect();
-    let words_slug: Vec<&str> = slug.split('/').collect();
-    let missing = words_wanted
-        .iter()
-        .filter(|w| !words_slug.contains(w))
-        .count()
-        + words_slug
-            .iter()
-            .filter(|w| !words_wanted.contains(w))
-            .count();
-    missing * 4 + crate::kernel::text::edit_distance(wanted, slug)
 }
 
 pub fn tool_id(slug: &str) -> String {

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 
 use crate::accounts::{Account, Tier};
 use crate::admin::checks;
@@ -31,9 +31,10 @@ pub enum AccountCommand {
         /// The website id calls default to (also read from CRISP_WEBSITE_ID).
         #[arg(long, env = "CRISP_WEBSITE_ID")]
         website_id: String,
-        /// `website` for tokens made in Crisp's workspace settings, `plugin` for Marketplace tokens.
-        #[arg(long, default_value = "website")]
-        tier: Tier,
+        /// The tier of the token, sent as `X-Crisp-Tier`; `account test` shows which actions
+        /// it opens.
+        #[arg(long, value_enum, default_value_t = TierArg::Website)]
+        tier: TierArg,
         /// Make this the workspace's default account.
         #[arg(long)]
         default: bool,
@@ -60,8 +61,9 @@ pub enum AccountCommand {
         label: Option<String>,
         #[arg(long)]
         website_id: Option<String>,
-        #[arg(long)]
-        tier: Option<Tier>,
+        /// A new tier for the token, sent as `X-Crisp-Tier`.
+        #[arg(long, value_enum)]
+        tier: Option<TierArg>,
         #[arg(long)]
         identifier: Option<String>,
         /// Make this the workspace's default account.
@@ -92,6 +94,27 @@ pub enum AccountCommand {
     },
 }
 
+/// A token tier as `--tier` takes it, each with the line `--help` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TierArg {
+    /// An operator's own keypair, from the user session of Crisp's app (app.crisp.chat).
+    User,
+    /// A token made in Crisp: Settings → Workspace Settings → Advanced configuration → API Token.
+    Website,
+    /// A Marketplace plugin token (marketplace.crisp.chat → Plugins → Tokens), installed on the website.
+    Plugin,
+}
+
+impl From<TierArg> for Tier {
+    fn from(tier: TierArg) -> Self {
+        match tier {
+            TierArg::User => Tier::User,
+            TierArg::Website => Tier::Website,
+            TierArg::Plugin => Tier::Plugin,
+        }
+    }
+}
+
 pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountCommand) -> CliResult {
     match command {
         AccountCommand::Add {
@@ -120,7 +143,7 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                     label: &label,
                     identifier: &identifier,
                     website_id: &website_id,
-                    tier,
+                    tier: tier.into(),
                     is_default: default,
                     key: &key,
                 },
@@ -212,7 +235,7 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             let update = AccountUpdate {
                 label,
                 website_id,
-                tier,
+                tier: tier.map(Tier::from),
                 is_default: default.then_some(true),
                 identifier,
                 sealed_key,

@@ -30,8 +30,9 @@ pub struct SandboxArgs {
     /// The share of calls answered with a 500, e.g. `0.05`.
     #[arg(long, default_value_t = 0.0, value_parser = crate::sandbox::parse_error_rate)]
     error_rate: f64,
-    /// Keep no state: every catalog route answers a well-formed empty envelope (credentials are
-    /// still checked), for client tests that check shapes rather than data.
+    /// Keep no state: every catalog route answers a well-formed envelope with the least value of
+    /// its result type (credentials and tiers are still checked), for client tests that check
+    /// shapes rather than data.
     #[arg(long, conflicts_with = "seed")]
     stateless: bool,
 }

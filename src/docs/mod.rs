@@ -193,8 +193,9 @@ mod tests {
             let Value::Object(example) = example_request(action) else {
                 panic!("{} example is not an object", action.slug);
             };
-            crate::call::args::from_object(action, example)
+            let args = crate::call::args::from_object(action, example)
                 .unwrap_or_else(|e| panic!("{}: {}", action.slug, e.message()));
+            assert_eq!(args.body_problem, None, "{}", action.slug);
         }
     }
 

@@ -240,13 +240,17 @@ impl CrispClient {
                 e => UpstreamError::Unreachable(e),
             })?;
         let retry_after = reply::retry_after(&answer.headers);
-        reply::interpret(
+        let reply = reply::interpret(
             request.method,
             answer.status,
             retry_after,
             answer.body,
             account,
-        )
+        );
+        if (200..300).contains(&answer.status) && reply.is_ok() {
+            account.proven.mark();
+        }
+        reply
     }
 }
 

@@ -43,6 +43,10 @@ pub enum UpstreamError {
     Unauthorized { account: String },
     #[error("crisp forbade the call for account {account}")]
     Forbidden { account: String, detail: String },
+    /// Crisp refused the route to the token's tier (`restricted_route_tier`, whatever the
+    /// status): the account needs another tier, not other credentials.
+    #[error("crisp refused the route to the tier of account {account} ({status})")]
+    TierRestricted { status: u16, account: String },
     #[error("crisp rate-limited the call ({status})")]
     RateLimited {
         status: u16,
@@ -95,6 +99,7 @@ impl UpstreamError {
             }
             Self::RateLimited { .. } | Self::AccountBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::TierRestricted { .. } => StatusCode::FORBIDDEN,
             Self::Unauthorized { .. }
             | Self::Forbidden { .. }
             | Self::ServerError { .. }
@@ -109,6 +114,7 @@ impl UpstreamError {
             Self::Rejected { reason, .. } => reason,
             Self::Unauthorized { .. } => Reason::CrispUnauthorized.as_str(),
             Self::Forbidden { .. } => Reason::CrispForbidden.as_str(),
+            Self::TierRestricted { .. } => Reason::TierNotAllowed.as_str(),
             Self::RateLimited { .. } => Reason::CrispRateLimited.as_str(),
             Self::AccountBusy { .. } => Reason::AccountBusy.as_str(),
             Self::ServerError { .. } => Reason::CrispServerError.as_str(),
@@ -130,6 +136,11 @@ impl UpstreamError {
             Self::Forbidden { account, detail } => format!(
                 "Crisp forbade this call for account `{account}` ({detail}): the token lacks a scope or \
                  tier this route needs, or is not allowed on this website."
+            ),
+            Self::TierRestricted { account, status } => format!(
+                "Crisp refused this route to the tier of account `{account}` (HTTP {status} \
+                 restricted_route_tier): link an account of a tier the route accepts with \
+                 `crisp-gateway account add --tier user|website|plugin …` and name it in `account`."
             ),
             Self::RateLimited { .. } => {
                 "Crisp is rate-limiting this account; wait for the Retry-After delay, then retry."
@@ -181,6 +192,7 @@ impl UpstreamError {
     pub fn upstream_status(&self) -> Option<u16> {
         match self {
             Self::Rejected { status, .. }
+            | Self::TierRestricted { status, .. }
             | Self::RateLimited { status, .. }
             | Self::ServerError { status }
             | Self::InvalidResponse { status }
@@ -206,6 +218,9 @@ impl UpstreamError {
 fn reason(envelope: &super::scan::Fields<'_>) -> Option<String> {
     serde_json::from_slice(envelope.reason?).ok()
 }
+
+/// Crisp's reason for a route its token's tier may not call.
+const TIER_REFUSAL: &str = "restricted_route_tier";
 
 /// The longest text of Crisp's passed on to a caller.
 const MAX_CRISP_TEXT: usize = 1024;
@@ -315,6 +330,14 @@ pub fn interpret(
         }
     }
     let envelope = super::scan::envelope(&body);
+    if (400..=499).contains(&status)
+        && envelope.as_ref().and_then(reason).as_deref() == Some(TIER_REFUSAL)
+    {
+        return Err(UpstreamError::TierRestricted {
+            status,
+            account: account.label.clone(),
+        });
+    }
     match status {
         200..=299 => {
             let envelope = envelope.ok_or(UpstreamError::InvalidResponse { status })?;
@@ -382,6 +405,7 @@ mod tests {
             tier: crate::accounts::Tier::Website,
             is_default: true,
             authorization: http::HeaderValue::from_str(&format!("Basic {token}")).expect("header"),
+            proven: Default::default(),
         }
     }
 

@@ -11,10 +11,14 @@ use crate::app::AppState;
 use crate::docs::{LLMS_TXT, OPENAPI_JSON, POSTMAN_JSON};
 
 pub fn routes() -> Router<AppState> {
+    // Several hundred operations: a filter box (by tag) and a link per operation
+    // (`/docs#/conversations/crisp_list_conversations`) make one findable and shareable.
     let ui = SwaggerUi::new("/docs").config(
         Config::new(["/openapi.json"])
             .persist_authorization(true)
-            .display_operation_id(true),
+            .display_operation_id(true)
+            .filter(true)
+            .deep_linking(true),
     );
     Router::new()
         .route("/openapi.json", get(openapi))

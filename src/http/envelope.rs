@@ -204,9 +204,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Some(after) = self.retry_after() {
-            // Round up: a client that waits the whole seconds given must find room.
-            let seconds = (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1);
+        if let Some(seconds) = self.retry_after_seconds() {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));

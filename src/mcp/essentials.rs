@@ -398,11 +398,11 @@ impl Essential {
                 return Err(self.unknown_field(action, &name));
             }
         }
-        // Path parameters only: `body` is assembled below from the named fields, and
-        // `call::args` says what a required body lacks.
         if let Some(param) = action
             .params
             .iter()
+            // The body is built below from the connector's fields, and checked against
+            // its type when the call runs.
             .find(|p| p.required && p.kind == ParamKind::Path && !out.contains_key(p.name))
         {
             return Err(ApiError::bad_request(

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::auth::Scope;
-use crate::catalog::{Action, CATALOG};
+use crate::catalog::{Action, CATALOG, search};
 use crate::error::{ApiError, Reason};
 
 use super::schema;
@@ -52,26 +52,21 @@ pub fn search(scope: &Scope, arguments: &Map<String, Value>) -> Result<Value, Ap
             ),
         ));
     }
-    let terms: Vec<(String, String)> = words(&query).collect();
-    let mut scored: Vec<(usize, &Action)> = CATALOG
-        .actions()
-        .iter()
-        .filter(|a| scope.permits(a))
-        .filter(|a| domain.as_deref().is_none_or(|d| a.domain == d))
-        .map(|a| (score(a, &terms), a))
-        .filter(|(score, _)| *score > 0 || terms.is_empty())
-        .collect();
-    scored.sort_by(|(sa, a), (sb, b)| {
-        sb.cmp(sa)
-            .then(a.slug.len().cmp(&b.slug.len()))
-            .then(a.slug.cmp(b.slug))
-    });
+    let in_reach = |a: &Action| scope.permits(a) && domain.as_deref().is_none_or(|d| a.domain == d);
+    // No words: every action in reach, in catalog order, legacy ones last.
+    let scored: Vec<&Action> = if query.trim().is_empty() {
+        let mut all: Vec<&Action> = CATALOG.actions().iter().filter(|a| in_reach(a)).collect();
+        all.sort_by_key(|a| a.legacy);
+        all
+    } else {
+        search::rank(&query)
+            .into_iter()
+            .map(|(_, a)| a)
+            .filter(|a| in_reach(a))
+            .collect()
+    };
     let total = scored.len();
-    let actions: Vec<Value> = scored
-        .into_iter()
-        .take(limit)
-        .map(|(_, a)| summary(a))
-        .collect();
+    let actions: Vec<Value> = scored.into_iter().take(limit).map(summary).collect();
     let mut answer = json!({ "actions": actions, "matches": total });
     if total == 0 {
         answer["hint"] = format!(
@@ -152,6 +147,9 @@ fn summary(action: &Action) -> Value {
         "path": path,
         "write": action.write,
         "domain": action.domain,
+        "legacy": action.legacy,
+        "tiers": action.tiers,
+        "description": action.description(),
         "input_schema": schema::for_action(action),
     })
 }
@@ -163,58 +161,6 @@ fn example_arguments(action: &Action) -> Value {
         example.insert(param.name.to_owned(), format!("<{}>", param.name).into());
     }
     Value::Object(example)
-}
-
-/// Lowercase words, each with its stem (a plural `s` dropped, so `conversation` finds
-/// `list/conversations`).
-fn words(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    text.split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let word = w.to_ascii_lowercase();
-            let stem = stem(&word);
-            (word, stem)
-        })
-}
-
-fn stem(word: &str) -> String {
-    match word.strip_suffix('s') {
-        Some(base) if base.len() >= 3 && !base.ends_with('s') => base.to_owned(),
-        _ => word.to_owned(),
-    }
-}
-
-/// Slug words weigh most, then title words, then the domain and Crisp's notes; the exact
-/// word (not only its stem) in the slug adds a point, and an action matching every word ranks
-/// above any partial match.
-fn score(action: &Action, terms: &[(String, String)]) -> usize {
-    let slug: Vec<(String, String)> = words(action.slug).collect();
-    let title: Vec<String> = words(action.title).map(|(_, stem)| stem).collect();
-    let domain = stem(action.domain);
-    let notes = action.notes.unwrap_or_default().to_ascii_lowercase();
-    let mut total = 0;
-    let mut matched = 0;
-    for (word, term) in terms {
-        let points = if slug.iter().any(|(w, _)| w == word) {
-            4
-        } else if slug.iter().any(|(_, s)| s == term) {
-            3
-        } else if title.contains(term) {
-            2
-        } else if domain == *term || notes.contains(term.as_str()) {
-            1
-        } else {
-            0
-        };
-        if points > 0 {
-            matched += 1;
-        }
-        total += points;
-    }
-    if matched == terms.len() && !terms.is_empty() {
-        total += 10;
-    }
-    total
 }
 
 #[cfg(test)]
@@ -246,6 +192,35 @@ mod tests {
         .expect("search");
         assert_eq!(people["actions"].as_array().expect("list").len(), 3);
         assert_eq!(people["actions"][0]["action"], "list/people/profiles");
+    }
+
+    #[test]
+    fn legacy_knowledge_base_actions_rank_after_todays() {
+        let found = search(
+            &Scope::default(),
+            &object(json!({"query": "helpdesk", "limit": 50})),
+        )
+        .expect("search");
+        let actions = found["actions"].as_array().expect("list");
+        let legacy: Vec<bool> = actions
+            .iter()
+            .map(|a| a["legacy"].as_bool().expect("legacy flag"))
+            .collect();
+        assert!(legacy.contains(&true) && legacy.contains(&false), "{found}");
+        assert!(
+            legacy.windows(2).all(|w| w[0] <= w[1]),
+            "a legacy action ranks above a current one: {found}"
+        );
+        let old = actions
+            .iter()
+            .find(|a| a["legacy"] == true)
+            .expect("a legacy action");
+        assert!(
+            old["description"].as_str().is_some_and(
+                |d| d.contains("For websites not yet moved to Crisp's new Knowledge Base")
+            ),
+            "{old}"
+        );
     }
 
     #[test]

@@ -69,8 +69,7 @@ impl ToolList {
 static ALL: LazyLock<ToolList> = LazyLock::new(|| {
     ToolList::new(
         CATALOG
-            .actions()
-            .iter()
+            .current_first()
             .map(|action| {
                 let tool = Tool::new(
                     action.tool.clone(),
@@ -208,24 +207,7 @@ fn json_object(value: Value) -> serde_json::Map<String, Value> {
 }
 
 pub fn action_description(action: &Action) -> String {
-    let mut text = action.title.to_owned();
-    if let Some(route) = &action.route {
-        text.push_str(&format!(
-            " — Crisp {} {}.",
-            route.method.as_str(),
-            route.path.as_str()
-        ));
-        if action.is_head() {
-            text.push_str(" Answers {\"exists\":true|false}.");
-        }
-    } else {
-        text.push_str(" — answered by the gateway: the workspace's connected Crisp accounts.");
-    }
-    if let Some(notes) = action.notes {
-        text.push_str(" Notes: ");
-        text.push_str(notes);
-    }
-    text
+    action.description()
 }
 
 /// The Crisp domains the catalog groups actions into, sorted.

@@ -5,6 +5,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use crate::catalog::{CATALOG, Shape, Ty};
+
 /// One answer in Crisp's envelope `{"error","reason","data"}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
@@ -179,6 +181,54 @@ pub fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
             }
             _ => {
                 target.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// The least value of a catalog type: an object with only its required fields, an empty array
+/// or map, the first word of an enum, a zero or an empty string. What the sandbox answers for a
+/// route it keeps no state for, so that clients generated from the typed results can parse it.
+pub fn least(ty: &Ty) -> Value {
+    match ty {
+        Ty::String => json!(""),
+        Ty::Integer | Ty::Number => json!(0),
+        Ty::Boolean => json!(false),
+        Ty::Object | Ty::Any => json!({}),
+        Ty::Null => Value::Null,
+        Ty::Array(_) => json!([]),
+        // The first member: `Name|null` answers a `Name`, which every reader of it can parse.
+        Ty::Union(members) => members.first().map_or(Value::Null, least),
+        Ty::Named(id) => match &CATALOG.types().named(*id).shape {
+            Shape::Enum(words) => words.first().map_or(Value::Null, |w| json!(w)),
+            Shape::Map(_) => json!({}),
+            Shape::Fields(fields) => Value::Object(
+                fields
+                    .iter()
+                    .filter(|f| f.required)
+                    .map(|f| (f.name.to_owned(), least(&f.ty)))
+                    .collect(),
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_value_of_every_result_type_fits_it() {
+        let types = CATALOG.types();
+        for action in CATALOG.actions() {
+            if let Some(result) = &action.result {
+                let value = least(result);
+                assert!(
+                    types.check(result, &value, "data").is_ok(),
+                    "{}: {value} does not fit {}",
+                    action.slug,
+                    types.describe(result)
+                );
             }
         }
     }

@@ -1,6 +1,10 @@
 //! `--seed FILE`: a TOML file that fixes the sandbox's accounts (identifier, key, tier, the
 //! websites each may use) and its websites with their starting data.
 //!
+//! Every website, seeded or made on first use, starts with a team (`Support`) and a small
+//! Knowledge Base tree (locale `en`, content type `articles`: `getting-started`,
+//! `getting-started/install`, `faq`), so that their reads answer something out of the box.
+//!
 //! ```toml
 //! [[account]]
 //! identifier = "id-main"
@@ -174,9 +178,18 @@ fn build(raw: RawWebsite) -> Result<Website, String> {
     };
     if !raw.operators.is_empty() {
         site.operators.clear();
-        for o in &raw.operators {
-            site.add_operator(&o.email, &o.first_name, &o.last_name, &o.role);
+        let ids: Vec<String> = raw
+            .operators
+            .iter()
+            .map(|o| site.add_operator(&o.email, &o.first_name, &o.last_name, &o.role))
+            .collect();
+        // What every website starts with names real operators: the seed's first one.
+        for team in &mut site.teams {
+            team.fields
+                .insert("operators".into(), json!(&ids[..ids.len().min(1)]));
         }
+        site.knowledge = Default::default();
+        super::knowledge::seed(&mut site);
     }
     for p in &raw.people {
         let card = object(json!({ "email": p.email, "person": { "nickname": p.nickname } }));

@@ -1,5 +1,6 @@
 //! The sandbox's memory: one `Website` per website id, each holding its conversations,
-//! messages, people, operators and settings. Everything is lost when the process stops.
+//! messages, people, operators, settings, teams and Knowledge Base. Everything is lost when the
+//! process stops.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -7,6 +8,8 @@ use std::sync::Mutex;
 use serde_json::{Map, Value, json};
 
 use super::answer::{Answer, Checked};
+use super::knowledge::Knowledge;
+use super::teams::Team;
 
 #[derive(Debug, Clone)]
 pub struct Conversation {
@@ -43,6 +46,10 @@ pub struct Website {
     pub people: Vec<Profile>,
     /// `{type: "operator"|"invitation", details: {…}}` entries, as the operator list shows them.
     pub operators: Vec<Value>,
+    /// Oldest first, as the team list shows them.
+    pub teams: Vec<Team>,
+    /// The new Knowledge Base: a content tree per locale and content type, and its history.
+    pub knowledge: Knowledge,
     last_timestamp: i64,
 }
 
@@ -54,9 +61,18 @@ impl Website {
             conversations: Vec::new(),
             people: Vec::new(),
             operators: Vec::new(),
+            teams: Vec::new(),
+            knowledge: Knowledge::default(),
             last_timestamp: 0,
         };
-        site.add_operator("owner@sandbox.example", "Sandbox", "Owner", "owner");
+        let owner = site.add_operator("owner@sandbox.example", "Sandbox", "Owner", "owner");
+        // Reads of teams and of the Knowledge Base work before anything was written.
+        let mut team = Map::new();
+        team.insert("name".into(), json!("Support"));
+        team.insert("emoji".into(), json!("🎧"));
+        team.insert("operators".into(), json!([owner]));
+        super::teams::insert(&mut site, team);
+        super::knowledge::seed(&mut site);
         site
     }
 

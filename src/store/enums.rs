@@ -25,6 +25,9 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// Every tier, in the order the documentation lists them.
+    pub const ALL: [Tier; 3] = [Tier::User, Tier::Website, Tier::Plugin];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Website => "website",

@@ -2,6 +2,7 @@
 //! path, query, body and credentials that arrive, and the envelope the caller gets back.
 
 use base64::Engine as _;
+use crisp_gateway::accounts::Tier;
 use crisp_gateway::catalog::{CATALOG, CRISP_ACTIONS, FACADE_ACTIONS, Method};
 use serde_json::{Value, json};
 
@@ -13,15 +14,37 @@ async fn every_action_reaches_crisp_exactly_as_documented() {
         let app = TestApp::spawn(engine).await;
         // Half the calls name a website of their own: the account may act on it.
         app.allow_websites("main", "v-websiteID").await;
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{IDENTIFIER}:{CRISP_KEY}"))
-        );
+        // `main` is a website-tier account: routes Crisp documents for other tiers only go
+        // through an account of theirs.
+        app.add_tier_account("operator", Tier::User).await;
+        app.allow_websites("operator", "v-websiteID").await;
+        app.add_tier_account("marketplace", Tier::Plugin).await;
+        app.allow_websites("marketplace", "v-websiteID").await;
+        let basic = |identifier: &str, key: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{identifier}:{key}"))
+            )
+        };
         let mut routed = 0;
         for (i, action) in CATALOG.actions().iter().enumerate() {
             let Some(route) = &action.route else { continue };
             routed += 1;
             let mut request = serde_json::Map::new();
+            let (authorization, tier) = if action.allows(Tier::Website) {
+                (basic(IDENTIFIER, CRISP_KEY), "website")
+            } else {
+                let (label, tier) = if action.allows(Tier::User) {
+                    ("operator", "user")
+                } else {
+                    ("marketplace", "plugin")
+                };
+                request.insert("account".into(), Value::from(label));
+                (
+                    basic(&format!("id-{label}"), &format!("crisp-key-{label}")),
+                    tier,
+                )
+            };
             let mut expected_path = route.path.as_str().to_owned();
             for name in route.path.params() {
                 let value = match name {
@@ -75,16 +98,11 @@ async fn every_action_reaches_crisp_exactly_as_documented() {
             assert_eq!(got.path, format!("/v1{expected_path}"), "{}", action.slug);
             assert_eq!(
                 got.header("authorization"),
-                Some(basic.as_str()),
+                Some(authorization.as_str()),
                 "{}",
                 action.slug
             );
-            assert_eq!(
-                got.header("x-crisp-tier"),
-                Some("website"),
-                "{}",
-                action.slug
-            );
+            assert_eq!(got.header("x-crisp-tier"), Some(tier), "{}", action.slug);
             assert_eq!(
                 got.header("accept"),
                 Some("application/json"),

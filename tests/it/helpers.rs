@@ -451,6 +451,26 @@ impl TestApp {
         self.app.accounts.invalidate(self.workspace_id.as_str());
     }
 
+    /// Adds an account of this tier to the test workspace, on the same website and fake Crisp.
+    pub async fn add_tier_account(&self, label: &str, tier: Tier) {
+        add_account(
+            &self.store,
+            &self.vault,
+            NewAccount {
+                workspace_id: &self.workspace_id,
+                label,
+                identifier: &format!("id-{label}"),
+                website_id: WEBSITE,
+                tier,
+                is_default: false,
+                key: &CrispKey::new(format!("crisp-key-{label}")),
+            },
+        )
+        .await
+        .expect("account");
+        self.app.accounts.invalidate(self.workspace_id.as_str());
+    }
+
     /// Adds another workspace with its own account and key; returns (workspace id, key).
     pub async fn other_workspace(&self, name: &str, label: &str) -> (WorkspaceId, String) {
         let workspace = create_workspace(&self.store, name)

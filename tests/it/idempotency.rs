@@ -13,7 +13,7 @@ use crisp_gateway::store::{AuditFilter, AuditRecord, IdempotencyRecord, StoreErr
 use crate::helpers::{Answer, Cli, Engine as DbEngine, Reply, TestApp, engines, eventually};
 
 const WRITE: &str = "send/message/in/conversation";
-const BODY: &str = r#"{"sessionID":"s1","body":{"type":"text","content":"hello"}}"#;
+const BODY: &str = r#"{"sessionID":"s1","body":{"type":"text","from":"operator","origin":"chat","content":"hello"}}"#;
 
 /// Sends the write with `Idempotency-Key: idem` and the bearer key `bearer`.
 async fn keyed(app: &TestApp, bearer: &str, idem: &str) -> Reply {

@@ -54,7 +54,11 @@ async fn read_only_and_action_scoped_keys() {
         .expect("key");
         for (action, body, status) in [
             ("list/conversations", "{}", 200),
-            ("send/message/in/conversation", r#"{"sessionID":"s"}"#, 200),
+            (
+                "send/message/in/conversation",
+                r#"{"sessionID":"s","body":{"type":"text","from":"operator","origin":"chat","content":"hi"}}"#,
+                200,
+            ),
             ("get/conversation", r#"{"sessionID":"s"}"#, 403),
         ] {
             let reply = app
@@ -268,7 +272,7 @@ async fn writes_and_refusals_are_audited_without_bodies() {
         let app = TestApp::spawn(engine).await;
         app.call(
             "send/message/in/conversation",
-            r#"{"sessionID":"s1","body":{"content":"top secret text"}}"#,
+            r#"{"sessionID":"s1","body":{"type":"text","from":"operator","origin":"chat","content":"top secret text"}}"#,
         )
         .await;
         app.call("list/conversations", "{}").await; // a successful read: not audited

@@ -147,7 +147,8 @@ async fn initialize_and_list_every_toolset() {
         );
 
         let all = tools(&app, "/mcp/all", &app.key).await;
-        let expected: Vec<String> = CATALOG.actions().iter().map(|a| a.tool.clone()).collect();
+        // Today's API first, the legacy Knowledge Base last.
+        let expected: Vec<String> = CATALOG.current_first().map(|a| a.tool.clone()).collect();
         assert_eq!(names(&all), expected);
         let tool = |name: &str| {
             all.iter()
@@ -488,14 +489,14 @@ async fn bad_arguments_and_upstream_errors_are_tool_errors_with_the_rest_message
             &app,
             "/mcp/all",
             "crisp_send_message_in_conversation",
-            json!({"sessionID": "s1", "body": {}}),
+            json!({"sessionID": "s1", "body": {"type": "text", "from": "operator", "origin": "chat", "content": "x"}}),
         )
         .await;
         app.crisp.script(Answer::json(400, crisp_error));
         let rest = app
             .call(
                 "send/message/in/conversation",
-                r#"{"sessionID":"s1","body":{}}"#,
+                r#"{"sessionID":"s1","body":{"type":"text","from":"operator","origin":"chat","content":"x"}}"#,
             )
             .await;
         assert_eq!(upstream["isError"], true, "{upstream}");
@@ -675,7 +676,7 @@ async fn crisp_error_text_never_carries_the_accounts_credentials() {
         let rest = app
             .call(
                 "send/message/in/conversation",
-                r#"{"sessionID":"s1","body":{}}"#,
+                r#"{"sessionID":"s1","body":{"type":"text","from":"operator","origin":"chat","content":"x"}}"#,
             )
             .await;
         app.crisp.script(Answer::json(400, &echo));
@@ -683,7 +684,7 @@ async fn crisp_error_text_never_carries_the_accounts_credentials() {
             &app,
             "/mcp/all",
             "crisp_send_message_in_conversation",
-            json!({"sessionID": "s1", "body": {}}),
+            json!({"sessionID": "s1", "body": {"type": "text", "from": "operator", "origin": "chat", "content": "x"}}),
         )
         .await;
         let received = app.crisp.take_received();

@@ -377,7 +377,7 @@ async fn discovery_health_and_readiness() {
                 {"name": "account", "in": "account", "required": false, "default": null},
                 {"name": "websiteID", "in": "path", "required": false, "default": "the account's website id"},
                 {"name": "sessionID", "in": "path", "required": true, "default": null},
-                {"name": "body", "in": "body", "required": false, "default": null},
+                {"name": "body", "in": "body", "required": true, "default": null},
             ])
         );
         assert_eq!(app.get("/healthz").await.status, 200);

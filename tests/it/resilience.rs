@@ -97,7 +97,7 @@ async fn writes_without_a_key_are_sent_exactly_once() {
         let reply = app
             .call(
                 "send/message/in/conversation",
-                r#"{"sessionID":"s","body":{"content":"hi"}}"#,
+                r#"{"sessionID":"s","body":{"type":"text","from":"operator","origin":"chat","content":"hi"}}"#,
             )
             .await;
         assert_eq!(reply.status, 502, "{}", reply.text);
@@ -197,7 +197,7 @@ async fn fifty_concurrent_repeats_of_one_key_make_one_call() {
         let app = Arc::new(TestApp::spawn(engine).await);
         app.crisp
             .script(Answer::ok(r#"{"fingerprint":42}"#).delayed(Duration::from_millis(400)));
-        let body = r#"{"sessionID":"s1","body":{"type":"text","content":"hello"}}"#;
+        let body = r#"{"sessionID":"s1","body":{"type":"text","from":"operator","origin":"chat","content":"hello"}}"#;
         let calls = (0..50).map(|_| {
             let app = app.clone();
             tokio::spawn(async move { post_with_key(&app, "order-7", body).await })
@@ -235,7 +235,7 @@ async fn fifty_concurrent_repeats_of_one_key_make_one_call() {
         let other = post_with_key(
             &app,
             "order-7",
-            r#"{"sessionID":"s1","body":{"content":"other"}}"#,
+            r#"{"sessionID":"s1","body":{"type":"text","from":"operator","origin":"chat","content":"other"}}"#,
         )
         .await;
         assert_eq!(other.status, 422, "{}", other.text);
@@ -263,7 +263,7 @@ async fn idempotent_writes_are_retried_and_replayed_across_replicas() {
         let first = TestApp::spawn_with(engine, fast_retries).await;
         let second = first.replica().await;
         first.crisp.script(Answer::json(503, "{}"));
-        let body = r#"{"sessionID":"s1","body":{"content":"hi"}}"#;
+        let body = r#"{"sessionID":"s1","body":{"type":"text","from":"operator","origin":"chat","content":"hi"}}"#;
         let reply = post_with_key(&first, "k-1", body).await;
         assert_eq!(
             reply.status, 200,

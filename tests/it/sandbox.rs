@@ -411,7 +411,9 @@ async fn people_operators_and_settings_keep_state() {
     assert_eq!(settings["name"], "Shop");
     assert_eq!(settings["chatbox"]["color_theme"], "red");
     assert_eq!(settings["chatbox"]["file_transfer"], true);
-    assert_eq!(c.ok("GET", &site(""), None).await["name"], "Shop");
+    // Crisp documents reading the website for the user and plugin tiers only.
+    let user = Client::new(&base, "any-id", "any-key", "user");
+    assert_eq!(user.ok("GET", &site(""), None).await["name"], "Shop");
     let bad = c
         .send("PATCH", &site("/settings"), Some(json!({"chatbox": "red"})))
         .await;
@@ -443,7 +445,7 @@ async fn credentials_tiers_and_routes_are_checked() {
         .await;
     assert_eq!(
         (user_only.status, user_only.body["reason"].as_str()),
-        (401, Some("restricted_route_tier"))
+        (403, Some("restricted_route_tier"))
     );
     c = Client::new(&base, "id", "key", "robot");
     assert_eq!(c.send("GET", &site("/settings"), None).await.status, 401);
@@ -500,9 +502,12 @@ async fn a_seed_fixes_accounts_websites_and_data() {
         )
         .await;
     assert_eq!(messages[1]["content"], "On its way.");
+    let ann = web.ok("GET", &site("/operators/list"), None).await[0]["details"].clone();
+    assert_eq!(ann["first_name"], "Ann");
     assert_eq!(
-        web.ok("GET", &site("/operators/list"), None).await[0]["details"]["first_name"],
-        "Ann"
+        web.ok("GET", &site("/teams/list/1"), None).await[0]["operators"],
+        json!([ann["user_id"]]),
+        "the starting team names a seeded operator"
     );
     assert_eq!(
         web.ok("GET", &site("/settings"), None).await["domain"],
@@ -619,13 +624,18 @@ async fn the_gateway_drives_the_sandbox() {
             "{}",
             listed.text
         );
-        // Crisp's validation reaches the caller as a 400 naming the field.
+        // A body missing a field Crisp requires is refused before Crisp, naming the field.
         let bad = json!({"sessionID": session, "body": {"type": "text", "from": "operator", "content": "x"}});
         let refused = app
             .call("send/message/in/conversation", &bad.to_string())
             .await;
         assert_eq!(refused.status, 400);
-        assert!(refused.message().contains("'origin'"), "{}", refused.text);
+        assert_eq!(refused.reason(), "invalid_body");
+        assert!(
+            refused.message().contains("`body.origin`"),
+            "{}",
+            refused.text
+        );
         let missing = app
             .call("get/conversation", r#"{"sessionID":"session_nope"}"#)
             .await;
@@ -633,6 +643,48 @@ async fn the_gateway_drives_the_sandbox() {
             (missing.status, missing.reason()),
             (404, "not_found".to_owned())
         );
+        // Teams and the Knowledge Base tree through the gateway; a tree path with a slash is
+        // one percent-encoded segment on the way to Crisp.
+        let team = app
+            .call("create/new/team", r#"{"body":{"name":"Sales"}}"#)
+            .await;
+        let team_id = team.json()["result"]["team_id"].clone();
+        let got = app
+            .call("get/team", &json!({"teamID": team_id}).to_string())
+            .await;
+        assert_eq!(got.json()["result"]["name"], "Sales", "{}", got.text);
+        let tree = json!({"locale": "en", "contentType": "guides", "path": "setup/first-steps"});
+        let created = app
+            .call("create/helpdesk/tree/path", &tree.to_string())
+            .await;
+        assert_eq!(created.status, 200, "{}", created.text);
+        let listed = app
+            .call(
+                "list/helpdesk/tree",
+                r#"{"locale":"en","contentType":"guides"}"#,
+            )
+            .await;
+        assert_eq!(
+            listed.json()["result"][0]["children"][0]["path"],
+            "setup/first-steps",
+            "{}",
+            listed.text
+        );
+        // The test account is website-tier: the sandbox refuses it a user-only route as Crisp
+        // does, and the caller hears of the tier, never of bad credentials.
+        let refused = app
+            .call(
+                "create/website",
+                r#"{"body":{"name":"x","domain":"x.example"}}"#,
+            )
+            .await;
+        assert!(
+            refused.reason() == "tier_not_allowed"
+                || refused.message().contains("restricted_route_tier"),
+            "{}",
+            refused.text
+        );
+        assert_ne!(refused.reason(), "crisp_unauthorized", "{}", refused.text);
         let _: DbEngine = engine;
     }
 }
@@ -734,6 +786,19 @@ async fn stateless_mode_answers_every_route_without_checking_resources() {
         c.ok("GET", &site("/conversations/1"), None).await,
         json!([])
     );
+    // The least value of the catalog's result type: a list is a list even without a page,
+    // and an object has its required fields.
+    assert_eq!(c.ok("GET", &site("/campaigns/tags"), None).await, json!([]));
+    assert_eq!(
+        c.ok("GET", &site("/conversation/session_x"), None).await["session_id"],
+        ""
+    );
+    let refused = c.send("POST", "/website", Some(json!({"name": "x"}))).await;
+    assert_eq!(
+        (refused.status, refused.body["reason"].as_str()),
+        (403, Some("restricted_route_tier")),
+        "tiers are checked with the credentials"
+    );
     let head = c.send("HEAD", &site("/people/profile/nobody"), None).await;
     assert_eq!(head.status, 200);
     let anonymous = Client {
@@ -748,4 +813,256 @@ async fn stateless_mode_answers_every_route_without_checking_resources() {
         401,
         "credentials are still checked"
     );
+}
+
+#[tokio::test]
+async fn teams_keep_state() {
+    let base = start(SandboxConfig::default()).await;
+    let c = Client::new(&base, "id", "key", "website");
+    let seeded = c.ok("GET", &site("/teams/list/1"), None).await;
+    assert_eq!(seeded.as_array().map(Vec::len), Some(1), "{seeded}");
+    assert_eq!(seeded[0]["name"], "Support");
+
+    let owner = c.ok("GET", &site("/operators/list"), None).await[0]["details"]["user_id"].clone();
+    let created = c
+        .ok(
+            "POST",
+            &site("/team"),
+            Some(json!({"name": "Sales", "emoji": "💰", "operators": [owner]})),
+        )
+        .await;
+    let team_id = created["team_id"].as_str().expect("team_id").to_owned();
+    let team = format!("/team/{team_id}");
+    let got = c.ok("GET", &site(&team), None).await;
+    assert_eq!(
+        (
+            &got["team_id"],
+            &got["name"],
+            &got["emoji"],
+            &got["operators"]
+        ),
+        (
+            &json!(team_id),
+            &json!("Sales"),
+            &json!("💰"),
+            &json!([owner])
+        )
+    );
+    assert!(got["created_at"].is_i64(), "{got}");
+    assert_eq!(c.send("HEAD", &site(&team), None).await.status, 200);
+    let listed = c.ok("GET", &site("/teams/list/1"), None).await;
+    assert_eq!(listed[1]["team_id"], json!(team_id));
+    assert_eq!(c.ok("GET", &site("/teams/list/2"), None).await, json!([]));
+
+    // PUT replaces: what the new body leaves out is gone.
+    c.ok("PUT", &site(&team), Some(json!({"name": "Sales EU"})))
+        .await;
+    let saved = c.ok("GET", &site(&team), None).await;
+    assert_eq!(
+        (&saved["name"], &saved["emoji"], &saved["operators"]),
+        (&json!("Sales EU"), &json!(""), &json!([]))
+    );
+    let bad = c
+        .send("POST", &site("/team"), Some(json!({"name": 3})))
+        .await;
+    assert_eq!(
+        (bad.status, bad.body["data"]["message"].as_str()),
+        (400, Some("data.name should be string"))
+    );
+
+    c.ok("DELETE", &site(&team), None).await;
+    let gone = c.send("GET", &site(&team), None).await;
+    assert_eq!(
+        (
+            gone.status,
+            gone.body["error"].as_bool(),
+            gone.body["reason"].as_str()
+        ),
+        (404, Some(true), Some("not_found"))
+    );
+    assert_eq!(c.send("HEAD", &site(&team), None).await.status, 404);
+    assert_eq!(c.send("DELETE", &site(&team), None).await.status, 404);
+    assert_eq!(
+        c.ok("GET", &site("/teams/list/1"), None)
+            .await
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn the_knowledge_base_tree_keeps_state() {
+    let base = start(SandboxConfig::default()).await;
+    let c = Client::new(&base, "id", "key", "website");
+    let kb = |what: &str, path: &str| site(&format!("/helpdesk/tree/{what}/en/guides/{path}"));
+
+    // The seeded tree reads out of the box.
+    let roots = c
+        .ok("GET", &site("/helpdesk/tree/list/en/articles/1"), None)
+        .await;
+    assert_eq!(roots[0]["slug"], "getting-started", "{roots}");
+    assert_eq!(roots[0]["children"][0]["slug"], "install");
+    let pages = c
+        .ok("GET", &site("/helpdesk/page/list/en/articles/1"), None)
+        .await;
+    assert_eq!(pages.as_array().map(Vec::len), Some(3), "{pages}");
+    assert_eq!(
+        c.ok("GET", &site("/helpdesk/tree/list/en/guides/1"), None)
+            .await,
+        json!([])
+    );
+
+    // A path through the gateway is one percent-encoded segment; missing parents are made.
+    let path = "setup%2Ffirst-steps";
+    c.ok("POST", &kb("path", path), None).await;
+    let duplicate = c.send("POST", &kb("path", path), None).await;
+    assert_eq!(duplicate.status, 409, "{}", duplicate.body);
+    let parent = c.ok("GET", &kb("path", "setup"), None).await;
+    assert_eq!(parent["children"][0]["slug"], "first-steps", "{parent}");
+    assert_eq!(
+        c.ok("GET", &kb("content", path), None).await,
+        json!({"content": ""})
+    );
+
+    c.ok(
+        "PUT",
+        &kb("content", path),
+        Some(json!({"content": "# First steps\n\nHello."})),
+    )
+    .await;
+    assert_eq!(
+        c.ok("GET", &kb("content", path), None).await["content"],
+        "# First steps\n\nHello."
+    );
+    c.ok(
+        "PATCH",
+        &kb("metadata", path),
+        Some(json!({"title": "First steps", "state": {"published": true}})),
+    )
+    .await;
+    let metadata = c.ok("GET", &kb("metadata", path), None).await;
+    assert_eq!(
+        (
+            &metadata["title"],
+            &metadata["state"]["published"],
+            &metadata["state"]["hidden"]
+        ),
+        (&json!("First steps"), &json!(true), &json!(false))
+    );
+    let page = c.ok("GET", &kb("page", path), None).await;
+    assert_eq!(page["title"], "First steps");
+    let published = c
+        .ok("GET", &site("/helpdesk/page/list/en/guides/1"), None)
+        .await;
+    assert_eq!(
+        published[0]["tree_path"], "setup/first-steps",
+        "{published}"
+    );
+    let entity = published[0]["entity_id"].as_str().expect("entity_id");
+    assert_eq!(
+        c.ok(
+            "GET",
+            &site(&format!("/helpdesk/page/entity/en/guides/{entity}")),
+            None
+        )
+        .await["url"],
+        published[0]["url"]
+    );
+
+    // A move takes what is below and makes missing parents; every write is a change in the
+    // history.
+    c.ok(
+        "PATCH",
+        &kb("path", path),
+        Some(json!({"action": "move", "path": {"to": "basics/first-steps"}})),
+    )
+    .await;
+    assert_eq!(c.send("GET", &kb("path", path), None).await.status, 404);
+    assert_eq!(
+        c.ok("GET", &kb("path", "basics"), None).await["children"][0]["title"],
+        "First steps"
+    );
+    let changes = c
+        .ok(
+            "GET",
+            &site("/helpdesk/history/changes/1?filter_type=guides"),
+            None,
+        )
+        .await;
+    assert_eq!(changes.as_array().map(Vec::len), Some(4), "{changes}");
+    let moved = changes[0]["change_id"].as_str().expect("change_id");
+    let change = format!("/helpdesk/history/change/{moved}");
+    assert_eq!(
+        c.ok("GET", &site(&change), None).await["files"][0]["change"],
+        "deleted"
+    );
+    let no_action = c.send("DELETE", &site(&change), Some(json!({}))).await;
+    assert_eq!(no_action.status, 400);
+    c.ok("DELETE", &site(&change), Some(json!({"action": "revert"})))
+        .await;
+    assert_eq!(c.send("GET", &site(&change), None).await.status, 404);
+    assert_eq!(
+        c.ok("GET", &kb("content", path), None).await["content"],
+        "# First steps\n\nHello.",
+        "the cancelled move is undone"
+    );
+    assert_eq!(c.send("GET", &kb("path", "basics"), None).await.status, 404);
+
+    c.ok("DELETE", &kb("path", "setup"), None).await;
+    for gone in ["setup", path] {
+        let got = c.send("GET", &kb("path", gone), None).await;
+        assert_eq!(
+            (got.status, got.body["reason"].as_str()),
+            (404, Some("not_found"))
+        );
+    }
+    let unknown_type = c
+        .send("GET", &site("/helpdesk/tree/path/en/recipes/faq"), None)
+        .await;
+    assert_eq!(unknown_type.status, 400);
+    let stateless_route = c
+        .send("GET", &site("/helpdesk/feedback/ratings/en/recipes"), None)
+        .await;
+    assert_eq!(stateless_route.status, 400);
+    c.ok("GET", &site("/helpdesk/feedback/ratings/en/news"), None)
+        .await;
+}
+
+#[tokio::test]
+async fn routes_refuse_tiers_as_crisp_does() {
+    let base = start(SandboxConfig {
+        seed: Some(Seed::parse(SEED).expect("seed")),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let web = Client::new(&base, "id-web", "key-web", "website");
+    let plugin = Client::new(&base, "id-plugin", "key-plugin", "plugin");
+    let refused = |g: Got| {
+        assert_eq!(
+            (g.status, g.body),
+            (
+                403,
+                json!({"error": true, "reason": "restricted_route_tier", "data": {}})
+            )
+        );
+    };
+    // Documented user-only (`tiers = ["user"]`) and user-and-plugin routes.
+    refused(
+        web.send(
+            "POST",
+            "/website",
+            Some(json!({"name": "x", "domain": "x.com"})),
+        )
+        .await,
+    );
+    refused(web.send("DELETE", &site("/expunge"), None).await);
+    refused(web.send("GET", "/user/connect/endpoints", None).await);
+    refused(plugin.send("GET", "/website/connect/endpoints", None).await);
+    // `get/website` is open to every tier (Crisp's website-token guide calls it).
+    web.ok("GET", &site(""), None).await;
+    plugin.ok("GET", &site(""), None).await;
+    web.ok("GET", "/website/connect/endpoints", None).await;
+    // A route with no documented tiers is open to every tier.
+    web.ok("GET", &site("/teams/list/1"), None).await;
 }

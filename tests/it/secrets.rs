@@ -434,14 +434,16 @@ async fn never_leak(engine: Engine) {
             400,
         ),
         (
+            // The account's credentials worked earlier in this process, so Crisp's 401/403
+            // is read as the route refused to its tier.
             "Crisp 401",
             Answer::json(401, r#"{"error":true,"reason":"unauthorized","data":{}}"#),
-            502,
+            403,
         ),
         (
             "Crisp 403",
             Answer::json(403, r#"{"error":true,"reason":"forbidden","data":{}}"#),
-            502,
+            403,
         ),
         (
             "Crisp 404",

@@ -18,7 +18,7 @@ async fn crisp_client_errors_pass_through_with_reason_and_message() {
         let reply = app
             .call(
                 "send/message/in/conversation",
-                r#"{"sessionID":"s","body":{"type":"text"}}"#,
+                r#"{"sessionID":"s","body":{"type":"text","from":"operator","origin":"chat","content":"x"}}"#,
             )
             .await;
         assert_eq!(reply.status, 400, "{}", reply.text);
@@ -55,15 +55,16 @@ async fn rejected_credentials_are_502_naming_the_account_never_401() {
         assert!(reply.message().contains("`main`"), "{}", reply.message());
         assert!(reply.header("www-authenticate").is_none());
 
+        // A 403 for credentials Crisp never accepted is not read as a tier refusal.
         app.crisp.script(Answer::json(
             403,
-            r#"{"error":true,"reason":"restricted_route_tier","data":{}}"#,
+            r#"{"error":true,"reason":"website_forbidden","data":{}}"#,
         ));
         let reply = app.call("list/conversations", "{}").await;
         assert_eq!(reply.status, 502);
         assert_eq!(reply.reason(), "crisp_forbidden");
         assert!(
-            reply.message().contains("restricted_route_tier"),
+            reply.message().contains("website_forbidden"),
             "{}",
             reply.message()
         );
@@ -164,14 +165,19 @@ async fn head_actions_answer_existence() {
             json!({"ok": true, "tool": "crisp_check_conversation_exists", "result": {"exists": false}})
         );
         app.crisp.script(Answer::json(200, ""));
+        // (`check/website/exists` would be refused before Crisp: `main` is a website-tier
+        // account, and Crisp documents that route for the user and plugin tiers.)
         let reply = app
-            .call("check/website/exists", r#"{"query":"domain=example.com"}"#)
+            .call(
+                "check/inbox/exists",
+                r#"{"inboxID":"i","query":"probe=yes"}"#,
+            )
             .await;
         assert_eq!(reply.json()["result"], json!({"exists": true}));
         let received = app.crisp.take_received();
         assert_eq!(received[0].method, "HEAD");
-        assert_eq!(received[1].path, "/v1/website");
-        assert_eq!(received[1].query.as_deref(), Some("domain=example.com"));
+        assert_eq!(received[1].path, "/v1/website/web-main/inbox/i");
+        assert_eq!(received[1].query.as_deref(), Some("probe=yes"));
         app.crisp.script(Answer::json(500, ""));
         let reply = app.call("check/inbox/exists", r#"{"inboxID":"i"}"#).await;
         assert_eq!(reply.status, 502, "a HEAD 5xx is still an error");

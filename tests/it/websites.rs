@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::helpers::{Cli, TestApp, TestDb, WEBSITE, engines, eventually};
 
 /// An action whose Crisp path has no `{websiteID}`: the website lists do not concern it.
-const NO_WEBSITE: &str = "plugin/get/connect/endpoints";
+const NO_WEBSITE: &str = "website/tier/get/connect/endpoints";
 
 #[tokio::test]
 async fn a_website_outside_the_account_is_refused_before_crisp() {
@@ -57,7 +57,7 @@ async fn a_website_outside_the_account_is_refused_before_crisp() {
             [
                 "/v1/website/web-main/visitors/count",
                 "/v1/website/web-main/visitors/count",
-                "/v1/plugin/connect/endpoints",
+                "/v1/website/connect/endpoints",
             ]
         );
 
@@ -155,7 +155,7 @@ async fn a_key_narrowed_to_websites_is_refused_elsewhere_and_keeps_it_when_rotat
             sent,
             [
                 "/v1/website/web-b/visitors/count",
-                "/v1/plugin/connect/endpoints"
+                "/v1/website/connect/endpoints"
             ]
         );
 
