@@ -4,6 +4,7 @@
 //! openapi` writes the first two under `openapi/`, and a test fails when the committed files
 //! differ from what the code generates.
 
+pub mod example;
 mod llms;
 mod openapi;
 mod postman;

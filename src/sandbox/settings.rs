@@ -7,8 +7,16 @@ use super::Call;
 use super::answer::{Answer, Checked, Kind, merge, object, only, typed};
 use super::state::Website;
 
-const SECTIONS: [&str; 8] = [
-    "name", "domain", "logo", "audit", "contact", "inbox", "emails", "chatbox",
+const SECTIONS: [&str; 9] = [
+    "name",
+    "domain",
+    "domain_alternates",
+    "logo",
+    "audit",
+    "contact",
+    "inbox",
+    "emails",
+    "chatbox",
 ];
 
 pub fn handle(call: &Call, site: &mut Website) -> Option<Checked<Answer>> {
@@ -38,6 +46,7 @@ fn update(call: &Call, site: &mut Website) -> Checked<Answer> {
     for section in ["audit", "contact", "inbox", "emails", "chatbox"] {
         typed(body, section, Kind::Object)?;
     }
+    typed(body, "domain_alternates", Kind::Array)?;
     if body
         .get("name")
         .and_then(Value::as_str)

@@ -380,6 +380,33 @@ async fn discovery_health_and_readiness() {
                 {"name": "body", "in": "body", "required": true, "default": null},
             ])
         );
+        // Filters: words ranked by the action search, a domain, reads or writes.
+        let found = app
+            .get("/api/crisp/_endpoints?q=reply%20to%20a%20customer&write=true")
+            .await
+            .json();
+        assert_eq!(
+            found["actions"][0]["name"], "send/message/in/conversation",
+            "{found}"
+        );
+        assert!(
+            found["actions"]
+                .as_array()
+                .expect("actions")
+                .iter()
+                .all(|a| a["write"] == true)
+        );
+        let teams = app.get("/api/crisp/_endpoints?domain=teams").await.json();
+        assert_eq!(teams["count"], 6, "{teams}");
+        for (query, needle) in [
+            ("domain=nope", "no domain `nope`"),
+            ("write=maybe", "true or false"),
+            ("search=x", "not a filter"),
+        ] {
+            let bad = app.get(&format!("/api/crisp/_endpoints?{query}")).await;
+            assert_eq!(bad.status, 400, "{query}");
+            assert!(bad.message().contains(needle), "{query}: {}", bad.text);
+        }
         assert_eq!(app.get("/healthz").await.status, 200);
         let ready = app.get("/readyz").await;
         assert_eq!(ready.status, 200, "{}", ready.text);
