@@ -108,12 +108,13 @@ from crisp_gateway_client.api.conversations import (
 from crisp_gateway_client.api.campaigns import crisp_check_campaign_exists
 from crisp_gateway_client.models import (
     CheckCampaignExistsRequest,
+    ConversationListQuery,
     ExistsEnvelope,
     ListConversationsRequest,
-    ListConversationsRequestQueryType0,
+    ListConversationsResponse,
+    MessageNew,
     SendMessageInConversationRequest,
-    SendMessageInConversationRequestBodyType0,
-    SuccessEnvelope,
+    SendMessageInConversationResponse,
 )
 
 client = AuthenticatedClient(base_url=os.environ["GATEWAY"], token=os.environ["KEY"])
@@ -121,21 +122,21 @@ client = AuthenticatedClient(base_url=os.environ["GATEWAY"], token=os.environ["K
 listed = crisp_list_conversations.sync(
     client=client,
     body=ListConversationsRequest(
-        page_number=1, query=ListConversationsRequestQueryType0.from_dict({"per_page": 20})
+        page_number=1, query=ConversationListQuery(per_page=20)
     ),
 )
-assert isinstance(listed, SuccessEnvelope), listed
+assert isinstance(listed, ListConversationsResponse), listed
 assert listed.ok and listed.tool == "crisp_list_conversations", listed
 assert listed.result == [], listed.result
 
-body = SendMessageInConversationRequestBodyType0.from_dict(
+body = MessageNew.from_dict(
     {"type": "text", "from": "operator", "origin": "chat", "content": "Hi"}
 )
 sent = crisp_send_message_in_conversation.sync(
     client=client,
     body=SendMessageInConversationRequest(session_id="session_ci", body=body),
 )
-assert isinstance(sent, SuccessEnvelope), sent
+assert isinstance(sent, SendMessageInConversationResponse), sent
 assert sent.ok and sent.tool == "crisp_send_message_in_conversation", sent
 
 exists = crisp_check_campaign_exists.sync(

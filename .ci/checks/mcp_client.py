@@ -62,9 +62,9 @@ async def main():
     _, essentials = await with_session("/mcp/essentials", list_names)
     check(len(essentials) == 16 and "crisp_archive_conversation" in essentials, "essentials has the connector's 16 tools")
     _, everything = await with_session("/mcp/all", list_names)
-    check(len(everything) == 237, f"all has 237 tools ({len(everything)})")
+    check(len(everything) == 267, f"all has 267 tools ({len(everything)})")
     _, people = await with_session("/mcp/x/people", list_names)
-    check(0 < len(people) < 237 and all("people" in n for n in people), f"x/people has the people domain ({len(people)})")
+    check(0 < len(people) < 267 and all("people" in n for n in people), f"x/people has the people domain ({len(people)})")
     _, union = await with_session("/mcp?toolsets=essentials,helpdesk", list_names)
     check(len(union) > 16 and "crisp_send_message" in union, "a toolsets query parameter picks a union")
 
@@ -73,6 +73,11 @@ async def main():
         check(tools["crisp_list_conversations"].annotations.read_only_hint is True, "reads are readOnlyHint")
         check(tools["crisp_remove_conversation"].annotations.destructive_hint is True, "deletes are destructiveHint")
         check("sessionID" in tools["crisp_get_conversation"].input_schema["required"], "schemas require path parameters")
+        # The SDK checks structured content against a declared outputSchema on every call.
+        output = tools["crisp_get_conversation"].output_schema
+        check(output is not None and output["properties"]["result"]["$ref"] == "#/$defs/Conversation", "typed results declare an outputSchema")
+        typed = await session.call_tool("crisp_get_conversation", {"sessionID": "session_ci"})
+        check(not typed.is_error and isinstance(typed.structured_content["result"]["session_id"], str), "a typed result matches its outputSchema")
         read = await session.call_tool("crisp_list_conversations", {"query": {"per_page": 20}})
         check(not read.is_error, f"a read succeeds ({read.content[0].text[:200]})")
         check(read.structured_content["ok"] is True and read.structured_content["tool"] == "crisp_list_conversations", "a read's structured content is the REST envelope")

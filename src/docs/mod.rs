@@ -6,18 +6,17 @@
 
 pub mod example;
 mod llms;
-pub mod notes;
 mod openapi;
 pub mod options;
 mod postman;
+pub mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use serde_json::{Map, Value, json};
 
-use crate::catalog::{Action, ParamKind};
-use notes::{Field, Shape};
+use crate::catalog::{Action, CATALOG, ParamKind};
 
 pub use openapi::document as openapi_document;
 
@@ -69,70 +68,59 @@ fn pretty(value: &Value) -> String {
     text
 }
 
-/// The body fields a write action's note names (`None` for reads and unreadable notes).
-fn body_fields(action: &Action) -> Option<Vec<Field>> {
-    if !action.write {
-        return None;
-    }
-    action.notes.and_then(notes::body_fields)
-}
-
 /// A request body that the action accepts, for examples in every document.
 pub fn example_request(action: &Action) -> Value {
     let mut object = Map::new();
     for param in action.params.iter().filter(|p| p.required) {
-        object.insert(param.name.to_owned(), json!(example_path_value(param.name)));
-    }
-    if action.param("body").is_some()
-        && let Some(fields) = body_fields(action)
-    {
-        object.insert("body".into(), example_object(&fields));
+        let value = match param.kind {
+            ParamKind::Body => match &action.body {
+                Some(ty) => example_body(action, schema::example(CATALOG.types(), ty)),
+                None => continue,
+            },
+            _ => json!(example_path_value(param.name)),
+        };
+        object.insert(param.name.to_owned(), value);
     }
     Value::Object(object)
 }
 
-fn example_path_value(name: &str) -> String {
-    match name {
-        "locale" => "en".into(),
-        _ => format!("example-{name}"),
-    }
-}
-
-/// An object with the note's required fields (or all of them, when every one is optional).
-fn example_object(fields: &[Field]) -> Value {
-    let all_optional = fields.iter().all(|f| f.optional);
-    Value::Object(
-        fields
-            .iter()
-            .filter(|f| all_optional || !f.optional)
-            .map(|f| (f.name.clone(), example_value(f)))
-            .collect(),
-    )
-}
-
-fn example_value(field: &Field) -> Value {
-    if let Some(default) = &field.default {
-        return json!(default);
-    }
-    match &field.shape {
-        Shape::Bool => json!(true),
-        Shape::Enum(choices) => json!(choices.first()),
-        Shape::Object(fields) if fields.is_empty() => json!({}),
-        Shape::Object(fields) => example_object(fields),
-        Shape::Array(Some(fields)) => json!([example_object(fields)]),
-        Shape::Array(None) => json!([]),
-        // Common Crisp field names get a value Crisp would take; the rest a placeholder.
-        Shape::Any | Shape::String => json!(match field.name.as_str() {
+/// The example of a body type, with values Crisp would take for its common fields where the
+/// type allows them.
+fn example_body(action: &Action, body: Value) -> Value {
+    let (Some(ty), Value::Object(fields)) = (&action.body, &body) else {
+        return body;
+    };
+    let mut better = fields.clone();
+    for (name, value) in fields {
+        let known = match name.as_str() {
             "type" => "text",
             "from" => "operator",
             "origin" => "chat",
             "content" => "Hello from crisp-gateway",
             "email" => "jane@example.com",
             "locale" => "en",
-            "role" => "member",
-            "period" => "monthly",
-            _ => "example",
-        }),
+            "nickname" => "Jane",
+            _ => continue,
+        };
+        if !value.is_string() {
+            continue;
+        }
+        let mut candidate = better.clone();
+        candidate.insert(name.clone(), json!(known));
+        let candidate = Value::Object(candidate);
+        if CATALOG.types().check(ty, &candidate, "body").is_ok()
+            && let Value::Object(candidate) = candidate
+        {
+            better = candidate;
+        }
+    }
+    Value::Object(better)
+}
+
+fn example_path_value(name: &str) -> String {
+    match name {
+        "locale" => "en".into(),
+        _ => format!("example-{name}"),
     }
 }
 
@@ -162,19 +150,22 @@ fn param_description(action: &Action, kind: ParamKind, name: &str) -> String {
                 .map(|r| r.path.as_str())
                 .unwrap_or_default()
         ),
-        (ParamKind::Body, _) => {
-            let mut text =
-                "The Crisp request body: a JSON object (or a string holding one).".to_owned();
-            if let Some(notes) = action.notes {
-                text.push_str(&format!(" Crisp API reference: {notes}."));
+        (ParamKind::Body, _) => match &action.body {
+            Some(_) => "The Crisp request body. Its JSON text, in a string, is accepted too; \
+                fields the catalog does not list pass through to Crisp unchecked."
+                .into(),
+            None => {
+                "Crisp takes no body for this call; leave it out (an object given is passed on)."
+                    .into()
             }
-            text
-        }
+        },
         (ParamKind::Query, _) => {
-            let mut text = "Crisp query parameters: an object such as {\"per_page\":20}, a string \
-                holding one, or a query string such as \"per_page=20&filter_unread=1\"."
+            let mut text = "Crisp query parameters: an object such as {\"per_page\":20}. A string \
+                holding one, or a query string such as \"per_page=20&filter_unread=1\", is accepted too."
                 .to_owned();
-            if let Some(notes) = action.notes {
+            if action.query.is_none()
+                && let Some(notes) = action.notes
+            {
                 text.push_str(&format!(" Crisp API reference: {notes}."));
             }
             text

@@ -5,21 +5,23 @@ use utoipa::openapi::extensions::{Extensions, ExtensionsBuilder};
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
-    AdditionalProperties, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, Paths,
-    Ref, RefOr, Required, ResponseBuilder, ResponsesBuilder,
+    ComponentsBuilder, ContentBuilder, Deprecated, InfoBuilder, LicenseBuilder, OpenApi,
+    OpenApiBuilder, Paths, Ref, RefOr, Required, ResponseBuilder, ResponsesBuilder,
 };
 
 use crate::catalog::{Action, CATALOG, ParamKind};
 
-use super::notes::{Field, Shape};
-use super::{body_fields, example_request, param_description};
+use super::schema::{self, Refs};
+use super::{example_request, param_description};
 
 const BEARER: &str = "bearerAuth";
+/// The component of free-form Crisp query parameters, shared by the reads.
+const QUERY: &str = "Query";
 const JSON: &str = "application/json";
 
 /// The statuses the gateway answers with an error envelope, and when.
@@ -96,22 +98,38 @@ pub fn document() -> OpenApi {
                     .build(),
             ),
         )
-        .schema("SuccessEnvelope", envelope(any("The Crisp `data` of the answer.")))
         .schema(
             "ExistsEnvelope",
-            envelope(
-                ObjectBuilder::new()
-                    .property("exists", typed(Type::Boolean, "Whether Crisp has it."))
-                    .required("exists")
-                    .description(Some("A Crisp HEAD call answers with existence only."))
-                    .into(),
-            ),
+            envelope(Ref::from_schema_name("Exists").into()),
+        )
+        .schema(
+            "Exists",
+            ObjectBuilder::new()
+                .property("exists", typed(Type::Boolean, "Whether Crisp has it."))
+                .required("exists")
+                .description(Some("A Crisp HEAD call answers with existence only.")),
         )
         .schema(
             "AccountsEnvelope",
-            envelope(ArrayBuilder::new().items(account_schema()).into()),
+            envelope(
+                ArrayBuilder::new()
+                    .items(Ref::from_schema_name("Account"))
+                    .into(),
+            ),
         )
+        .schema("Account", account_schema())
+        .schema("ErrorDetail", error_detail())
+        .schema("EndpointSummary", endpoint_summary())
+        .schema("Report", report_result())
         .schema("ErrorEnvelope", error_envelope())
+        .schema(
+            QUERY,
+            ObjectBuilder::new()
+                .additional_properties(Some(any(
+                    "A value; arrays and objects are sent JSON-encoded.",
+                )))
+                .description(Some("Crisp query parameters by name, such as `{\"per_page\":20}`.")),
+        )
         .schema("Endpoints", endpoints_schema())
         .schema(
             "Health",
@@ -175,7 +193,10 @@ pub fn document() -> OpenApi {
         vec![HttpMethod::Post],
         report_operation(),
     );
-    components = components.schema("ReportRequest", report_request());
+    components = components.schema("ReportRequest", report_request()).schema(
+        "ReportResponse",
+        envelope(Ref::from_schema_name("Report").into()),
+    );
 
     let mut domains: Vec<&str> = CATALOG.actions().iter().map(|a| a.domain).collect();
     domains.sort_unstable();
@@ -232,6 +253,7 @@ parameters in `query`. See also /llms.txt and /postman.json.";
 /// The document as JSON, with a stable key order.
 pub fn json() -> Value {
     let mut value = serde_json::to_value(document()).unwrap_or(Value::Null);
+    splice_types(&mut value);
     stable_extensions(&mut value);
     value
 }
@@ -262,20 +284,26 @@ fn stable_extensions(value: &mut Value) {
 }
 
 /// `POST /api/crisp/report`: a caller reports an action that failed or surprised it.
-fn report_operation() -> utoipa::openapi::path::Operation {
-    let result = ObjectBuilder::new()
+fn report_result() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .description(Some("A stored report."))
         .property("report_id", typed(Type::String, "The stored report's id."))
         .property("received", typed(Type::Boolean, "Always true."))
         .required("report_id")
         .required("received")
-        .into();
+        .into()
+}
+
+fn report_operation() -> utoipa::openapi::path::Operation {
     let mut responses = ResponsesBuilder::new().response(
         "200",
         ResponseBuilder::new()
             .description("Stored; operators read it with `crisp-gateway report list`.")
             .content(
                 JSON,
-                ContentBuilder::new().schema(Some(envelope(result))).build(),
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ReportResponse")))
+                    .build(),
             ),
     );
     for (status, why) in [
@@ -377,12 +405,22 @@ fn operation(action: &Action, request: &str) -> Operation {
     if let Some(notes) = action.notes {
         description.push_str(&format!(" Notes: {notes}."));
     }
+    if !action.tiers.is_empty() {
+        let tiers: Vec<&str> = action.tiers.iter().map(|t| t.as_str()).collect();
+        description.push_str(&format!(
+            " Crisp accepts only {} tokens for it; an account of another tier is refused with 403 `tier_not_allowed`.",
+            tiers.join(" or ")
+        ));
+    }
+    if action.legacy {
+        description.insert_str(0, LEGACY);
+    }
     let success = if action.is_head() {
-        "ExistsEnvelope"
+        "ExistsEnvelope".to_owned()
     } else if action.route.is_none() {
-        "AccountsEnvelope"
+        "AccountsEnvelope".to_owned()
     } else {
-        "SuccessEnvelope"
+        response_name(action)
     };
     let mut responses = ResponsesBuilder::new().response(
         "200",
@@ -404,7 +442,12 @@ fn operation(action: &Action, request: &str) -> Operation {
             .add("x-crisp-method", route.method.as_str())
             .add("x-crisp-path", route.path.as_str());
     }
+    if !action.tiers.is_empty() {
+        let tiers: Vec<&str> = action.tiers.iter().map(|t| t.as_str()).collect();
+        extensions = extensions.add("x-crisp-tiers", tiers);
+    }
     OperationBuilder::new()
+        .deprecated(action.legacy.then_some(Deprecated::True))
         .tag(action.domain)
         .summary(Some(action.title))
         .description(Some(description))
@@ -424,6 +467,101 @@ fn operation(action: &Action, request: &str) -> Operation {
         .responses(responses)
         .extensions(Some(Extensions::from(extensions)))
         .build()
+}
+
+/// How a legacy action's description starts.
+const LEGACY: &str = "Legacy: for websites not yet moved to Crisp's new Knowledge Base (the \
+`helpdesk/locale/…` routes that Crisp's current clients no longer send); websites on the new \
+Knowledge Base use the `helpdesk/tree/…` and `helpdesk/page/…` actions. ";
+
+/// `list/conversations` → `ListConversationsResponse`: the action's success envelope, with its
+/// result typed where the catalog knows the type.
+fn response_name(action: &Action) -> String {
+    let request = request_name(action);
+    format!("{}Response", request.trim_end_matches("Request"))
+}
+
+/// utoipa models the schemas it builds, but cannot read back one it does not (`{}`, any value),
+/// so the schemas derived from the catalog's types are written into the serialized document:
+/// every named type as a component, each action's `body` and `query`, and the success envelope
+/// of each action whose result type is known.
+fn splice_types(doc: &mut Value) {
+    let types = CATALOG.types();
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    schemas.insert(schema::JSON_OBJECT.into(), schema::json_object());
+    for named in types.all() {
+        schemas.insert(
+            named.name.into(),
+            schema::named(types, named, Refs::Components),
+        );
+    }
+    for action in CATALOG.actions() {
+        if let Some(properties) = schemas
+            .get_mut(&request_name(action))
+            .and_then(|r| r.get_mut("properties"))
+            .and_then(Value::as_object_mut)
+        {
+            for (name, typed) in [
+                ("body", body_schema(action)),
+                ("query", query_schema(action)),
+            ] {
+                if let Some(property) = properties.get_mut(name) {
+                    let description = property["description"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    *property = schema::described(typed, &description);
+                }
+            }
+        }
+        if action.route.is_some() && !action.is_head() {
+            let result = match &action.result {
+                Some(result) => schema::ty(types, result, Refs::Components),
+                None => json!({
+                    "description": "Crisp's `data`, as Crisp sent it (the catalog does not type this result yet).",
+                }),
+            };
+            schemas.insert(
+                response_name(action),
+                json!({
+                    "type": "object",
+                    "description": format!("The answer of `{}`: Crisp's `data` in `result`.", action.slug),
+                    "properties": {
+                        "ok": { "type": "boolean", "description": "Always true on success." },
+                        "tool": { "type": "string", "description": format!("`{}`.", action.tool) },
+                        "result": result,
+                    },
+                    "required": ["ok", "tool", "result"],
+                }),
+            );
+        }
+    }
+}
+
+/// The typed Crisp body; a free-form object where the catalog knows none (a write that sends
+/// no body still takes one, and passes it on).
+fn body_schema(action: &Action) -> Value {
+    match &action.body {
+        Some(ty) => schema::ty(CATALOG.types(), ty, Refs::Components),
+        None => schema::ty(
+            CATALOG.types(),
+            &crate::catalog::Ty::Object,
+            Refs::Components,
+        ),
+    }
+}
+
+/// The known query parameters, or the shared free-form `Query`.
+fn query_schema(action: &Action) -> Value {
+    match &action.query {
+        Some(ty) => schema::ty(CATALOG.types(), ty, Refs::Components),
+        None => json!({ "$ref": format!("#/components/schemas/{QUERY}") }),
+    }
 }
 
 /// `404` → `Error404`, `default` → `ErrorDefault`.
@@ -492,36 +630,39 @@ fn error_envelope() -> RefOr<Schema> {
                 )
                 .description(Some("The action's tool id; null outside actions.")),
         )
-        .property(
-            "error",
-            ObjectBuilder::new()
-                .property("status", typed(Type::Integer, "The HTTP status, repeated."))
-                .property(
-                    "reason",
-                    typed(
-                        Type::String,
-                        "A stable machine-readable reason (`unknown_field`, `unauthorized`, …).",
-                    ),
-                )
-                .property(
-                    "message",
-                    typed(Type::String, "What went wrong and what to do, for people."),
-                )
-                .property(
-                    "request_id",
-                    typed(
-                        Type::String,
-                        "The `x-request-id` of the call; quote it when reporting a problem.",
-                    ),
-                )
-                .required("status")
-                .required("reason")
-                .required("message")
-                .required("request_id"),
-        )
+        .property("error", Ref::from_schema_name("ErrorDetail"))
         .required("ok")
         .required("tool")
         .required("error")
+        .into()
+}
+
+fn error_detail() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .property("status", typed(Type::Integer, "The HTTP status, repeated."))
+        .property(
+            "reason",
+            typed(
+                Type::String,
+                "A stable machine-readable reason (`unknown_field`, `unauthorized`, …).",
+            ),
+        )
+        .property(
+            "message",
+            typed(Type::String, "What went wrong and what to do, for people."),
+        )
+        .property(
+            "request_id",
+            typed(
+                Type::String,
+                "The `x-request-id` of the call; quote it when reporting a problem.",
+            ),
+        )
+        .required("status")
+        .required("reason")
+        .required("message")
+        .required("request_id")
+        .description(Some("What went wrong."))
         .into()
 }
 
@@ -562,20 +703,24 @@ fn account_schema() -> RefOr<Schema> {
         .into()
 }
 
+fn endpoint_summary() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .description(Some("One action."))
+        .property("name", typed(Type::String, "The action slug."))
+        .property("tool", typed(Type::String, "The tool id."))
+        .property("endpoint", typed(Type::String, "`POST /api/crisp/<slug>`."))
+        .required("name")
+        .required("tool")
+        .required("endpoint")
+        .into()
+}
+
 fn endpoints_schema() -> RefOr<Schema> {
     ObjectBuilder::new()
         .property("count", typed(Type::Integer, "How many actions."))
         .property(
             "actions",
-            ArrayBuilder::new().items(
-                ObjectBuilder::new()
-                    .property("name", typed(Type::String, "The action slug."))
-                    .property("tool", typed(Type::String, "The tool id."))
-                    .property("endpoint", typed(Type::String, "`POST /api/crisp/<slug>`."))
-                    .required("name")
-                    .required("tool")
-                    .required("endpoint"),
-            ),
+            ArrayBuilder::new().items(Ref::from_schema_name("EndpointSummary")),
         )
         .required("count")
         .required("actions")
@@ -597,47 +742,26 @@ fn request_schema(action: &Action) -> RefOr<Schema> {
             (ParamKind::Option, name) => serde_json::from_value(super::options::schema(name))
                 .unwrap_or_else(|_| any(&description)),
             (ParamKind::Account, _) => typed(Type::String, &description),
-            (ParamKind::Path, "pageNumber") => AnyOfBuilder::new()
-                .item(
-                    ObjectBuilder::new()
-                        .schema_type(Type::Integer)
-                        .minimum(Some(1))
-                        .maximum(Some(u32::MAX)),
-                )
-                .item(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .pattern(Some("^0*[1-9][0-9]{0,8}$")),
-                )
+            // A plain integer: generators type it as `number`. The gateway also takes its
+            // decimal text, which the description says. No `default` keyword: openapi-typescript
+            // makes every defaulted property required in its default mode.
+            (ParamKind::Path, "pageNumber") => ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(u32::MAX))
                 .description(Some(description))
-                .default(Some(json!(1)))
                 .into(),
             (ParamKind::Path, _) => ObjectBuilder::new()
                 .schema_type(Type::String)
                 .pattern(Some(SEGMENT_PATTERN))
                 .description(Some(description))
                 .into(),
-            (ParamKind::Body, _) => AnyOfBuilder::new()
-                .item(body_object(action))
-                .item(ArrayBuilder::new().items(any("An item.")))
-                .item(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .description(Some("The same JSON, as text (empty means none).")),
-                )
-                .description(Some(description))
-                .into(),
-            (ParamKind::Query, _) => AnyOfBuilder::new()
-                .item(
-                    ObjectBuilder::new()
-                        .additional_properties(Some(any("A value; arrays and objects are sent JSON-encoded.")))
-                        .description(Some("Parameter names and values.")),
-                )
-                .item(ObjectBuilder::new().schema_type(Type::String).description(Some(
-                    "A JSON object as text, or a query string such as `per_page=20&filter_unread=1`.",
-                )))
-                .description(Some(description))
-                .into(),
+            // One shape per field, so generators write one clean type: the body is its typed
+            // object and the query its object; the text forms the gateway also accepts are
+            // described, not typed.
+            // Stand-ins: the typed schemas are spliced into the serialized document (see
+            // `splice_types`).
+            (ParamKind::Body | ParamKind::Query, _) => any(&description),
         };
         object = object.property(param.name, schema);
         if param.required {
@@ -645,78 +769,6 @@ fn request_schema(action: &Action) -> RefOr<Schema> {
         }
     }
     object.into()
-}
-
-fn body_object(action: &Action) -> ObjectBuilder {
-    let object = ObjectBuilder::new().description(Some("The Crisp request body."));
-    match body_fields(action) {
-        Some(fields) => with_fields(object, &fields),
-        None => object,
-    }
-}
-
-fn with_fields(mut object: ObjectBuilder, fields: &[Field]) -> ObjectBuilder {
-    for field in fields {
-        object = object.property(&field.name, field_schema(field));
-    }
-    object
-}
-
-fn field_schema(field: &Field) -> RefOr<Schema> {
-    let mut types = match &field.shape {
-        Shape::Any => None,
-        Shape::Bool => Some(vec![Type::Boolean]),
-        Shape::String | Shape::Enum(_) => Some(vec![Type::String]),
-        Shape::Object(_) => Some(vec![Type::Object]),
-        Shape::Array(_) => Some(vec![Type::Array]),
-    };
-    if field.nullable
-        && let Some(types) = &mut types
-    {
-        types.push(Type::Null);
-    }
-    let mut description = if field.optional {
-        "Optional.".to_owned()
-    } else {
-        "Named by the Crisp API reference.".to_owned()
-    };
-    if let Some(default) = &field.default {
-        description.push_str(&format!(" Defaults to `{default}`."));
-    }
-    if let Shape::Array(items) = &field.shape {
-        let items: RefOr<Schema> = match items {
-            Some(fields) => with_fields(ObjectBuilder::new(), fields).into(),
-            None => any("An item."),
-        };
-        let mut array = ArrayBuilder::new()
-            .items(items)
-            .description(Some(description));
-        if field.nullable {
-            array = array.schema_type(
-                [Type::Array, Type::Null]
-                    .into_iter()
-                    .collect::<SchemaType>(),
-            );
-        }
-        return array.into();
-    }
-    let mut object = match &field.shape {
-        Shape::Object(fields) => with_fields(ObjectBuilder::new(), fields),
-        _ => ObjectBuilder::new(),
-    };
-    object = object.schema_type(match types {
-        None => SchemaType::AnyValue,
-        Some(types) if types.len() == 1 => SchemaType::new(types[0].clone()),
-        Some(types) => types.into_iter().collect(),
-    });
-    if let Shape::Enum(choices) = &field.shape {
-        let mut values: Vec<Value> = choices.iter().map(|c| json!(c)).collect();
-        if field.nullable {
-            values.push(Value::Null);
-        }
-        object = object.enum_values(Some(values));
-    }
-    object.description(Some(description)).into()
 }
 
 #[cfg(test)]
@@ -756,7 +808,6 @@ mod tests {
         let doc = json();
         let schemas = &doc["components"]["schemas"];
         let send = &schemas["SendMessageInConversationRequest"];
-        assert_eq!(send["required"], json!(["sessionID", "body"]));
         assert_eq!(send["additionalProperties"], false);
         let fields: Vec<&str> = send["properties"]
             .as_object()
@@ -765,17 +816,111 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(fields, ["account", "websiteID", "sessionID", "body"]);
-        let body_fields = &send["properties"]["body"]["anyOf"][0]["properties"];
+        assert_eq!(
+            send["required"],
+            json!(["sessionID", "body"]),
+            "a body with required fields is required"
+        );
+        // The body is the catalog's named type, a component generators name after it.
+        assert_eq!(
+            send["properties"]["body"]["$ref"],
+            "#/components/schemas/MessageNew"
+        );
+        let body_fields = &schemas["MessageNew"]["properties"];
         for name in ["type", "from", "origin", "content"] {
             assert!(body_fields.get(name).is_some(), "{name} in {body_fields}");
         }
-        let state = &schemas["ChangeConversationStateRequest"]["properties"]["body"]["anyOf"][0];
-        assert_eq!(
-            state["properties"]["state"]["enum"],
-            json!(["pending", "unresolved", "resolved"])
-        );
+        let state = &schemas["ChangeConversationStateRequest"]["properties"]["body"]["$ref"];
+        let state = &schemas[state
+            .as_str()
+            .expect("ref")
+            .rsplit('/')
+            .next()
+            .expect("name")];
+        let state = &state["properties"]["state"]["$ref"];
+        let state = &schemas[state
+            .as_str()
+            .expect("ref")
+            .rsplit('/')
+            .next()
+            .expect("name")];
+        assert_eq!(state["enum"], json!(["pending", "unresolved", "resolved"]));
         let list = &schemas["ListConversationsRequest"]["properties"];
         assert!(list.get("query").is_some() && list.get("pageNumber").is_some());
+        // openapi-typescript makes a property with a `default` required in its default mode.
+        for action in CATALOG.actions() {
+            let properties = &schemas[request_name(action)]["properties"];
+            for (name, property) in properties.as_object().expect("properties") {
+                assert!(property.get("default").is_none(), "{} {name}", action.slug);
+            }
+        }
+        assert_eq!(list["pageNumber"]["type"], "integer");
+    }
+
+    #[test]
+    fn results_are_typed_envelopes_and_legacy_actions_deprecated() {
+        let doc = json();
+        let schemas = &doc["components"]["schemas"];
+        let paths = &doc["paths"];
+        let create = &paths["/api/crisp/create/new/conversation"]["post"];
+        assert_eq!(
+            create["responses"]["200"]["content"][JSON]["schema"]["$ref"],
+            "#/components/schemas/CreateNewConversationResponse"
+        );
+        let envelope = &schemas["CreateNewConversationResponse"];
+        assert_eq!(envelope["required"], json!(["ok", "tool", "result"]));
+        let result = envelope["properties"]["result"]["$ref"]
+            .as_str()
+            .expect("ref");
+        let result = &schemas[result.rsplit('/').next().expect("name")];
+        // Optional, so it may also be null (how Crisp leaves a field unset).
+        assert_eq!(
+            result["properties"]["session_id"]["type"],
+            json!(["string", "null"])
+        );
+        let mut typed = 0;
+        for action in CATALOG.actions() {
+            let op = &paths[&format!("/api/crisp/{}", action.slug)]["post"];
+            assert_eq!(op["deprecated"] == true, action.legacy, "{}", action.slug);
+            if action.legacy {
+                assert!(
+                    op["description"]
+                        .as_str()
+                        .expect("text")
+                        .contains("new Knowledge Base")
+                );
+            }
+            if action.result.is_some() {
+                typed += 1;
+                assert!(
+                    schemas.get(response_name(action)).is_some(),
+                    "{}",
+                    action.slug
+                );
+            }
+        }
+        assert!(typed >= 80, "{typed} typed results");
+    }
+
+    /// Every `$ref` names a component, and the gateway's own components do not shadow a
+    /// catalog type.
+    #[test]
+    fn references_resolve_and_names_are_unique() {
+        let doc = json();
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        let text = doc.to_string();
+        for piece in text.split("\"#/components/schemas/").skip(1) {
+            let name = &piece[..piece.find('"').expect("end")];
+            assert!(schemas.contains_key(name), "dangling reference to {name}");
+        }
+        let before = serde_json::to_value(document()).expect("document");
+        for named in CATALOG.types().all() {
+            assert!(
+                before["components"]["schemas"].get(named.name).is_none(),
+                "the catalog type {} clashes with a gateway component",
+                named.name
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@
 use rmcp::model::{JsonObject, ToolAnnotations};
 use serde_json::{Value, json};
 
-use crate::catalog::{Action, Method, Param, ParamKind};
+use crate::catalog::{Action, CATALOG, Method, Param, ParamKind};
+use crate::docs::schema::{self as types_schema, Refs};
 
 /// The input schema of the tool that calls `action` directly.
 pub fn for_action(action: &Action) -> JsonObject {
@@ -20,6 +21,42 @@ pub fn for_action(action: &Action) -> JsonObject {
         }
     }
     object(properties, required)
+}
+
+/// The tool's `outputSchema`: the structured content of a successful call, which is the REST
+/// success envelope (`handler::run`), with `result` typed by the catalog and every named type
+/// it reaches in `$defs`, so the schema stands alone. `None` where the catalog does not know the
+/// result's type: MCP clients check structured content against a declared schema.
+pub fn output(action: &Action) -> Option<JsonObject> {
+    let types = CATALOG.types();
+    let (result, reach) = if action.is_head() {
+        (
+            json!({
+                "type": "object",
+                "properties": { "exists": { "type": "boolean", "description": "Whether Crisp has it." } },
+                "required": ["exists"],
+            }),
+            None,
+        )
+    } else {
+        let ty = action.result.as_ref()?;
+        (types_schema::ty(types, ty, Refs::Defs), Some(ty))
+    };
+    let mut root = serde_json::Map::new();
+    root.insert("type".into(), "object".into());
+    root.insert(
+        "properties".into(),
+        json!({
+            "ok": { "type": "boolean", "description": "Always true on success." },
+            "tool": { "type": "string", "description": "The action's tool id." },
+            "result": types_schema::described(result, "Crisp's `data`; the text content holds the same JSON."),
+        }),
+    );
+    root.insert("required".into(), json!(["ok", "tool", "result"]));
+    Some(match reach {
+        Some(ty) => types_schema::self_contained(types, root, ty),
+        None => root,
+    })
 }
 
 /// `{"type":"object","properties":…,"required":…}`, closed: an unknown field is refused by the
@@ -147,6 +184,42 @@ mod tests {
         assert_eq!(schema["additionalProperties"], false);
         let accounts = Value::Object(for_action(CATALOG.get("list/accounts").expect("action")));
         assert!(accounts.get("required").is_none());
+    }
+
+    #[test]
+    fn output_schemas_stand_alone() {
+        let action = CATALOG.get("get/conversation").expect("action");
+        let schema = Value::Object(output(action).expect("typed result"));
+        assert_eq!(schema["type"], "object");
+        assert_eq!(
+            schema["properties"]["result"]["$ref"],
+            "#/$defs/Conversation"
+        );
+        let defs = schema["$defs"].as_object().expect("$defs");
+        // Every reference resolves inside the schema, and nothing unreached is carried.
+        let text = schema.to_string();
+        let mut referenced: Vec<&str> = text
+            .split("\"#/$defs/")
+            .skip(1)
+            .map(|piece| &piece[..piece.find('"').expect("end")])
+            .collect();
+        referenced.sort_unstable();
+        referenced.dedup();
+        let mut defined: Vec<&str> = defs.keys().map(String::as_str).collect();
+        defined.sort_unstable();
+        assert_eq!(referenced, defined);
+        assert!(!text.contains("#/components/"));
+
+        let send = CATALOG.get("check/conversation/exists").expect("action");
+        let head = Value::Object(output(send).expect("HEAD answers existence"));
+        assert!(head.get("$defs").is_none());
+        assert_eq!(head["properties"]["result"]["required"], json!(["exists"]));
+        let untyped = CATALOG
+            .actions()
+            .iter()
+            .find(|a| a.result.is_none() && !a.is_head())
+            .expect("an action without a result type");
+        assert!(output(untyped).is_none());
     }
 
     #[test]

@@ -78,6 +78,10 @@ static ALL: LazyLock<ToolList> = LazyLock::new(|| {
                 )
                 .with_title(action.title)
                 .with_annotations(schema::annotations(action));
+                let tool = match schema::output(action) {
+                    Some(output) => tool.with_raw_output_schema(Arc::new(output)),
+                    None => tool,
+                };
                 Arc::new(Entry {
                     tool,
                     target: Target::Action(action),
@@ -102,6 +106,11 @@ static ESSENTIAL_TOOLS: LazyLock<ToolList> = LazyLock::new(|| {
                 )
                 .with_title(action.title)
                 .with_annotations(schema::annotations(action));
+                // An essential answers with its action's envelope (`handler::run`).
+                let tool = match schema::output(action) {
+                    Some(output) => tool.with_raw_output_schema(Arc::new(output)),
+                    None => tool,
+                };
                 Some(Arc::new(Entry {
                     tool,
                     target: Target::Essential(essential, action),

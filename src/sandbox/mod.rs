@@ -334,5 +334,13 @@ fn generic(action: &Action, method: Method) -> Answer {
         .route
         .as_ref()
         .is_some_and(|r| r.path.segments().contains(&Segment::Param("pageNumber")));
-    Answer::ok(reason, if is_list { json!([]) } else { json!({}) })
+    let data = match &action.result {
+        // The least value of the catalog's result type: strict readers (generated clients, an
+        // MCP client checking the tool's outputSchema) accept it, where `{}` could lack a
+        // required field.
+        Some(ty) if !is_list => crate::docs::schema::example(CATALOG.types(), ty),
+        _ if is_list => json!([]),
+        _ => json!({}),
+    };
+    Answer::ok(reason, data)
 }
