@@ -815,7 +815,10 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(fields, ["account", "websiteID", "sessionID", "body"]);
+        assert_eq!(
+            fields,
+            ["account", "websiteID", "sessionID", "body", "dry_run"]
+        );
         assert_eq!(
             send["required"],
             json!(["sessionID", "body"]),

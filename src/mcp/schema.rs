@@ -179,7 +179,14 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["account", "websiteID", "sessionID", "fingerprint", "query"]
+            [
+                "account",
+                "websiteID",
+                "sessionID",
+                "fingerprint",
+                "query",
+                "fields"
+            ]
         );
         assert_eq!(schema["additionalProperties"], false);
         let accounts = Value::Object(for_action(CATALOG.get("list/accounts").expect("action")));

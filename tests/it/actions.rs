@@ -60,7 +60,16 @@ async fn every_action_reaches_crisp_exactly_as_documented() {
                 }
                 expected_path = expected_path.replace(&format!("{{{name}}}"), &value);
             }
-            let payload = json!({ "marker": action.slug, "nested": { "n": i } });
+            // A body that fits the action's type, plus fields the catalog does not know: those
+            // pass through too.
+            let mut payload = action
+                .body
+                .as_ref()
+                .map_or_else(|| json!({}), crisp_gateway::docs::example::literal);
+            if let Value::Object(object) = &mut payload {
+                object.insert("marker".into(), Value::from(action.slug));
+                object.insert("nested".into(), json!({ "n": i }));
+            }
             if action.write {
                 // The façade documents `body` as a JSON string; a JSON value works too.
                 let body = if i % 3 == 0 {
