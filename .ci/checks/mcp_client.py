@@ -92,6 +92,19 @@ async def main():
         bad = await session.call_tool("crisp_get_conversation", {"sessionId": "typo"})
         check(bad.is_error and "sessionID" in bad.content[0].text, f"a bad argument is a tool error ({bad.content[0].text})")
         check(bad.structured_content["error"]["reason"] == "unknown_field", "the tool error carries the REST error envelope")
+        # What agents lean on: a dry run, several pages, only some fields.
+        dry = await session.call_tool(
+            "crisp_send_message_in_conversation",
+            {"sessionID": "session_ci", "dry_run": True, "body": {"type": "text", "from": "operator", "origin": "chat", "content": "Hi"}},
+        )
+        check(not dry.is_error and data(dry)["dry_run"] is True and data(dry)["method"] == "POST", f"dry_run answers the request it would send ({dry.content[0].text[:200]})")
+        check(tools["crisp_send_message_in_conversation"].input_schema["properties"]["dry_run"]["type"] == "boolean", "writes take dry_run")
+        paged = await session.call_tool("crisp_list_conversations", {"pages": 2, "fields": ["session_id"]})
+        check(not paged.is_error and isinstance(data(paged), list), f"pages and fields on a list ({paged.content[0].text[:200]})")
+        narrow = await session.call_tool("crisp_get_conversation", {"sessionID": "session_ci", "fields": ["session_id"]})
+        check(not narrow.is_error and set(data(narrow)) == {"session_id"}, f"fields keeps only the paths asked for ({narrow.content[0].text[:200]})")
+        invalid = await session.call_tool("crisp_send_message_in_conversation", {"sessionID": "session_ci", "body": {"type": "text"}})
+        check(invalid.is_error and invalid.structured_content["error"]["reason"] == "invalid_body", "a body that does not fit its type is invalid_body")
 
     await with_session("/mcp/all", calls)
 
@@ -106,6 +119,9 @@ async def main():
     async def meta_calls(session):
         found = await session.call_tool("crisp_search_actions", {"query": "send message", "limit": 5})
         check(found.structured_content["actions"][0]["action"] == "send/message/in/conversation", "search finds actions by words")
+        for words, action in [("reply to a customer", "send/message/in/conversation"), ("find a customer by email", "list/people/profiles"), ("archive", "change/conversation/state")]:
+            ranked = [a["action"] for a in (await session.call_tool("crisp_search_actions", {"query": words, "limit": 5})).structured_content["actions"]]
+            check(action in ranked, f"search understands {words!r} ({ranked})")
         called = await session.call_tool("crisp_call_action", {"action": "get/conversation", "arguments": {"sessionID": "session_ci"}})
         check(not called.is_error, f"crisp_call_action runs an action ({called.content[0].text[:200]})")
         accounts = await session.call_tool("crisp_list_accounts", {})
@@ -119,14 +135,16 @@ async def main():
         await with_session("/mcp", list_names, key="sk_live_wrong")
     except Exception as e:  # the SDK wraps transport failures in exception groups
         refusal = e
-    check(refusal is not None, f"a bad key is refused by the SDK ({flatten(refusal)})")
+    check(refusal is not None and "crisp-gateway key create" in flatten(refusal), f"a bad key is refused with the gateway's message ({flatten(refusal)})")
     async with httpx2.AsyncClient() as http:
         reply = await http.post(
             f"{BASE}/mcp",
             headers={"Authorization": "Bearer sk_live_wrong", "Accept": "application/json, text/event-stream"},
             json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
         )
-        check(reply.status_code == 401 and reply.json()["error"]["reason"] == "unauthorized", "a bad key is a 401 with the error envelope")
+        check(reply.status_code == 401 and reply.json()["error"]["data"]["error"]["reason"] == "unauthorized", "a bad key is a 401: a JSON-RPC error carrying the error envelope")
+        one = await http.get(f"{BASE}/api/crisp/_endpoints/send/message/in/conversation")
+        check(one.status_code == 200 and one.json()["body"]["type"] == "MessageNew", "_endpoints/<action> describes one action")
     print(f"{checks} checks passed")
 
 

@@ -53,10 +53,20 @@ pub fn output(action: &Action) -> Option<JsonObject> {
         }),
     );
     root.insert("required".into(), json!(["ok", "tool", "result"]));
-    Some(match reach {
+    let mut schema = match reach {
         Some(ty) => types_schema::self_contained(types, root, ty),
         None => root,
-    })
+    };
+    // `fields` may keep any subset of a result's fields, and clients check every answer
+    // against this schema: inside the result, no field is required.
+    if let Some(Value::Object(defs)) = schema.get_mut("$defs") {
+        for def in defs.values_mut() {
+            if let Value::Object(def) = def {
+                def.remove("required");
+            }
+        }
+    }
+    Some(schema)
 }
 
 /// `{"type":"object","properties":…,"required":…}`, closed: an unknown field is refused by the

@@ -541,9 +541,20 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The gateway's error envelope: the body, or the `data` of the JSON-RPC error that
+    /// carries it on MCP paths.
+    pub fn envelope(&self) -> Value {
+        let json = self.json();
+        if json.get("jsonrpc").is_some() {
+            json["error"]["data"].clone()
+        } else {
+            json
+        }
+    }
+
     /// The error reason of an error envelope (and checks the envelope's shape).
     pub fn reason(&self) -> String {
-        let json = self.json();
+        let json = self.envelope();
         assert_eq!(json["ok"], false, "{}", self.text);
         assert_eq!(json["error"]["status"], self.status, "{}", self.text);
         assert!(
@@ -563,7 +574,7 @@ impl Reply {
     }
 
     pub fn message(&self) -> String {
-        self.json()["error"]["message"]
+        self.envelope()["error"]["message"]
             .as_str()
             .expect("message")
             .to_owned()

@@ -164,7 +164,7 @@ async fn initialize_and_list_every_toolset() {
                 .expect("properties")
                 .keys()
                 .collect::<Vec<_>>(),
-            ["account", "websiteID", "sessionID", "query"]
+            ["account", "websiteID", "sessionID", "query", "fields"]
         );
         assert_eq!(get["annotations"]["readOnlyHint"], true);
         let remove = tool("crisp_remove_conversation");
@@ -544,7 +544,18 @@ async fn bad_keys_get_a_401_before_mcp_and_scopes_filter_tools() {
         for key in [None, Some("sk_live_nope"), Some("not a key")] {
             let reply = rpc(&app, "/mcp", key, "tools/list", json!({})).await;
             assert_eq!(reply.status, 401, "{key:?}: {}", reply.text);
-            assert_eq!(reply.reason(), "unauthorized");
+            // A JSON-RPC error, so MCP clients show the gateway's message; the gateway's
+            // error envelope rides in its `data`.
+            let body = reply.json();
+            assert_eq!(body["jsonrpc"], "2.0");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("crisp-gateway key create")),
+                "{}",
+                reply.text
+            );
+            assert_eq!(body["error"]["data"]["error"]["reason"], "unauthorized");
             assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
         }
         let get = app.http.get(app.url("/mcp")).send().await.expect("answers");
@@ -559,7 +570,10 @@ async fn bad_keys_get_a_401_before_mcp_and_scopes_filter_tools() {
             .expect("answers");
         assert_eq!(get.status(), 405);
         let body: Value = serde_json::from_str(&get.text().await.expect("body")).expect("json");
-        assert_eq!(body["error"]["reason"], "method_not_allowed");
+        assert_eq!(
+            body["error"]["data"]["error"]["reason"],
+            "method_not_allowed"
+        );
 
         // rmcp's plain-text refusals keep their explanation, inside the error envelope.
         let no_accept = app
@@ -574,7 +588,10 @@ async fn bad_keys_get_a_401_before_mcp_and_scopes_filter_tools() {
         assert_eq!(no_accept.status(), 400);
         let body: Value =
             serde_json::from_str(&no_accept.text().await.expect("body")).expect("json");
-        assert_eq!(body["error"]["reason"], "mcp_transport", "{body}");
+        assert_eq!(
+            body["error"]["data"]["error"]["reason"], "mcp_transport",
+            "{body}"
+        );
         assert!(
             body["error"]["message"]
                 .as_str()
