@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::catalog::{Action, CATALOG, Origin, ParamKind, Shape, Ty, search};
@@ -63,20 +64,40 @@ static ENTRIES: LazyLock<Vec<Value>> = LazyLock::new(|| {
         .collect()
 });
 
-/// The whole list, serialised once. Today's API first: the legacy Knowledge Base actions serve
-/// only websites not yet moved.
-static ENDPOINTS: LazyLock<String> = LazyLock::new(|| {
-    let actions: Vec<&Value> = CATALOG.current_first().map(|a| &ENTRIES[a.index]).collect();
-    json!({ "count": actions.len(), "actions": actions }).to_string()
+/// The entries without their parameters, notes and descriptions: what the list shows unless
+/// `?view=full` (`_endpoints/<action>` has everything about one action).
+static COMPACT: LazyLock<Vec<Value>> = LazyLock::new(|| {
+    ENTRIES
+        .iter()
+        .map(|entry| {
+            let mut entry = entry.clone();
+            if let Value::Object(object) = &mut entry {
+                for long in ["params", "notes", "description", "endpoint"] {
+                    object.remove(long);
+                }
+            }
+            entry
+        })
+        .collect()
 });
 
-fn json_response(body: String) -> Response {
+/// The whole list, serialised once, compact and full. Today's API first: the legacy Knowledge
+/// Base actions serve only websites not yet moved.
+static ENDPOINTS: LazyLock<[Bytes; 2]> = LazyLock::new(|| {
+    let list = |entries: &[Value]| {
+        let actions: Vec<&Value> = CATALOG.current_first().map(|a| &entries[a.index]).collect();
+        Bytes::from(json!({ "count": actions.len(), "actions": actions }).to_string())
+    };
+    [list(&COMPACT), list(&ENTRIES)]
+});
+
+fn json_response(body: impl Into<axum::body::Body>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body,
+        body.into(),
     )
         .into_response()
 }
@@ -85,17 +106,26 @@ fn json_response(body: String) -> Response {
 pub async fn endpoints(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    if params.is_empty() {
-        return Ok(json_response(ENDPOINTS.clone()));
-    }
     let bad = |message: String| ApiError::bad_request(Reason::InvalidQuery, message);
+    let full = match params.get("view").map(String::as_str) {
+        None | Some("compact") => false,
+        Some("full") => true,
+        Some(other) => {
+            return Err(bad(format!(
+                "`view` is `compact` (the default) or `full` (with each action's parameters), not `{other}`."
+            )));
+        }
+    };
     if let Some(unknown) = params
         .keys()
-        .find(|k| !matches!(k.as_str(), "q" | "domain" | "write"))
+        .find(|k| !matches!(k.as_str(), "q" | "domain" | "write" | "view"))
     {
         return Err(bad(format!(
-            "`{unknown}` is not a filter of `_endpoints`; use `q` (words), `domain` and `write` (true or false)."
+            "`{unknown}` is not a filter of `_endpoints`; use `q` (words), `domain`, `write` (true or false) and `view` (compact or full)."
         )));
+    }
+    if params.keys().all(|k| k == "view") {
+        return Ok(json_response(ENDPOINTS[usize::from(full)].clone()));
     }
     let domain = params.get("domain").map(String::as_str);
     if let Some(domain) = domain
@@ -117,7 +147,8 @@ pub async fn endpoints(
     };
     let keep =
         |a: &Action| domain.is_none_or(|d| a.domain == d) && write.is_none_or(|w| a.write == w);
-    let entry = |a: &Action| &ENTRIES[a.index];
+    let entries: &[Value] = if full { &ENTRIES } else { &COMPACT };
+    let entry = |a: &Action| &entries[a.index];
     let chosen: Vec<&Value> = match params.get("q").map(|q| q.trim()).filter(|q| !q.is_empty()) {
         Some(q) => search::rank(q)
             .into_iter()

@@ -7,7 +7,7 @@
 use rmcp::model::{JsonObject, ToolAnnotations};
 use serde_json::{Value, json};
 
-use crate::catalog::{Action, CATALOG, Method, Param, ParamKind};
+use crate::catalog::{Action, CATALOG, Method, Param, ParamKind, Shape, Ty, Types};
 use crate::docs::schema::{self as types_schema, Refs};
 
 /// The input schema of the tool that calls `action` directly.
@@ -96,7 +96,7 @@ fn param_schema(action: &Action, param: &Param) -> Value {
                 })
             }
         },
-        ParamKind::Body => body(action.notes),
+        ParamKind::Body => typed_body(action),
         ParamKind::Query => query(action.notes),
         ParamKind::Option => crate::docs::options::schema(param.name),
     }
@@ -123,6 +123,79 @@ pub fn page_number() -> Value {
         "default": 1,
         "description": "The page to read; pages start at 1.",
     })
+}
+
+/// The body with its fields named and typed from the catalog, in plain types: a union is left
+/// untyped (its description says what it takes), so every agent runtime reads the schema.
+fn typed_body(action: &Action) -> Value {
+    let types = CATALOG.types();
+    let Some(ty) = &action.body else {
+        return body(action.notes);
+    };
+    let mut schema = plain(types, ty, 2);
+    let description = format!(
+        "The Crisp request body ({}): a JSON object (a string holding one is accepted too). Fields not listed pass through to Crisp.",
+        types.describe(ty)
+    );
+    if let Value::Object(object) = &mut schema {
+        object.insert("description".into(), description.into());
+    }
+    schema
+}
+
+/// A type in the plainest JSON Schema that says it: `depth` levels of named objects get
+/// their properties, deeper ones are plain objects.
+fn plain(types: &Types, ty: &Ty, depth: usize) -> Value {
+    match ty {
+        Ty::String => json!({"type": "string"}),
+        Ty::Integer => json!({"type": "integer"}),
+        Ty::Number => json!({"type": "number"}),
+        Ty::Boolean => json!({"type": "boolean"}),
+        Ty::Object => json!({"type": "object"}),
+        Ty::Any | Ty::Null => json!({}),
+        Ty::Array(item) => json!({"type": "array", "items": plain(types, item, depth)}),
+        Ty::Union(members) => {
+            let real: Vec<&Ty> = members.iter().filter(|m| **m != Ty::Null).collect();
+            match real.as_slice() {
+                [one] => plain(types, one, depth),
+                _ => json!({"description": format!("One of: {}.", types.describe(ty))}),
+            }
+        }
+        Ty::Named(id) => {
+            let named = types.named(*id);
+            match &named.shape {
+                Shape::Enum(values) => json!({"type": "string", "enum": values}),
+                Shape::Map(_) => json!({"type": "object", "description": named.about}),
+                Shape::Fields(_) if depth == 0 => {
+                    json!({"type": "object", "description": format!("{} ({})", named.about, named.name)})
+                }
+                Shape::Fields(fields) => {
+                    let mut properties = serde_json::Map::new();
+                    for field in fields {
+                        let mut schema = plain(types, &field.ty, depth - 1);
+                        if let Value::Object(object) = &mut schema {
+                            let text = match object.get("description").and_then(Value::as_str) {
+                                Some(more) => format!("{} {more}", field.about),
+                                None => field.about.to_owned(),
+                            };
+                            object.insert("description".into(), text.into());
+                        }
+                        properties.insert(field.name.to_owned(), schema);
+                    }
+                    let required: Vec<&str> = fields
+                        .iter()
+                        .filter(|f| f.required)
+                        .map(|f| f.name)
+                        .collect();
+                    let mut schema = json!({"type": "object", "properties": properties});
+                    if !required.is_empty() {
+                        schema["required"] = json!(required);
+                    }
+                    schema
+                }
+            }
+        }
+    }
 }
 
 pub fn body(notes: Option<&str>) -> Value {
@@ -175,6 +248,27 @@ pub fn is_removal(action: &Action) -> bool {
 mod tests {
     use super::*;
     use crate::catalog::CATALOG;
+
+    #[test]
+    fn bodies_name_their_fields_in_plain_types() {
+        let action = CATALOG.get("send/message/in/conversation").expect("action");
+        let schema = Value::Object(for_action(action));
+        let body = &schema["properties"]["body"];
+        assert_eq!(body["type"], "object");
+        assert_eq!(
+            body["required"],
+            json!(["type", "from", "origin", "content"])
+        );
+        assert_eq!(
+            body["properties"]["from"]["enum"],
+            json!(["user", "operator"])
+        );
+        assert_eq!(body["properties"]["origin"]["type"], "string");
+        // A union stays untyped, described in words, for runtimes that refuse `anyOf`.
+        assert!(body["properties"]["content"].get("type").is_none());
+        assert!(!body.to_string().contains("anyOf"));
+        assert_eq!(schema["required"], json!(["sessionID", "body"]));
+    }
 
     #[test]
     fn schema_follows_the_catalog() {

@@ -207,7 +207,14 @@ fn json_object(value: Value) -> serde_json::Map<String, Value> {
 }
 
 pub fn action_description(action: &Action) -> String {
-    action.description()
+    let mut text = action.description();
+    if action.write {
+        // The connector asks agents to confirm writes; this is how they can see one first.
+        text.push_str(
+            " To confirm before writing, call it with `dry_run: true`: the answer is the exact Crisp request, not sent.",
+        );
+    }
+    text
 }
 
 /// The Crisp domains the catalog groups actions into, sorted.

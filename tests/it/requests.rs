@@ -354,8 +354,19 @@ async fn another_workspaces_account_is_unreachable() {
 async fn discovery_health_and_readiness() {
     for engine in engines() {
         let app = TestApp::spawn(engine).await;
-        let reply = app.get("/api/crisp/_endpoints").await;
+        // Compact by default: who, where and what kind, without each action's parameters.
+        let compact = app.get("/api/crisp/_endpoints").await;
+        assert_eq!(compact.status, 200);
+        assert_eq!(compact.json()["count"], CATALOG.actions().len());
+        assert!(compact.json()["actions"][0].get("params").is_none());
+        let reply = app.get("/api/crisp/_endpoints?view=full").await;
         assert_eq!(reply.status, 200);
+        assert!(
+            compact.text.len() * 2 < reply.text.len(),
+            "compact is much smaller: {} vs {}",
+            compact.text.len(),
+            reply.text.len()
+        );
         let json = reply.json();
         assert_eq!(json["count"], CATALOG.actions().len());
         let send = json["actions"]
@@ -403,6 +414,7 @@ async fn discovery_health_and_readiness() {
             ("domain=nope", "no domain `nope`"),
             ("write=maybe", "true or false"),
             ("search=x", "not a filter"),
+            ("view=long", "`compact` (the default) or `full`"),
         ] {
             let bad = app.get(&format!("/api/crisp/_endpoints?{query}")).await;
             assert_eq!(bad.status, 400, "{query}");
