@@ -50,3 +50,13 @@ if ! "$VENV/bin/python" .ci/checks/mcp_client.py "http://127.0.0.1:$PORT" "$KEY"
   echo "--- gateway log" >&2; tail -n 50 "$TMP/gateway.log" >&2
   exit 1
 fi
+
+# An MCP tool call's access line names its action and account, as a REST call's does.
+kill "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null || true
+if ! grep -E 'path=/mcp/all .*action=send/message/in/conversation .*account_id=' "$TMP/gateway.log" >/dev/null \
+  && ! grep -E '"path":"/mcp/all".*"action":"send/message/in/conversation".*"account_id"' "$TMP/gateway.log" >/dev/null; then
+  echo "no MCP access line with its action and account:" >&2
+  grep '/mcp' "$TMP/gateway.log" | head -n 5 >&2
+  exit 1
+fi
+echo "ok - MCP access lines carry the action and the account"

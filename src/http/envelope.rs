@@ -64,11 +64,19 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     };
     request.extensions_mut().insert(Started(started));
     let request_id = id.to_str().unwrap_or_default();
-    let (response, call) = match edge.in_flight.try_acquire() {
+    let (response, mut call) = match edge.in_flight.try_acquire() {
         Ok(_permit) => crate::telemetry::with_call_info(next.run(request)).await,
         // Answer at once rather than queue without bound when the process is full.
         Err(_) => (ApiError::Overloaded.into_response(), Default::default()),
     };
+    // An MCP tool call ran in rmcp's task: its notes come by the request id.
+    if matches!(target, Target::Mcp)
+        && let Some(tool) = crate::telemetry::take_handed_off(request_id)
+    {
+        call.action = tool.action;
+        call.account_id = tool.account_id;
+        call.upstream_status = tool.upstream_status;
+    }
     let mut response = render_error(
         response,
         app,
@@ -95,7 +103,7 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
         path = path.as_str(),
         status,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
-        action = label.map(|(slug, _)| slug),
+        action = label.map(|(slug, _)| slug).or(call.action),
         key_id = call.key_id.as_deref(),
         account_id = call.account_id.as_deref(),
         upstream_status = call.upstream_status,

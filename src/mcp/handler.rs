@@ -161,15 +161,18 @@ impl Handler {
         arguments: Map<String, Value>,
     ) -> Result<CallToolResult, ApiError> {
         let args = call::args::from_object(action, arguments)?;
-        let envelope = call::execute(
+        let (envelope, mut noted) = crate::telemetry::with_call_info(call::execute(
             &self.app.services(),
             &caller.principal,
             action,
             args,
             &caller.request_id,
             caller.started,
-        )
-        .await?;
+        ))
+        .await;
+        noted.action = Some(action.slug);
+        crate::telemetry::hand_off(&caller.request_id, noted);
+        let envelope = envelope?;
         // The gateway checks the shape of Crisp's envelope, not every byte of `data` (see
         // `forward::scan`); if Crisp ever sent a broken `data`, this parse is where it shows.
         let envelope: Value = serde_json::from_slice(&envelope.to_bytes()).map_err(|_| {

@@ -50,6 +50,8 @@ pub fn init(json: bool, default: &str) {
 /// layer knows the key, the call the account and Crisp's status) while the request runs.
 #[derive(Debug, Default, Clone)]
 pub struct CallInfo {
+    /// The action, where the path does not name it (an MCP tool call).
+    pub action: Option<&'static str>,
     pub key_id: Option<String>,
     pub account_id: Option<String>,
     pub upstream_status: Option<u16>,
@@ -71,4 +73,29 @@ pub async fn with_call_info<F: std::future::Future>(future: F) -> (F::Output, Ca
 /// Notes something about the current call; outside a request it does nothing.
 pub fn note_call(update: impl FnOnce(&mut CallInfo)) {
     let _ = CALL.try_with(|info| update(&mut info.borrow_mut()));
+}
+
+/// What MCP tool calls noted, by request id: rmcp runs a tool in a task of its own, so its
+/// `CallInfo` is handed to the request's access line through here.
+static HANDED_OFF: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, CallInfo>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Most requests in flight at once that could leave a note; past it, old notes are dropped
+/// rather than kept without bound.
+const HANDOFF_LIMIT: usize = 4096;
+
+/// Leaves a tool call's notes for the access line of request `request_id`.
+pub fn hand_off(request_id: &str, info: CallInfo) {
+    if let Ok(mut notes) = HANDED_OFF.lock() {
+        if notes.len() >= HANDOFF_LIMIT {
+            notes.clear();
+        }
+        notes.insert(request_id.to_owned(), info);
+    }
+}
+
+/// Takes what the tool calls of request `request_id` noted.
+pub fn take_handed_off(request_id: &str) -> Option<CallInfo> {
+    HANDED_OFF.lock().ok()?.remove(request_id)
 }
