@@ -25,6 +25,8 @@ pub use envelope::Envelope;
 struct Trace {
     account_id: Option<AccountId>,
     upstream_status: Option<u16>,
+    /// Crisp calls made for one request beyond the first (`pages`).
+    more_pages: u32,
 }
 
 /// What a call needs of the running gateway, lent by the composition root (`App::services`).
@@ -124,7 +126,8 @@ pub async fn execute_with(
             action: action.slug,
             request_id,
         });
-    } else if action.write || result.is_err() {
+    } else if action.write || result.is_err() || trace.more_pages > 0 {
+        // A read of several pages is audited too, one row counting its Crisp calls.
         app.auditor.record(AuditRecord {
             at: crate::kernel::clock::now(),
             workspace_id: Some(principal.workspace_id.clone()),
@@ -136,7 +139,7 @@ pub async fn execute_with(
             duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             request_id: request_id.to_owned(),
             reason: reason.map(str::to_owned),
-            count: 1,
+            count: i64::from(trace.more_pages) + 1,
             client: None,
         });
     }
@@ -417,6 +420,7 @@ async fn reshaped(
             let Reply::Data { data, .. } = reply else {
                 break;
             };
+            trace.more_pages += 1;
             match parse(&data)? {
                 serde_json::Value::Array(more) if !more.is_empty() => {
                     items.extend(more);
