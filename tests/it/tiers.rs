@@ -100,7 +100,7 @@ async fn a_401_is_a_tier_refusal_only_for_credentials_crisp_accepted() {
 #[tokio::test]
 async fn endpoints_show_tiers_origin_and_list_legacy_actions_last() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let reply = app.get("/api/crisp/_endpoints").await;
+    let reply = app.get("/api/crisp/_endpoints?view=full").await;
     assert_eq!(reply.status, 200);
     let json = reply.json();
     let actions = json["actions"].as_array().expect("actions");
