@@ -733,10 +733,23 @@ fn endpoints_schema() -> RefOr<Schema> {
 const SEGMENT_PATTERN: &str = r"[^.\s]|\..*\..*\.|\s.*\.|\..*\s";
 
 fn request_schema(action: &Action) -> RefOr<Schema> {
+    let reshaping = if action.write {
+        " The gateway also takes `dry_run: true`, which answers the Crisp request that would be sent instead of sending it."
+    } else if action.is_head() {
+        ""
+    } else {
+        " The gateway also takes `fields` (dotted paths of each result item to keep), which answers a subset of the result's fields."
+    };
     let mut object = ObjectBuilder::new()
-        .description(Some(format!("The fields of `{}`.", action.slug)))
+        .description(Some(format!("The fields of `{}`.{reshaping}", action.slug)))
         .additional_properties(Some(AdditionalProperties::FreeForm(false)));
-    for param in &action.params {
+    // `dry_run` and `fields` change the answer's shape away from the typed result; they are
+    // described above rather than typed here, so a generated client's result type stays true.
+    for param in action
+        .params
+        .iter()
+        .filter(|p| !(p.kind == ParamKind::Option && p.name != "pages"))
+    {
         let description = param_description(action, param.kind, param.name);
         let schema: RefOr<Schema> = match (param.kind, param.name) {
             (ParamKind::Option, name) => serde_json::from_value(super::options::schema(name))
@@ -817,7 +830,7 @@ mod tests {
             .collect();
         assert_eq!(
             fields,
-            ["account", "websiteID", "sessionID", "body", "dry_run"]
+            ["account", "websiteID", "sessionID", "body"]
         );
         assert_eq!(
             send["required"],
