@@ -828,10 +828,7 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(
-            fields,
-            ["account", "websiteID", "sessionID", "body"]
-        );
+        assert_eq!(fields, ["account", "websiteID", "sessionID", "body"]);
         assert_eq!(
             send["required"],
             json!(["sessionID", "body"]),
