@@ -72,7 +72,7 @@ static COMPACT: LazyLock<Vec<Value>> = LazyLock::new(|| {
         .map(|entry| {
             let mut entry = entry.clone();
             if let Value::Object(object) = &mut entry {
-                for long in ["params", "notes", "description", "endpoint"] {
+                for long in ["params", "notes", "description"] {
                     object.remove(long);
                 }
             }
