@@ -84,6 +84,11 @@ pub fn object(properties: serde_json::Map<String, Value>, required: Vec<Value>) 
 
 fn param_schema(action: &Action, param: &Param) -> Value {
     match param.kind {
+        // `list/accounts` is answered by the gateway: `account` narrows its list.
+        ParamKind::Account if action.route.is_none() => json!({
+            "type": "string",
+            "description": "Only this connected Crisp account, by id or label; all of the workspace's accounts when absent.",
+        }),
         ParamKind::Account => account(),
         ParamKind::Path => match param.name {
             "websiteID" => website_id(),
