@@ -843,20 +843,17 @@ mod tests {
         for name in ["type", "from", "origin", "content"] {
             assert!(body_fields.get(name).is_some(), "{name} in {body_fields}");
         }
-        let state = &schemas["ChangeConversationStateRequest"]["properties"]["body"]["$ref"];
-        let state = &schemas[state
-            .as_str()
-            .expect("ref")
-            .rsplit('/')
-            .next()
-            .expect("name")];
-        let state = &state["properties"]["state"]["$ref"];
-        let state = &schemas[state
-            .as_str()
-            .expect("ref")
-            .rsplit('/')
-            .next()
-            .expect("name")];
+        let resolve = |reference: &Value| {
+            &schemas[reference
+                .as_str()
+                .expect("ref")
+                .rsplit('/')
+                .next()
+                .expect("name")]
+        };
+        let body =
+            resolve(&schemas["ChangeConversationStateRequest"]["properties"]["body"]["$ref"]);
+        let state = resolve(&body["properties"]["state"]["$ref"]);
         assert_eq!(state["enum"], json!(["pending", "unresolved", "resolved"]));
         let list = &schemas["ListConversationsRequest"]["properties"];
         assert!(list.get("query").is_some() && list.get("pageNumber").is_some());
