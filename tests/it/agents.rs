@@ -1,9 +1,6 @@
 //! What agents lean on: several pages in one call, only the fields they need, and a dry run
 //! that shows a write before it is made.
 
-use std::time::Duration;
-
-use crisp_gateway::store::AuditFilter;
 use serde_json::json;
 
 use crate::helpers::{Answer, TestApp, engines};
@@ -38,15 +35,7 @@ async fn pages_are_fetched_merged_and_end_early_on_an_empty_page() {
         assert_eq!(paths.len(), 3, "stopped at the empty page: {paths:?}");
         assert!(paths[0].ends_with("/conversations/1") && paths[2].ends_with("/conversations/3"));
         // A read of several pages is audited, one row counting its Crisp calls.
-        app.app.auditor.flush(Duration::from_secs(5)).await;
-        let rows = app
-            .store
-            .list_audit(&AuditFilter {
-                limit: 10,
-                ..AuditFilter::default()
-            })
-            .await
-            .expect("audit");
+        let rows = app.audit().await;
         let paged = rows
             .iter()
             .find(|r| r.action == "list/conversations")

@@ -471,6 +471,18 @@ impl TestApp {
         self.app.accounts.invalidate(self.workspace_id.as_str());
     }
 
+    /// The audit rows written so far (the auditor's batch flushed first), newest first.
+    pub async fn audit(&self) -> Vec<store::AuditRecord> {
+        self.app.auditor.flush(Duration::from_secs(5)).await;
+        self.store
+            .list_audit(&store::AuditFilter {
+                limit: 100,
+                ..store::AuditFilter::default()
+            })
+            .await
+            .expect("audit")
+    }
+
     /// Adds another workspace with its own account and key; returns (workspace id, key).
     pub async fn other_workspace(&self, name: &str, label: &str) -> (WorkspaceId, String) {
         let workspace = create_workspace(&self.store, name)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crisp_gateway::admin::{KeySpec, create_scoped_key};
 use crisp_gateway::call::idempotency::Key;
 use crisp_gateway::catalog::CATALOG;
-use crisp_gateway::store::{AuditFilter, AuditRecord, IdempotencyRecord, StoreError};
+use crisp_gateway::store::{AuditRecord, IdempotencyRecord, StoreError};
 
 use crate::helpers::{Answer, Cli, Engine as DbEngine, Reply, TestApp, engines, eventually};
 
@@ -45,14 +45,7 @@ async fn scoped_key(app: &TestApp, spec: KeySpec) -> (String, String) {
 }
 
 async fn audit(app: &TestApp) -> Vec<AuditRecord> {
-    app.app.auditor.flush(Duration::from_secs(5)).await;
-    app.store
-        .list_audit(&AuditFilter {
-            limit: 100,
-            ..AuditFilter::default()
-        })
-        .await
-        .expect("audit")
+    app.audit().await
 }
 
 /// A record for `idem` as the gateway would store it for `BODY`, in `state`, with its lease
