@@ -525,6 +525,46 @@ mod tests {
     }
 
     #[test]
+    fn gateway_options_are_checked() {
+        let list = action("list/conversations");
+        for bad in [
+            &br#"{"pages":0}"#[..],
+            br#"{"pages":"x"}"#,
+            br#"{"fields":7}"#,
+        ] {
+            assert_eq!(
+                reason(parse(list, bad).expect_err("refused")).0,
+                "invalid_field"
+            );
+        }
+        let paged = parse(list, br#"{"pages":"3","fields":"session_id"}"#).expect("parses");
+        assert_eq!(paged.pages, Some(3));
+        assert!(paged.fields.is_some());
+        let send = action("send/message/in/conversation");
+        let (reason_, message) = reason(
+            parse(send, br#"{"sessionID":"s","dry_run":"yes"}"#).expect_err("not a boolean"),
+        );
+        assert_eq!(reason_, "invalid_field");
+        assert!(message.contains("true or false"), "{message}");
+        // Options belong to their kind of action: no dry run of a read, no pages of a write.
+        for (slug, raw) in [
+            (
+                "get/conversation",
+                &br#"{"sessionID":"s","dry_run":true}"#[..],
+            ),
+            (
+                "send/message/in/conversation",
+                br#"{"sessionID":"s","pages":2}"#,
+            ),
+        ] {
+            assert_eq!(
+                reason(parse(action(slug), raw).expect_err("unknown")).0,
+                "unknown_field"
+            );
+        }
+    }
+
+    #[test]
     fn bodies_are_checked_against_their_type() {
         let send = action("send/message/in/conversation");
         let problem = |raw: &[u8]| parse(send, raw).expect("parses").body_problem;
