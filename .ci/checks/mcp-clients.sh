@@ -53,10 +53,35 @@ fi
 
 # An MCP tool call's access line names its action and account, as a REST call's does.
 kill "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null || true
-if ! grep -E 'path=/mcp/all .*action=send/message/in/conversation .*account_id=' "$TMP/gateway.log" >/dev/null \
-  && ! grep -E '"path":"/mcp/all".*"action":"send/message/in/conversation".*"account_id"' "$TMP/gateway.log" >/dev/null; then
+GATEWAY_LOG=$TMP/gateway.log
+
+# The size cap needs a list longer than the cap: a stateful sandbox seeded with conversations,
+# and a gateway whose MCP limit is a few kilobytes.
+{
+  printf '[[account]]\nidentifier = "i"\nkey = "k"\ntier = "website"\nwebsites = ["site1"]\n\n'
+  printf '[[website]]\nid = "site1"\n'
+  for n in $(seq 1 40); do
+    printf '\n[[website.conversation]]\nnickname = "Visitor %s"\nemail = "visitor%s@example.com"\nstate = "unresolved"\nmessages = [{ from = "user", content = "Hello, I need help with order %s." }]\n' "$n" "$n" "$n"
+  done
+} >"$TMP/seed.toml"
+SEEDED_PORT=$(free_port)
+"$BIN" sandbox --seed "$TMP/seed.toml" --listen "127.0.0.1:$SEEDED_PORT" >"$TMP/seeded.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$SEEDED_PORT/v1" "${PIDS[-1]}" || { cat "$TMP"/seeded.log >&2; exit 1; }
+CAPPED_PORT=$(free_port)
+CRISP_GATEWAY_UPSTREAM="http://127.0.0.1:$SEEDED_PORT/v1" CRISP_GATEWAY_MCP_MAX_RESULT=4096 \
+  CRISP_GATEWAY_LISTEN="127.0.0.1:$CAPPED_PORT" "$BIN" serve >"$TMP/capped.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$CAPPED_PORT/healthz" "${PIDS[-1]}" || { cat "$TMP"/capped.log >&2; exit 1; }
+if ! "$VENV/bin/python" .ci/checks/mcp_client.py "http://127.0.0.1:$CAPPED_PORT" "$KEY" size-cap; then
+  echo "--- gateway log" >&2; tail -n 50 "$TMP/capped.log" >&2
+  exit 1
+fi
+
+if ! grep -E 'path=/mcp/all .*action=send/message/in/conversation .*account_id=' "$GATEWAY_LOG" >/dev/null \
+  && ! grep -E '"path":"/mcp/all".*"action":"send/message/in/conversation".*"account_id"' "$GATEWAY_LOG" >/dev/null; then
   echo "no MCP access line with its action and account:" >&2
-  grep '/mcp' "$TMP/gateway.log" | head -n 5 >&2
+  grep '/mcp' "$GATEWAY_LOG" | head -n 5 >&2
   exit 1
 fi
 echo "ok - MCP access lines carry the action and the account"

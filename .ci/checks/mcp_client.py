@@ -1,6 +1,8 @@
 """The official MCP Python SDK against a running gateway (see mcp-clients.sh).
 
-Usage: python mcp_client.py BASE_URL KEY
+Usage: python mcp_client.py BASE_URL KEY [size-cap]
+With `size-cap`, only the checks of a gateway whose MCP result limit is a few kilobytes, in front
+of a sandbox seeded with more conversations than fit.
 Exits non-zero, naming the failed check, on the first failure.
 """
 
@@ -14,6 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 BASE, KEY = sys.argv[1], sys.argv[2]
+MODE = sys.argv[3] if len(sys.argv) > 3 else "all"
 checks = 0
 
 
@@ -148,4 +151,20 @@ async def main():
     print(f"{checks} checks passed")
 
 
-asyncio.run(main())
+async def size_cap():
+    async def capped(session):
+        whole = await session.call_tool("crisp_list_conversations", {"pageNumber": 1})
+        cut = whole.structured_content.get("truncated")
+        check(not whole.is_error and cut is not None, f"a list over the MCP limit is cut ({whole.content[0].text[:200]})")
+        # The text is the kept items, then the note in words after a blank line.
+        kept, _, note = whole.content[0].text.partition("\n\n")
+        check(0 < cut["kept"] < cut["total"] and len(json.loads(kept)) == cut["kept"], f"the cut keeps whole items ({cut['kept']} of {cut['total']})")
+        check("fields" in cut["note"] and "pageNumber" in cut["note"] and cut["note"] in note, f"the note says how to get the rest ({note[:200]})")
+        narrow = await session.call_tool("crisp_list_conversations", {"pageNumber": 1, "fields": ["session_id", "state"]})
+        check(not narrow.is_error and "truncated" not in narrow.structured_content and len(data(narrow)) == cut["total"], "asking for fewer fields brings every item under the limit")
+
+    await with_session("/mcp/all", capped)
+    print(f"{checks} checks passed")
+
+
+asyncio.run(size_cap() if MODE == "size-cap" else main())

@@ -110,6 +110,7 @@ pub async fn execute_with(
     crate::telemetry::note_call(|info| {
         info.account_id = trace.account_id.as_ref().map(|id| id.to_string());
         info.upstream_status = trace.upstream_status;
+        info.upstream_calls = (trace.more_pages > 0).then(|| trace.more_pages + 1);
     });
     let refused = match &result {
         // Refused before Crisp was asked: counted per reason, key and minute, not a row each.

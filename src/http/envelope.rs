@@ -76,6 +76,7 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
         call.action = tool.action;
         call.account_id = tool.account_id;
         call.upstream_status = tool.upstream_status;
+        call.upstream_calls = tool.upstream_calls;
     }
     let mut response = render_error(
         response,
@@ -107,6 +108,7 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
         key_id = call.key_id.as_deref(),
         account_id = call.account_id.as_deref(),
         upstream_status = call.upstream_status,
+        upstream_calls = call.upstream_calls,
         "request"
     );
     response

@@ -55,6 +55,8 @@ pub struct CallInfo {
     pub key_id: Option<String>,
     pub account_id: Option<String>,
     pub upstream_status: Option<u16>,
+    /// Crisp calls made for the request when more than one (`pages`); the status is the last's.
+    pub upstream_calls: Option<u32>,
 }
 
 tokio::task_local! {

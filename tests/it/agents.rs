@@ -138,3 +138,53 @@ async fn a_dry_run_answers_the_request_it_would_send_and_sends_nothing() {
         assert_eq!(read.reason(), "unknown_field", "{}", read.text);
     }
 }
+
+#[tokio::test]
+async fn a_paged_reads_access_line_counts_its_crisp_calls() {
+    // One engine is enough: the line is written by the edge, whatever the store.
+    let engine = engines()[0];
+    let db = crate::helpers::TestDb::new(engine).await;
+    let cli = crate::helpers::Cli::for_db(&db, engine).await;
+    cli.ok(&["workspace", "create", "acme"]).await;
+    let key = cli
+        .ok(&["key", "create", "--workspace", "acme"])
+        .await
+        .stdout
+        .trim()
+        .to_owned();
+    cli.add_account(
+        "acme",
+        "main",
+        ("ident", "web-1"),
+        "crisp-key",
+        &["--default"],
+    )
+    .await;
+    let crisp = crate::helpers::FakeCrisp::start().await;
+    crisp.script(Answer::ok(r#"[{"session_id":"a"}]"#));
+    crisp.script(Answer::ok(r#"[{"session_id":"b"}]"#));
+    crisp.script(Answer::ok("[]"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = cli
+        .serve(
+            &[("CRISP_GATEWAY_UPSTREAM", &crisp.base)],
+            &dir.path().join("serve.log"),
+        )
+        .await;
+    let reply = server
+        .call(Some(&key), "list/conversations", r#"{"pages":5}"#)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let log = server.stop().await;
+    let line: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| {
+            l["fields"]["message"] == "request"
+                && l["fields"]["path"] == "/api/crisp/list/conversations"
+        })
+        .unwrap_or_else(|| panic!("no access line for the paged read:\n{log}"));
+    assert_eq!(line["fields"]["upstream_calls"], 3, "{line}");
+    assert_eq!(line["fields"]["upstream_status"], 200, "{line}");
+    assert_eq!(line["fields"]["action"], "list/conversations", "{line}");
+}
