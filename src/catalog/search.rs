@@ -299,10 +299,12 @@ fn split_camel(text: &str) -> String {
     out
 }
 
-/// The top-level fields of a body or query type: (name, meaning).
+/// The top-level fields of a body, query or result type (of its items, for a list): (name,
+/// meaning).
 fn fields(ty: Option<&Ty>) -> Vec<(&'static str, &'static str)> {
     let types = CATALOG.types();
     match ty {
+        Some(Ty::Array(item)) => fields(Some(item)),
         Some(Ty::Named(id)) => match &types.named(*id).shape {
             Shape::Fields(fields) => fields.iter().map(|f| (f.name, f.about)).collect(),
             _ => Vec::new(),
@@ -328,6 +330,11 @@ fn entry(action: &Action) -> Entry {
     {
         add(name, 1.0);
         add(about, 0.4);
+    }
+    // What a result holds is what people look it up by (`find a customer by email`); it counts
+    // for less than what the caller sends.
+    for (name, _) in fields(action.result.as_ref()) {
+        add(name, 0.6);
     }
     if let Some(ty) = action.body.as_ref().or(action.result.as_ref()) {
         add(&CATALOG.types().describe(ty), 0.75);
@@ -598,6 +605,12 @@ mod tests {
         assert_eq!(top("list/conversation")[0], "list/conversations");
         assert_eq!(top("conversations/list")[0], "list/conversations");
         assert_eq!(closest("get/mesages", 1), ["get/messages/in/conversation"]);
+    }
+
+    #[test]
+    fn what_a_result_holds_finds_the_action_that_answers_it() {
+        assert_eq!(top("search people by email")[0], "list/people/profiles");
+        assert_eq!(top("find a customer by email")[0], "get/people/profile");
     }
 
     #[test]
