@@ -55,6 +55,8 @@ reasons! {
     WriteNotAllowed => "write_not_allowed",
     /// 403: the key's scope leaves this action out.
     ActionNotAllowed => "action_not_allowed",
+    /// 403: a console change without its session's CSRF token, or from another origin.
+    CsrfRefused => "csrf_refused",
 
     // The request itself.
     /// 400: a field the action does not take.
@@ -195,6 +197,9 @@ pub enum ApiError {
     /// Missing, malformed, unknown, revoked and expired keys look the same to the caller.
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// The admin listener's 401: a missing, unknown or revoked admin token or console session.
+    #[error("missing or invalid admin token")]
+    AdminUnauthorized,
     #[error("{message}")]
     BadRequest { reason: Reason, message: String },
     /// A valid key calling outside its scope.
@@ -259,7 +264,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -281,7 +286,7 @@ impl ApiError {
     pub fn reason(&self) -> &str {
         let reason = match self {
             Self::Upstream(e) => return &e.reason,
-            Self::Unauthorized => Reason::Unauthorized,
+            Self::Unauthorized | Self::AdminUnauthorized => Reason::Unauthorized,
             Self::BadRequest { reason, .. }
             | Self::Forbidden { reason, .. }
             | Self::NotFound { reason, .. }
@@ -306,6 +311,10 @@ impl ApiError {
         match self {
             Self::Unauthorized => "Missing or invalid API key. Send `Authorization: Bearer sk_live_…` \
                 with a key made by `crisp-gateway key create`; revoked and expired keys are refused."
+                .into(),
+            Self::AdminUnauthorized => "Missing or invalid admin token. Send `Authorization: Bearer sk_admin_…` \
+                with a token made by `crisp-gateway admin-token create`, or sign in again at /admin/; \
+                revoked tokens are refused."
                 .into(),
             Self::PayloadTooLarge { limit } => format!(
                 "The request body is larger than the gateway's limit of {limit} bytes; send less data per call."

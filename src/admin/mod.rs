@@ -4,6 +4,7 @@
 //! Each concern has its own error enum; their messages are the sentences the CLI prints.
 
 pub mod checks;
+pub mod tokens;
 
 use std::sync::Arc;
 

@@ -17,6 +17,8 @@ pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub keyring: Arc<Keyring>,
+    /// Admin tokens for the admin listener.
+    pub admin_keyring: Arc<crate::auth::AdminKeyring>,
     pub accounts: AccountCache,
     pub crisp: CrispClient,
     pub key_limits: crate::limits::KeyLimiter,
@@ -124,6 +126,14 @@ impl App {
                     config.auth_failure_burst,
                 ),
             )),
+            admin_keyring: Arc::new(crate::auth::AdminKeyring::new(
+                store.clone(),
+                config.key_cache_ttl,
+                crate::limits::FailureLimiter::new(
+                    config.auth_failure_rate,
+                    config.auth_failure_burst,
+                ),
+            )),
             accounts: AccountCache::new(store.clone(), vault, config.key_cache_ttl),
             crisp,
             key_limits,
@@ -190,6 +200,7 @@ impl App {
                 match change.kind {
                     ChangeKind::Key => self.keyring.invalidate(&change.subject_id),
                     ChangeKind::Accounts => self.accounts.invalidate(&change.subject_id),
+                    ChangeKind::AdminToken => self.admin_keyring.invalidate(&change.subject_id),
                 }
                 change.change_id
             }),

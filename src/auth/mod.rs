@@ -6,6 +6,7 @@
 //! minute, a client address that keeps failing is refused before any lookup, and each client
 //! and key id may have only a few verifications in progress.
 
+pub mod admin;
 pub mod key;
 
 use std::collections::HashMap;
@@ -28,7 +29,8 @@ use crate::error::{ApiError, Reason};
 use crate::limits::FailureLimiter;
 use crate::store::{KeyId, Store, StoreError, WorkspaceId};
 
-pub use key::GatewayKey;
+pub use admin::{AdminKeyring, AdminPrincipal};
+pub use key::{AdminToken, GatewayKey};
 
 /// Who is calling: the key, its workspace and its scopes. Inserted into request extensions by
 /// `require_key`.

@@ -1,6 +1,7 @@
 //! The `crisp-gateway` command line: the server, the demo, and the admin commands.
 
 mod account;
+mod admin_token;
 mod audit;
 mod demo;
 mod doctor;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::admin::tokens::AdminTokenError;
 use crate::admin::{AccountError, IdempotencyAdminError, KeyError, WebsitesError, WorkspaceError};
 use crate::app::StartError;
 use crate::app::config::{Config, ConfigError, DatabaseUrl};
@@ -67,6 +69,9 @@ pub enum Command {
     /// Manage the Crisp accounts linked to a workspace.
     #[command(subcommand)]
     Account(account::AccountCommand),
+    /// Manage admin tokens (`sk_admin_…`) for the admin API and console.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(admin_token::AdminTokenCommand),
     /// Make or rotate the master key that encrypts Crisp keys at rest.
     #[command(subcommand, name = "master-key")]
     MasterKey(master_key::MasterKeyCommand),
@@ -117,6 +122,8 @@ pub enum CliError {
     #[error(transparent)]
     Idempotency(#[from] IdempotencyAdminError),
     #[error(transparent)]
+    AdminToken(#[from] AdminTokenError),
+    #[error(transparent)]
     Start(#[from] StartError),
     #[error(transparent)]
     Vault(#[from] VaultError),
@@ -165,6 +172,7 @@ pub async fn run(cli: Cli) -> CliResult {
             let config = load()?;
             account::run(&config, &open(&config).await?, command).await
         }
+        Command::AdminToken(command) => admin_token::run(&open(&load()?).await?, command).await,
         Command::MasterKey(command) => master_key::run(&load()?, command).await,
         Command::Audit {
             workspace,

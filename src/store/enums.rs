@@ -65,6 +65,8 @@ pub enum ChangeKind {
     Key,
     /// A workspace's accounts changed; the subject is the workspace id.
     Accounts,
+    /// An admin token was revoked; the subject is its id.
+    AdminToken,
 }
 
 impl ChangeKind {
@@ -72,6 +74,7 @@ impl ChangeKind {
         match self {
             Self::Key => "key",
             Self::Accounts => "accounts",
+            Self::AdminToken => "admin_token",
         }
     }
 }
@@ -83,7 +86,10 @@ impl FromStr for ChangeKind {
         match s {
             "key" => Ok(Self::Key),
             "accounts" => Ok(Self::Accounts),
-            other => Err(format!("`{other}` is not a change kind: key or accounts")),
+            "admin_token" => Ok(Self::AdminToken),
+            other => Err(format!(
+                "`{other}` is not a change kind: key, accounts or admin_token"
+            )),
         }
     }
 }

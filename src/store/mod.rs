@@ -73,6 +73,16 @@ pub struct ApiKeyRecord {
     pub allowed_websites: Option<String>,
 }
 
+/// An admin token as stored: never the token itself, only its argon2id hash.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AdminTokenRecord {
+    pub admin_token_id: String,
+    pub name: Option<String>,
+    pub secret_hash: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
 /// A linked Crisp account; `sealed_key` is the Crisp key encrypted under the master key.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AccountRecord {
@@ -204,6 +214,12 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<Vec<ApiKeyRecord>>;
     /// Marks a key revoked (idempotent) and logs the change.
     async fn revoke_key(&self, api_key_id: &KeyId, now: i64) -> StoreResult<()>;
+
+    async fn create_admin_token(&self, token: &AdminTokenRecord) -> StoreResult<()>;
+    async fn find_admin_token(&self, admin_token_id: &str) -> StoreResult<AdminTokenRecord>;
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRecord>>;
+    /// Marks an admin token revoked (idempotent) and logs the change.
+    async fn revoke_admin_token(&self, admin_token_id: &str, now: i64) -> StoreResult<()>;
 
     /// Adds an account; a default account clears the workspace's previous default.
     async fn add_account(&self, account: &AccountRecord) -> StoreResult<()>;

@@ -12,9 +12,9 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::{AccountId, KeyId, WorkspaceId};
 use super::{
-    AccountRecord, AccountUpdate, ApiKeyRecord, AuditFilter, AuditRecord, Change, ChangeKind,
-    Engine, IdempotencyEntry, IdempotencyFilter, IdempotencyRecord, IdempotencyState, ReportRecord,
-    Store, StoreError, StoreResult, Tier, Workspace,
+    AccountRecord, AccountUpdate, AdminTokenRecord, ApiKeyRecord, AuditFilter, AuditRecord, Change,
+    ChangeKind, Engine, IdempotencyEntry, IdempotencyFilter, IdempotencyRecord, IdempotencyState,
+    ReportRecord, Store, StoreError, StoreResult, Tier, Workspace,
 };
 
 /// A store over one sqlx pool; its SQL is the same on every engine.
@@ -68,6 +68,7 @@ where
     for<'q> Option<IdempotencyState>: Encode<'q, DB>,
     for<'r> Workspace: FromRow<'r, DB::Row>,
     for<'r> ApiKeyRecord: FromRow<'r, DB::Row>,
+    for<'r> AdminTokenRecord: FromRow<'r, DB::Row>,
     for<'r> AccountRecord: FromRow<'r, DB::Row>,
     for<'r> AuditRecord: FromRow<'r, DB::Row>,
     for<'r> ReportRecord: FromRow<'r, DB::Row>,
@@ -163,6 +164,58 @@ where
             return Err(StoreError::NotFound);
         }
         log_change(&mut *tx, ChangeKind::Key, api_key_id.as_str(), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_admin_token(&self, token: &AdminTokenRecord) -> StoreResult<()> {
+        sqlx::query(
+            "insert into admin_token (admin_token_id, name, secret_hash, created_at, revoked_at) \
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(&token.admin_token_id)
+        .bind(&token.name)
+        .bind(&token.secret_hash)
+        .bind(token.created_at)
+        .bind(token.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_admin_token(&self, admin_token_id: &str) -> StoreResult<AdminTokenRecord> {
+        Ok(sqlx::query_as(
+            "select admin_token_id, name, secret_hash, created_at, revoked_at from admin_token \
+             where admin_token_id = $1",
+        )
+        .bind(admin_token_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRecord>> {
+        Ok(sqlx::query_as(
+            "select admin_token_id, name, secret_hash, created_at, revoked_at from admin_token \
+             order by created_at, admin_token_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn revoke_admin_token(&self, admin_token_id: &str, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let result = sqlx::query(
+            "update admin_token set revoked_at = coalesce(revoked_at, $2) \
+             where admin_token_id = $1",
+        )
+        .bind(admin_token_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if DB::rows_affected(&result) == 0 {
+            return Err(StoreError::NotFound);
+        }
+        log_change(&mut *tx, ChangeKind::AdminToken, admin_token_id, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -632,11 +685,12 @@ where
         // upgrade) is left out rather than failing the whole read.
         Ok(sqlx::query_as(
             "select change_id, kind, subject_id from change_log \
-             where change_id > $1 and kind in ($2, $3) order by change_id",
+             where change_id > $1 and kind in ($2, $3, $4) order by change_id",
         )
         .bind(after)
         .bind(ChangeKind::Key)
         .bind(ChangeKind::Accounts)
+        .bind(ChangeKind::AdminToken)
         .fetch_all(&self.pool)
         .await?)
     }
