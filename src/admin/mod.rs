@@ -3,7 +3,9 @@
 //!
 //! Each concern has its own error enum; their messages are the sentences the CLI prints.
 
+pub mod accounts;
 pub mod checks;
+pub mod records;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -70,6 +72,11 @@ pub enum AccountError {
     Empty(&'static str),
     #[error("this workspace already has an account labelled `{0}`")]
     LabelTaken(String),
+    #[error("no account `{0}` in this workspace; list them with `crisp-gateway account list`")]
+    NotFound(String),
+    /// The stored key does not open with this master key.
+    #[error("{0}")]
+    Sealed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -4,10 +4,8 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::admin::{
-    KeyError, KeySpec, check_action_globs, check_websites, create_scoped_key, rotate_key,
-};
-use crate::store::{KeyId, Store, StoreError, WorkspaceId};
+use crate::admin::{KeySpec, check_action_globs, check_websites, create_scoped_key, rotate_key};
+use crate::store::{KeyId, Store, WorkspaceId};
 
 use super::{CliResult, workspace_id};
 
@@ -120,14 +118,9 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
         KeyCommand::List { workspace } => list(store, workspace).await,
         KeyCommand::Revoke { key_id } => {
             let key_id = KeyId::from(key_id);
-            match store.revoke_key(&key_id, crate::kernel::clock::now()).await {
-                Ok(()) => {
-                    eprintln!("revoked key {key_id}");
-                    Ok(())
-                }
-                Err(StoreError::NotFound) => Err(KeyError::UnknownKey(key_id.into_string()).into()),
-                Err(e) => Err(e.into()),
-            }
+            crate::admin::records::revoke_key(store, &key_id).await?;
+            eprintln!("revoked key {key_id}");
+            Ok(())
         }
         KeyCommand::Rotate {
             key_id,
@@ -204,13 +197,7 @@ async fn list(store: &Arc<dyn Store>, workspace: Option<String>) -> CliResult {
             .iter()
             .find(|w| w.workspace_id == k.workspace_id)
             .map_or(k.workspace_id.as_str(), |w| w.name.as_str());
-        let status = if k.revoked_at.is_some() {
-            "revoked"
-        } else if k.expires_at.is_some_and(|t| t <= now) {
-            "expired"
-        } else {
-            "active"
-        };
+        let status = crate::admin::records::key_status(&k, now);
         let time = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), crate::kernel::clock::format);
         println!(
             "{:<18} {:<14} {:<14} {:<8} {:<22} {:<22} {}",

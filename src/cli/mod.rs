@@ -109,8 +109,8 @@ pub enum CliError {
     },
     #[error("cannot apply migrations: {0}")]
     Migrate(StoreError),
-    #[error("no workspace named `{0}`; create it with `crisp-gateway workspace create {0}`")]
-    UnknownWorkspace(String),
+    #[error(transparent)]
+    Lookup(#[from] crate::admin::records::LookupError),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
     #[error(transparent)]
@@ -198,11 +198,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>, CliError> {
 }
 
 async fn workspace_id(store: &Arc<dyn Store>, name: &str) -> Result<WorkspaceId, CliError> {
-    match store.find_workspace(name).await {
-        Ok(w) => Ok(w.workspace_id),
-        Err(StoreError::NotFound) => Err(CliError::UnknownWorkspace(name.to_owned())),
-        Err(e) => Err(e.into()),
-    }
+    Ok(crate::admin::records::workspace_id(store, name).await?)
 }
 
 #[cfg(test)]
