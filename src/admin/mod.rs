@@ -215,6 +215,26 @@ pub fn other_websites(own: &str, websites: &[String]) -> Option<String> {
     (!others.is_empty()).then(|| others.join(","))
 }
 
+/// A key's expiry from a duration (`90d`) or an RFC 3339 time, checked to be in the future.
+pub fn key_expiry(
+    expires_in: Option<&str>,
+    expires_at: Option<&str>,
+) -> Result<Option<i64>, String> {
+    let now = crate::kernel::clock::now();
+    let at = match (expires_in, expires_at) {
+        (Some(d), _) => {
+            let d = crate::kernel::clock::parse_duration(d)?;
+            Some(now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+        }
+        (None, Some(t)) => Some(crate::kernel::clock::parse_rfc3339(t)?),
+        (None, None) => None,
+    };
+    if at.is_some_and(|t| t <= now) {
+        return Err("the expiry is in the past; give a future time or a positive duration".into());
+    }
+    Ok(at)
+}
+
 /// Rotates a key: a new key with the same workspace, name and scopes; the old one keeps
 /// working for `overlap`, then stops.
 pub async fn rotate_key(

@@ -100,6 +100,8 @@ settings! {
     upstream: String = "https://api.crisp.chat/v1".into();
     /// A separate listener for `/metrics`; `None` serves it on the main listener.
     metrics_listen: Option<SocketAddr> = None;
+    /// The admin API and console's listener; empty turns it off.
+    admin_listen: Option<SocketAddr> = Some(SocketAddr::from(([127, 0, 0, 1], 8081)));
     /// The `Host` headers MCP requests may carry; empty accepts any.
     mcp_allowed_hosts: Vec<String> = Vec::new();
     /// The largest MCP tool result, in bytes of JSON; a longer list is cut at an item.
@@ -268,8 +270,12 @@ impl FromSetting for SocketAddr {
     }
 }
 
+/// An empty value turns an optional setting off.
 impl<T: FromSetting> FromSetting for Option<T> {
     fn from_setting(name: &str, raw: &Raw) -> Result<Self, ConfigError> {
+        if raw.text().trim().is_empty() {
+            return Ok(None);
+        }
         T::from_setting(name, raw).map(Some)
     }
 }

@@ -20,6 +20,8 @@ pub struct App {
     /// Admin tokens for the admin listener.
     pub admin_keyring: Arc<crate::auth::AdminKeyring>,
     pub accounts: AccountCache,
+    /// Seals and opens Crisp keys (the admin API links accounts with it).
+    pub vault: Vault,
     pub crisp: CrispClient,
     pub key_limits: crate::limits::KeyLimiter,
     /// Reports per key (`report_rate_limit` per minute).
@@ -134,7 +136,8 @@ impl App {
                     config.auth_failure_burst,
                 ),
             )),
-            accounts: AccountCache::new(store.clone(), vault, config.key_cache_ttl),
+            accounts: AccountCache::new(store.clone(), vault.clone(), config.key_cache_ttl),
+            vault,
             crisp,
             key_limits,
             report_limits: crate::limits::KeyLimiter::new(

@@ -56,22 +56,6 @@ pub enum KeyCommand {
     },
 }
 
-fn expiry(expires_in: Option<&str>, expires_at: Option<&str>) -> Result<Option<i64>, String> {
-    let now = crate::kernel::clock::now();
-    let at = match (expires_in, expires_at) {
-        (Some(d), _) => {
-            let d = crate::kernel::clock::parse_duration(d)?;
-            Some(now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
-        }
-        (None, Some(t)) => Some(crate::kernel::clock::parse_rfc3339(t)?),
-        (None, None) => None,
-    };
-    if at.is_some_and(|t| t <= now) {
-        return Err("the expiry is in the past; give a future time or a positive duration".into());
-    }
-    Ok(at)
-}
-
 pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
     match command {
         KeyCommand::Create {
@@ -95,7 +79,7 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
                 name,
                 read_only,
                 actions: actions.as_deref().map(check_action_globs).transpose()?,
-                expires_at: expiry(expires_in.as_deref(), expires_at.as_deref())?,
+                expires_at: crate::admin::key_expiry(expires_in.as_deref(), expires_at.as_deref())?,
                 websites: websites.as_ref().map(|w| w.join(",")),
             };
             let workspace_id = workspace_id(store, &workspace).await?;
@@ -132,7 +116,7 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
                 store,
                 &KeyId::from(key_id.as_str()),
                 overlap_time,
-                expiry(expires_in.as_deref(), None)?,
+                crate::admin::key_expiry(expires_in.as_deref(), None)?,
             )
             .await?;
             eprintln!(

@@ -75,6 +75,25 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
         }
         None => None,
     };
+    let admin = match app.config.admin_listen {
+        Some(addr) => {
+            let listener = bind(addr).await.map_err(|e| {
+                format!("{e}; the admin listener's address is CRISP_GATEWAY_ADMIN_LISTEN (empty turns it off)")
+            })?;
+            let addr = listener.local_addr().unwrap_or(addr);
+            crate::console::warn_if_exposed(&addr);
+            let router = crate::console::router(app.clone())?;
+            tracing::info!(%addr, "admin API and console listening");
+            Some(tokio::spawn(server::serve(
+                listener,
+                router,
+                limits,
+                "admin",
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let summaries = crate::telemetry::gate::spawn_summaries();
     let server = server::serve(
@@ -103,8 +122,8 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
     if let Some(upkeep) = upkeep {
         upkeep.abort();
     }
-    if let Some(metrics) = metrics {
-        metrics.abort();
+    for listener in [metrics, admin].into_iter().flatten() {
+        listener.abort();
     }
     // In-flight calls are done: write the audit rows they left in the buffer.
     app.auditor.flush(std::time::Duration::from_secs(10)).await;
