@@ -28,6 +28,8 @@ fn key(id: &str, workspace_id: &str) -> ApiKeyRecord {
         revoked_at: None,
         last_used_at: None,
         allowed_websites: Some(format!("web-{id},web-shared")),
+        quota_limit: Some(500),
+        quota_period: Some(crisp_gateway::store::QuotaPeriod::Day),
     }
 }
 
