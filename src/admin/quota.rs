@@ -24,7 +24,7 @@ pub fn parse_quota(text: &str) -> Result<Quota, String> {
     let period: QuotaPeriod = period.trim().parse().map_err(|_| bad())?;
     if !(1..=MAX_QUOTA).contains(&limit) {
         return Err(format!(
-            "a quota is 1 to {MAX_QUOTA} calls per period; to lift a key's quota use `key update KEY_ID --no-quota`"
+            "a quota is 1 to {MAX_QUOTA} calls per period, such as 10000/day; to lift a key's quota use `key update KEY_ID --no-quota`"
         ));
     }
     Ok(Quota { limit, period })

@@ -204,7 +204,7 @@ mod tests {
     fn groupings_read_as_their_words_and_lines_serialise_flat() {
         assert_eq!("action".parse::<UsageBy>(), Ok(UsageBy::Action));
         assert!("week".parse::<UsageBy>().is_err());
-        assert_eq!(day_label(1_796_169_600), "2026-12-01");
+        assert_eq!(day_label(1_796_169_600), "2026-12-02");
         let line = UsageLine {
             workspace: "acme".into(),
             action: Some("list/conversations".into()),
