@@ -5,8 +5,10 @@
 
 pub mod accounts;
 pub mod checks;
+pub mod quota;
 pub mod records;
 pub mod tokens;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -111,6 +113,8 @@ pub struct KeySpec {
     pub expires_at: Option<i64>,
     /// Comma-separated website ids the key may act on; `None` leaves it to the account.
     pub websites: Option<String>,
+    /// At most this many calls per day or month; `None`: no quota.
+    pub quota: Option<crate::store::Quota>,
 }
 
 /// Creates an unrestricted key that never expires.
@@ -258,6 +262,7 @@ pub async fn rotate_key(
         actions: old.allowed_actions.clone(),
         expires_at,
         websites: old.allowed_websites.clone(),
+        quota: old.quota(),
     };
     let (key, record) = new_key(&old.workspace_id, &spec).await?;
     let overlap = i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX);
@@ -296,6 +301,8 @@ async fn new_key(
         revoked_at: None,
         last_used_at: None,
         allowed_websites: websites,
+        quota_limit: spec.quota.map(|q| q.limit),
+        quota_period: spec.quota.map(|q| q.period),
     };
     Ok((key, record))
 }

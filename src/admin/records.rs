@@ -108,3 +108,84 @@ pub async fn reports(
     let filter = workspace_filter(store, workspace).await?;
     Ok(store.list_reports(filter.as_ref()).await?)
 }
+
+/// Calls per UTC day, one series per key or action, for a chart.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct UsageSeries {
+    /// The UTC days, `YYYY-MM-DD`, oldest first.
+    pub days: Vec<String>,
+    /// Busiest first.
+    pub series: Vec<Series>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Series {
+    /// A key id (with its name, if any) or an action.
+    pub name: String,
+    /// Calls on each of `days`.
+    pub calls: Vec<i64>,
+}
+
+/// The usage of `query.since` as series per key (or per action, with `by: action`).
+pub async fn usage_series(
+    store: &Arc<dyn Store>,
+    query: &crate::admin::usage::UsageQuery,
+) -> Result<UsageSeries, LookupError> {
+    use crate::admin::usage::UsageBy;
+    use std::collections::BTreeMap;
+    let workspace_id = workspace_filter(store, query.workspace.as_deref()).await?;
+    let now = crate::kernel::clock::now();
+    let since = now.saturating_sub(i64::try_from(query.since.as_secs()).unwrap_or(i64::MAX));
+    let rows = store
+        .list_usage(&crate::store::UsageFilter {
+            workspace_id: workspace_id.clone(),
+            since,
+        })
+        .await?;
+    let names: BTreeMap<String, String> = if query.by == UsageBy::Action {
+        BTreeMap::new()
+    } else {
+        store
+            .list_keys(workspace_id.as_ref())
+            .await?
+            .into_iter()
+            .map(|k| {
+                let id = k.api_key_id.to_string();
+                let name = k.name.map_or_else(|| id.clone(), |n| format!("{n} ({id})"));
+                (id, name)
+            })
+            .collect()
+    };
+    let days: Vec<i64> = {
+        let mut days: Vec<i64> = rows.iter().map(|r| r.day).collect();
+        days.sort_unstable();
+        days.dedup();
+        days
+    };
+    let mut by_group: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for row in &rows {
+        let group = match query.by {
+            UsageBy::Action => row.action.clone(),
+            _ => names
+                .get(row.api_key_id.as_str())
+                .cloned()
+                .unwrap_or_else(|| row.api_key_id.to_string()),
+        };
+        let calls = by_group.entry(group).or_insert_with(|| vec![0; days.len()]);
+        if let Ok(at) = days.binary_search(&row.day) {
+            calls[at] += row.calls;
+        }
+    }
+    let mut series: Vec<Series> = by_group
+        .into_iter()
+        .map(|(name, calls)| Series { name, calls })
+        .collect();
+    series.sort_by_key(|s| std::cmp::Reverse(s.calls.iter().sum::<i64>()));
+    Ok(UsageSeries {
+        days: days
+            .into_iter()
+            .map(|d| crate::kernel::clock::format(d)[..10].to_owned())
+            .collect(),
+        series,
+    })
+}

@@ -11,6 +11,7 @@ mod master_key;
 mod openapi;
 mod sandbox;
 mod serve;
+mod usage;
 mod workspace;
 
 use std::net::SocketAddr;
@@ -94,6 +95,8 @@ pub enum Command {
     /// List or release the records behind `Idempotency-Key` (never their stored answers).
     #[command(subcommand)]
     Idempotency(idempotency::IdempotencyCommand),
+    /// Calls per key, action or UTC day: refusals, failures, Crisp's answers and its time.
+    Usage(usage::UsageArgs),
 }
 
 /// Why a command failed, as a sentence for people: `main` prints it once as `error: …` and
@@ -182,6 +185,7 @@ pub async fn run(cli: Cli) -> CliResult {
         } => audit::audit(&open(&load()?).await?, workspace, since, action, limit).await,
         Command::Report(command) => audit::report(&open(&load()?).await?, command).await,
         Command::Idempotency(command) => idempotency::run(&open(&load()?).await?, command).await,
+        Command::Usage(args) => usage::run(&open(&load()?).await?, args).await,
     }
 }
 

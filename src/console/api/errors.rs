@@ -74,3 +74,12 @@ impl From<AccountError> for ApiError {
         }
     }
 }
+
+impl From<crate::admin::usage::UsageError> for ApiError {
+    fn from(e: crate::admin::usage::UsageError) -> Self {
+        match e {
+            crate::admin::usage::UsageError::UnknownWorkspace(_) => not_found(e.to_string()),
+            crate::admin::usage::UsageError::Store(e) => e.into(),
+        }
+    }
+}

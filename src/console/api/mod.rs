@@ -34,6 +34,7 @@ pub fn routes() -> Router<ConsoleState> {
         .route("/keys", get(list_keys).post(create_key))
         .route("/keys/{id}/revoke", post(revoke_key))
         .route("/keys/{id}/rotate", post(rotate_key))
+        .route("/keys/{id}/quota", post(set_quota))
         .route("/accounts", get(list_accounts).post(add_account))
         .route(
             "/accounts/{id}",
@@ -42,6 +43,8 @@ pub fn routes() -> Router<ConsoleState> {
         .route("/accounts/{id}/test", post(test_account))
         .route("/audit", get(audit))
         .route("/reports", get(reports))
+        .route("/usage", get(usage))
+        .route("/usage/series", get(usage_series))
 }
 
 /// Reads a JSON body; a malformed one, or a field the endpoint does not take, is a 400 that
@@ -174,6 +177,8 @@ pub struct KeyView {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
+    /// Calls allowed per period, such as `10000/day`; null: no quota.
+    pub quota: Option<String>,
 }
 
 fn split(list: Option<&str>) -> Option<Vec<String>> {
@@ -200,6 +205,7 @@ impl KeyView {
             created_at: crate::kernel::clock::format(k.created_at),
             expires_at: time(k.expires_at),
             last_used_at: time(k.last_used_at),
+            quota: k.quota().map(crate::admin::quota::describe),
         }
     }
 }
@@ -253,6 +259,8 @@ pub struct NewKey {
     pub expires_in: Option<String>,
     /// Expire at this RFC 3339 time.
     pub expires_at: Option<String>,
+    /// Calls allowed per day or month, such as `10000/day` or `50000/month`.
+    pub quota: Option<String>,
 }
 
 /// A key as created: `key` is the secret, in this answer only.
@@ -321,6 +329,12 @@ async fn create_key(
         expires_at: cases::key_expiry(request.expires_in.as_deref(), request.expires_at.as_deref())
             .map_err(|e| ApiError::bad_request(Reason::InvalidField, e))?,
         websites: websites.map(|w| w.join(",")),
+        quota: request
+            .quota
+            .as_deref()
+            .map(crate::admin::quota::parse_quota)
+            .transpose()
+            .map_err(|e| ApiError::bad_request(Reason::InvalidField, format!("quota: {e}")))?,
     };
     let workspace_id = records::workspace_id(store, &request.workspace).await?;
     idempotency::run(&state, &principal, &headers, "keys", &raw, || async {
@@ -424,6 +438,55 @@ async fn rotate_key(
         Ok(key_answer(&key, &record, &workspace))
     })
     .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaChange {
+    /// Calls per day or month, such as `10000/day`; null lifts the quota.
+    pub quota: Option<String>,
+}
+
+/// Sets or lifts a key's quota; every replica applies it within about a second. Calls
+/// already counted this period still count.
+#[utoipa::path(post, path = "/admin/v1/keys/{id}/quota", tag = "keys", request_body = QuotaChange,
+    params(("id" = String, Path, description = "The key's id")),
+    responses((status = 200, body = KeyView), (status = 404, description = "No such key.")))]
+async fn set_quota(
+    State(state): State<ConsoleState>,
+    Extension(principal): Extension<AdminPrincipal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> Result<Response, ApiError> {
+    let change: QuotaChange = body(&raw)?;
+    let quota = change
+        .quota
+        .as_deref()
+        .map(crate::admin::quota::parse_quota)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(Reason::InvalidField, format!("quota: {e}")))?;
+    let store = &state.app.store;
+    let key_id = KeyId::from(id.as_str());
+    crate::admin::quota::set_quota(store, &key_id, quota).await?;
+    let record = store.find_key(&key_id).await?;
+    audit_change(
+        &state,
+        &principal,
+        &headers,
+        "key/quota",
+        Some(&record.workspace_id),
+        &format!(
+            "{id}: {}",
+            quota.map_or_else(|| "none".to_owned(), crate::admin::quota::describe)
+        ),
+    );
+    let workspace = workspace_name(&state, &record.workspace_id).await?;
+    Ok(ok(to_value(&KeyView::new(
+        &record,
+        &workspace,
+        crate::kernel::clock::now(),
+    ))))
 }
 
 // ---- accounts --------------------------------------------------------------------------
@@ -780,6 +843,58 @@ async fn audit(
         })
         .collect();
     Ok(ok(json!({ "events": events })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UsageParams {
+    /// Only this workspace (by name).
+    pub workspace: Option<String>,
+    /// The UTC days overlapping this recent window: `1d`, `7d` (the default), `30d`.
+    pub since: Option<String>,
+    /// Add lines up by `key` (the default), `action` or `day`; for the series, `key` or `action`.
+    pub by: Option<String>,
+}
+
+fn usage_query(params: UsageParams) -> Result<crate::admin::usage::UsageQuery, ApiError> {
+    let invalid = |e: String| ApiError::bad_request(Reason::InvalidQuery, e);
+    Ok(crate::admin::usage::UsageQuery {
+        workspace: params.workspace,
+        since: match params.since.as_deref() {
+            Some(since) => crate::kernel::clock::parse_duration(since)
+                .map_err(|e| invalid(format!("since: {e}")))?,
+            None => crate::admin::usage::UsageQuery::default().since,
+        },
+        by: params
+            .by
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| invalid(format!("by: {e}")))?
+            .unwrap_or_default(),
+    })
+}
+
+/// Calls counted per key, action or UTC day: taken, refused, failed, and Crisp's answers.
+#[utoipa::path(get, path = "/admin/v1/usage", tag = "usage", params(UsageParams),
+    responses((status = 200, description = "`{\"lines\": [{workspace, key_id?, key_name?, action?, day?, calls, refused, failed, crisp_2xx, crisp_4xx, crisp_5xx, crisp_none, upstream_ms}]}`")))]
+async fn usage(
+    State(state): State<ConsoleState>,
+    Query(params): Query<UsageParams>,
+) -> Result<Response, ApiError> {
+    let lines = crate::admin::usage::report(&state.app.store, &usage_query(params)?).await?;
+    Ok(ok(json!({ "lines": lines })))
+}
+
+/// Calls per UTC day, one series per key or per action: what the console's chart draws.
+#[utoipa::path(get, path = "/admin/v1/usage/series", tag = "usage", params(UsageParams),
+    responses((status = 200, body = records::UsageSeries)))]
+async fn usage_series(
+    State(state): State<ConsoleState>,
+    Query(params): Query<UsageParams>,
+) -> Result<Response, ApiError> {
+    let query = usage_query(params)?;
+    let series = records::usage_series(&state.app.store, &query).await?;
+    Ok(ok(to_value(&series)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -44,6 +44,7 @@ impl Modify for BearerAuth {
         super::create_key,
         super::revoke_key,
         super::rotate_key,
+        super::set_quota,
         super::list_accounts,
         super::add_account,
         super::update_account,
@@ -51,6 +52,8 @@ impl Modify for BearerAuth {
         super::test_account,
         super::audit,
         super::reports,
+        super::usage,
+        super::usage_series,
     ),
     components(schemas(
         super::WorkspaceView,
@@ -59,6 +62,9 @@ impl Modify for BearerAuth {
         super::NewKey,
         super::CreatedKey,
         super::Rotation,
+        super::QuotaChange,
+        crate::admin::records::UsageSeries,
+        crate::admin::records::Series,
         super::AccountView,
         super::NewAccountBody,
         super::AccountPatch,
@@ -72,6 +78,7 @@ impl Modify for BearerAuth {
         (name = "accounts", description = "Crisp accounts linked to a workspace; their keys are never echoed."),
         (name = "audit", description = "Writes, refusals and admin changes."),
         (name = "reports", description = "What callers reported."),
+        (name = "usage", description = "Calls counted per key, action and day."),
     )
 )]
 struct AdminApi;
