@@ -3,6 +3,7 @@
 //! `TEST_DATABASE_URL` is set.
 
 mod actions;
+mod admin;
 mod agents;
 mod answer_size;
 mod cli;
