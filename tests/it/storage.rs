@@ -1005,3 +1005,76 @@ async fn futures_claims(
     }
     total
 }
+
+#[tokio::test]
+async fn storage_conformance_admin_tokens() {
+    use crisp_gateway::store::AdminTokenRecord;
+    for engine in engines() {
+        let db = TestDb::new(engine).await;
+        let store = db.store().await;
+        let token = |id: &str, created_at: i64| AdminTokenRecord {
+            admin_token_id: id.into(),
+            name: Some(format!("{id} name")),
+            secret_hash: format!("$argon2id$hash-of-{id}"),
+            created_at,
+            revoked_at: None,
+        };
+        store
+            .create_admin_token(&token("adm_b", 20))
+            .await
+            .expect("create");
+        store
+            .create_admin_token(&token("adm_a", 10))
+            .await
+            .expect("create");
+        assert!(matches!(
+            store.create_admin_token(&token("adm_a", 30)).await,
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(
+            store.find_admin_token("adm_a").await.expect("find"),
+            token("adm_a", 10),
+            "{engine:?}"
+        );
+        assert!(matches!(
+            store.find_admin_token("adm_none").await,
+            Err(StoreError::NotFound)
+        ));
+        let listed: Vec<String> = store
+            .list_admin_tokens()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|t| t.admin_token_id)
+            .collect();
+        assert_eq!(listed, ["adm_a", "adm_b"], "oldest first");
+
+        let before = store.last_change().await.expect("last");
+        store.revoke_admin_token("adm_a", 50).await.expect("revoke");
+        store
+            .revoke_admin_token("adm_a", 60)
+            .await
+            .expect("revoking again is fine");
+        assert_eq!(
+            store
+                .find_admin_token("adm_a")
+                .await
+                .expect("find")
+                .revoked_at,
+            Some(50),
+            "the first revocation's time stays"
+        );
+        assert!(matches!(
+            store.revoke_admin_token("adm_none", 50).await,
+            Err(StoreError::NotFound)
+        ));
+        let changes = store.changes_since(before).await.expect("changes");
+        assert!(
+            changes
+                .iter()
+                .all(|c| c.kind == ChangeKind::AdminToken && c.subject_id == "adm_a"),
+            "{changes:?}"
+        );
+        assert!(!changes.is_empty(), "a revocation is logged for replicas");
+    }
+}
