@@ -28,6 +28,8 @@ psql "$TEST_DATABASE_URL" -qc "create database $DB" >/dev/null
 export DATABASE_URL="${TEST_DATABASE_URL%/*}/$DB"
 CRISP_GATEWAY_MASTER_KEY=$("$BIN" master-key generate)
 export CRISP_GATEWAY_MASTER_KEY
+# Two replicas on one machine: the admin listener (its own check is admin-api.sh) stays off.
+export CRISP_GATEWAY_ADMIN_LISTEN=
 
 SANDBOX_PORT=$(free_port)
 "$BIN" sandbox --listen "127.0.0.1:$SANDBOX_PORT" >"$TMP/sandbox.log" 2>&1 &
