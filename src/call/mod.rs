@@ -29,6 +29,8 @@ struct Trace {
     more_pages: u32,
     /// When the call left for Crisp (its account's turn and retries included).
     upstream_started: Option<std::time::Instant>,
+    /// Whether the call spent a call of its key's quota.
+    spent_quota: bool,
 }
 
 /// What a call needs of the running gateway, lent by the composition root (`App::services`).
@@ -125,6 +127,17 @@ pub async fn execute_with(
         info.account_id = trace.account_id.as_ref().map(|id| id.to_string());
         info.upstream_status = trace.upstream_status;
     });
+    if let (Err(e), true, None, Some(quota)) = (
+        &result,
+        trace.spent_quota,
+        trace.upstream_status,
+        principal.quota,
+    ) && e.status().is_client_error()
+    {
+        // Refused after the quota was spent but before Crisp was asked (the account's
+        // budget, an idempotency conflict): such a call does not count.
+        app.quotas.refund(principal.key_id.as_str(), quota);
+    }
     let refused = match &result {
         // Refused before Crisp was asked: counted per reason, key and minute, not a row each.
         Err(e) if trace.upstream_status.is_none() && status.is_client_error() => Some(e),
@@ -266,6 +279,7 @@ async fn run(
     // Last of the checks, so only calls the gateway admits spend the key's quota.
     if let Some(quota) = principal.quota {
         spend_quota(app, principal, quota).await?;
+        trace.spent_quota = true;
     }
     trace.upstream_started = Some(std::time::Instant::now());
     if let Some(key) = options.idempotency {

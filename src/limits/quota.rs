@@ -190,6 +190,20 @@ impl QuotaBook {
         Ok(())
     }
 
+    /// Gives back one call spent by a call that was then refused before it reached Crisp (the
+    /// account's budget was busy, say): it is held again, for this process's next call.
+    pub fn refund(&self, key_id: &str, quota: Quota) {
+        let Some(slot) = self.slots.lock().get(key_id).cloned() else {
+            return;
+        };
+        let mut held = slot.held.lock();
+        let now = crate::kernel::clock::now();
+        if held.period_start == quota.period.start(now) && held.limit == quota.limit {
+            held.calls += 1;
+            held.exhausted_until = None;
+        }
+    }
+
     /// What the key has left as this process knows it; `None` before its first claim here.
     pub fn view(&self, key_id: &str, quota: Quota) -> Option<QuotaView> {
         let now = crate::kernel::clock::now();

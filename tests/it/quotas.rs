@@ -284,3 +284,40 @@ async fn quotas_and_usage_from_the_command_line() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_call_refused_after_spending_the_quota_but_before_crisp_gives_it_back() {
+    const WRITE: &str = "send/message/in/conversation";
+    let body = |content: &str| {
+        format!(
+            r#"{{"sessionID":"s1","body":{{"type":"text","from":"operator","origin":"chat","content":"{content}"}}}}"#
+        )
+    };
+    for engine in engines() {
+        let app = TestApp::spawn(engine).await;
+        let (key, _) = quota_key(&app, 2).await;
+        let keyed = |content: String| {
+            app.http
+                .post(app.url(&format!("/api/crisp/{WRITE}")))
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", "same")
+                .body(content)
+                .send()
+        };
+        let first = keyed(body("hello")).await.expect("first");
+        assert_eq!(first.status(), 200);
+        // The same Idempotency-Key with another body: refused before Crisp, so not counted.
+        let reused = keyed(body("other")).await.expect("reused");
+        assert_eq!(reused.status(), 422);
+        let second = app.call_with_key(WRITE, &body("second"), Some(&key)).await;
+        assert_eq!(
+            second.status, 200,
+            "the refused call gave its quota back: {}",
+            second.text
+        );
+        let third = app.call_with_key(WRITE, &body("third"), Some(&key)).await;
+        assert_eq!(third.reason(), "quota_exceeded");
+        assert_eq!(app.crisp.received().len(), 2);
+    }
+}
