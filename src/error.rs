@@ -45,6 +45,8 @@ reasons! {
     Unauthorized => "unauthorized",
     /// 429: the key is over its own rate.
     RateLimited => "rate_limited",
+    /// 429: the key has spent its quota for the day or month.
+    QuotaExceeded => "quota_exceeded",
     /// 429: this client failed to authenticate too often (`ApiError::AuthThrottled`).
     TooManyFailedAttempts => "too_many_failed_attempts",
     /// 429: too many verifications of one key are waiting (`ApiError::AuthThrottled`).
@@ -212,6 +214,15 @@ pub enum ApiError {
     /// The calling key is over its own rate limit.
     #[error("the key is over its rate limit")]
     RateLimited { retry_after: Duration },
+    /// The calling key has spent its quota (`limit` calls per `period`) until `resets_at`.
+    #[error("the key's quota is spent")]
+    QuotaExceeded {
+        limit: i64,
+        period: &'static str,
+        /// When the period ends (unix seconds).
+        resets_at: i64,
+        retry_after: Duration,
+    },
     /// Too many failed authentications from this client, or too many verifications of one
     /// key at once: refused before any key lookup or argon2 run.
     #[error("authentication throttled ({reason})")]
@@ -270,7 +281,9 @@ impl ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited { .. } | Self::AuthThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } | Self::AuthThrottled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Conflict { .. } | Self::IdempotencyConflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -297,6 +310,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => Reason::MethodNotAllowed,
             Self::PayloadTooLarge { .. } => Reason::PayloadTooLarge,
             Self::RateLimited { .. } => Reason::RateLimited,
+            Self::QuotaExceeded { .. } => Reason::QuotaExceeded,
             Self::Overloaded => Reason::Overloaded,
             Self::Timeout => Reason::GatewayTimeout,
             Self::StoreUnavailable(_) => Reason::StoreUnavailable,
@@ -324,6 +338,12 @@ impl ApiError {
                 .into(),
             Self::Upstream(e) => e.message.clone(),
             Self::RateLimited { .. } => "This key is over its request rate; wait for the Retry-After delay, then retry.".into(),
+            Self::QuotaExceeded { limit, period, resets_at, .. } => format!(
+                "This key has used its quota of {limit} calls per {period}; it resets at {} \
+                 (UTC), given in `resets_at`. Calls refused before Crisp do not count. An operator \
+                 can raise it with `crisp-gateway key update <key id> --quota …`.",
+                crate::kernel::clock::format(*resets_at)
+            ),
             Self::AuthThrottled {
                 reason: Reason::TooManyFailedAttempts,
                 ..
@@ -351,6 +371,7 @@ impl ApiError {
         let known = match self {
             Self::Upstream(e) => e.retry_after,
             Self::RateLimited { retry_after }
+            | Self::QuotaExceeded { retry_after, .. }
             | Self::AuthThrottled { retry_after, .. }
             | Self::IdempotencyConflict { retry_after, .. } => Some(*retry_after),
             _ => None,
@@ -384,6 +405,9 @@ impl ApiError {
         // The header's value in the body too, for clients (and agents) that see only the body.
         if let Some(seconds) = self.retry_after_seconds() {
             body["error"]["retry_after_seconds"] = seconds.into();
+        }
+        if let Self::QuotaExceeded { resets_at, .. } = self {
+            body["error"]["resets_at"] = crate::kernel::clock::format(*resets_at).into();
         }
         body
     }

@@ -16,6 +16,7 @@ mod idempotency;
 mod keys;
 mod layers;
 mod mcp;
+mod quotas;
 mod reference;
 mod requests;
 mod resilience;
