@@ -136,7 +136,7 @@ async fn list_workspaces(State(state): State<ConsoleState>) -> Result<Response, 
 /// Creates a workspace. Accepts `Idempotency-Key`.
 #[utoipa::path(post, path = "/admin/v1/workspaces", tag = "workspaces", request_body = NewWorkspace,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: a repeat returns the first answer.")),
-    responses((status = 201, body = WorkspaceView), (status = 409, description = "The name is taken.")))]
+    responses((status = 201, description = "Created.", body = WorkspaceView), (status = 409, description = "The name is taken.")))]
 async fn create_workspace(
     State(state): State<ConsoleState>,
     Extension(principal): Extension<AdminPrincipal>,
@@ -211,6 +211,7 @@ impl KeyView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WorkspaceQuery {
     /// Only this workspace (by name).
     pub workspace: Option<String>,
@@ -303,7 +304,7 @@ fn key_answer(
 /// answers the same key id and details with `key: null` (the secret is never stored).
 #[utoipa::path(post, path = "/admin/v1/keys", tag = "keys", request_body = NewKey,
     params(("Idempotency-Key" = Option<String>, Header, description = "A repeat answers the same key id without the secret.")),
-    responses((status = 201, body = CreatedKey), (status = 400, description = "A bad scope, website or expiry (the message says which).")))]
+    responses((status = 201, description = "Created.", body = CreatedKey), (status = 400, description = "A bad scope, website or expiry (the message says which).")))]
 async fn create_key(
     State(state): State<ConsoleState>,
     Extension(principal): Extension<AdminPrincipal>,
@@ -356,7 +357,7 @@ async fn create_key(
 /// Revokes a key; every replica stops accepting it within about a second.
 #[utoipa::path(post, path = "/admin/v1/keys/{id}/revoke", tag = "keys",
     params(("id" = String, Path, description = "The key's id")),
-    responses((status = 200, body = KeyView), (status = 404, description = "No such key.")))]
+    responses((status = 200, description = "The answer.", body = KeyView), (status = 404, description = "No such key.")))]
 async fn revoke_key(
     State(state): State<ConsoleState>,
     Extension(principal): Extension<AdminPrincipal>,
@@ -408,7 +409,7 @@ pub struct Rotation {
 #[utoipa::path(post, path = "/admin/v1/keys/{id}/rotate", tag = "keys", request_body = Rotation,
     params(("id" = String, Path, description = "The key to replace"),
         ("Idempotency-Key" = Option<String>, Header, description = "A repeat answers the same new key id without the secret.")),
-    responses((status = 201, body = CreatedKey), (status = 404, description = "No such key."), (status = 409, description = "The key is already revoked or expired.")))]
+    responses((status = 201, description = "Created.", body = CreatedKey), (status = 404, description = "No such key."), (status = 409, description = "The key is already revoked or expired.")))]
 async fn rotate_key(
     State(state): State<ConsoleState>,
     Extension(principal): Extension<AdminPrincipal>,
@@ -451,7 +452,7 @@ pub struct QuotaChange {
 /// already counted this period still count.
 #[utoipa::path(post, path = "/admin/v1/keys/{id}/quota", tag = "keys", request_body = QuotaChange,
     params(("id" = String, Path, description = "The key's id")),
-    responses((status = 200, body = KeyView), (status = 404, description = "No such key.")))]
+    responses((status = 200, description = "The answer.", body = KeyView), (status = 404, description = "No such key.")))]
 async fn set_quota(
     State(state): State<ConsoleState>,
     Extension(principal): Extension<AdminPrincipal>,
@@ -578,7 +579,7 @@ pub struct NewAccountBody {
 /// Links a Crisp account. The Crisp key is sealed with the master key and never echoed.
 #[utoipa::path(post, path = "/admin/v1/accounts", tag = "accounts", request_body = NewAccountBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "A repeat returns the first answer.")),
-    responses((status = 201, body = AccountView), (status = 409, description = "The label is taken in this workspace.")))]
+    responses((status = 201, description = "Created.", body = AccountView), (status = 409, description = "The label is taken in this workspace.")))]
 async fn add_account(
     State(state): State<ConsoleState>,
     Extension(principal): Extension<AdminPrincipal>,
@@ -634,6 +635,7 @@ async fn add_account(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InWorkspace {
     /// The account's workspace (by name).
     pub workspace: String,
@@ -658,7 +660,7 @@ pub struct AccountPatch {
 /// Changes an account (found by id or label); running gateways pick it up within a second.
 #[utoipa::path(patch, path = "/admin/v1/accounts/{id}", tag = "accounts", request_body = AccountPatch,
     params(("id" = String, Path, description = "The account's id or label"), InWorkspace),
-    responses((status = 200, body = AccountView), (status = 404, description = "No such account in the workspace.")))]
+    responses((status = 200, description = "The answer.", body = AccountView), (status = 404, description = "No such account in the workspace.")))]
 async fn update_account(
     State(state): State<ConsoleState>,
     Extension(principal): Extension<AdminPrincipal>,
@@ -712,7 +714,7 @@ async fn update_account(
 /// Unlinks an account (found by id or label).
 #[utoipa::path(delete, path = "/admin/v1/accounts/{id}", tag = "accounts",
     params(("id" = String, Path, description = "The account's id or label"), InWorkspace),
-    responses((status = 200, body = AccountView), (status = 404, description = "No such account in the workspace.")))]
+    responses((status = 200, description = "The answer.", body = AccountView), (status = 404, description = "No such account in the workspace.")))]
 async fn remove_account(
     State(state): State<ConsoleState>,
     Extension(principal): Extension<AdminPrincipal>,
@@ -748,7 +750,7 @@ pub struct AccountTest {
 /// plain words, whether they work (wrong key, wrong tier, plugin not installed, …).
 #[utoipa::path(post, path = "/admin/v1/accounts/{id}/test", tag = "accounts",
     params(("id" = String, Path, description = "The account's id or label"), InWorkspace),
-    responses((status = 200, body = AccountTest), (status = 404, description = "No such account in the workspace.")))]
+    responses((status = 200, description = "The answer.", body = AccountTest), (status = 404, description = "No such account in the workspace.")))]
 async fn test_account(
     State(state): State<ConsoleState>,
     Path(id): Path<String>,
@@ -774,6 +776,7 @@ async fn test_account(
 // ---- audit and reports -----------------------------------------------------------------
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Only this workspace (by name).
     pub workspace: Option<String>,
@@ -846,6 +849,7 @@ async fn audit(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsageParams {
     /// Only this workspace (by name).
     pub workspace: Option<String>,
@@ -887,7 +891,7 @@ async fn usage(
 
 /// Calls per UTC day, one series per key or per action: what the console's chart draws.
 #[utoipa::path(get, path = "/admin/v1/usage/series", tag = "usage", params(UsageParams),
-    responses((status = 200, body = records::UsageSeries)))]
+    responses((status = 200, description = "The answer.", body = records::UsageSeries)))]
 async fn usage_series(
     State(state): State<ConsoleState>,
     Query(params): Query<UsageParams>,
