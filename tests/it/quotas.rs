@@ -108,6 +108,33 @@ async fn a_spent_quota_is_refused_with_its_reset_time_and_every_answer_says_what
             plain.header("ratelimit-policy")
         );
         assert!(plain.header("ratelimit").is_some());
+        // The same fields on the other authenticated paths: MCP and reports.
+        for (path, body) in [
+            (
+                "/mcp",
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"crisp_list_conversations","arguments":{}}}"#,
+            ),
+            ("/api/crisp/report", r#"{"message":"hello"}"#),
+        ] {
+            let reply = app
+                .http
+                .post(app.url(path))
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(body)
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(
+                reply
+                    .headers()
+                    .get("ratelimit-policy")
+                    .and_then(|v| v.to_str().ok()),
+                Some("\"quota\";q=3;w=86400"),
+                "{path}"
+            );
+        }
 
         // Usage: every call counted once, in its class.
         app.app.auditor.flush(Duration::from_secs(5)).await;
