@@ -173,7 +173,7 @@ pub async fn usage_series(
         };
         let calls = by_group.entry(group).or_insert_with(|| vec![0; days.len()]);
         if let Ok(at) = days.binary_search(&row.day) {
-            calls[at] += row.calls;
+            calls[at] += row.counts.calls;
         }
     }
     let mut series: Vec<Series> = by_group

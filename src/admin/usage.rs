@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{KeyId, Store, StoreError, UsageFilter, UsageRecord};
+pub use crate::store::UsageCounts;
+use crate::store::{KeyId, Store, StoreError, UsageFilter};
 
 /// What a report's lines add up by (always within a workspace).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -73,37 +74,6 @@ pub struct UsageLine {
     pub counts: UsageCounts,
 }
 
-/// What a group of calls did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageCounts {
-    /// Every call the gateway took for a valid key, refused or not.
-    pub calls: i64,
-    /// Refused by the gateway before Crisp was asked (4xx: scope, rate, quota, bad input).
-    pub refused: i64,
-    /// Failed at the gateway with a 5xx of its own (Crisp unreachable or too slow, database).
-    pub failed: i64,
-    /// Crisp's answers by class; `crisp_none` counts calls Crisp never answered.
-    pub crisp_2xx: i64,
-    pub crisp_4xx: i64,
-    pub crisp_5xx: i64,
-    pub crisp_none: i64,
-    /// Time spent waiting on Crisp, summed, in milliseconds.
-    pub upstream_ms: i64,
-}
-
-impl UsageCounts {
-    fn add(&mut self, row: &UsageRecord) {
-        self.calls += row.calls;
-        self.refused += row.refused;
-        self.failed += row.failed;
-        self.crisp_2xx += row.crisp_2xx;
-        self.crisp_4xx += row.crisp_4xx;
-        self.crisp_5xx += row.crisp_5xx;
-        self.crisp_none += row.crisp_none;
-        self.upstream_ms += row.upstream_ms;
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
     #[error("no workspace named `{0}`; see `crisp-gateway workspace list`")]
@@ -147,10 +117,9 @@ pub async fn report(
             UsageBy::Action => row.action.clone(),
             UsageBy::Day => day_label(row.day),
         };
-        groups
+        *groups
             .entry((row.workspace_id.to_string(), group))
-            .or_default()
-            .add(row);
+            .or_default() += row.counts;
     }
     let mut lines: Vec<UsageLine> = groups
         .into_iter()

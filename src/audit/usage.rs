@@ -48,7 +48,7 @@ impl UsageTable {
             return;
         };
         let day = call.at.div_euclid(86_400) * 86_400;
-        let row = key.rows.entry((call.action, day)).or_default();
+        let row = &mut key.rows.entry((call.action, day)).or_default().counts;
         row.calls += 1;
         let gateway_answered = call.upstream_status.is_none();
         if gateway_answered && (400..500).contains(&call.status) {
@@ -115,8 +115,8 @@ mod tests {
         let mut rows = table.take();
         rows.sort_by_key(|r| (r.api_key_id.clone(), r.day));
         assert_eq!(rows.len(), 3);
-        let first = &rows[0];
-        assert_eq!((first.api_key_id.as_str(), first.day), ("k1", 86_400));
+        assert_eq!((rows[0].api_key_id.as_str(), rows[0].day), ("k1", 86_400));
+        let first = &rows[0].counts;
         assert_eq!(
             (first.calls, first.refused, first.failed),
             (5, 1, 1),

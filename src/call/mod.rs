@@ -112,17 +112,7 @@ pub async fn execute_with(
         Ok(Answer::Replayed(stored)) => (stored.status, Some(Reason::IdempotentReplay.as_str())),
         Err(e) => (e.status(), Some(e.reason())),
     };
-    app.auditor.count(&crate::audit::CallCount {
-        workspace_id: &principal.workspace_id,
-        key_id: &principal.key_id,
-        action: action.slug,
-        status: status.as_u16(),
-        upstream_status: trace.upstream_status,
-        upstream_ms: trace.upstream_started.map_or(0, |at| {
-            u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX)
-        }),
-        at: crate::kernel::clock::now(),
-    });
+    count(app, principal, action, status, &trace);
     crate::telemetry::note_call(|info| {
         info.account_id = trace.account_id.as_ref().map(|id| id.to_string());
         info.upstream_status = trace.upstream_status;
@@ -171,6 +161,33 @@ pub async fn execute_with(
         });
     }
     result
+}
+
+/// Counts a call in the key's usage.
+fn count(
+    app: &Services<'_>,
+    principal: &Principal,
+    action: &Action,
+    status: StatusCode,
+    trace: &Trace,
+) {
+    app.auditor.count(&crate::audit::CallCount {
+        workspace_id: &principal.workspace_id,
+        key_id: &principal.key_id,
+        action: action.slug,
+        status: status.as_u16(),
+        upstream_status: trace.upstream_status,
+        upstream_ms: trace.upstream_started.map_or(0, |at| {
+            u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX)
+        }),
+        at: crate::kernel::clock::now(),
+    });
+}
+
+/// Counts, in the key's usage, a call its front end refused before it could be made (a body
+/// that does not parse, a malformed `Idempotency-Key`).
+pub fn count_refused(app: &Services<'_>, principal: &Principal, action: &Action, error: &ApiError) {
+    count(app, principal, action, error.status(), &Trace::default());
 }
 
 async fn run(

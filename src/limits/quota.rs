@@ -307,4 +307,62 @@ mod tests {
         assert_eq!(next_chunk(64, None, 1, 0), 1);
         assert_eq!(next_chunk(1, Some(Duration::from_secs(60)), 500, 0), 1);
     }
+
+    #[tokio::test]
+    async fn two_books_on_one_database_spend_exactly_the_quota_and_give_back_what_they_hold() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}/q.db", dir.path().display());
+        let store = crate::store::connect(&url).await.expect("store");
+        store.migrate().await.expect("migrate");
+        let (one, two) = (QuotaBook::new(store.clone()), QuotaBook::new(store.clone()));
+        let key = KeyId::from("k");
+        let quota = Quota {
+            limit: 100,
+            period: crate::store::QuotaPeriod::Day,
+        };
+        let start = quota.period.start(crate::kernel::clock::now());
+        assert!(one.spend(&key, quota).await.is_ok());
+        let held = store.quota_used(&key, start).await.expect("used");
+        assert_eq!(
+            held, FIRST_CHUNK,
+            "the first claim is a chunk, spent from memory"
+        );
+        let view = one.view("k", quota).expect("view");
+        assert_eq!((view.limit, view.remaining, view.window), (100, 99, 86_400));
+        // Calls alternate between the two until both refuse: exactly the quota in total.
+        let mut admitted = 1;
+        for n in 0..300 {
+            let book = if n % 2 == 0 { &one } else { &two };
+            match book.spend(&key, quota).await {
+                Ok(()) => admitted += 1,
+                Err(QuotaError::Exceeded(e)) => {
+                    assert_eq!(e.resets_at, quota.period.end(e.resets_at - 1))
+                }
+                Err(QuotaError::Store(e)) => panic!("{e}"),
+            }
+        }
+        assert_eq!(admitted, 100);
+        assert_eq!(store.quota_used(&key, start).await.expect("used"), 100);
+
+        // What a book holds unused goes back (idle, or all of it when the process stops).
+        let other = KeyId::from("other");
+        assert!(one.spend(&other, quota).await.is_ok());
+        assert_eq!(
+            store.quota_used(&other, start).await.expect("used"),
+            FIRST_CHUNK
+        );
+        one.give_back(Duration::from_secs(60)).await;
+        assert_eq!(
+            store.quota_used(&other, start).await.expect("used"),
+            FIRST_CHUNK,
+            "not idle yet"
+        );
+        one.give_back(Duration::ZERO).await;
+        assert_eq!(store.quota_used(&other, start).await.expect("used"), 1);
+        assert_eq!(one.view("other", quota).expect("view").remaining, 99);
+        // A refund is held again, for this book's next call.
+        one.refund("other", quota);
+        assert!(one.spend(&other, quota).await.is_ok());
+        assert_eq!(store.quota_used(&other, start).await.expect("used"), 1);
+    }
 }

@@ -109,18 +109,42 @@ pub struct UsageRecord {
     pub action: String,
     /// The unix time of the day's UTC midnight.
     pub day: i64,
+    #[sqlx(flatten)]
+    pub counts: UsageCounts,
+}
+
+/// What a group of calls did: the usage table's counters, and a usage report's.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize,
+)]
+pub struct UsageCounts {
+    /// Every call the gateway took for a valid key, refused or not.
     pub calls: i64,
     /// Refused by the gateway before Crisp was asked (4xx: scope, rate, quota, bad input).
     pub refused: i64,
     /// Failed at the gateway with a 5xx of its own (Crisp unreachable or too slow, database).
     pub failed: i64,
+    /// Crisp's answers by class; `crisp_none` counts calls Crisp never answered.
     pub crisp_2xx: i64,
     pub crisp_4xx: i64,
     pub crisp_5xx: i64,
-    /// Calls that got no answer from Crisp (refused first, or Crisp unreachable).
     pub crisp_none: i64,
-    /// Time spent waiting on Crisp, summed, in milliseconds.
+    /// Time spent on Crisp's side of the calls (its account's turn and retries included),
+    /// summed, in milliseconds.
     pub upstream_ms: i64,
+}
+
+impl std::ops::AddAssign for UsageCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.calls += other.calls;
+        self.refused += other.refused;
+        self.failed += other.failed;
+        self.crisp_2xx += other.crisp_2xx;
+        self.crisp_4xx += other.crisp_4xx;
+        self.crisp_5xx += other.crisp_5xx;
+        self.crisp_none += other.crisp_none;
+        self.upstream_ms += other.upstream_ms;
+    }
 }
 
 /// Which usage rows to read: a workspace's (or every one's), from the day holding `since` on.

@@ -811,7 +811,9 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
 
 #[tokio::test]
 async fn storage_conformance_quotas_and_usage() {
-    use crisp_gateway::store::{Quota, QuotaClaim, QuotaPeriod, UsageFilter, UsageRecord};
+    use crisp_gateway::store::{
+        Quota, QuotaClaim, QuotaPeriod, UsageCounts, UsageFilter, UsageRecord,
+    };
     for engine in engines() {
         let db = TestDb::new(engine).await;
         let store = db.store().await;
@@ -920,14 +922,14 @@ async fn storage_conformance_quotas_and_usage() {
             api_key_id: key.into(),
             action: action.into(),
             day,
-            calls: 3,
-            refused: 1,
-            failed: 0,
-            crisp_2xx: 2,
-            crisp_4xx: 0,
-            crisp_5xx: 0,
-            crisp_none: 1,
-            upstream_ms: 40,
+            counts: UsageCounts {
+                calls: 3,
+                refused: 1,
+                crisp_2xx: 2,
+                crisp_none: 1,
+                upstream_ms: 40,
+                ..UsageCounts::default()
+            },
         };
         let day = 1_796_169_600;
         store
@@ -952,7 +954,11 @@ async fn storage_conformance_quotas_and_usage() {
             .await
             .expect("list");
         assert_eq!(rows.len(), 2, "{rows:?}");
-        let k1 = rows.iter().find(|r| r.api_key_id == "k1").expect("k1");
+        let k1 = rows
+            .iter()
+            .find(|r| r.api_key_id == "k1")
+            .expect("k1")
+            .counts;
         assert_eq!(
             (k1.calls, k1.refused, k1.crisp_2xx, k1.upstream_ms),
             (6, 2, 4, 80)
