@@ -11,20 +11,7 @@ source .ci/postgres.sh
 source .ci/lib.sh
 ensure_postgres
 
-cargo build --quiet --bin crisp-gateway
-BIN=$PWD/target/debug/crisp-gateway
-
-TMP=$(mktemp -d)
-DB=gw_admin_api_$$
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  psql "$TEST_DATABASE_URL" -qc "drop database if exists $DB with (force)" >/dev/null 2>&1 || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; tail -n 20 "$TMP"/*.log >&2 || true; exit 1; }
+replica_scratch gw_admin_api
 
 psql "$TEST_DATABASE_URL" -qc "create database $DB" >/dev/null
 export DATABASE_URL="${TEST_DATABASE_URL%/*}/$DB"
