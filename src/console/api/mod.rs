@@ -54,9 +54,26 @@ fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request(
             Reason::InvalidJson,
-            format!("The body is not what this endpoint takes: {e}. See /admin/v1/openapi.json."),
+            format!(
+                "The body is not what this endpoint takes: {}. See /admin/v1/openapi.json.",
+                without_values(&e.to_string())
+            ),
         )
     })
+}
+
+/// serde quotes a mistyped string's value in its message; that value may be a secret sent in
+/// the wrong field, so the message keeps only its kind.
+fn without_values(message: &str) -> String {
+    const QUOTED: &str = "string \"";
+    let Some(start) = message.find(QUOTED) else {
+        return message.to_owned();
+    };
+    let rest = &message[start + QUOTED.len()..];
+    match rest.find("\", ") {
+        Some(end) => format!("{}a string{}", &message[..start], &rest[end + 1..]),
+        None => format!("{}a string", &message[..start]),
+    }
 }
 
 fn ok(value: Value) -> Response {
@@ -934,4 +951,28 @@ async fn reports(
         })
         .collect();
     Ok(ok(json!({ "reports": reports })))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn body_errors_never_quote_a_value() {
+        let error = super::body::<super::NewKey>(
+            br#"{"workspace": "acme", "read_only": "sk_live_secret"}"#,
+        )
+        .expect_err("a string is not a boolean");
+        let message = error.message();
+        assert!(!message.contains("sk_live_secret"), "{message}");
+        assert!(
+            message.contains("a string, expected a boolean"),
+            "{message}"
+        );
+        let unknown = super::body::<super::NewKey>(br#"{"workspace": "acme", "scopes": []}"#)
+            .expect_err("unknown field");
+        assert!(
+            unknown.message().contains("`scopes`"),
+            "{}",
+            unknown.message()
+        );
+    }
 }
