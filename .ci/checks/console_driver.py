@@ -178,7 +178,7 @@ try:
     tab("keys")
     until("the key is listed", lambda: key_id in text("#keys-table"))
     click(f'#keys-table button.revoke[data-id="{key_id}"]')
-    wd("POST", "/alert/accept", {})
+    until("the confirm dialog opens and is accepted", lambda: wd("POST", "/alert/accept", {}) or True, timeout=5)
     until("the key shows as revoked", lambda: "revoked" in text(f'#keys-table tr[data-key="{key_id}"]'))
     shot("06-key-revoked")
     def refused():
