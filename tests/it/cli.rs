@@ -46,7 +46,8 @@ fn row<'a>(listing: &'a str, id: &str) -> &'a str {
     rows[0]
 }
 
-/// The columns of a `key list` row: ID WORKSPACE NAME STATUS EXPIRES LAST-USED SCOPE…
+/// The columns of a `key list` row: ID WORKSPACE NAME STATUS EXPIRES LAST-USED QUOTA USED
+/// REMAINING SCOPE…
 fn key_columns(row: &str) -> Vec<&str> {
     row.split_whitespace().collect()
 }
@@ -138,8 +139,11 @@ async fn workspaces_and_keys_are_managed_from_the_command_line() {
             ["acme", "ci", "active", "-", "-"],
             "workspace, name, status, no expiry, never used: {full:?}"
         );
-        // Then the quota, used and remaining columns (no quota here), then the scope.
-        assert_eq!(full[6..9], ["-", "-", "-"], "no quota: {full:?}");
+        assert_eq!(
+            full[6..9],
+            ["-", "-", "-"],
+            "no quota, so nothing used or remaining: {full:?}"
+        );
         assert_eq!(full[9..].join(" "), "all actions", "{full:?}");
         let limited = key_columns(row(&listing, &scoped_id));
         assert_eq!(limited[3], "active", "{limited:?}");
