@@ -45,6 +45,8 @@ reasons! {
     Unauthorized => "unauthorized",
     /// 429: the key is over its own rate.
     RateLimited => "rate_limited",
+    /// 429: the key has spent its quota for the day or month.
+    QuotaExceeded => "quota_exceeded",
     /// 429: this client failed to authenticate too often (`ApiError::AuthThrottled`).
     TooManyFailedAttempts => "too_many_failed_attempts",
     /// 429: too many verifications of one key are waiting (`ApiError::AuthThrottled`).
@@ -55,6 +57,8 @@ reasons! {
     WriteNotAllowed => "write_not_allowed",
     /// 403: the key's scope leaves this action out.
     ActionNotAllowed => "action_not_allowed",
+    /// 403: a console change without its session's CSRF token, or from another origin.
+    CsrfRefused => "csrf_refused",
 
     // The request itself.
     /// 400: a field the action does not take.
@@ -195,6 +199,9 @@ pub enum ApiError {
     /// Missing, malformed, unknown, revoked and expired keys look the same to the caller.
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// The admin listener's 401: a missing, unknown or revoked admin token or console session.
+    #[error("missing or invalid admin token")]
+    AdminUnauthorized,
     #[error("{message}")]
     BadRequest { reason: Reason, message: String },
     /// A valid key calling outside its scope.
@@ -207,6 +214,15 @@ pub enum ApiError {
     /// The calling key is over its own rate limit.
     #[error("the key is over its rate limit")]
     RateLimited { retry_after: Duration },
+    /// The calling key has spent its quota (`limit` calls per `period`) until `resets_at`.
+    #[error("the key's quota is spent")]
+    QuotaExceeded {
+        limit: i64,
+        period: &'static str,
+        /// When the period ends (unix seconds).
+        resets_at: i64,
+        retry_after: Duration,
+    },
     /// Too many failed authentications from this client, or too many verifications of one
     /// key at once: refused before any key lookup or argon2 run.
     #[error("authentication throttled ({reason})")]
@@ -259,13 +275,15 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited { .. } | Self::AuthThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } | Self::AuthThrottled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Conflict { .. } | Self::IdempotencyConflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -281,7 +299,7 @@ impl ApiError {
     pub fn reason(&self) -> &str {
         let reason = match self {
             Self::Upstream(e) => return &e.reason,
-            Self::Unauthorized => Reason::Unauthorized,
+            Self::Unauthorized | Self::AdminUnauthorized => Reason::Unauthorized,
             Self::BadRequest { reason, .. }
             | Self::Forbidden { reason, .. }
             | Self::NotFound { reason, .. }
@@ -292,6 +310,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => Reason::MethodNotAllowed,
             Self::PayloadTooLarge { .. } => Reason::PayloadTooLarge,
             Self::RateLimited { .. } => Reason::RateLimited,
+            Self::QuotaExceeded { .. } => Reason::QuotaExceeded,
             Self::Overloaded => Reason::Overloaded,
             Self::Timeout => Reason::GatewayTimeout,
             Self::StoreUnavailable(_) => Reason::StoreUnavailable,
@@ -307,6 +326,10 @@ impl ApiError {
             Self::Unauthorized => "Missing or invalid API key. Send `Authorization: Bearer sk_live_…` \
                 with a key made by `crisp-gateway key create`; revoked and expired keys are refused."
                 .into(),
+            Self::AdminUnauthorized => "Missing or invalid admin token. Send `Authorization: Bearer sk_admin_…` \
+                with a token made by `crisp-gateway admin-token create`, or sign in again at /admin/; \
+                revoked tokens are refused."
+                .into(),
             Self::PayloadTooLarge { limit } => format!(
                 "The request body is larger than the gateway's limit of {limit} bytes; send less data per call."
             ),
@@ -315,6 +338,12 @@ impl ApiError {
                 .into(),
             Self::Upstream(e) => e.message.clone(),
             Self::RateLimited { .. } => "This key is over its request rate; wait for the Retry-After delay, then retry.".into(),
+            Self::QuotaExceeded { limit, period, resets_at, .. } => format!(
+                "This key has used its quota of {limit} calls per {period}; it resets at {} \
+                 (UTC), given in `resets_at`. Calls refused before Crisp do not count. An operator \
+                 can raise it with `crisp-gateway key update <key id> --quota …`.",
+                crate::kernel::clock::format(*resets_at)
+            ),
             Self::AuthThrottled {
                 reason: Reason::TooManyFailedAttempts,
                 ..
@@ -342,6 +371,7 @@ impl ApiError {
         let known = match self {
             Self::Upstream(e) => e.retry_after,
             Self::RateLimited { retry_after }
+            | Self::QuotaExceeded { retry_after, .. }
             | Self::AuthThrottled { retry_after, .. }
             | Self::IdempotencyConflict { retry_after, .. } => Some(*retry_after),
             _ => None,
@@ -375,6 +405,9 @@ impl ApiError {
         // The header's value in the body too, for clients (and agents) that see only the body.
         if let Some(seconds) = self.retry_after_seconds() {
             body["error"]["retry_after_seconds"] = seconds.into();
+        }
+        if let Self::QuotaExceeded { resets_at, .. } = self {
+            body["error"]["resets_at"] = crate::kernel::clock::format(*resets_at).into();
         }
         body
     }

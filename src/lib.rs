@@ -5,6 +5,7 @@
 
 // edge: speaks HTTP, MCP or the command line, and turns answers into responses
 pub mod cli; // the command line: serve, demo, sandbox, admin commands
+pub mod console; // the admin listener: the admin API (api/) and the web console (web/)
 pub mod http; // the accept loop, router, middleware stack, handlers
 pub mod mcp; // the MCP endpoint: catalog actions as tools over streamable HTTP
 pub mod sandbox; // a local stand-in for Crisp, served over HTTP

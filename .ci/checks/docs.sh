@@ -38,6 +38,7 @@ echo "-- committed documents match the code"
 
 echo "-- openapi-spec-validator"
 "$venv/bin/openapi-spec-validator" openapi/crisp-gateway.json
+"$venv/bin/openapi-spec-validator" openapi/crisp-gateway-admin.json
 
 work=$(mktemp -d)
 pids=()

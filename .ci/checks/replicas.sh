@@ -9,45 +9,11 @@ source .ci/postgres.sh
 source .ci/lib.sh
 ensure_postgres
 
-cargo build --quiet --bin crisp-gateway
-BIN=$PWD/target/debug/crisp-gateway
+replica_scratch gw_replicas
 
-TMP=$(mktemp -d)
-DB=gw_replicas_$$
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  psql "$TEST_DATABASE_URL" -qc "drop database if exists $DB with (force)" >/dev/null 2>&1 || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; tail -n 20 "$TMP"/*.log >&2 || true; exit 1; }
+gateway_on_sandbox "$DB"
 
-psql "$TEST_DATABASE_URL" -qc "create database $DB" >/dev/null
-export DATABASE_URL="${TEST_DATABASE_URL%/*}/$DB"
-CRISP_GATEWAY_MASTER_KEY=$("$BIN" master-key generate)
-export CRISP_GATEWAY_MASTER_KEY
-
-SANDBOX_PORT=$(free_port)
-"$BIN" sandbox --listen "127.0.0.1:$SANDBOX_PORT" >"$TMP/sandbox.log" 2>&1 &
-PIDS+=($!)
-wait_for "http://127.0.0.1:$SANDBOX_PORT/v1" "${PIDS[-1]}" || fail "the sandbox did not start"
-export CRISP_GATEWAY_UPSTREAM="http://127.0.0.1:$SANDBOX_PORT/v1"
-
-"$BIN" migrate 2>/dev/null
-"$BIN" workspace create acme 2>/dev/null
-CRISP_KEY=sandbox-key "$BIN" account add --workspace acme --label main --identifier sandbox-id \
-  --website-id 8c842203-7ed8-4e29-a608-7cf78a7d2fcc --default >/dev/null 2>&1
-
-PORTS=()
-for replica in 1 2; do
-  port=$(free_port)
-  CRISP_GATEWAY_LISTEN="127.0.0.1:$port" "$BIN" serve >"$TMP/gateway-$replica.log" 2>&1 &
-  PIDS+=($!)
-  wait_for "http://127.0.0.1:$port/readyz" "${PIDS[-1]}" || fail "replica $replica did not start"
-  PORTS+=("$port")
-done
+start_replicas 2
 
 # A key made after both started is accepted by both.
 KEY=$("$BIN" key create --workspace acme --name replicas 2>/dev/null)

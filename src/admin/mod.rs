@@ -3,7 +3,12 @@
 //!
 //! Each concern has its own error enum; their messages are the sentences the CLI prints.
 
+pub mod accounts;
 pub mod checks;
+pub mod quota;
+pub mod records;
+pub mod tokens;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -69,6 +74,11 @@ pub enum AccountError {
     Empty(&'static str),
     #[error("this workspace already has an account labelled `{0}`")]
     LabelTaken(String),
+    #[error("no account `{0}` in this workspace; list them with `crisp-gateway account list`")]
+    NotFound(String),
+    /// The stored key does not open with this master key.
+    #[error("{0}")]
+    Sealed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -103,6 +113,8 @@ pub struct KeySpec {
     pub expires_at: Option<i64>,
     /// Comma-separated website ids the key may act on; `None` leaves it to the account.
     pub websites: Option<String>,
+    /// At most this many calls per day or month; `None`: no quota.
+    pub quota: Option<crate::store::Quota>,
 }
 
 /// Creates an unrestricted key that never expires.
@@ -207,6 +219,26 @@ pub fn other_websites(own: &str, websites: &[String]) -> Option<String> {
     (!others.is_empty()).then(|| others.join(","))
 }
 
+/// A key's expiry from a duration (`90d`) or an RFC 3339 time, checked to be in the future.
+pub fn key_expiry(
+    expires_in: Option<&str>,
+    expires_at: Option<&str>,
+) -> Result<Option<i64>, String> {
+    let now = crate::kernel::clock::now();
+    let at = match (expires_in, expires_at) {
+        (Some(d), _) => {
+            let d = crate::kernel::clock::parse_duration(d)?;
+            Some(now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+        }
+        (None, Some(t)) => Some(crate::kernel::clock::parse_rfc3339(t)?),
+        (None, None) => None,
+    };
+    if at.is_some_and(|t| t <= now) {
+        return Err("the expiry is in the past; give a future time or a positive duration".into());
+    }
+    Ok(at)
+}
+
 /// Rotates a key: a new key with the same workspace, name and scopes; the old one keeps
 /// working for `overlap`, then stops.
 pub async fn rotate_key(
@@ -230,6 +262,7 @@ pub async fn rotate_key(
         actions: old.allowed_actions.clone(),
         expires_at,
         websites: old.allowed_websites.clone(),
+        quota: old.quota(),
     };
     let (key, record) = new_key(&old.workspace_id, &spec).await?;
     let overlap = i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX);
@@ -268,6 +301,8 @@ async fn new_key(
         revoked_at: None,
         last_used_at: None,
         allowed_websites: websites,
+        quota_limit: spec.quota.map(|q| q.limit),
+        quota_period: spec.quota.map(|q| q.period),
     };
     Ok((key, record))
 }

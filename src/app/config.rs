@@ -22,6 +22,10 @@ use crate::secret::MasterKey;
 /// The environment variable that carries the master key; it is never read from a file.
 const MASTER_KEY_VAR: &str = "CRISP_GATEWAY_MASTER_KEY";
 
+/// Settings that are on by default, where an empty environment variable turns them off (for
+/// any other setting an empty variable counts as unset, as env files often leave them).
+const OFF_WHEN_EMPTY: &[&str] = &["admin_listen"];
+
 /// More serving threads than this is a typo, not a tuning: each is an OS thread with its own
 /// stack and allocator heap.
 const MAX_WORKER_THREADS: usize = 1024;
@@ -100,6 +104,8 @@ settings! {
     upstream: String = "https://api.crisp.chat/v1".into();
     /// A separate listener for `/metrics`; `None` serves it on the main listener.
     metrics_listen: Option<SocketAddr> = None;
+    /// The admin API and console's listener; empty turns it off.
+    admin_listen: Option<SocketAddr> = Some(SocketAddr::from(([127, 0, 0, 1], 8081)));
     /// The `Host` headers MCP requests may carry; empty accepts any.
     mcp_allowed_hosts: Vec<String> = Vec::new();
     /// The largest MCP tool result, in bytes of JSON; a longer list is cut at an item.
@@ -268,8 +274,12 @@ impl FromSetting for SocketAddr {
     }
 }
 
+/// An empty value turns an optional setting off.
 impl<T: FromSetting> FromSetting for Option<T> {
     fn from_setting(name: &str, raw: &Raw) -> Result<Self, ConfigError> {
+        if raw.text().trim().is_empty() {
+            return Ok(None);
+        }
         T::from_setting(name, raw).map(Some)
     }
 }
@@ -345,7 +355,8 @@ impl Config {
             // The alias first, so `CRISP_GATEWAY_<NAME>` wins when both are set.
             let vars = setting.alias.map(str::to_owned).into_iter();
             for var in vars.chain([setting.env_var()]) {
-                if let Some(value) = env(&var).filter(|v| !v.is_empty()) {
+                let set = |v: &String| !v.is_empty() || OFF_WHEN_EMPTY.contains(&setting.name);
+                if let Some(value) = env(&var).filter(set) {
                     written.insert(setting.name.to_owned(), Raw::Text(value));
                 }
             }
@@ -561,6 +572,30 @@ mod tests {
         let names: Vec<String> = SETTINGS.iter().map(Setting::env_var).collect();
         assert!(names.contains(&"CRISP_GATEWAY_MCP_ALLOWED_HOSTS".to_owned()));
         assert_eq!(names.len(), SETTINGS.len());
+    }
+
+    #[test]
+    fn the_admin_listener_is_on_loopback_by_default_and_off_when_empty() {
+        let default = Config::load_with(None, env(&[])).expect("loads");
+        assert_eq!(
+            default.admin_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 8081)))
+        );
+        let off =
+            Config::load_with(None, env(&[("CRISP_GATEWAY_ADMIN_LISTEN", "")])).expect("loads");
+        assert_eq!(off.admin_listen, None);
+        let moved = Config::load_with(
+            None,
+            env(&[("CRISP_GATEWAY_ADMIN_LISTEN", "10.0.0.5:9000")]),
+        )
+        .expect("loads");
+        assert_eq!(
+            moved.admin_listen,
+            Some(SocketAddr::from(([10, 0, 0, 5], 9000)))
+        );
+        // Other settings still take an empty variable as unset.
+        let unset = Config::load_with(None, env(&[("CRISP_GATEWAY_LISTEN", "")])).expect("loads");
+        assert_eq!(unset.listen, Config::default().listen);
     }
 
     #[test]

@@ -17,9 +17,15 @@ pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub keyring: Arc<Keyring>,
+    /// Admin tokens for the admin listener.
+    pub admin_keyring: Arc<crate::auth::AdminKeyring>,
     pub accounts: AccountCache,
+    /// Seals and opens Crisp keys (the admin API links accounts with it).
+    pub vault: Vault,
     pub crisp: CrispClient,
-    pub key_limits: crate::limits::KeyLimiter,
+    pub key_limits: Arc<crate::limits::KeyLimiter>,
+    /// Each key's quota, claimed from the database in chunks.
+    pub quotas: Arc<crate::limits::QuotaBook>,
     /// Reports per key (`report_rate_limit` per minute).
     pub report_limits: crate::limits::KeyLimiter,
     pub auditor: Auditor,
@@ -35,6 +41,7 @@ impl App {
             accounts: &self.accounts,
             crisp: &self.crisp,
             key_limits: &self.key_limits,
+            quotas: &self.quotas,
             auditor: &self.auditor,
             request_timeout: self.config.request_timeout,
             idempotency_ttl: self.config.idempotency_ttl,
@@ -57,6 +64,8 @@ impl App {
         crate::auth::KeyCheck {
             keyring: self.keyring.clone(),
             auditor: self.auditor.clone(),
+            quotas: self.quotas.clone(),
+            key_limits: self.key_limits.clone(),
         }
     }
 }
@@ -111,7 +120,11 @@ impl App {
             shaper,
             config.upstream_max_response,
         )?;
-        let key_limits = crate::limits::KeyLimiter::new(config.key_rate_limit, config.key_burst);
+        let key_limits = Arc::new(crate::limits::KeyLimiter::new(
+            config.key_rate_limit,
+            config.key_burst,
+        ));
+        let quotas = Arc::new(crate::limits::QuotaBook::new(store.clone()));
         let auditor = Auditor::start(store.clone(), config.audit_retention);
         Ok(Arc::new(Self {
             keyring: Arc::new(Keyring::new(
@@ -124,9 +137,19 @@ impl App {
                     config.auth_failure_burst,
                 ),
             )),
-            accounts: AccountCache::new(store.clone(), vault, config.key_cache_ttl),
+            admin_keyring: Arc::new(crate::auth::AdminKeyring::new(
+                store.clone(),
+                config.key_cache_ttl,
+                crate::limits::FailureLimiter::new(
+                    config.auth_failure_rate,
+                    config.auth_failure_burst,
+                ),
+            )),
+            accounts: AccountCache::new(store.clone(), vault.clone(), config.key_cache_ttl),
+            vault,
             crisp,
             key_limits,
+            quotas,
             report_limits: crate::limits::KeyLimiter::new(
                 config.report_rate_limit / 60.0,
                 config.report_burst,
@@ -190,6 +213,7 @@ impl App {
                 match change.kind {
                     ChangeKind::Key => self.keyring.invalidate(&change.subject_id),
                     ChangeKind::Accounts => self.accounts.invalidate(&change.subject_id),
+                    ChangeKind::AdminToken => self.admin_keyring.invalidate(&change.subject_id),
                 }
                 change.change_id
             }),

@@ -4,6 +4,10 @@
 //! keeps them through a database outage, prunes rows past the retention, and is flushed on
 //! graceful shutdown so nothing buffered is lost.
 //!
+//! Usage counts (every call of a valid key, per key, action and UTC day) are kept in memory
+//! too and added to the database's rows every `USAGE_FLUSH`, on a flush and at shutdown, so
+//! replicas add up.
+//!
 //! Refusals (a bad key, a call outside the key's scope, a rate limit) are not a row each: a
 //! flood of them would fill the disk. They are counted per reason, client and minute, in a
 //! table of bounded size, and written as one row per entry with its count.
@@ -16,7 +20,15 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{AuditRecord, KeyId, Store, WorkspaceId};
+use crate::store::{AuditRecord, KeyId, Store, UsageRecord, WorkspaceId};
+
+mod usage;
+
+pub use usage::CallCount;
+use usage::UsageTable;
+
+/// How often the usage counts are added to the database's.
+pub const USAGE_FLUSH: Duration = Duration::from_secs(2);
 
 const BATCH: usize = 256;
 const CHANNEL: usize = 16_384;
@@ -131,6 +143,7 @@ impl Refusals {
 pub struct Auditor {
     tx: mpsc::Sender<Message>,
     refusals: Arc<Mutex<Refusals>>,
+    usage: Arc<Mutex<UsageTable>>,
 }
 
 impl Auditor {
@@ -138,8 +151,24 @@ impl Auditor {
     pub fn start(store: Arc<dyn Store>, retention: Duration) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL);
         let refusals = Arc::new(Mutex::new(Refusals::default()));
-        tokio::spawn(write_loop(store, rx, retention, refusals.clone()));
-        Self { tx, refusals }
+        let usage = Arc::new(Mutex::new(UsageTable::default()));
+        tokio::spawn(write_loop(
+            store,
+            rx,
+            retention,
+            refusals.clone(),
+            usage.clone(),
+        ));
+        Self {
+            tx,
+            refusals,
+            usage,
+        }
+    }
+
+    /// Counts a call of a valid key into its day's usage (one hash-map update).
+    pub fn count(&self, call: &CallCount<'_>) {
+        self.usage.lock().add(call);
     }
 
     pub fn record(&self, record: AuditRecord) {
@@ -185,8 +214,11 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Message>,
     retention: Duration,
     refusals: Arc<Mutex<Refusals>>,
+    usage: Arc<Mutex<UsageTable>>,
 ) {
     let mut records: Vec<AuditRecord> = Vec::new();
+    let mut counts: Vec<UsageRecord> = Vec::new();
+    let mut last_usage = tokio::time::Instant::now();
     let mut touches: Vec<(KeyId, i64)> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -199,11 +231,14 @@ async fn write_loop(
                 Some(Message::Touch(key, at)) => touches.push((key, at)),
                 Some(Message::Flush(done)) => {
                     records.extend(refusals.lock().take());
+                    counts.extend(usage.lock().take());
                     waiting.push(done);
                 }
                 None => {
                     records.extend(refusals.lock().take());
+                    counts.extend(usage.lock().take());
                     write(&store, &mut records, &mut touches).await;
+                    write_usage(&store, &mut counts).await;
                     return;
                 }
             },
@@ -215,9 +250,16 @@ async fn write_loop(
                 }
             }
         }
+        if last_usage.elapsed() >= USAGE_FLUSH || !waiting.is_empty() {
+            last_usage = tokio::time::Instant::now();
+            counts.extend(usage.lock().take());
+            if !counts.is_empty() {
+                write_usage(&store, &mut counts).await;
+            }
+        }
         if records.len() >= BATCH || !waiting.is_empty() || due {
             write(&store, &mut records, &mut touches).await;
-            if records.is_empty() {
+            if records.is_empty() && counts.is_empty() {
                 for done in waiting.drain(..) {
                     let _ = done.send(());
                 }
@@ -244,6 +286,20 @@ async fn write_loop(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "pruned expired idempotency records"),
                 Err(e) => tracing::warn!(error = %e, "cannot prune idempotency records"),
+            }
+        }
+    }
+}
+
+/// Adds the counted usage to the database's rows; kept for the next try if it cannot.
+async fn write_usage(store: &Arc<dyn Store>, counts: &mut Vec<UsageRecord>) {
+    match store.add_usage(counts).await {
+        Ok(()) => counts.clear(),
+        Err(e) => {
+            tracing::warn!(error = %e, buffered = counts.len(), "cannot write usage counts; keeping them");
+            if counts.len() > BACKLOG_LIMIT {
+                let excess = counts.len() - BACKLOG_LIMIT;
+                counts.drain(..excess);
             }
         }
     }

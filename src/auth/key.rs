@@ -1,9 +1,12 @@
-//! Gateway keys: `sk_live_<id>_<secret>`, shown once, stored only as an argon2id hash.
+//! Bearer secrets: gateway keys (`sk_live_<id>_<secret>`) and admin tokens
+//! (`sk_admin_<id>_<secret>`), shown once, stored only as an argon2id hash.
 //!
 //! The id (16 base62 characters) is public and finds the row; the secret (40 base62
-//! characters, about 238 bits) is what the hash protects.
+//! characters, about 238 bits) is what the hash protects. Both kinds share this one type,
+//! told apart by their prefix, so an admin token can never pass as a gateway key.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use secrecy::{ExposeSecret, SecretString};
@@ -11,47 +14,88 @@ use sha2::{Digest, Sha256};
 
 use crate::secret::random_base62;
 
-pub const PREFIX: &str = "sk_live_";
+pub const PREFIX: &str = Live::PREFIX;
 const ID_LEN: usize = 16;
 const SECRET_LEN: usize = 40;
 
-/// A whole gateway key. Only its id is ever printed.
-#[derive(Clone)]
-pub struct GatewayKey {
-    id: String,
-    full: SecretString,
+/// What kind of bearer secret a [`Bearer`] is: its prefix and its name in debug output.
+pub trait Kind {
+    const PREFIX: &'static str;
+    const NAME: &'static str;
 }
 
-impl fmt::Debug for GatewayKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GatewayKey({PREFIX}{}_<redacted>)", self.id)
+/// Gateway keys, presented on the main listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Live;
+
+impl Kind for Live {
+    const PREFIX: &'static str = "sk_live_";
+    const NAME: &'static str = "GatewayKey";
+}
+
+/// Admin tokens, presented on the admin listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl Kind for Admin {
+    const PREFIX: &'static str = "sk_admin_";
+    const NAME: &'static str = "AdminToken";
+}
+
+/// A whole bearer secret of one kind. Only its id is ever printed.
+pub struct Bearer<K: Kind> {
+    id: String,
+    full: SecretString,
+    kind: PhantomData<K>,
+}
+
+/// A gateway key: `sk_live_…`.
+pub type GatewayKey = Bearer<Live>;
+/// An admin token: `sk_admin_…`.
+pub type AdminToken = Bearer<Admin>;
+
+impl<K: Kind> Clone for Bearer<K> {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            full: self.full.clone(),
+            kind: PhantomData,
+        }
     }
 }
 
-impl GatewayKey {
+impl<K: Kind> fmt::Debug for Bearer<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({}{}_<redacted>)", K::NAME, K::PREFIX, self.id)
+    }
+}
+
+impl<K: Kind> Bearer<K> {
     pub fn generate() -> Self {
         let id = random_base62(ID_LEN);
-        let full = format!("{PREFIX}{id}_{}", random_base62(SECRET_LEN));
+        let full = format!("{}{id}_{}", K::PREFIX, random_base62(SECRET_LEN));
         Self {
             id,
             full: full.into(),
+            kind: PhantomData,
         }
     }
 
     /// Accepts only the exact shape the gateway issues, so garbage never reaches the database.
     pub fn parse(text: &str) -> Option<Self> {
-        let rest = text.strip_prefix(PREFIX)?;
+        let rest = text.strip_prefix(K::PREFIX)?;
         let (id, secret) = rest.split_once('_')?;
         let alnum = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric());
         (id.len() == ID_LEN && secret.len() == SECRET_LEN && alnum(id) && alnum(secret)).then(
             || Self {
                 id: id.to_owned(),
                 full: text.to_owned().into(),
+                kind: PhantomData,
             },
         )
     }
 
-    /// The key an `Authorization: Bearer …` header presents (`bearer` in lower case too), read
+    /// The secret an `Authorization: Bearer …` header presents (`bearer` in lower case too), read
     /// once at the edge; `None` when the header is missing or holds no gateway key.
     pub fn from_authorization(header: Option<&str>) -> Option<Self> {
         let header = header?;
@@ -110,6 +154,17 @@ mod tests {
         assert!(parsed.verify(&hash));
         assert!(!GatewayKey::generate().verify(&hash));
         assert!(!format!("{key:?}").contains(&key.reveal()[PREFIX.len() + ID_LEN + 1..]));
+    }
+
+    #[test]
+    fn admin_tokens_and_gateway_keys_never_pass_for_each_other() {
+        let token = AdminToken::generate();
+        assert!(token.reveal().starts_with("sk_admin_"));
+        assert!(AdminToken::parse(token.reveal()).is_some());
+        assert!(GatewayKey::parse(token.reveal()).is_none());
+        assert!(AdminToken::parse(GatewayKey::generate().reveal()).is_none());
+        assert!(format!("{token:?}").starts_with("AdminToken(sk_admin_"));
+        assert!(!format!("{token:?}").contains(&token.reveal()[9 + ID_LEN + 1..]));
     }
 
     #[test]

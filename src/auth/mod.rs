@@ -1,4 +1,5 @@
-//! Authentication as a layer: a bearer key becomes a `Principal` before any handler runs.
+//! Authentication as a layer: a bearer key becomes a `Principal` before any handler runs,
+//! and its answer gets the key's rate-limit fields.
 //!
 //! Argon2 runs once per key and process: a verified key is cached by id with the digest of
 //! the exact key, so later requests cost a hash-map lookup and a constant-time comparison.
@@ -6,6 +7,7 @@
 //! minute, a client address that keeps failing is refused before any lookup, and each client
 //! and key id may have only a few verifications in progress.
 
+pub mod admin;
 pub mod key;
 
 use std::collections::HashMap;
@@ -28,7 +30,8 @@ use crate::error::{ApiError, Reason};
 use crate::limits::FailureLimiter;
 use crate::store::{KeyId, Store, StoreError, WorkspaceId};
 
-pub use key::GatewayKey;
+pub use admin::{AdminKeyring, AdminPrincipal};
+pub use key::{AdminToken, GatewayKey};
 
 /// Who is calling: the key, its workspace and its scopes. Inserted into request extensions by
 /// `require_key`.
@@ -38,6 +41,8 @@ pub struct Principal {
     pub workspace_id: WorkspaceId,
     pub expires_at: Option<i64>,
     pub scope: Scope,
+    /// The key's quota, if it has one (spent in `call`, shown in the rate-limit headers).
+    pub quota: Option<crate::store::Quota>,
 }
 
 /// What a key may call: everything, reads only, and/or actions matching glob patterns.
@@ -464,6 +469,7 @@ impl Keyring {
         let principal = Arc::new(Principal {
             scope: Scope::from_record(record.read_only, record.allowed_actions.as_deref())
                 .with_websites(record.allowed_websites.as_deref()),
+            quota: record.quota(),
             key_id: record.api_key_id,
             workspace_id: record.workspace_id,
             expires_at: record.expires_at,
@@ -498,12 +504,14 @@ pub fn client_ip(request: &Request) -> Option<IpAddr> {
         .map(|info| info.0.ip())
 }
 
-/// What the auth layer needs: the keyring that resolves keys, and the auditor that counts
-/// refusals.
+/// What the auth layer needs: the keyring that resolves keys, the auditor that counts
+/// refusals, and the key's limits that its answers describe.
 #[derive(Clone)]
 pub struct KeyCheck {
     pub keyring: Arc<Keyring>,
     pub auditor: Auditor,
+    pub quotas: Arc<crate::limits::QuotaBook>,
+    pub key_limits: Arc<crate::limits::KeyLimiter>,
 }
 
 /// The auth layer: refuses the request with 401 unless it carries a valid key. The presented
@@ -534,8 +542,17 @@ pub async fn require_key(
         }
     };
     crate::telemetry::note_call(|info| info.key_id = Some(principal.key_id.to_string()));
-    request.extensions_mut().insert(principal);
-    Ok(next.run(request).await)
+    request.extensions_mut().insert(principal.clone());
+    let mut response = next.run(request).await;
+    // After the call, so the fields count it.
+    crate::limits::headers::add(
+        response.headers_mut(),
+        &check.quotas,
+        &check.key_limits,
+        principal.key_id.as_str(),
+        principal.quota,
+    );
+    Ok(response)
 }
 
 /// Counts a refused key: which key id was presented (never the key), for which action, from

@@ -41,6 +41,11 @@ impl Key {
     /// Checks the header's form (1 to 255 visible ASCII characters) and digests the action
     /// and body, so the same key with another request can be told apart.
     pub fn new(header: &[u8], action: &Action, raw_body: &[u8]) -> Result<Self, ApiError> {
+        Self::for_request(header, action.slug, raw_body)
+    }
+
+    /// As [`Key::new`], for a request named by `what` (an action's slug, an admin route).
+    pub fn for_request(header: &[u8], what: &str, raw_body: &[u8]) -> Result<Self, ApiError> {
         if header.is_empty() || header.len() > 255 || !header.iter().all(u8::is_ascii_graphic) {
             return Err(ApiError::bad_request(
                 Reason::InvalidIdempotencyKey,
@@ -48,7 +53,7 @@ impl Key {
             ));
         }
         let mut hasher = Sha256::new();
-        hasher.update(action.slug.as_bytes());
+        hasher.update(what.as_bytes());
         hasher.update([0]);
         hasher.update(raw_body);
         Ok(Self {

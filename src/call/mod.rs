@@ -27,6 +27,10 @@ struct Trace {
     upstream_status: Option<u16>,
     /// Crisp calls made for one request beyond the first (`pages`).
     more_pages: u32,
+    /// When the call left for Crisp (its account's turn and retries included).
+    upstream_started: Option<std::time::Instant>,
+    /// Whether the call spent a call of its key's quota.
+    spent_quota: bool,
 }
 
 /// What a call needs of the running gateway, lent by the composition root (`App::services`).
@@ -35,6 +39,7 @@ pub struct Services<'a> {
     pub accounts: &'a crate::accounts::AccountCache,
     pub crisp: &'a crate::forward::CrispClient,
     pub key_limits: &'a crate::limits::KeyLimiter,
+    pub quotas: &'a crate::limits::QuotaBook,
     pub auditor: &'a crate::audit::Auditor,
     /// The request deadline, counted from `Options::started`.
     pub request_timeout: std::time::Duration,
@@ -107,11 +112,23 @@ pub async fn execute_with(
         Ok(Answer::Replayed(stored)) => (stored.status, Some(Reason::IdempotentReplay.as_str())),
         Err(e) => (e.status(), Some(e.reason())),
     };
+    count(app, principal, action, status, &trace);
     crate::telemetry::note_call(|info| {
         info.account_id = trace.account_id.as_ref().map(|id| id.to_string());
         info.upstream_status = trace.upstream_status;
         info.upstream_calls = (trace.more_pages > 0).then(|| trace.more_pages + 1);
     });
+    if let (Err(e), true, None, Some(quota)) = (
+        &result,
+        trace.spent_quota,
+        trace.upstream_status,
+        principal.quota,
+    ) && e.status().is_client_error()
+    {
+        // Refused after the quota was spent but before Crisp was asked (the account's
+        // budget, an idempotency conflict): such a call does not count.
+        app.quotas.refund(principal.key_id.as_str(), quota);
+    }
     let refused = match &result {
         // Refused before Crisp was asked: counted per reason, key and minute, not a row each.
         Err(e) if trace.upstream_status.is_none() && status.is_client_error() => Some(e),
@@ -145,6 +162,33 @@ pub async fn execute_with(
         });
     }
     result
+}
+
+/// Counts a call in the key's usage.
+fn count(
+    app: &Services<'_>,
+    principal: &Principal,
+    action: &Action,
+    status: StatusCode,
+    trace: &Trace,
+) {
+    app.auditor.count(&crate::audit::CallCount {
+        workspace_id: &principal.workspace_id,
+        key_id: &principal.key_id,
+        action: action.slug,
+        status: status.as_u16(),
+        upstream_status: trace.upstream_status,
+        upstream_ms: trace.upstream_started.map_or(0, |at| {
+            u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX)
+        }),
+        at: crate::kernel::clock::now(),
+    });
+}
+
+/// Counts, in the key's usage, a call its front end refused before it could be made (a body
+/// that does not parse, a malformed `Idempotency-Key`).
+pub fn count_refused(app: &Services<'_>, principal: &Principal, action: &Action, error: &ApiError) {
+    count(app, principal, action, error.status(), &Trace::default());
 }
 
 async fn run(
@@ -250,6 +294,12 @@ async fn run(
             app, action, &account, &request,
         )));
     }
+    // Last of the checks, so only calls the gateway admits spend the key's quota.
+    if let Some(quota) = principal.quota {
+        spend_quota(app, principal, quota).await?;
+        trace.spent_quota = true;
+    }
+    trace.upstream_started = Some(std::time::Instant::now());
     if let Some(key) = options.idempotency {
         return idempotency::run(app, principal, action, key, &upstream, trace).await;
     }
@@ -271,6 +321,27 @@ async fn run(
     trace.upstream_status = upstream_status(&reply);
     let reply = reply.map_err(|e| tier::answer(action, &account, e))?;
     Ok(Answer::Fresh(envelope(action, reply)))
+}
+
+/// Spends one call of the key's quota, or refuses the call until the period ends.
+async fn spend_quota(
+    app: &Services<'_>,
+    principal: &Principal,
+    quota: crate::store::Quota,
+) -> Result<(), ApiError> {
+    match app.quotas.spend(&principal.key_id, quota).await {
+        Ok(()) => Ok(()),
+        Err(crate::limits::QuotaError::Exceeded(exceeded)) => {
+            let wait = exceeded.resets_at - crate::kernel::clock::now();
+            Err(ApiError::QuotaExceeded {
+                limit: quota.limit,
+                period: quota.period.as_str(),
+                resets_at: exceeded.resets_at,
+                retry_after: std::time::Duration::from_secs(u64::try_from(wait).unwrap_or(1)),
+            })
+        }
+        Err(crate::limits::QuotaError::Store(e)) => Err(e.into()),
+    }
 }
 
 /// A call ready to leave for Crisp.

@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
 
-use crate::accounts::{Account, Tier};
-use crate::admin::checks;
-use crate::admin::{NewAccount, add_account_with_websites, check_websites, other_websites};
+use crate::accounts::Tier;
+use crate::admin::accounts::AccountChanges;
+use crate::admin::{NewAccount, add_account_with_websites, check_websites};
 use crate::app::config::Config;
 use crate::forward::CrispClient;
 use crate::secret::{CrispKey, Vault};
-use crate::store::{AccountUpdate, Store, StoreError};
+use crate::store::Store;
 
-use super::{CliError, CliResult, workspace_id};
+use super::{CliResult, workspace_id};
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -203,65 +203,35 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                 .map(|list| check_websites("--websites", list.split(',')))
                 .transpose()?;
             let workspace_id = workspace_id(store, &workspace).await?;
-            let current = || async {
-                store
-                    .list_accounts(Some(&workspace_id))
-                    .await?
-                    .into_iter()
-                    .find(|a| a.crisp_account_id == id_or_label || a.label == id_or_label)
-                    .ok_or_else(|| {
-                        CliError::from(format!(
-                            "no account `{id_or_label}` in workspace `{workspace}`"
-                        ))
-                    })
-            };
-            let sealed_key = if key_stdin || key_from_env {
-                let key = read_key(key_stdin)?;
-                let vault = Vault::new(&crate::app::master_key(config, store.engine())?);
-                Some(vault.seal(current().await?.crisp_account_id.as_str(), &key))
+            let key = if key_stdin || key_from_env {
+                Some(read_key(key_stdin)?)
             } else {
                 None
             };
-            let allowed_websites = match &websites {
-                Some(websites) => {
-                    let own = match &website_id {
-                        Some(own) => own.clone(),
-                        None => current().await?.website_id,
-                    };
-                    Some(other_websites(&own, websites))
-                }
-                None => None,
-            };
-            let update = AccountUpdate {
-                label,
-                website_id,
-                tier: tier.map(Tier::from),
-                is_default: default.then_some(true),
-                identifier,
-                sealed_key,
-                allowed_websites,
-            };
-            match store
-                .update_account(&workspace_id, &id_or_label, &update)
-                .await
-            {
-                Ok(a) => {
-                    eprintln!(
-                        "updated Crisp account `{}` ({}); calls may act on {}; running gateways pick it up within a second",
-                        a.label,
-                        a.crisp_account_id,
-                        describe_websites(&a)
-                    );
-                    Ok(())
-                }
-                Err(StoreError::NotFound) => {
-                    Err(format!("no account `{id_or_label}` in workspace `{workspace}`").into())
-                }
-                Err(StoreError::Conflict) => {
-                    Err("another account of this workspace already has that label".into())
-                }
-                Err(e) => Err(e.into()),
-            }
+            let vault = Vault::new(&crate::app::master_key(config, store.engine())?);
+            let a = crate::admin::accounts::update_account(
+                store,
+                &vault,
+                &workspace_id,
+                &id_or_label,
+                AccountChanges {
+                    label,
+                    website_id,
+                    tier: tier.map(Tier::from),
+                    identifier,
+                    make_default: default,
+                    websites,
+                    key,
+                },
+            )
+            .await?;
+            eprintln!(
+                "updated Crisp account `{}` ({}); calls may act on {}; running gateways pick it up within a second",
+                a.label,
+                a.crisp_account_id,
+                describe_websites(&a)
+            );
+            Ok(())
         }
         AccountCommand::Test {
             id_or_label,
@@ -272,20 +242,13 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             workspace,
         } => {
             let workspace_id = workspace_id(store, &workspace).await?;
-            match store.remove_account(&workspace_id, &id_or_label).await {
-                Ok(a) => {
-                    eprintln!(
-                        "removed Crisp account `{}` ({})",
-                        a.label, a.crisp_account_id
-                    );
-                    Ok(())
-                }
-                Err(StoreError::NotFound) => Err(format!(
-                    "no account `{id_or_label}` in workspace `{workspace}`; see `crisp-gateway account list --workspace {workspace}`"
-                )
-                .into()),
-                Err(e) => Err(e.into()),
-            }
+            let a =
+                crate::admin::accounts::remove_account(store, &workspace_id, &id_or_label).await?;
+            eprintln!(
+                "removed Crisp account `{}` ({})",
+                a.label, a.crisp_account_id
+            );
+            Ok(())
         }
     }
 }
@@ -297,29 +260,19 @@ async fn test(
     workspace: &str,
 ) -> CliResult {
     let workspace_id = workspace_id(store, workspace).await?;
-    let records = store.list_accounts(Some(&workspace_id)).await?;
-    let record = records
-        .iter()
-        .find(|r| r.crisp_account_id == id_or_label || r.label == id_or_label)
-        .ok_or_else(|| {
-            format!("no account `{id_or_label}` in workspace `{workspace}`; see `crisp-gateway account list --workspace {workspace}`")
-        })?;
     let vault = Vault::new(&crate::app::master_key(config, store.engine())?);
-    let account = Account::from_record(record, &vault).map_err(|e| {
-        format!("{e}: CRISP_GATEWAY_MASTER_KEY is not the key this account was linked with")
-    })?;
     let client = CrispClient::for_checks(
         &config.upstream,
         config.upstream_timeout,
         config.upstream_max_response,
     )
     .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    let verdict = checks::test_account(&client, &account).await;
-    let works = verdict.works();
-    let report = checks::Report {
-        account: &account,
-        verdict,
-    };
+    let tested =
+        crate::admin::accounts::test_account(store, &vault, &client, &workspace_id, id_or_label)
+            .await?;
+    let account = tested.account;
+    let works = tested.verdict.works();
+    let report = tested.explanation;
     println!(
         "{} account `{}` ({}) at {}: {report}",
         if works { "✓" } else { "✗" },

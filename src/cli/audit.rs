@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::store::{AccountId, AuditFilter, KeyId, Store, WorkspaceId};
+use crate::store::{AccountId, KeyId, Store, WorkspaceId};
 
-use super::{CliResult, workspace_id};
+use super::CliResult;
 
 pub async fn audit(
     store: &Arc<dyn Store>,
@@ -15,41 +15,26 @@ pub async fn audit(
     action: Option<String>,
     limit: i64,
 ) -> CliResult {
-    let workspace_id = match &workspace {
-        Some(name) => Some(workspace_id(store, name).await?),
-        None => None,
-    };
     let since = since
         .as_deref()
         .map(crate::kernel::clock::parse_duration)
-        .transpose()?
-        .map(|d| {
-            crate::kernel::clock::now()
-                .saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        });
-    // The action filter is a glob, applied here; read enough rows to fill the page after it.
-    let fetch = if action.is_some() { 100_000 } else { limit };
-    let rows = store
-        .list_audit(&AuditFilter {
-            workspace_id,
+        .transpose()?;
+    let rows = crate::admin::records::audit(
+        store,
+        &crate::admin::records::AuditQuery {
+            workspace,
             since,
-            limit: fetch,
-        })
-        .await?;
+            action,
+            limit,
+        },
+    )
+    .await?;
     println!(
         "{:<21} {:<16} {:<18} {:<18} {:<44} {:>6} {:>8} {:>7} {:>7}  REQUEST ID",
         "TIME", "WORKSPACE", "KEY/CLIENT", "ACCOUNT", "ACTION", "STATUS", "UPSTREAM", "MS", "COUNT"
     );
     let workspaces = store.list_workspaces().await?;
-    let shown = rows
-        .into_iter()
-        .filter(|r| {
-            action
-                .as_deref()
-                .is_none_or(|glob| crate::auth::glob_matches(glob, &r.action))
-        })
-        .take(usize::try_from(limit).unwrap_or(usize::MAX));
-    for r in shown {
+    for r in rows {
         let workspace = r
             .workspace_id
             .as_ref()
@@ -99,11 +84,7 @@ pub enum ReportCommand {
 
 pub async fn report(store: &Arc<dyn Store>, command: ReportCommand) -> CliResult {
     let ReportCommand::List { workspace } = command;
-    let filter = match &workspace {
-        Some(name) => Some(workspace_id(store, name).await?),
-        None => None,
-    };
-    let reports = store.list_reports(filter.as_ref()).await?;
+    let reports = crate::admin::records::reports(store, workspace.as_deref()).await?;
     let workspaces = store.list_workspaces().await?;
     for r in reports {
         let workspace = workspaces

@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::admin::{
-    KeyError, KeySpec, check_action_globs, check_websites, create_scoped_key, rotate_key,
-};
-use crate::store::{KeyId, Store, StoreError, WorkspaceId};
+use crate::admin::quota::{self, parse_quota};
+use crate::admin::{KeySpec, check_action_globs, check_websites, create_scoped_key, rotate_key};
+use crate::store::{KeyId, Store, WorkspaceId};
 
 use super::{CliResult, workspace_id};
 
@@ -37,6 +36,24 @@ pub enum KeyCommand {
         /// Expire at this RFC 3339 time, e.g. 2026-12-31T23:59:00Z.
         #[arg(long, value_name = "TIME")]
         expires_at: Option<String>,
+        /// At most this many calls per UTC day or month, across every replica: 10000/day,
+        /// 50000/month. Past it, calls get 429 `quota_exceeded` until the period ends.
+        #[arg(long, value_name = "CALLS/PERIOD")]
+        quota: Option<String>,
+    },
+    /// Change a key's quota; every running gateway applies it within about a second.
+    Update {
+        key_id: String,
+        /// The new quota, such as 10000/day or 50000/month (calls already made this period count).
+        #[arg(
+            long,
+            value_name = "CALLS/PERIOD",
+            required_unless_present = "no_quota"
+        )]
+        quota: Option<String>,
+        /// Lift the key's quota.
+        #[arg(long, conflicts_with = "quota")]
+        no_quota: bool,
     },
     /// List keys with their scopes, expiry and last use (never the keys themselves).
     List {
@@ -58,22 +75,6 @@ pub enum KeyCommand {
     },
 }
 
-fn expiry(expires_in: Option<&str>, expires_at: Option<&str>) -> Result<Option<i64>, String> {
-    let now = crate::kernel::clock::now();
-    let at = match (expires_in, expires_at) {
-        (Some(d), _) => {
-            let d = crate::kernel::clock::parse_duration(d)?;
-            Some(now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
-        }
-        (None, Some(t)) => Some(crate::kernel::clock::parse_rfc3339(t)?),
-        (None, None) => None,
-    };
-    if at.is_some_and(|t| t <= now) {
-        return Err("the expiry is in the past; give a future time or a positive duration".into());
-    }
-    Ok(at)
-}
-
 pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
     match command {
         KeyCommand::Create {
@@ -84,6 +85,7 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
             websites,
             expires_in,
             expires_at,
+            quota,
         } => {
             let websites = if websites.is_empty() {
                 None
@@ -97,8 +99,9 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
                 name,
                 read_only,
                 actions: actions.as_deref().map(check_action_globs).transpose()?,
-                expires_at: expiry(expires_in.as_deref(), expires_at.as_deref())?,
+                expires_at: crate::admin::key_expiry(expires_in.as_deref(), expires_at.as_deref())?,
                 websites: websites.as_ref().map(|w| w.join(",")),
+                quota: quota.as_deref().map(parse_quota).transpose()?,
             };
             let workspace_id = workspace_id(store, &workspace).await?;
             if let Some(websites) = &websites {
@@ -112,22 +115,33 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
                     spec.read_only,
                     spec.actions.as_deref(),
                     spec.websites.as_deref()
-                )
+                ) + &spec
+                    .quota
+                    .map(|q| format!(", quota {}", quota::describe(q)))
+                    .unwrap_or_default()
             );
             println!("{}", key.reveal());
+            Ok(())
+        }
+        KeyCommand::Update {
+            key_id,
+            quota,
+            no_quota: _,
+        } => {
+            let quota = quota.as_deref().map(parse_quota).transpose()?;
+            quota::set_quota(store, &KeyId::from(key_id.as_str()), quota).await?;
+            match quota {
+                Some(q) => eprintln!("key {key_id} now has a quota of {}", quota::describe(q)),
+                None => eprintln!("key {key_id} has no quota now"),
+            }
             Ok(())
         }
         KeyCommand::List { workspace } => list(store, workspace).await,
         KeyCommand::Revoke { key_id } => {
             let key_id = KeyId::from(key_id);
-            match store.revoke_key(&key_id, crate::kernel::clock::now()).await {
-                Ok(()) => {
-                    eprintln!("revoked key {key_id}");
-                    Ok(())
-                }
-                Err(StoreError::NotFound) => Err(KeyError::UnknownKey(key_id.into_string()).into()),
-                Err(e) => Err(e.into()),
-            }
+            crate::admin::records::revoke_key(store, &key_id).await?;
+            eprintln!("revoked key {key_id}");
+            Ok(())
         }
         KeyCommand::Rotate {
             key_id,
@@ -139,7 +153,7 @@ pub async fn run(store: &Arc<dyn Store>, command: KeyCommand) -> CliResult {
                 store,
                 &KeyId::from(key_id.as_str()),
                 overlap_time,
-                expiry(expires_in.as_deref(), None)?,
+                crate::admin::key_expiry(expires_in.as_deref(), None)?,
             )
             .await?;
             eprintln!(
@@ -195,8 +209,8 @@ async fn list(store: &Arc<dyn Store>, workspace: Option<String>) -> CliResult {
     let workspaces = store.list_workspaces().await?;
     let keys = store.list_keys(filter.as_ref()).await?;
     println!(
-        "{:<18} {:<14} {:<14} {:<8} {:<22} {:<22} SCOPE",
-        "ID", "WORKSPACE", "NAME", "STATUS", "EXPIRES", "LAST USED"
+        "{:<18} {:<14} {:<14} {:<8} {:<22} {:<22} {:<18} {:>10} {:>10} SCOPE",
+        "ID", "WORKSPACE", "NAME", "STATUS", "EXPIRES", "LAST USED", "QUOTA", "USED", "REMAINING"
     );
     let now = crate::kernel::clock::now();
     for k in keys {
@@ -204,22 +218,27 @@ async fn list(store: &Arc<dyn Store>, workspace: Option<String>) -> CliResult {
             .iter()
             .find(|w| w.workspace_id == k.workspace_id)
             .map_or(k.workspace_id.as_str(), |w| w.name.as_str());
-        let status = if k.revoked_at.is_some() {
-            "revoked"
-        } else if k.expires_at.is_some_and(|t| t <= now) {
-            "expired"
-        } else {
-            "active"
-        };
+        let status = crate::admin::records::key_status(&k, now);
         let time = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), crate::kernel::clock::format);
+        let (quota, used, remaining) = match quota::status(store, &k, now).await? {
+            Some(s) => (
+                format!("{}/{}", s.limit, s.period),
+                s.used.to_string(),
+                s.remaining.to_string(),
+            ),
+            None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
+        };
         println!(
-            "{:<18} {:<14} {:<14} {:<8} {:<22} {:<22} {}",
+            "{:<18} {:<14} {:<14} {:<8} {:<22} {:<22} {:<18} {:>10} {:>10} {}",
             k.api_key_id,
             workspace,
             k.name.as_deref().unwrap_or("-"),
             status,
             time(k.expires_at),
             time(k.last_used_at),
+            quota,
+            used,
+            remaining,
             describe_scope(
                 k.read_only,
                 k.allowed_actions.as_deref(),

@@ -1,6 +1,7 @@
 //! The `crisp-gateway` command line: the server, the demo, and the admin commands.
 
 mod account;
+mod admin_token;
 mod audit;
 mod demo;
 mod doctor;
@@ -10,6 +11,7 @@ mod master_key;
 mod openapi;
 mod sandbox;
 mod serve;
+mod usage;
 mod workspace;
 
 use std::net::SocketAddr;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::admin::tokens::AdminTokenError;
 use crate::admin::{AccountError, IdempotencyAdminError, KeyError, WebsitesError, WorkspaceError};
 use crate::app::StartError;
 use crate::app::config::{Config, ConfigError, DatabaseUrl};
@@ -67,6 +70,9 @@ pub enum Command {
     /// Manage the Crisp accounts linked to a workspace.
     #[command(subcommand)]
     Account(account::AccountCommand),
+    /// Manage admin tokens (`sk_admin_…`) for the admin API and console.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(admin_token::AdminTokenCommand),
     /// Make or rotate the master key that encrypts Crisp keys at rest.
     #[command(subcommand, name = "master-key")]
     MasterKey(master_key::MasterKeyCommand),
@@ -89,6 +95,8 @@ pub enum Command {
     /// List or release the records behind `Idempotency-Key` (never their stored answers).
     #[command(subcommand)]
     Idempotency(idempotency::IdempotencyCommand),
+    /// Calls per key, action or UTC day: refusals, failures, Crisp's answers and its time.
+    Usage(usage::UsageArgs),
 }
 
 /// Why a command failed, as a sentence for people: `main` prints it once as `error: …` and
@@ -104,8 +112,8 @@ pub enum CliError {
     },
     #[error("cannot apply migrations: {0}")]
     Migrate(StoreError),
-    #[error("no workspace named `{0}`; create it with `crisp-gateway workspace create {0}`")]
-    UnknownWorkspace(String),
+    #[error(transparent)]
+    Lookup(#[from] crate::admin::records::LookupError),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
     #[error(transparent)]
@@ -116,6 +124,8 @@ pub enum CliError {
     Account(#[from] AccountError),
     #[error(transparent)]
     Idempotency(#[from] IdempotencyAdminError),
+    #[error(transparent)]
+    AdminToken(#[from] AdminTokenError),
     #[error(transparent)]
     Start(#[from] StartError),
     #[error(transparent)]
@@ -165,6 +175,7 @@ pub async fn run(cli: Cli) -> CliResult {
             let config = load()?;
             account::run(&config, &open(&config).await?, command).await
         }
+        Command::AdminToken(command) => admin_token::run(&open(&load()?).await?, command).await,
         Command::MasterKey(command) => master_key::run(&load()?, command).await,
         Command::Audit {
             workspace,
@@ -174,6 +185,7 @@ pub async fn run(cli: Cli) -> CliResult {
         } => audit::audit(&open(&load()?).await?, workspace, since, action, limit).await,
         Command::Report(command) => audit::report(&open(&load()?).await?, command).await,
         Command::Idempotency(command) => idempotency::run(&open(&load()?).await?, command).await,
+        Command::Usage(args) => usage::run(&open(&load()?).await?, args).await,
     }
 }
 
@@ -190,11 +202,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>, CliError> {
 }
 
 async fn workspace_id(store: &Arc<dyn Store>, name: &str) -> Result<WorkspaceId, CliError> {
-    match store.find_workspace(name).await {
-        Ok(w) => Ok(w.workspace_id),
-        Err(StoreError::NotFound) => Err(CliError::UnknownWorkspace(name.to_owned())),
-        Err(e) => Err(e.into()),
-    }
+    Ok(crate::admin::records::workspace_id(store, name).await?)
 }
 
 #[cfg(test)]

@@ -48,10 +48,12 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 }
 
 /// Serves until a shutdown signal, then stops accepting, lets in-flight calls finish within
-/// the grace period, and writes the audit rows still buffered.
+/// the grace period, gives back unspent quota, and writes the audit rows and usage still
+/// buffered.
 pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
     let upkeep = crate::telemetry::metrics::spawn_upkeep();
     let follower = app.follow_changes().await;
+    let quota_returns = app.quotas.spawn_returns();
     let limits = ConnectionLimits::from_config(&app.config);
     tracing::info!(
         open_file_limit = server::open_file_limit(),
@@ -70,6 +72,25 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
                 router,
                 limits,
                 "metrics",
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
+    let admin = match app.config.admin_listen {
+        Some(addr) => {
+            let listener = bind(addr).await.map_err(|e| {
+                format!("{e}; the admin listener's address is CRISP_GATEWAY_ADMIN_LISTEN (empty turns it off)")
+            })?;
+            let addr = listener.local_addr().unwrap_or(addr);
+            crate::console::warn_if_exposed(&addr);
+            let router = crate::console::router(app.clone())?;
+            tracing::info!(%addr, "admin API and console listening");
+            Some(tokio::spawn(server::serve(
+                listener,
+                router,
+                limits,
+                "admin",
                 std::future::pending(),
             )))
         }
@@ -98,15 +119,18 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
         }
     }
     follower.abort();
+    quota_returns.abort();
     summaries.abort();
     crate::telemetry::gate::summarize();
     if let Some(upkeep) = upkeep {
         upkeep.abort();
     }
-    if let Some(metrics) = metrics {
-        metrics.abort();
+    for listener in [metrics, admin].into_iter().flatten() {
+        listener.abort();
     }
-    // In-flight calls are done: write the audit rows they left in the buffer.
+    // In-flight calls are done: give back the quota this process holds for the other
+    // replicas, and write the audit rows and usage counts left in the buffer.
+    app.quotas.give_back(std::time::Duration::ZERO).await;
     app.auditor.flush(std::time::Duration::from_secs(10)).await;
     Ok(())
 }

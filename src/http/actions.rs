@@ -39,22 +39,16 @@ pub async fn call(State(app): State<AppState>, request: Request) -> Result<Respo
                     .unwrap_or_default(),
             )
         })?;
-    let limit = app.config.body_limit;
-    let body = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|e| unreadable_body(&e, limit))?;
-    let args = call::args::parse(action, &body)?;
     let request_id = headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let key = match headers.get(call::idempotency::HEADER) {
-        Some(value) if action.write => Some(call::idempotency::Key::new(
-            value.as_bytes(),
-            action,
-            &body,
-        )?),
-        _ => None,
+    let (args, key) = match read_call(&app, action, headers, body).await {
+        Ok(read) => read,
+        Err(e) => {
+            call::count_refused(&app.services(), &principal, action, &e);
+            return Err(e);
+        }
     };
     let started = parts
         .extensions
@@ -80,6 +74,30 @@ pub async fn call(State(app): State<AppState>, request: Request) -> Result<Respo
             }
         },
     )
+}
+
+/// Reads the body within the limit into the action's arguments, and the `Idempotency-Key` of
+/// a write.
+async fn read_call(
+    app: &AppState,
+    action: &crate::catalog::Action,
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<(call::Args, Option<call::idempotency::Key>), ApiError> {
+    let limit = app.config.body_limit;
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| unreadable_body(&e, limit))?;
+    let args = call::args::parse(action, &body)?;
+    let key = match headers.get(call::idempotency::HEADER) {
+        Some(value) if action.write => Some(call::idempotency::Key::new(
+            value.as_bytes(),
+            action,
+            &body,
+        )?),
+        _ => None,
+    };
+    Ok((args, key))
 }
 
 fn json(status: StatusCode, body: axum::body::Body) -> Response {

@@ -54,14 +54,7 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     };
     // A path can be as long as the header limit allows: the log keeps its first bytes only.
     let path = crate::kernel::text::truncate(request.uri().path(), LOGGED_PATH).to_owned();
-    let id = match request.headers().get(REQUEST_ID) {
-        Some(id) if is_usable_request_id(id.as_bytes()) => id.clone(),
-        _ => {
-            let id = new_request_id();
-            request.headers_mut().insert(REQUEST_ID, id.clone());
-            id
-        }
-    };
+    let id = request_id(&mut request);
     request.extensions_mut().insert(Started(started));
     let request_id = id.to_str().unwrap_or_default();
     let (response, mut call) = match edge.in_flight.try_acquire() {
@@ -80,7 +73,7 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     }
     let mut response = render_error(
         response,
-        app,
+        app.config.body_limit,
         label.map(|(_, tool)| tool),
         request_id,
         matches!(target, Target::Mcp),
@@ -114,9 +107,28 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     response
 }
 
+/// The request's id: the caller's `x-request-id` when usable, else a new one, set on the
+/// request for the layers and handlers below.
+pub fn request_id(request: &mut Request) -> HeaderValue {
+    match request.headers().get(REQUEST_ID) {
+        Some(id) if is_usable_request_id(id.as_bytes()) => id.clone(),
+        _ => {
+            let id = new_request_id();
+            request.headers_mut().insert(REQUEST_ID, id.clone());
+            id
+        }
+    }
+}
+
+/// Renders an error a handler or layer left in the response as the JSON error envelope, and
+/// logs a 5xx's cause once; other responses pass as they are.
+pub fn render(response: Response, body_limit: usize, request_id: &str) -> Response {
+    render_error(response, body_limit, None, request_id, false)
+}
+
 fn render_error(
     mut response: Response,
-    app: &AppState,
+    body_limit: usize,
     tool: Option<&str>,
     request_id: &str,
     mcp: bool,
@@ -133,7 +145,7 @@ fn render_error(
             if is_json {
                 return response;
             }
-            std::sync::Arc::new(from_bare_status(status, app.config.body_limit))
+            std::sync::Arc::new(from_bare_status(status, body_limit))
         }
         None => return response,
     };
@@ -226,7 +238,7 @@ pub fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = self.status().into_response();
-        if matches!(self, ApiError::Unauthorized) {
+        if matches!(self, ApiError::Unauthorized | ApiError::AdminUnauthorized) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

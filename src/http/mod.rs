@@ -4,7 +4,7 @@
 mod actions;
 mod discovery;
 mod docs;
-mod envelope;
+pub mod envelope;
 mod health;
 mod report;
 pub mod server;

@@ -39,6 +39,35 @@ impl KeyLimiter {
             .or_insert_with(|| TokenBucket::new(self.rate, self.burst))
             .try_take(now)
     }
+
+    /// The key's bucket as it stands, for the rate-limit headers; `None` when disabled.
+    pub fn view(&self, key_id: &str) -> Option<RateView> {
+        if self.rate <= 0.0 {
+            return None;
+        }
+        let burst = self.burst.max(1.0);
+        let tokens = self
+            .buckets
+            .lock()
+            .get_mut(key_id)
+            .map_or(burst, |b| b.tokens_at(Instant::now()));
+        Some(RateView {
+            burst: burst as i64,
+            window: (burst / self.rate).ceil().max(1.0) as i64,
+            remaining: tokens.floor().max(0.0) as i64,
+            reset: ((burst - tokens) / self.rate).ceil().max(0.0) as i64,
+        })
+    }
+}
+
+/// A key's rate limit as `RateLimit-Policy`/`RateLimit` describe it: `burst` calls per
+/// `window` seconds, `remaining` now, full again in `reset` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateView {
+    pub burst: i64,
+    pub window: i64,
+    pub remaining: i64,
+    pub reset: i64,
 }
 
 #[cfg(test)]

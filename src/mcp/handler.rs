@@ -160,7 +160,9 @@ impl Handler {
         action: &Action,
         arguments: Map<String, Value>,
     ) -> Result<CallToolResult, ApiError> {
-        let args = call::args::from_object(action, arguments)?;
+        let args = call::args::from_object(action, arguments).inspect_err(|e| {
+            call::count_refused(&self.app.services(), &caller.principal, action, e);
+        })?;
         let (envelope, mut noted) = crate::telemetry::with_call_info(call::execute(
             &self.app.services(),
             &caller.principal,

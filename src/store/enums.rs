@@ -65,6 +65,8 @@ pub enum ChangeKind {
     Key,
     /// A workspace's accounts changed; the subject is the workspace id.
     Accounts,
+    /// An admin token was revoked; the subject is its id.
+    AdminToken,
 }
 
 impl ChangeKind {
@@ -72,6 +74,7 @@ impl ChangeKind {
         match self {
             Self::Key => "key",
             Self::Accounts => "accounts",
+            Self::AdminToken => "admin_token",
         }
     }
 }
@@ -83,7 +86,10 @@ impl FromStr for ChangeKind {
         match s {
             "key" => Ok(Self::Key),
             "accounts" => Ok(Self::Accounts),
-            other => Err(format!("`{other}` is not a change kind: key or accounts")),
+            "admin_token" => Ok(Self::AdminToken),
+            other => Err(format!(
+                "`{other}` is not a change kind: key, accounts or admin_token"
+            )),
         }
     }
 }
@@ -141,6 +147,66 @@ impl fmt::Display for IdempotencyState {
     }
 }
 
+/// The period a key's quota counts over; each starts at a UTC midnight (of the month's first
+/// day, for `Month`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaPeriod {
+    Day,
+    Month,
+}
+
+impl QuotaPeriod {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Month => "month",
+        }
+    }
+
+    /// The unix time the period holding `at` starts.
+    pub fn start(self, at: i64) -> i64 {
+        let day = at.div_euclid(86_400) * 86_400;
+        match self {
+            Self::Day => day,
+            Self::Month => {
+                let date = time::OffsetDateTime::from_unix_timestamp(day)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                day - 86_400 * i64::from(date.day() - 1)
+            }
+        }
+    }
+
+    /// The unix time the period holding `at` ends (the next one's start).
+    pub fn end(self, at: i64) -> i64 {
+        let start = self.start(at);
+        match self {
+            Self::Day => start + 86_400,
+            // The 28th day after the 1st is still in the month; the start of the day 4 days on
+            // is in the next one, whose start is then found as any other.
+            Self::Month => self.start(start + 32 * 86_400),
+        }
+    }
+}
+
+impl FromStr for QuotaPeriod {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "day" => Ok(Self::Day),
+            "month" => Ok(Self::Month),
+            other => Err(format!("`{other}` is not a quota period: day or month")),
+        }
+    }
+}
+
+impl fmt::Display for QuotaPeriod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 // Each enum is a `str` to the database: the same type info, encoded from `as_str`, decoded
 // through `FromStr`. A blanket impl of sqlx's traits is not allowed, so a macro writes the
 // three impls for each enum.
@@ -179,7 +245,7 @@ macro_rules! stored_as_text {
     )+};
 }
 
-stored_as_text!(Tier, ChangeKind, IdempotencyState);
+stored_as_text!(Tier, ChangeKind, IdempotencyState, QuotaPeriod);
 
 #[cfg(test)]
 mod tests {
@@ -201,5 +267,55 @@ mod tests {
             assert_eq!(state.as_str().parse::<IdempotencyState>(), Ok(state));
         }
         assert!("lost".parse::<IdempotencyState>().is_err());
+        for period in [QuotaPeriod::Day, QuotaPeriod::Month] {
+            assert_eq!(period.as_str().parse::<QuotaPeriod>(), Ok(period));
+        }
+    }
+
+    #[test]
+    fn quota_periods_start_and_end_at_utc_midnights() {
+        let at = |t: &str| crate::kernel::clock::parse_rfc3339(t).expect("time");
+        let day = QuotaPeriod::Day;
+        assert_eq!(
+            day.start(at("2026-12-02T07:20:00Z")),
+            at("2026-12-02T00:00:00Z")
+        );
+        assert_eq!(
+            day.end(at("2026-12-02T07:20:00Z")),
+            at("2026-12-03T00:00:00Z")
+        );
+        assert_eq!(
+            day.start(at("2026-12-02T00:00:00Z")),
+            at("2026-12-02T00:00:00Z")
+        );
+        assert_eq!(
+            day.start(at("2026-12-01T23:59:59Z")),
+            at("2026-12-01T00:00:00Z")
+        );
+        let month = QuotaPeriod::Month;
+        assert_eq!(
+            month.start(at("2026-12-02T07:20:00Z")),
+            at("2026-12-01T00:00:00Z")
+        );
+        assert_eq!(
+            month.end(at("2026-12-31T23:59:59Z")),
+            at("2027-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            month.end(at("2026-12-01T00:00:00Z")),
+            at("2027-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            month.start(at("2028-02-29T12:00:00Z")),
+            at("2028-02-01T00:00:00Z")
+        );
+        assert_eq!(
+            month.end(at("2028-02-29T12:00:00Z")),
+            at("2028-03-01T00:00:00Z")
+        );
+        assert_eq!(
+            month.end(at("2027-02-01T00:00:00Z")),
+            at("2027-03-01T00:00:00Z")
+        );
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use enums::{ChangeKind, IdempotencyState, Tier};
+pub use enums::{ChangeKind, IdempotencyState, QuotaPeriod, Tier};
 pub use ids::{AccountId, KeyId, WorkspaceId};
 pub use postgres::PostgresStore;
 pub use sql::{Dialect, SqlStore};
@@ -71,6 +71,97 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<i64>,
     /// Comma-separated Crisp website ids the key may act on; `None` leaves it to the account.
     pub allowed_websites: Option<String>,
+    /// The most calls the key may make per `quota_period`; `None`: no quota.
+    pub quota_limit: Option<i64>,
+    pub quota_period: Option<QuotaPeriod>,
+}
+
+impl ApiKeyRecord {
+    /// The key's quota, when it has one.
+    pub fn quota(&self) -> Option<Quota> {
+        Some(Quota {
+            limit: self.quota_limit?,
+            period: self.quota_period?,
+        })
+    }
+}
+
+/// At most `limit` admitted calls per UTC `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: i64,
+    pub period: QuotaPeriod,
+}
+
+/// What one claim on a key's quota got: `granted` calls (0 when none remain), and how much of
+/// the period's quota all replicas hold or spent once it was granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaClaim {
+    pub granted: i64,
+    pub used: i64,
+}
+
+/// Calls of one key to one action on one UTC day, as counted by one or more replicas.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct UsageRecord {
+    pub workspace_id: WorkspaceId,
+    pub api_key_id: KeyId,
+    pub action: String,
+    /// The unix time of the day's UTC midnight.
+    pub day: i64,
+    #[sqlx(flatten)]
+    pub counts: UsageCounts,
+}
+
+/// What a group of calls did: the usage table's counters, and a usage report's.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize,
+)]
+pub struct UsageCounts {
+    /// Every call the gateway took for a valid key, refused or not.
+    pub calls: i64,
+    /// Refused by the gateway before Crisp was asked (4xx: scope, rate, quota, bad input).
+    pub refused: i64,
+    /// Failed at the gateway with a 5xx of its own (Crisp unreachable or too slow, database).
+    pub failed: i64,
+    /// Crisp's answers by class; `crisp_none` counts calls Crisp never answered.
+    pub crisp_2xx: i64,
+    pub crisp_4xx: i64,
+    pub crisp_5xx: i64,
+    pub crisp_none: i64,
+    /// Time spent on Crisp's side of the calls (its account's turn and retries included),
+    /// summed, in milliseconds.
+    pub upstream_ms: i64,
+}
+
+impl std::ops::AddAssign for UsageCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.calls += other.calls;
+        self.refused += other.refused;
+        self.failed += other.failed;
+        self.crisp_2xx += other.crisp_2xx;
+        self.crisp_4xx += other.crisp_4xx;
+        self.crisp_5xx += other.crisp_5xx;
+        self.crisp_none += other.crisp_none;
+        self.upstream_ms += other.upstream_ms;
+    }
+}
+
+/// Which usage rows to read: a workspace's (or every one's), from the day holding `since` on.
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    pub workspace_id: Option<WorkspaceId>,
+    pub since: i64,
+}
+
+/// An admin token as stored: never the token itself, only its argon2id hash.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AdminTokenRecord {
+    pub admin_token_id: String,
+    pub name: Option<String>,
+    pub secret_hash: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
 }
 
 /// A linked Crisp account; `sealed_key` is the Crisp key encrypted under the master key.
@@ -205,6 +296,12 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a key revoked (idempotent) and logs the change.
     async fn revoke_key(&self, api_key_id: &KeyId, now: i64) -> StoreResult<()>;
 
+    async fn create_admin_token(&self, token: &AdminTokenRecord) -> StoreResult<()>;
+    async fn find_admin_token(&self, admin_token_id: &str) -> StoreResult<AdminTokenRecord>;
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRecord>>;
+    /// Marks an admin token revoked (idempotent) and logs the change.
+    async fn revoke_admin_token(&self, admin_token_id: &str, now: i64) -> StoreResult<()>;
+
     /// Adds an account; a default account clears the workspace's previous default.
     async fn add_account(&self, account: &AccountRecord) -> StoreResult<()>;
     async fn list_accounts(
@@ -225,6 +322,31 @@ pub trait Store: Send + Sync + 'static {
         new: &ApiKeyRecord,
         old_expires_at: i64,
     ) -> StoreResult<()>;
+    /// Sets or clears a key's quota and logs the change, so running gateways reload the key.
+    async fn set_key_quota(&self, api_key_id: &KeyId, quota: Option<Quota>) -> StoreResult<()>;
+    /// Claims up to `want` calls of a key's quota for the period starting at `period_start`,
+    /// atomically across replicas: never more than `limit - used`, so the sum of all grants
+    /// never exceeds the quota.
+    async fn claim_quota(
+        &self,
+        api_key_id: &KeyId,
+        period_start: i64,
+        want: i64,
+        limit: i64,
+    ) -> StoreResult<QuotaClaim>;
+    /// Gives back `unused` calls claimed earlier in the same period.
+    async fn return_quota(
+        &self,
+        api_key_id: &KeyId,
+        period_start: i64,
+        unused: i64,
+    ) -> StoreResult<()>;
+    /// How much of the period's quota is claimed (spent, or held by a running replica).
+    async fn quota_used(&self, api_key_id: &KeyId, period_start: i64) -> StoreResult<i64>;
+    /// Adds counted calls to the usage rows (creating them), in one transaction.
+    async fn add_usage(&self, rows: &[UsageRecord]) -> StoreResult<()>;
+    /// Usage rows matching the filter, by day, workspace, key and action.
+    async fn list_usage(&self, filter: &UsageFilter) -> StoreResult<Vec<UsageRecord>>;
     /// Records when keys were last used (batched; never on a request's critical path).
     async fn touch_keys(&self, used: &[(KeyId, i64)]) -> StoreResult<()>;
 

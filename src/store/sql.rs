@@ -12,10 +12,20 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::{AccountId, KeyId, WorkspaceId};
 use super::{
-    AccountRecord, AccountUpdate, ApiKeyRecord, AuditFilter, AuditRecord, Change, ChangeKind,
-    Engine, IdempotencyEntry, IdempotencyFilter, IdempotencyRecord, IdempotencyState, ReportRecord,
-    Store, StoreError, StoreResult, Tier, Workspace,
+    AccountRecord, AccountUpdate, AdminTokenRecord, ApiKeyRecord, AuditFilter, AuditRecord, Change,
+    ChangeKind, Engine, IdempotencyEntry, IdempotencyFilter, IdempotencyRecord, IdempotencyState,
+    Quota, QuotaClaim, QuotaPeriod, ReportRecord, Store, StoreError, StoreResult, Tier,
+    UsageFilter, UsageRecord, Workspace,
 };
+
+/// The columns of `api_key`, in the order `ApiKeyRecord` reads them (a macro, so statements
+/// stay static strings).
+macro_rules! key_columns {
+    () => {
+        "api_key_id, workspace_id, name, secret_hash, read_only, allowed_actions, created_at, \
+         expires_at, revoked_at, last_used_at, allowed_websites, quota_limit, quota_period"
+    };
+}
 
 /// A store over one sqlx pool; its SQL is the same on every engine.
 pub struct SqlStore<DB: Database> {
@@ -55,6 +65,8 @@ where
     for<'q> Tier: Encode<'q, DB> + Type<DB>,
     for<'q> ChangeKind: Encode<'q, DB> + Type<DB>,
     for<'q> IdempotencyState: Encode<'q, DB> + Type<DB>,
+    for<'q> QuotaPeriod: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<QuotaPeriod>: Encode<'q, DB>,
     for<'q> WorkspaceId: Encode<'q, DB> + Type<DB>,
     for<'q> KeyId: Encode<'q, DB> + Type<DB>,
     for<'q> AccountId: Encode<'q, DB> + Type<DB>,
@@ -68,13 +80,16 @@ where
     for<'q> Option<IdempotencyState>: Encode<'q, DB>,
     for<'r> Workspace: FromRow<'r, DB::Row>,
     for<'r> ApiKeyRecord: FromRow<'r, DB::Row>,
+    for<'r> AdminTokenRecord: FromRow<'r, DB::Row>,
     for<'r> AccountRecord: FromRow<'r, DB::Row>,
     for<'r> AuditRecord: FromRow<'r, DB::Row>,
     for<'r> ReportRecord: FromRow<'r, DB::Row>,
     for<'r> IdempotencyRecord: FromRow<'r, DB::Row>,
     for<'r> IdempotencyEntry: FromRow<'r, DB::Row>,
     for<'r> Change: FromRow<'r, DB::Row>,
+    for<'r> UsageRecord: FromRow<'r, DB::Row>,
     for<'r> (String,): FromRow<'r, DB::Row>,
+    for<'r> (i64, i64): FromRow<'r, DB::Row>,
     for<'r> (Option<i64>,): FromRow<'r, DB::Row>,
 {
     fn engine(&self) -> Engine {
@@ -126,11 +141,11 @@ where
     }
 
     async fn find_key(&self, api_key_id: &KeyId) -> StoreResult<ApiKeyRecord> {
-        Ok(sqlx::query_as(
-            "select api_key_id, workspace_id, name, secret_hash, read_only, allowed_actions, \
-             created_at, expires_at, revoked_at, last_used_at, allowed_websites from api_key \
-             where api_key_id = $1",
-        )
+        Ok(sqlx::query_as(concat!(
+            "select ",
+            key_columns!(),
+            " from api_key where api_key_id = $1"
+        ))
         .bind(api_key_id)
         .fetch_one(&self.pool)
         .await?)
@@ -140,11 +155,11 @@ where
         &self,
         workspace_id: Option<&WorkspaceId>,
     ) -> StoreResult<Vec<ApiKeyRecord>> {
-        Ok(sqlx::query_as(
-            "select api_key_id, workspace_id, name, secret_hash, read_only, allowed_actions, \
-             created_at, expires_at, revoked_at, last_used_at, allowed_websites from api_key \
-             where ($1 is null or workspace_id = $1) order by created_at, api_key_id",
-        )
+        Ok(sqlx::query_as(concat!(
+            "select ",
+            key_columns!(),
+            " from api_key where ($1 is null or workspace_id = $1) order by created_at, api_key_id"
+        ))
         .bind(workspace_id.map(WorkspaceId::as_str))
         .fetch_all(&self.pool)
         .await?)
@@ -163,6 +178,58 @@ where
             return Err(StoreError::NotFound);
         }
         log_change(&mut *tx, ChangeKind::Key, api_key_id.as_str(), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_admin_token(&self, token: &AdminTokenRecord) -> StoreResult<()> {
+        sqlx::query(
+            "insert into admin_token (admin_token_id, name, secret_hash, created_at, revoked_at) \
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(&token.admin_token_id)
+        .bind(&token.name)
+        .bind(&token.secret_hash)
+        .bind(token.created_at)
+        .bind(token.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_admin_token(&self, admin_token_id: &str) -> StoreResult<AdminTokenRecord> {
+        Ok(sqlx::query_as(
+            "select admin_token_id, name, secret_hash, created_at, revoked_at from admin_token \
+             where admin_token_id = $1",
+        )
+        .bind(admin_token_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRecord>> {
+        Ok(sqlx::query_as(
+            "select admin_token_id, name, secret_hash, created_at, revoked_at from admin_token \
+             order by created_at, admin_token_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn revoke_admin_token(&self, admin_token_id: &str, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let result = sqlx::query(
+            "update admin_token set revoked_at = coalesce(revoked_at, $2) \
+             where admin_token_id = $1",
+        )
+        .bind(admin_token_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if DB::rows_affected(&result) == 0 {
+            return Err(StoreError::NotFound);
+        }
+        log_change(&mut *tx, ChangeKind::AdminToken, admin_token_id, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -261,6 +328,143 @@ where
         log_change(&mut *tx, ChangeKind::Key, old_id.as_str(), new.created_at).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn set_key_quota(&self, api_key_id: &KeyId, quota: Option<Quota>) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let result = sqlx::query(
+            "update api_key set quota_limit = $2, quota_period = $3 where api_key_id = $1",
+        )
+        .bind(api_key_id)
+        .bind(quota.map(|q| q.limit))
+        .bind(quota.map(|q| q.period))
+        .execute(&mut *tx)
+        .await?;
+        if DB::rows_affected(&result) == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let now = crate::kernel::clock::now();
+        log_change(&mut *tx, ChangeKind::Key, api_key_id.as_str(), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_quota(
+        &self,
+        api_key_id: &KeyId,
+        period_start: i64,
+        want: i64,
+        limit: i64,
+    ) -> StoreResult<QuotaClaim> {
+        sqlx::query(
+            "insert into key_quota_use (api_key_id, period_start, used, last_grant) \
+             values ($1, $2, 0, 0) on conflict (api_key_id, period_start) do nothing",
+        )
+        .bind(api_key_id)
+        .bind(period_start)
+        .execute(&self.pool)
+        .await?;
+        // One statement, so the row's lock makes concurrent claims (from any replica) take
+        // turns: each sees the `used` the previous one left and grants at most what remains.
+        // Both engines compute every `set` from the row as it was before the update.
+        let claimed: Option<(i64, i64)> = sqlx::query_as(
+            "update key_quota_use set \
+             used = case when used + $3 <= $4 then used + $3 else $4 end, \
+             last_grant = case when used + $3 <= $4 then $3 else $4 - used end \
+             where api_key_id = $1 and period_start = $2 and used < $4 \
+             returning last_grant, used",
+        )
+        .bind(api_key_id)
+        .bind(period_start)
+        .bind(want)
+        .bind(limit)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match claimed {
+            Some((granted, used)) => QuotaClaim { granted, used },
+            None => QuotaClaim {
+                granted: 0,
+                used: self.quota_used(api_key_id, period_start).await?,
+            },
+        })
+    }
+
+    async fn return_quota(
+        &self,
+        api_key_id: &KeyId,
+        period_start: i64,
+        unused: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "update key_quota_use set used = case when used > $3 then used - $3 else 0 end \
+             where api_key_id = $1 and period_start = $2",
+        )
+        .bind(api_key_id)
+        .bind(period_start)
+        .bind(unused)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn quota_used(&self, api_key_id: &KeyId, period_start: i64) -> StoreResult<i64> {
+        let (used,): (Option<i64>,) = sqlx::query_as(
+            "select max(used) from key_quota_use where api_key_id = $1 and period_start = $2",
+        )
+        .bind(api_key_id)
+        .bind(period_start)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(used.unwrap_or(0))
+    }
+
+    async fn add_usage(&self, rows: &[UsageRecord]) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        for r in rows {
+            sqlx::query(
+                "insert into usage_count (workspace_id, api_key_id, action, day, calls, refused, \
+                 failed, crisp_2xx, crisp_4xx, crisp_5xx, crisp_none, upstream_ms) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 on conflict (workspace_id, api_key_id, action, day) do update set \
+                 calls = usage_count.calls + excluded.calls, \
+                 refused = usage_count.refused + excluded.refused, \
+                 failed = usage_count.failed + excluded.failed, \
+                 crisp_2xx = usage_count.crisp_2xx + excluded.crisp_2xx, \
+                 crisp_4xx = usage_count.crisp_4xx + excluded.crisp_4xx, \
+                 crisp_5xx = usage_count.crisp_5xx + excluded.crisp_5xx, \
+                 crisp_none = usage_count.crisp_none + excluded.crisp_none, \
+                 upstream_ms = usage_count.upstream_ms + excluded.upstream_ms",
+            )
+            .bind(&r.workspace_id)
+            .bind(&r.api_key_id)
+            .bind(&r.action)
+            .bind(r.day)
+            .bind(r.counts.calls)
+            .bind(r.counts.refused)
+            .bind(r.counts.failed)
+            .bind(r.counts.crisp_2xx)
+            .bind(r.counts.crisp_4xx)
+            .bind(r.counts.crisp_5xx)
+            .bind(r.counts.crisp_none)
+            .bind(r.counts.upstream_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_usage(&self, filter: &UsageFilter) -> StoreResult<Vec<UsageRecord>> {
+        Ok(sqlx::query_as(
+            "select workspace_id, api_key_id, action, day, calls, refused, failed, crisp_2xx, \
+             crisp_4xx, crisp_5xx, crisp_none, upstream_ms from usage_count \
+             where ($1 is null or workspace_id = $1) and day >= $2 \
+             order by day, workspace_id, api_key_id, action",
+        )
+        .bind(&filter.workspace_id)
+        .bind(QuotaPeriod::Day.start(filter.since))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn touch_keys(&self, used: &[(KeyId, i64)]) -> StoreResult<()> {
@@ -632,11 +836,12 @@ where
         // upgrade) is left out rather than failing the whole read.
         Ok(sqlx::query_as(
             "select change_id, kind, subject_id from change_log \
-             where change_id > $1 and kind in ($2, $3) order by change_id",
+             where change_id > $1 and kind in ($2, $3, $4) order by change_id",
         )
         .bind(after)
         .bind(ChangeKind::Key)
         .bind(ChangeKind::Accounts)
+        .bind(ChangeKind::AdminToken)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -662,11 +867,14 @@ where
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> KeyId: Encode<'q, DB> + Type<DB>,
     for<'q> WorkspaceId: Encode<'q, DB> + Type<DB>,
+    for<'q> QuotaPeriod: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<QuotaPeriod>: Encode<'q, DB>,
 {
     sqlx::query(
         "insert into api_key (api_key_id, workspace_id, name, secret_hash, read_only, \
-         allowed_actions, created_at, expires_at, revoked_at, last_used_at, allowed_websites) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         allowed_actions, created_at, expires_at, revoked_at, last_used_at, allowed_websites, \
+         quota_limit, quota_period) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&key.api_key_id)
     .bind(&key.workspace_id)
@@ -679,6 +887,8 @@ where
     .bind(key.revoked_at)
     .bind(key.last_used_at)
     .bind(&key.allowed_websites)
+    .bind(key.quota_limit)
+    .bind(key.quota_period)
     .execute(conn)
     .await?;
     Ok(())

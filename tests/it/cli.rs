@@ -46,7 +46,8 @@ fn row<'a>(listing: &'a str, id: &str) -> &'a str {
     rows[0]
 }
 
-/// The columns of a `key list` row: ID WORKSPACE NAME STATUS EXPIRES LAST-USED SCOPE…
+/// The columns of a `key list` row: ID WORKSPACE NAME STATUS EXPIRES LAST-USED QUOTA USED
+/// REMAINING SCOPE…
 fn key_columns(row: &str) -> Vec<&str> {
     row.split_whitespace().collect()
 }
@@ -138,7 +139,12 @@ async fn workspaces_and_keys_are_managed_from_the_command_line() {
             ["acme", "ci", "active", "-", "-"],
             "workspace, name, status, no expiry, never used: {full:?}"
         );
-        assert_eq!(full[6..].join(" "), "all actions", "{full:?}");
+        assert_eq!(
+            full[6..9],
+            ["-", "-", "-"],
+            "no quota, so nothing used or remaining: {full:?}"
+        );
+        assert_eq!(full[9..].join(" "), "all actions", "{full:?}");
         let limited = key_columns(row(&listing, &scoped_id));
         assert_eq!(limited[3], "active", "{limited:?}");
         let expires = clock::parse_rfc3339(limited[4]).expect("an RFC 3339 expiry");
@@ -147,7 +153,7 @@ async fn workspaces_and_keys_are_managed_from_the_command_line() {
             (before + ninety_days..=after + ninety_days).contains(&expires),
             "expires 90 days after creation: {limited:?}"
         );
-        assert_eq!(limited[6..].join(" "), SCOPED, "{limited:?}");
+        assert_eq!(limited[9..].join(" "), SCOPED, "{limited:?}");
         let per_workspace = cli
             .ok(&["key", "list", "--workspace", "globex"])
             .await
@@ -220,7 +226,7 @@ async fn workspaces_and_keys_are_managed_from_the_command_line() {
         let listing = cli.ok(&["key", "list"]).await.stdout;
         let new_row = key_columns(row(&listing, &new_id));
         assert_eq!(new_row[3], "active", "{new_row:?}");
-        assert_eq!(new_row[6..].join(" "), SCOPED, "{new_row:?}");
+        assert_eq!(new_row[9..].join(" "), SCOPED, "{new_row:?}");
         let old_row = key_columns(row(&listing, &scoped_id));
         assert_ne!(old_row[3], "active", "{old_row:?}");
         let again = cli

@@ -335,6 +335,8 @@ impl TestApp {
             upstream: crisp.base.clone(),
             master_key: Some(master.clone()),
             refresh_interval: Duration::from_millis(100),
+            // Tests that want the admin listener ask for one on a port of its own.
+            admin_listen: None,
             ..Config::default()
         };
         tune(&mut config);
@@ -668,6 +670,8 @@ impl Cli {
             .args(args)
             .env_clear()
             .env("DATABASE_URL", &self.database_url)
+            // Many gateways run at once in tests: none takes the default admin port unless asked.
+            .env("CRISP_GATEWAY_ADMIN_LISTEN", "")
             .kill_on_drop(true);
         for (name, value) in &self.env {
             command.env(name, value);

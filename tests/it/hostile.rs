@@ -76,6 +76,7 @@ async fn refusals_are_counted_per_minute_under_a_known_action_name() {
                 actions: None,
                 expires_at: None,
                 websites: None,
+                quota: None,
             },
         )
         .await

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// Each top-level module of `src/` and its layer, top (edge) to bottom (storage and kernels).
 /// A new module must be added here, in the layer `architecture.md` gives it.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("edge", &["cli", "http", "mcp", "sandbox"]),
+    ("edge", &["cli", "console", "http", "mcp", "sandbox"]),
     ("composition root", &["app"]),
     ("use cases", &["admin", "call", "docs"]),
     (

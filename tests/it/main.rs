@@ -3,6 +3,7 @@
 //! `TEST_DATABASE_URL` is set.
 
 mod actions;
+mod admin;
 mod agents;
 mod answer_size;
 mod cli;
@@ -15,6 +16,7 @@ mod idempotency;
 mod keys;
 mod layers;
 mod mcp;
+mod quotas;
 mod reference;
 mod requests;
 mod resilience;

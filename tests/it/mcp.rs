@@ -107,6 +107,8 @@ async fn scoped_key(app: &TestApp, read_only: bool, actions: Option<&str>) -> St
             revoked_at: None,
             last_used_at: None,
             allowed_websites: None,
+            quota_limit: None,
+            quota_period: None,
         })
         .await
         .expect("create key");

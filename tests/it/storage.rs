@@ -28,6 +28,8 @@ fn key(id: &str, workspace_id: &str) -> ApiKeyRecord {
         revoked_at: None,
         last_used_at: None,
         allowed_websites: Some(format!("web-{id},web-shared")),
+        quota_limit: Some(500),
+        quota_period: Some(crisp_gateway::store::QuotaPeriod::Day),
     }
 }
 
@@ -804,5 +806,281 @@ async fn storage_conformance_idempotency_states_listing_and_release() {
                 .expect("claim"),
             None
         );
+    }
+}
+
+#[tokio::test]
+async fn storage_conformance_quotas_and_usage() {
+    use crisp_gateway::store::{
+        Quota, QuotaClaim, QuotaPeriod, UsageCounts, UsageFilter, UsageRecord,
+    };
+    for engine in engines() {
+        let db = TestDb::new(engine).await;
+        let store = db.store().await;
+        store
+            .create_workspace(&workspace("ws_a", "alpha"))
+            .await
+            .expect("ws");
+        let mut plain = key("k1", "ws_a");
+        plain.quota_limit = None;
+        plain.quota_period = None;
+        store.create_key(&plain).await.expect("key");
+        assert_eq!(
+            store.find_key(&"k1".into()).await.expect("k1").quota(),
+            None
+        );
+
+        // Setting a quota logs a change, so replicas reload the key.
+        let before = store.last_change().await.expect("last");
+        let quota = Quota {
+            limit: 10,
+            period: QuotaPeriod::Month,
+        };
+        store
+            .set_key_quota(&"k1".into(), Some(quota))
+            .await
+            .expect("set");
+        assert_eq!(
+            store.find_key(&"k1".into()).await.expect("k1").quota(),
+            Some(quota)
+        );
+        let changes = store.changes_since(before).await.expect("changes");
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].subject_id, "k1");
+        assert!(matches!(
+            store.set_key_quota(&"nope".into(), Some(quota)).await,
+            Err(StoreError::NotFound)
+        ));
+
+        // Claims never exceed the quota: the last one gets what remains, then nothing.
+        let k1: crisp_gateway::store::KeyId = "k1".into();
+        let claim = |want| store.claim_quota(&k1, 100, want, 10);
+        assert_eq!(
+            claim(4).await.expect("c"),
+            QuotaClaim {
+                granted: 4,
+                used: 4
+            }
+        );
+        assert_eq!(
+            claim(4).await.expect("c"),
+            QuotaClaim {
+                granted: 4,
+                used: 8
+            }
+        );
+        assert_eq!(
+            claim(4).await.expect("c"),
+            QuotaClaim {
+                granted: 2,
+                used: 10
+            }
+        );
+        assert_eq!(
+            claim(1).await.expect("c"),
+            QuotaClaim {
+                granted: 0,
+                used: 10
+            }
+        );
+        store
+            .return_quota(&"k1".into(), 100, 3)
+            .await
+            .expect("return");
+        assert_eq!(store.quota_used(&"k1".into(), 100).await.expect("used"), 7);
+        assert_eq!(
+            claim(5).await.expect("c"),
+            QuotaClaim {
+                granted: 3,
+                used: 10
+            }
+        );
+        // Another period, and another key, count apart.
+        assert_eq!(store.quota_used(&"k1".into(), 200).await.expect("used"), 0);
+        assert_eq!(
+            store
+                .claim_quota(&"k1".into(), 200, 3, 10)
+                .await
+                .expect("c"),
+            QuotaClaim {
+                granted: 3,
+                used: 3
+            }
+        );
+        // Concurrent claims (several connections) add up to the quota exactly.
+        let claims = futures_claims(&store, 40).await;
+        assert_eq!(claims, 25, "{engine:?}");
+        store.set_key_quota(&"k1".into(), None).await.expect("lift");
+        assert_eq!(
+            store.find_key(&"k1".into()).await.expect("k1").quota(),
+            None
+        );
+
+        // Usage rows add up, from any number of batches (or replicas).
+        let row = |key: &str, action: &str, day: i64| UsageRecord {
+            workspace_id: "ws_a".into(),
+            api_key_id: key.into(),
+            action: action.into(),
+            day,
+            counts: UsageCounts {
+                calls: 3,
+                refused: 1,
+                crisp_2xx: 2,
+                crisp_none: 1,
+                upstream_ms: 40,
+                ..UsageCounts::default()
+            },
+        };
+        let day = 1_796_169_600;
+        store
+            .add_usage(&[
+                row("k1", "list/conversations", day),
+                row("k2", "get/conversation", day),
+            ])
+            .await
+            .expect("usage");
+        store
+            .add_usage(&[
+                row("k1", "list/conversations", day),
+                row("k1", "list/conversations", day - 86_400),
+            ])
+            .await
+            .expect("usage");
+        let rows = store
+            .list_usage(&UsageFilter {
+                workspace_id: Some("ws_a".into()),
+                since: day + 3600,
+            })
+            .await
+            .expect("list");
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        let k1 = rows
+            .iter()
+            .find(|r| r.api_key_id == "k1")
+            .expect("k1")
+            .counts;
+        assert_eq!(
+            (k1.calls, k1.refused, k1.crisp_2xx, k1.upstream_ms),
+            (6, 2, 4, 80)
+        );
+        let all = store
+            .list_usage(&UsageFilter {
+                workspace_id: None,
+                since: 0,
+            })
+            .await
+            .expect("all");
+        assert_eq!(all.len(), 3);
+        assert!(
+            store
+                .list_usage(&UsageFilter {
+                    workspace_id: Some("ws_b".into()),
+                    since: 0,
+                })
+                .await
+                .expect("none")
+                .is_empty()
+        );
+    }
+}
+
+/// Claims one call at a time from many tasks at once, for a quota of 25 in a fresh period;
+/// returns how many were granted.
+async fn futures_claims(
+    store: &std::sync::Arc<dyn crisp_gateway::store::Store>,
+    tasks: usize,
+) -> i64 {
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut granted = 0;
+            for _ in 0..3 {
+                granted += store
+                    .claim_quota(&"k1".into(), 300, 1, 25)
+                    .await
+                    .expect("claim")
+                    .granted;
+            }
+            granted
+        }));
+    }
+    let mut total = 0;
+    for handle in handles {
+        total += handle.await.expect("task");
+    }
+    total
+}
+
+#[tokio::test]
+async fn storage_conformance_admin_tokens() {
+    use crisp_gateway::store::AdminTokenRecord;
+    for engine in engines() {
+        let db = TestDb::new(engine).await;
+        let store = db.store().await;
+        let token = |id: &str, created_at: i64| AdminTokenRecord {
+            admin_token_id: id.into(),
+            name: Some(format!("{id} name")),
+            secret_hash: format!("$argon2id$hash-of-{id}"),
+            created_at,
+            revoked_at: None,
+        };
+        store
+            .create_admin_token(&token("adm_b", 20))
+            .await
+            .expect("create");
+        store
+            .create_admin_token(&token("adm_a", 10))
+            .await
+            .expect("create");
+        assert!(matches!(
+            store.create_admin_token(&token("adm_a", 30)).await,
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(
+            store.find_admin_token("adm_a").await.expect("find"),
+            token("adm_a", 10),
+            "{engine:?}"
+        );
+        assert!(matches!(
+            store.find_admin_token("adm_none").await,
+            Err(StoreError::NotFound)
+        ));
+        let listed: Vec<String> = store
+            .list_admin_tokens()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|t| t.admin_token_id)
+            .collect();
+        assert_eq!(listed, ["adm_a", "adm_b"], "oldest first");
+
+        let before = store.last_change().await.expect("last");
+        store.revoke_admin_token("adm_a", 50).await.expect("revoke");
+        store
+            .revoke_admin_token("adm_a", 60)
+            .await
+            .expect("revoking again is fine");
+        assert_eq!(
+            store
+                .find_admin_token("adm_a")
+                .await
+                .expect("find")
+                .revoked_at,
+            Some(50),
+            "the first revocation's time stays"
+        );
+        assert!(matches!(
+            store.revoke_admin_token("adm_none", 50).await,
+            Err(StoreError::NotFound)
+        ));
+        let changes = store.changes_since(before).await.expect("changes");
+        assert!(
+            changes
+                .iter()
+                .all(|c| c.kind == ChangeKind::AdminToken && c.subject_id == "adm_a"),
+            "{changes:?}"
+        );
+        assert!(!changes.is_empty(), "a revocation is logged for replicas");
     }
 }
