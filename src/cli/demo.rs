@@ -54,6 +54,17 @@ pub async fn demo(mut config: Config, listen: Option<SocketAddr>) -> CliResult {
         .await?;
     }
     let key = create_key(&store, &workspace.workspace_id, Some("demo".into())).await?;
+    // The console needs an admin token; the demo makes one so a first look takes no setup.
+    let console = match config.admin_listen {
+        Some(admin) => Some((
+            admin,
+            crate::admin::tokens::create_admin_token(&store, Some("demo".into()))
+                .await
+                .map_err(|e| e.to_string())?
+                .0,
+        )),
+        None => None,
+    };
 
     let listener = super::serve::bind(config.listen).await?;
     let addr = listener.local_addr()?;
@@ -76,9 +87,16 @@ pub async fn demo(mut config: Config, listen: Option<SocketAddr>) -> CliResult {
     eprintln!(
         "Try it:\n\n  curl -s -X POST http://{addr}/api/crisp/list/conversations \\\n    \
          -H 'Authorization: Bearer {}' \\\n    -H 'Content-Type: application/json' -d '{{\"query\":{{\"per_page\":20}}}}'\n\n\
-         All actions: curl -s http://{addr}/api/crisp/_endpoints\nStop with Ctrl-C.\n",
+         All actions: curl -s http://{addr}/api/crisp/_endpoints\n",
         key.reveal()
     );
+    if let Some((admin, token)) = &console {
+        eprintln!(
+            "The console: http://{admin}/admin/ — sign in with the admin token {} (shown once)\n",
+            token.reveal()
+        );
+    }
+    eprintln!("Stop with Ctrl-C.\n");
     server
         .await
         .map_err(|e| format!("the server task failed: {e}"))?
