@@ -156,8 +156,12 @@ pub async fn usage_series(
             })
             .collect()
     };
+    // Every day of the window, quiet ones too, so the chart's axis is time and a gap shows.
+    const DAY: i64 = 86_400;
     let days: Vec<i64> = {
-        let mut days: Vec<i64> = rows.iter().map(|r| r.day).collect();
+        let first = since - since.rem_euclid(DAY);
+        let mut days: Vec<i64> = (first..=now).step_by(DAY as usize).collect();
+        days.extend(rows.iter().map(|r| r.day));
         days.sort_unstable();
         days.dedup();
         days

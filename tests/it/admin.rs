@@ -536,3 +536,54 @@ async fn failed_sign_ins_are_slowed_per_client_and_never_echo_the_token() {
         .await;
     assert_eq!(cross.status, 403, "{}", cross.text);
 }
+
+#[tokio::test]
+async fn the_usage_series_has_every_day_of_the_window_quiet_ones_included() {
+    let engine = engines()[0];
+    let app = TestApp::spawn(engine).await;
+    let admin = Admin::start(&app).await;
+    app.crisp.script(crate::helpers::Answer::ok("[]"));
+    assert_eq!(app.call("list/conversations", "{}").await.status, 200);
+    app.app.auditor.flush(Duration::from_secs(5)).await;
+
+    let series = admin
+        .call(
+            reqwest::Method::GET,
+            "/admin/v1/usage/series?since=7d&by=action",
+            None,
+        )
+        .await;
+    assert_eq!(series.status, 200, "{}", series.text);
+    let json = series.json();
+    let date = time::format_description::parse("[year]-[month]-[day]").expect("format");
+    let days: Vec<time::Date> = json["days"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .map(|d| time::Date::parse(d.as_str().expect("a day"), &date).expect("YYYY-MM-DD"))
+        .collect();
+    assert!(days.len() >= 7, "a week of days: {days:?}");
+    assert!(
+        days.windows(2).all(|w| (w[1] - w[0]).whole_days() == 1),
+        "one entry per day, none skipped: {days:?}"
+    );
+    assert_eq!(
+        *days.last().expect("today"),
+        time::OffsetDateTime::now_utc().date()
+    );
+    let list = json["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .find(|s| s["name"] == "list/conversations")
+        .unwrap_or_else(|| panic!("the call is in the series: {json}"));
+    let calls: Vec<i64> = list["calls"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .map(|c| c.as_i64().expect("a count"))
+        .collect();
+    assert_eq!(calls.len(), days.len());
+    assert_eq!(*calls.last().expect("today"), 1, "{json}");
+    assert_eq!(calls.iter().sum::<i64>(), 1, "{json}");
+}
