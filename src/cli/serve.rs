@@ -52,6 +52,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
     let upkeep = crate::telemetry::metrics::spawn_upkeep();
     let follower = app.follow_changes().await;
+    let budgets = app.hold_budgets();
     let limits = ConnectionLimits::from_config(&app.config);
     tracing::info!(
         open_file_limit = server::open_file_limit(),
@@ -98,6 +99,7 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
         }
     }
     follower.abort();
+    app.release_budgets(budgets).await;
     summaries.abort();
     crate::telemetry::gate::summarize();
     if let Some(upkeep) = upkeep {

@@ -277,6 +277,18 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Gives every lease back at once (a clean shutdown), so the other replicas need not wait
+    /// for them to expire.
+    pub async fn release(&self, port: &dyn LeasePort) {
+        let mut released: Vec<String> = self.budgets.lock().keys().cloned().collect();
+        released.push(REPLICAS.into());
+        if let Err(e) = port.renew(&self.replica, &[], &released, LEASE_TTL).await {
+            tracing::warn!(error = %e, "cannot give the budget leases back; they expire on their own");
+        }
+    }
+}
+
 fn apply(budget: &dyn Leased, granted: Amount) {
     let share = {
         let mut last = budget.tally().granted.lock();
