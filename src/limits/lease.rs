@@ -57,7 +57,9 @@ pub fn want(total: Amount, demand: Demand) -> Amount {
 }
 
 /// Max-min fair split of `total` over `wants`: each gets its wish or an equal part of what is
-/// left, whichever is smaller, and what the modest leave over goes to the others.
+/// left, whichever is smaller, and what the modest leave over goes to the others. What no one
+/// wants is split equally too, so a lone replica holds the whole budget and a burst on an
+/// idle replica finds a share already there.
 pub fn fair_split(total: f64, wants: &[f64]) -> Vec<f64> {
     let mut shares = vec![0.0; wants.len()];
     let mut order: Vec<usize> = (0..wants.len()).collect();
@@ -68,11 +70,17 @@ pub fn fair_split(total: f64, wants: &[f64]) -> Vec<f64> {
         shares[i] = wants[i].max(0.0).min(equal);
         left -= shares[i];
     }
+    if !shares.is_empty() {
+        let spare = left / shares.len() as f64;
+        for share in &mut shares {
+            *share += spare;
+        }
+    }
     shares
 }
 
 /// `fair_split` in whole slots: the remainder of the division goes one each, in replica order,
-/// to those whose wish is not met, so no slot is left unassigned while someone wants it.
+/// first to those whose wish is not met, then to everyone, so no slot is left unassigned.
 fn fair_slots(total: u32, wants: &[u32], order_key: &[&str]) -> Vec<u32> {
     let real: Vec<f64> = wants.iter().map(|&w| f64::from(w)).collect();
     // Floors of non-negative values no larger than `total`.
@@ -83,13 +91,12 @@ fn fair_slots(total: u32, wants: &[u32], order_key: &[&str]) -> Vec<u32> {
     let mut left = total.saturating_sub(shares.iter().sum());
     let mut order: Vec<usize> = (0..wants.len()).collect();
     order.sort_by_key(|&i| order_key[i]);
-    for i in order {
-        if left == 0 {
-            break;
-        }
-        if shares[i] < wants[i] {
-            shares[i] += 1;
-            left -= 1;
+    for wishing_only in [true, false] {
+        for &i in &order {
+            if left > 0 && (!wishing_only || shares[i] < wants[i]) {
+                shares[i] += 1;
+                left -= 1;
+            }
         }
     }
     shares
@@ -163,7 +170,11 @@ mod tests {
         let shares = fair_split(20.0, &[1.0, 20.0, 20.0]);
         assert_eq!(shares, vec![1.0, 9.5, 9.5]);
         assert_eq!(fair_split(20.0, &[20.0, 20.0, 20.0, 20.0]), vec![5.0; 4]);
-        assert_eq!(fair_split(20.0, &[2.0, 3.0]), vec![2.0, 3.0], "room to spare");
+        assert_eq!(
+            fair_split(20.0, &[2.0, 3.0]),
+            vec![9.5, 10.5],
+            "what no one wants is split too"
+        );
         assert!((sum(&fair_split(25.0, &[30.0, 7.0, 30.0])) - 25.0).abs() < 1e-9);
         assert!(fair_split(20.0, &[]).is_empty());
     }
@@ -172,7 +183,8 @@ mod tests {
     fn whole_slots_are_all_given_out() {
         assert_eq!(fair_slots(32, &[32, 32, 32], &["a", "b", "c"]), vec![11, 11, 10]);
         assert_eq!(fair_slots(8, &[1, 8], &["a", "b"]), vec![1, 7]);
-        assert_eq!(fair_slots(8, &[2, 2], &["a", "b"]), vec![2, 2]);
+        assert_eq!(fair_slots(8, &[2, 2], &["a", "b"]), vec![4, 4]);
+        assert_eq!(fair_slots(7, &[1, 1], &["a", "b"]), vec![4, 3]);
     }
 
     #[test]
@@ -183,7 +195,7 @@ mod tests {
             rate: 3.0,
             slots: 2,
         };
-        assert_eq!(grant(BUDGET, "a", small, &[]), small);
+        assert_eq!(grant(BUDGET, "a", small, &[]), BUDGET, "alone, it may burst");
         // Its own old row does not count against it.
         assert_eq!(grant(BUDGET, "a", BUDGET, &[peer("a", BUDGET, BUDGET)]), BUDGET);
     }
