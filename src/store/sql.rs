@@ -180,8 +180,8 @@ where
         }
         sqlx::query(
             "insert into crisp_account (crisp_account_id, workspace_id, label, identifier, \
-             sealed_key, website_id, tier, is_default, created_at, allowed_websites, rate_limit, max_concurrency) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             sealed_key, website_id, tier, is_default, created_at, allowed_websites, rate_limit, \
+             max_concurrency) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&account.crisp_account_id)
         .bind(&account.workspace_id)
