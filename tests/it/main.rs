@@ -5,6 +5,7 @@
 mod actions;
 mod agents;
 mod answer_size;
+mod budgets;
 mod cli;
 mod connections;
 mod docs;
