@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# One Crisp account's budget held across three `crisp-gateway serve` processes on one Postgres:
+# an account set to 20 calls/s (`account add --rate 20/s`), 30 s of load spread over the three
+# (more than the budget), and the sandbox counting the calls it gets per 100 ms. Every 1-second
+# window after the first must see at most 21 calls; one replica is killed (SIGKILL, no goodbye)
+# half-way, and from 2 s after the kill the two left must use the whole budget (>= 19 calls in
+# every 1-second window). Load: Python's standard library, threads.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source .ci/postgres.sh
+source .ci/lib.sh
+ensure_postgres
+command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
+
+cargo build --quiet --bin crisp-gateway
+BIN=$PWD/target/debug/crisp-gateway
+
+TMP=$(mktemp -d)
+DB=gw_budgets_$$
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  psql "$TEST_DATABASE_URL" -qc "drop database if exists $DB with (force)" >/dev/null 2>&1 || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; tail -n 20 "$TMP"/*.log >&2 || true; exit 1; }
+
+psql "$TEST_DATABASE_URL" -qc "create database $DB" >/dev/null
+export DATABASE_URL="${TEST_DATABASE_URL%/*}/$DB"
+CRISP_GATEWAY_MASTER_KEY=$("$BIN" master-key generate)
+export CRISP_GATEWAY_MASTER_KEY
+# A burst of one call: the budget is then exactly 20 calls in any second.
+export CRISP_GATEWAY_ACCOUNT_BURST=1
+# Warnings only: the access lines of 600 calls would bury a failure.
+export RUST_LOG=warn
+
+SANDBOX_PORT=$(free_port)
+SANDBOX="http://127.0.0.1:$SANDBOX_PORT"
+"$BIN" sandbox --listen "127.0.0.1:$SANDBOX_PORT" --count-calls >"$TMP/sandbox.log" 2>&1 &
+PIDS+=($!)
+wait_for "$SANDBOX/v1" "${PIDS[-1]}" || fail "the sandbox did not start"
+export CRISP_GATEWAY_UPSTREAM="$SANDBOX/v1"
+
+"$BIN" migrate 2>/dev/null
+"$BIN" workspace create acme 2>/dev/null
+CRISP_KEY=sandbox-key "$BIN" account add --workspace acme --label main --identifier sandbox-id \
+  --website-id 8c842203-7ed8-4e29-a608-7cf78a7d2fcc --default --rate 20/s >/dev/null 2>&1
+"$BIN" account list 2>/dev/null | grep -q ' 20/s ' || fail "account list does not show the rate 20/s"
+KEY=$("$BIN" key create --workspace acme --name budgets 2>/dev/null)
+
+PORTS=()
+for replica in 1 2 3; do
+  port=$(free_port)
+  CRISP_GATEWAY_LISTEN="127.0.0.1:$port" "$BIN" serve >"$TMP/gateway-$replica.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "http://127.0.0.1:$port/readyz" "${PIDS[-1]}" || fail "replica $replica did not start"
+  PORTS+=("$port")
+done
+echo "ok: three replicas on one database, account budget 20/s"
+
+python3 .ci/checks/budgets_load.py "$SANDBOX" "$KEY" 30 "$TMP/killed" "${PORTS[@]}" &
+LOAD=$!
+sleep 15
+kill -9 "${PIDS[3]}"
+wait "${PIDS[3]}" 2>/dev/null || true
+python3 -c 'import time; print(int(time.time() * 1000))' >"$TMP/killed"
+echo "killed replica 3 at 15 s"
+wait "$LOAD" || fail "the budget was not held across the replicas (see above)"
+echo "budgets: 2 passed, 0 failed"
