@@ -508,7 +508,11 @@ mod tests {
         assert_eq!(format_rate(0.5), "30/min");
         assert_eq!(format_rate(1.0 / 3600.0), "1/h");
         assert_eq!(parse_concurrency("8"), Ok(8));
-        assert!(parse_concurrency("0").expect_err("0").contains("at least 1"));
+        assert!(
+            parse_concurrency("0")
+                .expect_err("0")
+                .contains("at least 1")
+        );
         assert!(parse_concurrency("x").is_err());
     }
 

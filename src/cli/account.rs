@@ -177,9 +177,10 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             )
             .await?;
             eprintln!(
-                "linked Crisp account `{label}` ({}) to workspace `{workspace}`; calls may act on {}",
+                "linked Crisp account `{label}` ({}) to workspace `{workspace}`; calls may act on {}; {}",
                 account.crisp_account_id,
-                describe_websites(&account)
+                describe_websites(&account),
+                describe_budget(config, &account)
             );
             println!("{}", account.crisp_account_id);
             Ok(())
@@ -200,14 +201,7 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                     .iter()
                     .find(|w| w.workspace_id == a.workspace_id)
                     .map_or(a.workspace_id.as_str(), |w| w.name.as_str());
-                let rate = match a.rate_limit {
-                    Some(rate) => format_rate(rate),
-                    None => format!("{} (default)", format_rate(config.account_rate_limit)),
-                };
-                let concurrency = match a.max_concurrency {
-                    Some(n) => n.to_string(),
-                    None => format!("{} (default)", config.account_max_concurrency),
-                };
+                let (rate, concurrency) = budget_columns(config, &a);
                 println!(
                     "{:<18} {:<16} {:<16} {:<38} {:<8} {:<14} {:<16} {}",
                     a.crisp_account_id,
@@ -289,10 +283,11 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             {
                 Ok(a) => {
                     eprintln!(
-                        "updated Crisp account `{}` ({}); calls may act on {}; running gateways pick it up within a second",
+                        "updated Crisp account `{}` ({}); calls may act on {}; {}; running gateways pick it up within a second",
                         a.label,
                         a.crisp_account_id,
-                        describe_websites(&a)
+                        describe_websites(&a),
+                        describe_budget(config, &a)
                     );
                     Ok(())
                 }
@@ -374,6 +369,25 @@ async fn test(
     } else {
         Err(format!("account `{}` does not work yet", account.label).into())
     }
+}
+
+/// An account's rate and concurrency as `account list` shows them, the configured default
+/// marked as such.
+fn budget_columns(config: &Config, account: &crate::store::AccountRecord) -> (String, String) {
+    let rate = match account.rate_limit {
+        Some(rate) => format_rate(rate),
+        None => format!("{} (default)", format_rate(config.account_rate_limit)),
+    };
+    let concurrency = match account.max_concurrency {
+        Some(n) => n.to_string(),
+        None => format!("{} (default)", config.account_max_concurrency),
+    };
+    (rate, concurrency)
+}
+
+fn describe_budget(config: &Config, account: &crate::store::AccountRecord) -> String {
+    let (rate, concurrency) = budget_columns(config, account);
+    format!("budget {rate}, {concurrency} at once, across all replicas")
 }
 
 /// An `account update` budget option: `default` returns to the configured value.

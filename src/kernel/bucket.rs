@@ -115,7 +115,9 @@ mod tests {
         assert_eq!(bucket.reserve(start, Duration::ZERO), Ok(Duration::ZERO));
         assert!(bucket.reserve(start, Duration::from_secs(1)).is_ok());
         bucket.set_rate(start, 5.0, 1.0);
-        let wait = bucket.reserve(start, Duration::from_secs(1)).expect("reserved");
+        let wait = bucket
+            .reserve(start, Duration::from_secs(1))
+            .expect("reserved");
         assert!((wait.as_secs_f64() - 0.4).abs() < 1e-6, "{wait:?}");
     }
 }

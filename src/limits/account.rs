@@ -340,8 +340,15 @@ mod tests {
             queue_timeout: Duration::from_millis(50),
             max_queue: 4,
         });
-        let first = shaper.turn("acc", OwnBudget::default()).await.expect("free");
-        let refused = shaper.turn("acc", OwnBudget::default()).await.err().expect("busy");
+        let first = shaper
+            .turn("acc", OwnBudget::default())
+            .await
+            .expect("free");
+        let refused = shaper
+            .turn("acc", OwnBudget::default())
+            .await
+            .err()
+            .expect("busy");
         assert!(refused.retry_after >= Duration::from_secs(1));
         assert!(
             shaper.turn("other", OwnBudget::default()).await.is_ok(),

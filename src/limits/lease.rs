@@ -181,7 +181,10 @@ mod tests {
 
     #[test]
     fn whole_slots_are_all_given_out() {
-        assert_eq!(fair_slots(32, &[32, 32, 32], &["a", "b", "c"]), vec![11, 11, 10]);
+        assert_eq!(
+            fair_slots(32, &[32, 32, 32], &["a", "b", "c"]),
+            vec![11, 11, 10]
+        );
         assert_eq!(fair_slots(8, &[1, 8], &["a", "b"]), vec![1, 7]);
         assert_eq!(fair_slots(8, &[2, 2], &["a", "b"]), vec![4, 4]);
         assert_eq!(fair_slots(7, &[1, 1], &["a", "b"]), vec![4, 3]);
@@ -195,9 +198,16 @@ mod tests {
             rate: 3.0,
             slots: 2,
         };
-        assert_eq!(grant(BUDGET, "a", small, &[]), BUDGET, "alone, it may burst");
+        assert_eq!(
+            grant(BUDGET, "a", small, &[]),
+            BUDGET,
+            "alone, it may burst"
+        );
         // Its own old row does not count against it.
-        assert_eq!(grant(BUDGET, "a", BUDGET, &[peer("a", BUDGET, BUDGET)]), BUDGET);
+        assert_eq!(
+            grant(BUDGET, "a", BUDGET, &[peer("a", BUDGET, BUDGET)]),
+            BUDGET
+        );
     }
 
     #[test]
@@ -266,9 +276,7 @@ mod tests {
                 rate: (round % 7) as f64 * 3.0,
                 slots: (round % 5) as u32,
             };
-            let peers: Vec<Peer<'_>> = (0..3)
-                .map(|j| peer(names[j], wants[j], held[j]))
-                .collect();
+            let peers: Vec<Peer<'_>> = (0..3).map(|j| peer(names[j], wants[j], held[j])).collect();
             held[i] = grant(BUDGET, names[i], wants[i], &peers);
             let rate: f64 = held.iter().map(|h| h.rate).sum();
             let slots: u32 = held.iter().map(|h| h.slots).sum();
@@ -315,7 +323,17 @@ mod tests {
             }
         );
         assert_eq!(provisional(BUDGET, 0), BUDGET);
-        assert_eq!(provisional(Amount { rate: 1.0, slots: 2 }, 3).slots, 1);
+        assert_eq!(
+            provisional(
+                Amount {
+                    rate: 1.0,
+                    slots: 2
+                },
+                3
+            )
+            .slots,
+            1
+        );
     }
 
     #[test]

@@ -12,9 +12,10 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::{AccountId, DecideLease, KeyId, WorkspaceId};
 use super::{
-    AccountRecord, AccountUpdate, ApiKeyRecord, BudgetLease, BudgetRenewal, AuditFilter, AuditRecord, Change, ChangeKind,
-    Engine, IdempotencyEntry, IdempotencyFilter, IdempotencyRecord, IdempotencyState, ReportRecord,
-    Store, StoreError, StoreResult, Tier, Workspace,
+    AccountRecord, AccountUpdate, ApiKeyRecord, AuditFilter, AuditRecord, BudgetLease,
+    BudgetRenewal, Change, ChangeKind, Engine, IdempotencyEntry, IdempotencyFilter,
+    IdempotencyRecord, IdempotencyState, ReportRecord, Store, StoreError, StoreResult, Tier,
+    Workspace,
 };
 
 /// A store over one sqlx pool; its SQL is the same on every engine.

@@ -14,7 +14,11 @@ async fn crisp_calls(apps: &[&TestApp], per_app: usize, warm_up: Duration, run: 
     let mut callers = Vec::new();
     for app in apps {
         for _ in 0..per_app {
-            let (http, url, key) = (app.http.clone(), app.url("/api/crisp/list/conversations"), app.key.clone());
+            let (http, url, key) = (
+                app.http.clone(),
+                app.url("/api/crisp/list/conversations"),
+                app.key.clone(),
+            );
             callers.push(tokio::spawn(async move {
                 while tokio::time::Instant::now() < stop {
                     let _ = http
@@ -89,5 +93,8 @@ async fn two_replicas_share_one_account_budget() {
 
     // The busy replica beside an idle one gets all but the idle one's trickle (1/s).
     let calls = crisp_calls(&[&second], 4, Duration::from_millis(1500), run).await;
-    assert!((5..=9).contains(&calls), "{calls} calls in 2 s at 4/s, one busy replica");
+    assert!(
+        (5..=9).contains(&calls),
+        "{calls} calls in 2 s at 4/s, one busy replica"
+    );
 }

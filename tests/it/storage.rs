@@ -246,7 +246,11 @@ async fn storage_conformance_budget_leases_and_account_budgets() {
         assert_eq!(renewed.len(), 2);
         assert_eq!(renewed[0].lease.budget_name, "account:a1");
         assert_eq!(
-            (renewed[0].lease.rate, renewed[0].lease.slots, renewed[0].replicas),
+            (
+                renewed[0].lease.rate,
+                renewed[0].lease.slots,
+                renewed[0].replicas
+            ),
             (12.5, 5, 1)
         );
         assert_eq!(renewed[1].lease.want_rate, 20.0);
@@ -266,40 +270,91 @@ async fn storage_conformance_budget_leases_and_account_budgets() {
         let others = others.into_inner().expect("lock");
         assert_eq!(others.len(), 1);
         assert_eq!(
-            (others[0].replica_id.as_str(), others[0].rate, others[0].want_slots, others[0].expires_at),
+            (
+                others[0].replica_id.as_str(),
+                others[0].rate,
+                others[0].want_slots,
+                others[0].expires_at
+            ),
             ("r1", 12.5, 8, now + 1000)
         );
-        let live = store.budget_leases("account:a1", now + 500).await.expect("live");
+        let live = store
+            .budget_leases("account:a1", now + 500)
+            .await
+            .expect("live");
         assert_eq!(live.len(), 2);
 
         // Renewing again updates the row in place.
         store
-            .renew_budget_leases("r2", &budgets[..1], now + 200, now + 1200, &[], &lease(4.0, 2))
+            .renew_budget_leases(
+                "r2",
+                &budgets[..1],
+                now + 200,
+                now + 1200,
+                &[],
+                &lease(4.0, 2),
+            )
             .await
             .expect("renew again");
-        let live = store.budget_leases("account:a1", now + 500).await.expect("live");
-        assert_eq!((live[1].replica_id.as_str(), live[1].rate, live[1].slots), ("r2", 4.0, 2));
+        let live = store
+            .budget_leases("account:a1", now + 500)
+            .await
+            .expect("live");
+        assert_eq!(
+            (live[1].replica_id.as_str(), live[1].rate, live[1].slots),
+            ("r2", 4.0, 2)
+        );
 
         // `r1` stops renewing: past its expiry it is gone, for the listing and for a renewal.
-        let live = store.budget_leases("account:a1", now + 1000).await.expect("live");
+        let live = store
+            .budget_leases("account:a1", now + 1000)
+            .await
+            .expect("live");
         assert_eq!(live.len(), 1, "expired at its expires_at");
         let renewed = store
-            .renew_budget_leases("r2", &budgets[..1], now + 1050, now + 2050, &[], &lease(4.0, 2))
+            .renew_budget_leases(
+                "r2",
+                &budgets[..1],
+                now + 1050,
+                now + 2050,
+                &[],
+                &lease(4.0, 2),
+            )
             .await
             .expect("renew after expiry");
         assert_eq!(renewed[0].replicas, 1);
 
         // A release drops the replica's lease at once, and only its own.
         store
-            .renew_budget_leases("r1", &budgets[1..], now + 1060, now + 2060, &[], &lease(1.0, 0))
+            .renew_budget_leases(
+                "r1",
+                &budgets[1..],
+                now + 1060,
+                now + 2060,
+                &[],
+                &lease(1.0, 0),
+            )
             .await
             .expect("r1 back on the key");
         store
             .renew_budget_leases("r2", &[], now + 1070, now + 2070, &budgets, &lease(0.0, 0))
             .await
             .expect("release");
-        assert!(store.budget_leases("account:a1", now + 1080).await.expect("live").is_empty());
-        assert_eq!(store.budget_leases("key:k1", now + 1080).await.expect("live").len(), 1);
+        assert!(
+            store
+                .budget_leases("account:a1", now + 1080)
+                .await
+                .expect("live")
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .budget_leases("key:k1", now + 1080)
+                .await
+                .expect("live")
+                .len(),
+            1
+        );
 
         // An account's own budget: stored, changed, and returned to the default.
         store
@@ -311,7 +366,10 @@ async fn storage_conformance_budget_leases_and_account_budgets() {
         record.max_concurrency = Some(8);
         store.add_account(&record).await.expect("add");
         let listed = store.list_accounts(None).await.expect("list");
-        assert_eq!((listed[0].rate_limit, listed[0].max_concurrency), (Some(10.0), Some(8)));
+        assert_eq!(
+            (listed[0].rate_limit, listed[0].max_concurrency),
+            (Some(10.0), Some(8))
+        );
         let updated = store
             .update_account(
                 &"ws_a".into(),
@@ -323,7 +381,10 @@ async fn storage_conformance_budget_leases_and_account_budgets() {
             )
             .await
             .expect("update");
-        assert_eq!((updated.rate_limit, updated.max_concurrency), (Some(2.5), Some(8)));
+        assert_eq!(
+            (updated.rate_limit, updated.max_concurrency),
+            (Some(2.5), Some(8))
+        );
         let updated = store
             .update_account(
                 &"ws_a".into(),
