@@ -82,7 +82,7 @@ struct Gate {
 }
 
 impl Gate {
-    fn new(total: Amount, burst: f64, own: OwnBudget, share: Amount) -> Self {
+    fn new(total: Amount, burst: f64, own: OwnBudget, share: Amount, tally: Tally) -> Self {
         Self {
             total,
             burst,
@@ -94,7 +94,7 @@ impl Gate {
             )),
             waiting: AtomicUsize::new(0),
             head: tokio::sync::Mutex::new(()),
-            tally: Tally::new(share),
+            tally,
         }
     }
 }
@@ -205,8 +205,14 @@ impl AccountShaper {
         // New, given back while idle, or its budget changed: a fresh gate (calls holding the
         // old one finish under it).
         let total = self.total(own);
-        let share = self.ledger.as_ref().map_or(total, |l| l.provisional(total));
-        let gate = Arc::new(Gate::new(total, self.limits.burst, own, share));
+        let (share, tally) = match &self.ledger {
+            Some(ledger) => {
+                let share = ledger.provisional(total);
+                (share, Tally::new(ledger, share))
+            }
+            None => (total, Tally::default()),
+        };
+        let gate = Arc::new(Gate::new(total, self.limits.burst, own, share, tally));
         gates.insert(account_id.to_owned(), gate.clone());
         if let Some(ledger) = &self.ledger {
             ledger.register(format!("account:{account_id}"), gate.clone());
@@ -290,11 +296,11 @@ impl AccountShaper {
 /// `HORIZON` at the share's current rate, so a share cut by the next renewal holds back all
 /// but the calls already lined up. Returns how long the call waits for its token.
 async fn line_up(gate: &Gate, total_rate: f64, deadline: Instant) -> Result<Duration, Duration> {
-    let queued = gate.waiting.load(Ordering::Relaxed);
+    let ahead = gate.waiting.load(Ordering::Relaxed).saturating_sub(1);
     // Not even the whole budget across every replica would serve this call in time.
-    let at_best = Duration::from_secs_f64(queued as f64 / total_rate);
+    let at_best = Duration::from_secs_f64(ahead as f64 / total_rate);
     let now = Instant::now();
-    if now + at_best > deadline {
+    if ahead > 0 && now + at_best > deadline {
         gate.tally.starved_rate();
         return Err(at_best);
     }
@@ -304,7 +310,8 @@ async fn line_up(gate: &Gate, total_rate: f64, deadline: Instant) -> Result<Dura
     };
     loop {
         let now = Instant::now();
-        let due = gate.bucket.lock().reserve(now, HORIZON);
+        let left = deadline.saturating_duration_since(now);
+        let due = gate.bucket.lock().reserve(now, HORIZON.min(left));
         match due {
             Ok(wait) => {
                 if !wait.is_zero() {

@@ -16,8 +16,11 @@ pub struct KeyLimiter {
     burst: f64,
     buckets: Mutex<HashMap<String, TokenBucket>>,
     /// Set when the rates are shared with other replicas through leases.
-    shared: Option<(Arc<Ledger>, Mutex<HashMap<String, Arc<SharedKey>>>)>,
+    shared: Option<(Arc<Ledger>, SharedKeys)>,
 }
+
+/// The keys whose rates are shared, by key id.
+type SharedKeys = Mutex<HashMap<String, Arc<SharedKey>>>;
 
 /// A key's rate shared across replicas: the share of it this process may spend.
 struct SharedKey {
@@ -90,7 +93,7 @@ impl KeyLimiter {
     fn check_shared(
         &self,
         ledger: &Arc<Ledger>,
-        keys: &Mutex<HashMap<String, Arc<SharedKey>>>,
+        keys: &SharedKeys,
         key_id: &str,
     ) -> Result<(), Duration> {
         let key = {
@@ -111,7 +114,7 @@ impl KeyLimiter {
                             share.rate.max(TRICKLE),
                             burst_of(total.rate, self.burst, share.rate),
                         )),
-                        tally: Tally::new(share),
+                        tally: Tally::new(ledger, share),
                     });
                     keys.retain(|_, k| !k.tally.retired());
                     keys.insert(key_id.to_owned(), key.clone());

@@ -88,9 +88,11 @@ pub(super) struct Tally {
 }
 
 impl Tally {
-    pub(super) fn new(granted: Amount) -> Self {
+    /// A new budget's tally, counted as used now so the next renewal does not take it for idle.
+    pub(super) fn new(ledger: &Ledger, granted: Amount) -> Self {
         Self {
             granted: Mutex::new(granted),
+            last_used: AtomicU64::new(ledger.millis()),
             ..Self::default()
         }
     }
@@ -127,7 +129,9 @@ impl Tally {
         let asked = self.asked.swap(0, Ordering::Relaxed);
         let in_flight = u32::try_from(self.in_flight.load(Ordering::Relaxed)).unwrap_or(u32::MAX);
         Demand {
-            rate: asked as f64 / since_last.as_secs_f64().max(0.05),
+            // Over a renewal at least: an early renewal (a new budget) is too short a window to
+            // say much, and a replica held back by its share says so by being starved.
+            rate: asked as f64 / since_last.max(RENEW_EVERY).as_secs_f64(),
             peak_slots: self.peak_slots.swap(in_flight, Ordering::Relaxed),
             starved_rate: self.starved_rate.swap(false, Ordering::Relaxed),
             starved_slots: self.starved_slots.swap(false, Ordering::Relaxed),
@@ -309,4 +313,147 @@ pub(super) fn burst_of(total_rate: f64, total_burst: f64, share_rate: f64) -> f6
         return total_burst;
     }
     total_burst * (share_rate / total_rate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::{AccountLimits, AccountShaper, OwnBudget};
+
+    /// The store's part, in memory: live leases per budget, granted by `lease::grant`.
+    #[derive(Default)]
+    struct MemoryLeases(Mutex<HashMap<(String, String), (Amount, Amount)>>);
+
+    #[async_trait]
+    impl LeasePort for MemoryLeases {
+        async fn renew(
+            &self,
+            replica: &str,
+            asks: &[Ask],
+            released: &[String],
+            _ttl: Duration,
+        ) -> Result<Vec<Granted>, String> {
+            let mut rows = self.0.lock();
+            for budget in released {
+                rows.remove(&(budget.clone(), replica.to_owned()));
+            }
+            let mut grants = Vec::new();
+            for ask in asks {
+                let others: Vec<(String, Amount, Amount)> = rows
+                    .iter()
+                    .filter(|((b, r), _)| *b == ask.budget && r != replica)
+                    .map(|((_, r), (want, held))| (r.clone(), *want, *held))
+                    .collect();
+                let peers: Vec<lease::Peer<'_>> = others
+                    .iter()
+                    .map(|(r, want, held)| lease::Peer {
+                        replica: r,
+                        want: *want,
+                        held: *held,
+                    })
+                    .collect();
+                let share = lease::grant(ask.total, replica, ask.want, &peers);
+                rows.insert((ask.budget.clone(), replica.to_owned()), (ask.want, share));
+                grants.push(Granted {
+                    share,
+                    replicas: others.len() + 1,
+                });
+            }
+            Ok(grants)
+        }
+    }
+
+    fn limits() -> AccountLimits {
+        AccountLimits {
+            max_concurrency: 8,
+            rate: 20.0,
+            burst: 1.0,
+            queue_timeout: Duration::ZERO,
+            max_queue: 64,
+        }
+    }
+
+    fn held(port: &MemoryLeases, replica: &str) -> Amount {
+        port.0.lock()[&("account:acc".to_owned(), replica.to_owned())].1
+    }
+
+    #[tokio::test]
+    async fn a_busy_replica_takes_most_of_a_budget_and_the_two_never_exceed_it() {
+        let port = MemoryLeases::default();
+        let (a, b) = (Ledger::new("a".into()), Ledger::new("b".into()));
+        let busy = AccountShaper::shared(limits(), a.clone());
+        let idle = AccountShaper::shared(limits(), b.clone());
+        for round in 0..6 {
+            // A renewal's time apart, so the idle replica's share has a token for its call.
+            tokio::time::sleep(RENEW_EVERY).await;
+            // `a` asks far beyond its share (refused at once: no queueing), `b` once.
+            for _ in 0..50 {
+                drop(busy.turn("acc", OwnBudget::default()).await);
+            }
+            drop(idle.turn("acc", OwnBudget::default()).await);
+            a.renew(&port).await;
+            b.renew(&port).await;
+            let (ha, hb) = (held(&port, "a"), held(&port, "b"));
+            assert!(
+                ha.rate + hb.rate <= 20.0 + 1e-9,
+                "round {round}: {ha:?} {hb:?}"
+            );
+            assert!(ha.slots + hb.slots <= 8, "round {round}: {ha:?} {hb:?}");
+        }
+        let (ha, hb) = (held(&port, "a"), held(&port, "b"));
+        // `b` asks for its call every renewal with headroom (about 6/s); `a` gets the rest.
+        assert!(
+            ha.rate >= 13.0,
+            "the busy replica holds {ha:?}, the idle one {hb:?}"
+        );
+        assert_eq!(
+            a.replicas.load(Ordering::Relaxed),
+            2,
+            "the heartbeat counts both"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_budget_starts_with_an_equal_part_and_an_idle_one_is_given_back() {
+        let port = MemoryLeases::default();
+        // A ledger that started a while ago, so a budget can have been idle for `IDLE`.
+        let ledger = Arc::new(Ledger {
+            started: Instant::now() - 2 * IDLE,
+            ..Arc::into_inner(Ledger::new("a".into())).expect("sole owner")
+        });
+        ledger.replicas.store(4, Ordering::Relaxed);
+        let shaper = AccountShaper::shared(limits(), ledger.clone());
+        let first = shaper.turn("acc", OwnBudget::default()).await;
+        assert!(first.is_ok(), "{:?}", first.err());
+        drop(first);
+        let budget = ledger.budgets.lock()["account:acc"].clone();
+        assert_eq!(
+            *budget.tally().granted.lock(),
+            Amount {
+                rate: 5.0,
+                slots: 2
+            },
+            "an equal part among the four replicas last seen"
+        );
+        ledger.renew(&port).await;
+        assert!(
+            port.0
+                .lock()
+                .contains_key(&("account:acc".into(), "a".into()))
+        );
+
+        budget.tally().last_used.store(0, Ordering::Relaxed);
+        ledger.renew(&port).await;
+        assert!(budget.tally().retired(), "idle: given back");
+        assert!(
+            !port
+                .0
+                .lock()
+                .contains_key(&("account:acc".into(), "a".into())),
+            "its lease is released"
+        );
+        // The next call starts a new budget.
+        assert!(shaper.turn("acc", OwnBudget::default()).await.is_ok());
+        assert!(!ledger.budgets.lock()["account:acc"].tally().retired());
+    }
 }
