@@ -19,3 +19,26 @@ wait_for() {
   echo "timed out waiting for $url" >&2
   return 1
 }
+
+# For checks that run gateways on Postgres: builds the binary ($BIN), makes a work folder ($TMP),
+# a database of its own ($DATABASE_URL, named after $1) and a master key, and on exit stops every
+# pid in PIDS, drops the database and removes the folder. `fail MESSAGE` prints the logs and exits.
+postgres_gateways() {
+  cargo build --quiet --bin crisp-gateway
+  BIN=$PWD/target/debug/crisp-gateway
+  TMP=$(mktemp -d)
+  DB=gw_${1}_$$
+  PIDS=()
+  trap postgres_gateways_cleanup EXIT
+  psql "$TEST_DATABASE_URL" -qc "create database $DB" >/dev/null
+  export DATABASE_URL="${TEST_DATABASE_URL%/*}/$DB"
+  CRISP_GATEWAY_MASTER_KEY=$("$BIN" master-key generate)
+  export CRISP_GATEWAY_MASTER_KEY
+}
+postgres_gateways_cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  psql "$TEST_DATABASE_URL" -qc "drop database if exists $DB with (force)" >/dev/null 2>&1 || true
+  rm -rf "$TMP"
+}
+fail() { echo "FAIL: $*" >&2; tail -n 20 "$TMP"/*.log >&2 || true; exit 1; }

@@ -12,25 +12,7 @@ source .ci/lib.sh
 ensure_postgres
 command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
 
-cargo build --quiet --bin crisp-gateway
-BIN=$PWD/target/debug/crisp-gateway
-
-TMP=$(mktemp -d)
-DB=gw_budgets_$$
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  psql "$TEST_DATABASE_URL" -qc "drop database if exists $DB with (force)" >/dev/null 2>&1 || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; tail -n 20 "$TMP"/*.log >&2 || true; exit 1; }
-
-psql "$TEST_DATABASE_URL" -qc "create database $DB" >/dev/null
-export DATABASE_URL="${TEST_DATABASE_URL%/*}/$DB"
-CRISP_GATEWAY_MASTER_KEY=$("$BIN" master-key generate)
-export CRISP_GATEWAY_MASTER_KEY
+postgres_gateways budgets
 # A burst of one call: the budget is then exactly 20 calls in any second.
 export CRISP_GATEWAY_ACCOUNT_BURST=1
 # Warnings only: the access lines of 600 calls would bury a failure.

@@ -9,25 +9,7 @@ source .ci/postgres.sh
 source .ci/lib.sh
 ensure_postgres
 
-cargo build --quiet --bin crisp-gateway
-BIN=$PWD/target/debug/crisp-gateway
-
-TMP=$(mktemp -d)
-DB=gw_replicas_$$
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  psql "$TEST_DATABASE_URL" -qc "drop database if exists $DB with (force)" >/dev/null 2>&1 || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; tail -n 20 "$TMP"/*.log >&2 || true; exit 1; }
-
-psql "$TEST_DATABASE_URL" -qc "create database $DB" >/dev/null
-export DATABASE_URL="${TEST_DATABASE_URL%/*}/$DB"
-CRISP_GATEWAY_MASTER_KEY=$("$BIN" master-key generate)
-export CRISP_GATEWAY_MASTER_KEY
+postgres_gateways replicas
 
 SANDBOX_PORT=$(free_port)
 "$BIN" sandbox --listen "127.0.0.1:$SANDBOX_PORT" >"$TMP/sandbox.log" 2>&1 &
@@ -72,7 +54,7 @@ status=$(call "${PORTS[1]}" create/new/conversation '{}' -H 'Idempotency-Key: re
 [ "$(cat "$TMP/body")" = "$first" ] || fail "the repeat's answer differs: $(cat "$TMP/body") vs $first"
 grep -qi '^idempotent-replayed: true' "$TMP/headers" || fail "the repeat was not marked as replayed"
 status=$(call "${PORTS[1]}" list/conversations '{}')
-count=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["result"]))' "$TMP/body")
+count=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["result"]))' "$TMP/body") || fail "listing answered $status: $(cat "$TMP/body")"
 [ "$count" = 1 ] || fail "Crisp holds $count conversations after one idempotent write sent twice"
 echo "ok: an idempotent write was replayed across replicas ($first)"
 

@@ -43,6 +43,10 @@ impl Leased for SharedKey {
         Amount::default()
     }
 
+    fn equal_part_floor(&self) -> bool {
+        true
+    }
+
     fn resize(&self, share: Amount) {
         self.bucket.lock().set_rate(
             Instant::now(),

@@ -133,6 +133,14 @@ pub fn provisional(total: Amount, replicas: usize) -> Amount {
     }
 }
 
+/// The rate a replica keeps of a budget whatever the others hold: its wish, up to an equal part
+/// among the live replicas. Spending it may take the budget over while a holder above its fair
+/// share has not yet renewed (one renewal at most: the floor is recorded, so the holder's next
+/// grant leaves room for it).
+pub fn equal_part(total: Amount, want: Amount, replicas: usize) -> f64 {
+    want.rate.min(total.rate / replicas.max(1) as f64)
+}
+
 /// What a replica spends now, given the grant it had and the one it just got: a cut applies at
 /// once, a rise only at the next renewal. A rise comes from a share another replica just gave
 /// back; waiting one renewal lets the calls that replica had already lined up at its old rate
@@ -334,6 +342,17 @@ mod tests {
             .slots,
             1
         );
+    }
+
+    #[test]
+    fn the_equal_part_is_the_wish_up_to_one_replicas_part() {
+        let want = Amount {
+            rate: 6.0,
+            slots: 1,
+        };
+        assert_eq!(equal_part(BUDGET, want, 2), 6.0);
+        assert_eq!(equal_part(BUDGET, BUDGET, 4), 5.0);
+        assert_eq!(equal_part(BUDGET, BUDGET, 0), 20.0);
     }
 
     #[test]

@@ -67,6 +67,12 @@ pub(super) trait Leased: Send + Sync {
     fn tally(&self) -> &Tally;
     /// What is held whatever the grant (slots in use).
     fn holding(&self) -> Amount;
+    /// Whether the budget keeps an equal part of the rate (up to its wish) even when the
+    /// others still hold more: for limits that refuse rather than queue (a key's rate), so a
+    /// replica new to a key does not refuse its first calls while the others give back.
+    fn equal_part_floor(&self) -> bool {
+        false
+    }
     /// Spends `share` from now on.
     fn resize(&self, share: Amount);
 }
@@ -231,15 +237,21 @@ impl Ledger {
         };
         // Every replica locks budgets in the same order, so two renewals never deadlock.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let replicas = self.replicas.load(Ordering::Relaxed);
         let mut asks: Vec<Ask> = entries
             .iter()
             .map(|(name, budget)| {
                 let total = budget.total();
+                let want = lease::want(total, budget.tally().take(since_last));
+                let mut holding = budget.holding();
+                if budget.equal_part_floor() {
+                    holding.rate = holding.rate.max(lease::equal_part(total, want, replicas));
+                }
                 Ask {
                     budget: name.clone(),
                     total,
-                    want: lease::want(total, budget.tally().take(since_last)),
-                    holding: budget.holding(),
+                    want,
+                    holding,
                 }
             })
             .collect();
@@ -257,8 +269,10 @@ impl Ledger {
                     self.replicas
                         .store(heartbeat.replicas.max(1), Ordering::Relaxed);
                 }
-                for ((_, budget), granted) in entries.iter().zip(&grants) {
-                    apply(budget.as_ref(), granted.share);
+                for ((ask, (_, budget)), granted) in asks.iter().zip(&entries).zip(&grants) {
+                    let mut share = granted.share;
+                    share.rate = share.rate.max(ask.holding.rate);
+                    apply(budget.as_ref(), share);
                 }
             }
             Err(e) => {
