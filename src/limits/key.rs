@@ -130,8 +130,9 @@ impl KeyLimiter {
         key.tally.asked(ledger);
         key.bucket.lock().try_take(Instant::now()).map_err(|wait| {
             key.tally.starved_rate();
-            // A share near zero grows at the next renewal, not when its trickle refills.
-            wait.min(Duration::from_secs(1))
+            // A share near zero grows at the next renewal, not when its trickle refills: say
+            // the wait at the key's whole rate at most.
+            wait.min(Duration::from_secs_f64(1.0 / self.rate))
         })
     }
 }
