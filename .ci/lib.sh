@@ -42,3 +42,23 @@ postgres_gateways_cleanup() {
   rm -rf "$TMP"
 }
 fail() { echo "FAIL: $*" >&2; tail -n 20 "$TMP"/*.log >&2 || true; exit 1; }
+
+# Starts `crisp-gateway sandbox` (extra options in "$@") on a free port as the gateways' Crisp:
+# sets SANDBOX (its address) and exports CRISP_GATEWAY_UPSTREAM. Needs postgres_gateways first.
+start_sandbox() {
+  SANDBOX_PORT=$(free_port)
+  SANDBOX="http://127.0.0.1:$SANDBOX_PORT"
+  "$BIN" sandbox --listen "127.0.0.1:$SANDBOX_PORT" "$@" >"$TMP/sandbox.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "$SANDBOX/v1" "${PIDS[-1]}" || fail "the sandbox did not start"
+  export CRISP_GATEWAY_UPSTREAM="$SANDBOX/v1"
+}
+
+# Migrates, makes workspace `acme` and its default account `main` on the sandbox (extra
+# `account add` options in "$@").
+seed_acme() {
+  "$BIN" migrate 2>/dev/null
+  "$BIN" workspace create acme 2>/dev/null
+  CRISP_KEY=sandbox-key "$BIN" account add --workspace acme --label main --identifier sandbox-id \
+    --website-id 8c842203-7ed8-4e29-a608-7cf78a7d2fcc --default "$@" >/dev/null 2>&1
+}

@@ -18,17 +18,8 @@ export CRISP_GATEWAY_ACCOUNT_BURST=1
 # Warnings only: the access lines of 600 calls would bury a failure.
 export RUST_LOG=warn
 
-SANDBOX_PORT=$(free_port)
-SANDBOX="http://127.0.0.1:$SANDBOX_PORT"
-"$BIN" sandbox --listen "127.0.0.1:$SANDBOX_PORT" --count-calls >"$TMP/sandbox.log" 2>&1 &
-PIDS+=($!)
-wait_for "$SANDBOX/v1" "${PIDS[-1]}" || fail "the sandbox did not start"
-export CRISP_GATEWAY_UPSTREAM="$SANDBOX/v1"
-
-"$BIN" migrate 2>/dev/null
-"$BIN" workspace create acme 2>/dev/null
-CRISP_KEY=sandbox-key "$BIN" account add --workspace acme --label main --identifier sandbox-id \
-  --website-id 8c842203-7ed8-4e29-a608-7cf78a7d2fcc --default --rate 20/s >/dev/null 2>&1
+start_sandbox --count-calls
+seed_acme --rate 20/s
 "$BIN" account list 2>/dev/null | grep -q ' 20/s ' || fail "account list does not show the rate 20/s"
 KEY=$("$BIN" key create --workspace acme --name budgets 2>/dev/null)
 

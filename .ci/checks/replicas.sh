@@ -11,16 +11,8 @@ ensure_postgres
 
 postgres_gateways replicas
 
-SANDBOX_PORT=$(free_port)
-"$BIN" sandbox --listen "127.0.0.1:$SANDBOX_PORT" >"$TMP/sandbox.log" 2>&1 &
-PIDS+=($!)
-wait_for "http://127.0.0.1:$SANDBOX_PORT/v1" "${PIDS[-1]}" || fail "the sandbox did not start"
-export CRISP_GATEWAY_UPSTREAM="http://127.0.0.1:$SANDBOX_PORT/v1"
-
-"$BIN" migrate 2>/dev/null
-"$BIN" workspace create acme 2>/dev/null
-CRISP_KEY=sandbox-key "$BIN" account add --workspace acme --label main --identifier sandbox-id \
-  --website-id 8c842203-7ed8-4e29-a608-7cf78a7d2fcc --default >/dev/null 2>&1
+start_sandbox
+seed_acme
 
 PORTS=()
 for replica in 1 2; do

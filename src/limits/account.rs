@@ -292,9 +292,11 @@ impl AccountShaper {
     }
 }
 
-/// A shared budget's rate: calls line up one at a time, each reserving a token due within
-/// `HORIZON` at the share's current rate, so a share cut by the next renewal holds back all
-/// but the calls already lined up. Returns how long the call waits for its token.
+/// A shared budget's rate: calls line up one at a time, in arrival order, and the first takes
+/// a token when one is there, at the share's rate of that moment. Nothing is reserved ahead, so
+/// a share cut by a renewal holds back every call from then on, and a replica whose timers fire
+/// late (a busy machine) sends at most its burst at once, never a backlog of reserved calls.
+/// Returns how long the caller still waits: always zero, the waiting is done here.
 async fn line_up(gate: &Gate, total_rate: f64, deadline: Instant) -> Result<Duration, Duration> {
     let ahead = gate.waiting.load(Ordering::Relaxed).saturating_sub(1);
     // Not even the whole budget across every replica would serve this call in time.
@@ -310,22 +312,14 @@ async fn line_up(gate: &Gate, total_rate: f64, deadline: Instant) -> Result<Dura
     };
     loop {
         let now = Instant::now();
-        let left = deadline.saturating_duration_since(now);
-        let due = gate.bucket.lock().reserve(now, HORIZON.min(left));
-        match due {
-            Ok(wait) => {
-                if !wait.is_zero() {
-                    gate.tally.starved_rate();
-                }
-                return Ok(wait);
-            }
+        let taken = gate.bucket.lock().try_take(now);
+        match taken {
+            Ok(()) => return Ok(Duration::ZERO),
             Err(until) => {
                 gate.tally.starved_rate();
                 // Look again often: a renewal may raise the share meanwhile.
-                let nap = until
-                    .saturating_sub(HORIZON)
-                    .clamp(Duration::from_millis(5), Duration::from_millis(50));
-                if now + nap >= deadline {
+                let nap = until.min(HORIZON);
+                if now + nap > deadline {
                     return Err(until);
                 }
                 tokio::time::sleep(nap).await;

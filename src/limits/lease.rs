@@ -143,8 +143,9 @@ pub fn equal_part(total: Amount, want: Amount, replicas: usize) -> f64 {
 
 /// What a replica spends now, given the grant it had and the one it just got: a cut applies at
 /// once, a rise only at the next renewal. A rise comes from a share another replica just gave
-/// back; waiting one renewal lets the calls that replica had already lined up at its old rate
-/// go out first, so the two never spend the same share at once.
+/// back, which the database records a moment before that replica applies the cut (when its
+/// renewal answers, its calls in flight meanwhile); waiting one renewal keeps the two from
+/// spending the same share at once.
 pub fn effective(previous: Amount, granted: Amount) -> Amount {
     Amount {
         rate: previous.rate.min(granted.rate),

@@ -19,10 +19,9 @@ use super::lease::{self, Amount, Demand};
 pub const LEASE_TTL: Duration = Duration::from_secs(1);
 /// How often leases are renewed: several times per lease, so one slow renewal loses nothing.
 pub const RENEW_EVERY: Duration = Duration::from_millis(250);
-/// How far ahead a shared budget lines calls up at its current rate. Shorter than a renewal,
-/// so calls lined up before a cut have gone out when another replica starts spending the
-/// share given back (rises wait one renewal: `lease::effective`).
-pub const HORIZON: Duration = Duration::from_millis(200);
+/// The longest a call waiting for a shared budget's token sleeps before it looks again, so a
+/// share raised by a renewal is spent soon after.
+pub const HORIZON: Duration = Duration::from_millis(50);
 /// A budget unused this long is given back and forgotten.
 const IDLE: Duration = Duration::from_secs(10);
 /// The heartbeat budget every replica leases: its live leases count the replicas.

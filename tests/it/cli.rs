@@ -384,18 +384,13 @@ async fn accounts_are_linked_without_their_key_ever_on_the_command_line() {
         );
 
         // An account's own budget: per second or minute, back to the default, bad input refused.
+        let update_shop = |options: &[&'static str]| {
+            let mut args = vec!["account", "update", "shop", "--workspace", "acme"];
+            args.extend_from_slice(options);
+            args
+        };
         let set = cli
-            .ok(&[
-                "account",
-                "update",
-                "shop",
-                "--workspace",
-                "acme",
-                "--rate",
-                "600/min",
-                "--concurrency",
-                "8",
-            ])
+            .ok(&update_shop(&["--rate", "600/min", "--concurrency", "8"]))
             .await;
         assert!(
             set.stderr
@@ -405,44 +400,19 @@ async fn accounts_are_linked_without_their_key_ever_on_the_command_line() {
         let listing = cli.ok(&["account", "list"]).await.stdout;
         let shop: Vec<&str> = row(&listing, &shop_id).split_whitespace().collect();
         assert_eq!(shop[5..], ["10/s", "8"]);
-        let bad = cli
-            .fails(&[
-                "account",
-                "update",
-                "shop",
-                "--workspace",
-                "acme",
-                "--rate",
-                "10",
-            ])
-            .await;
+        let bad = cli.fails(&update_shop(&["--rate", "10"])).await;
         assert!(
             bad.stderr.contains("`10` is not a rate") && bad.stderr.contains("`600/min`"),
             "{bad:?}"
         );
-        let bad = cli
-            .fails(&[
-                "account",
-                "update",
-                "shop",
-                "--workspace",
-                "acme",
-                "--concurrency",
-                "0",
-            ])
-            .await;
+        let bad = cli.fails(&update_shop(&["--concurrency", "0"])).await;
         assert!(bad.stderr.contains("at least 1"), "{bad:?}");
-        cli.ok(&[
-            "account",
-            "update",
-            "shop",
-            "--workspace",
-            "acme",
+        cli.ok(&update_shop(&[
             "--rate",
             "default",
             "--concurrency",
             "default",
-        ])
+        ]))
         .await;
         let listing = cli.ok(&["account", "list"]).await.stdout;
         let shop: Vec<&str> = row(&listing, &shop_id).split_whitespace().collect();
