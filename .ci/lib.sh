@@ -62,3 +62,17 @@ seed_acme() {
   CRISP_KEY=sandbox-key "$BIN" account add --workspace acme --label main --identifier sandbox-id \
     --website-id 8c842203-7ed8-4e29-a608-7cf78a7d2fcc --default "$@" >/dev/null 2>&1
 }
+
+# Starts N `crisp-gateway serve` replicas on free ports, each logging to $TMP/gateway-N.log, and
+# waits until each is ready: their ports in PORTS, their pids appended to PIDS.
+start_replicas() {
+  local replica port
+  PORTS=()
+  for replica in $(seq 1 "$1"); do
+    port=$(free_port)
+    CRISP_GATEWAY_LISTEN="127.0.0.1:$port" "$BIN" serve >"$TMP/gateway-$replica.log" 2>&1 &
+    PIDS+=($!)
+    wait_for "http://127.0.0.1:$port/readyz" "${PIDS[-1]}" || fail "replica $replica did not start"
+    PORTS+=("$port")
+  done
+}

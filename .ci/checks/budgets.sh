@@ -23,14 +23,7 @@ seed_acme --rate 20/s
 "$BIN" account list 2>/dev/null | grep -q ' 20/s ' || fail "account list does not show the rate 20/s"
 KEY=$("$BIN" key create --workspace acme --name budgets 2>/dev/null)
 
-PORTS=()
-for replica in 1 2 3; do
-  port=$(free_port)
-  CRISP_GATEWAY_LISTEN="127.0.0.1:$port" "$BIN" serve >"$TMP/gateway-$replica.log" 2>&1 &
-  PIDS+=($!)
-  wait_for "http://127.0.0.1:$port/readyz" "${PIDS[-1]}" || fail "replica $replica did not start"
-  PORTS+=("$port")
-done
+start_replicas 3
 echo "ok: three replicas on one database, account budget 20/s"
 
 python3 .ci/checks/budgets_load.py "$SANDBOX" "$KEY" 30 "$TMP/killed" "${PORTS[@]}" &

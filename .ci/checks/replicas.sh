@@ -14,14 +14,7 @@ postgres_gateways replicas
 start_sandbox
 seed_acme
 
-PORTS=()
-for replica in 1 2; do
-  port=$(free_port)
-  CRISP_GATEWAY_LISTEN="127.0.0.1:$port" "$BIN" serve >"$TMP/gateway-$replica.log" 2>&1 &
-  PIDS+=($!)
-  wait_for "http://127.0.0.1:$port/readyz" "${PIDS[-1]}" || fail "replica $replica did not start"
-  PORTS+=("$port")
-done
+start_replicas 2
 
 # A key made after both started is accepted by both.
 KEY=$("$BIN" key create --workspace acme --name replicas 2>/dev/null)
