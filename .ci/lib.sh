@@ -20,18 +20,22 @@ wait_for() {
   return 1
 }
 
-# What a check with several gateway processes needs: the built binary BIN, a scratch folder
-# TMP, the pids PIDS to stop and a database name DB (`$1` and this shell's pid), all cleaned up
-# when the script exits; and `fail`, which shows the end of every log.
-replica_scratch() {
+# For checks that run gateways on Postgres: builds the binary ($BIN), makes a work folder ($TMP),
+# a database of its own ($DATABASE_URL, named after $1) and a master key, and on exit stops every
+# pid in PIDS, drops the database and removes the folder. `fail MESSAGE` prints the logs and exits.
+postgres_gateways() {
   cargo build --quiet --bin crisp-gateway
   BIN=$PWD/target/debug/crisp-gateway
   TMP=$(mktemp -d)
-  DB=$1_$$
+  DB=gw_${1}_$$
   PIDS=()
-  trap replica_cleanup EXIT
+  trap postgres_gateways_cleanup EXIT
+  psql "$TEST_DATABASE_URL" -qc "create database $DB" >/dev/null
+  export DATABASE_URL="${TEST_DATABASE_URL%/*}/$DB"
+  CRISP_GATEWAY_MASTER_KEY=$("$BIN" master-key generate)
+  export CRISP_GATEWAY_MASTER_KEY
 }
-replica_cleanup() {
+postgres_gateways_cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   psql "$TEST_DATABASE_URL" -qc "drop database if exists $DB with (force)" >/dev/null 2>&1 || true
@@ -39,33 +43,32 @@ replica_cleanup() {
 }
 fail() { echo "FAIL: $*" >&2; tail -n 20 "$TMP"/*.log >&2 || true; exit 1; }
 
-# A fresh Postgres database `$1` for gateway replicas, with a master key, `crisp-gateway sandbox`
-# standing in for Crisp, and a workspace `acme` whose default account is the sandbox's. Exports
-# DATABASE_URL, CRISP_GATEWAY_MASTER_KEY and CRISP_GATEWAY_UPSTREAM. Uses the caller's BIN, TMP,
-# PIDS (the sandbox's pid is added, for the caller's cleanup) and fail.
-gateway_on_sandbox() {
-  local db=$1 port
-  psql "$TEST_DATABASE_URL" -qc "create database $db" >/dev/null
-  export DATABASE_URL="${TEST_DATABASE_URL%/*}/$db"
-  CRISP_GATEWAY_MASTER_KEY=$("$BIN" master-key generate)
-  export CRISP_GATEWAY_MASTER_KEY
-  port=$(free_port)
-  "$BIN" sandbox --listen "127.0.0.1:$port" >"$TMP/sandbox.log" 2>&1 &
+# Starts `crisp-gateway sandbox` (extra options in "$@") on a free port as the gateways' Crisp:
+# sets SANDBOX (its address) and exports CRISP_GATEWAY_UPSTREAM. Needs postgres_gateways first.
+start_sandbox() {
+  SANDBOX_PORT=$(free_port)
+  SANDBOX="http://127.0.0.1:$SANDBOX_PORT"
+  "$BIN" sandbox --listen "127.0.0.1:$SANDBOX_PORT" "$@" >"$TMP/sandbox.log" 2>&1 &
   PIDS+=($!)
-  wait_for "http://127.0.0.1:$port/v1" "${PIDS[-1]}" || fail "the sandbox did not start"
-  export CRISP_GATEWAY_UPSTREAM="http://127.0.0.1:$port/v1"
+  wait_for "$SANDBOX/v1" "${PIDS[-1]}" || fail "the sandbox did not start"
+  export CRISP_GATEWAY_UPSTREAM="$SANDBOX/v1"
+}
+
+# Migrates, makes workspace `acme` and its default account `main` on the sandbox (extra
+# `account add` options in "$@").
+seed_acme() {
   "$BIN" migrate 2>/dev/null
   "$BIN" workspace create acme 2>/dev/null
   CRISP_KEY=sandbox-key "$BIN" account add --workspace acme --label main --identifier sandbox-id \
-    --website-id 8c842203-7ed8-4e29-a608-7cf78a7d2fcc --default >/dev/null 2>&1
+    --website-id 8c842203-7ed8-4e29-a608-7cf78a7d2fcc --default "$@" >/dev/null 2>&1
 }
 
-# Starts `$1` replicas of `crisp-gateway serve`, each on a free port, and waits until each is
-# ready; their ports go in PORTS, their pids in PIDS, their logs in $TMP/gateway-N.log.
+# Starts N `crisp-gateway serve` replicas on free ports, each logging to $TMP/gateway-N.log, and
+# waits until each is ready: their ports in PORTS, their pids appended to PIDS.
 start_replicas() {
-  local count=$1 replica port
+  local replica port
   PORTS=()
-  for replica in $(seq 1 "$count"); do
+  for replica in $(seq 1 "$1"); do
     port=$(free_port)
     # Replicas share one machine here: their admin listeners stay off (admin-api.sh tests it).
     CRISP_GATEWAY_LISTEN="127.0.0.1:$port" CRISP_GATEWAY_ADMIN_LISTEN= \

@@ -2,7 +2,7 @@
 """Turns bench/run's raw lines into the Markdown tables of bench/README.md (medians of runs)
 and checks the targets.
 
-usage: summarise.py RESULTS META
+usage: summarise.py RESULTS META [budgets]   (budgets: only the budgets comparison)
 """
 
 import statistics
@@ -46,8 +46,43 @@ def f(value, fmt="{:.0f}"):
 
 print(open(meta_path).read().strip().replace("\n", "  \n"))
 print()
-conns_seen = sorted({k[2] for k in runs if k[0].startswith("read-") and k[1] == "gateway"})
 checks = []
+
+
+def budgets_section():
+    """Shared budgets (leases in Postgres) against budgets per process, both on Postgres."""
+    local, shared = (("paced-small", f"gateway-budgets-{c}", 64) for c in ("local", "shared"))
+    if not (runs.get(local) and runs.get(shared)):
+        return
+    print("### Global budgets: shared across replicas against per process (Postgres, 64 connections)\n")
+    print("| budgets | paced p50 (ms) | paced p99 (ms) | saturated req/s | saturated p99 (ms) "
+          "| CPU s per 10k (saturated) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for config, name in (("local", "per process (`shared_budgets = false`)"),
+                         ("shared", "shared across replicas (leases, the default)")):
+        paced, sat = ("paced-small", f"gateway-budgets-{config}", 64), ("read-small", f"gateway-budgets-{config}", 64)
+        print(f"| {name} | {f(med(paced, 'p50'), '{:.2f}')} | {f(med(paced, 'p99'), '{:.2f}')} "
+              f"| {f(med(sat, 'rps'))} | {f(med(sat, 'p99'), '{:.2f}')} "
+              f"| {f(xmed(f'cpu10k|read-small|gateway-budgets-{config}|64'), '{:.2f}')} |")
+    print()
+    for config in ("local", "shared"):
+        rows = runs.get(("paced-small", f"gateway-budgets-{config}", 64))
+        print(f"- {config}, paced p99 of each run (ms): " + ", ".join(f(r["p99"], "{:.2f}") for r in rows))
+    added = med(shared, "p99") - med(local, "p99")
+    checks.append(("added p99 of shared budgets ≤ 0.2 ms (paced, 64 conns)", added <= 0.2,
+                   f"{added:+.2f} ms"))
+    print()
+
+
+if len(sys.argv) > 3 and sys.argv[3] == "budgets":
+    budgets_section()
+    print("### Targets\n")
+    print("| target | result | measured |")
+    print("|---|---|---|")
+    for name, ok, value in checks:
+        print(f"| {name} | {'met' if ok else '**missed**'} | {value} |")
+    sys.exit(0)
+conns_seen = sorted({k[2] for k in runs if k[0].startswith("read-") and k[1] == "gateway"})
 
 print("### Reads (`list/conversations`): throughput and latency, median of runs\n")
 print("*floor* is `bench/floor`: the gateway's stack (axum, hyper, tokio, hyper-util's client) "
@@ -150,6 +185,8 @@ for size in ("small", "large"):
         checks.append((f"flat within 10 % from 1 to 10,000 tenants, {size} body",
                        abs(change) <= 0.10, f"{change:+.1%}"))
 print()
+
+budgets_section()
 
 print("### Process\n")
 print("| what | value |")

@@ -11,18 +11,8 @@ source .ci/postgres.sh
 source .ci/lib.sh
 ensure_postgres
 
-replica_scratch gw_admin_api
-
-psql "$TEST_DATABASE_URL" -qc "create database $DB" >/dev/null
-export DATABASE_URL="${TEST_DATABASE_URL%/*}/$DB"
-CRISP_GATEWAY_MASTER_KEY=$("$BIN" master-key generate)
-export CRISP_GATEWAY_MASTER_KEY
-
-SANDBOX_PORT=$(free_port)
-"$BIN" sandbox --listen "127.0.0.1:$SANDBOX_PORT" >"$TMP/sandbox.log" 2>&1 &
-PIDS+=($!)
-wait_for "http://127.0.0.1:$SANDBOX_PORT/v1" "${PIDS[-1]}" || fail "the sandbox did not start"
-export CRISP_GATEWAY_UPSTREAM="http://127.0.0.1:$SANDBOX_PORT/v1"
+postgres_gateways admin_api
+start_sandbox
 
 "$BIN" migrate 2>/dev/null
 TOKEN=$("$BIN" admin-token create --name ci 2>/dev/null)

@@ -11,12 +11,13 @@ source .ci/postgres.sh
 source .ci/lib.sh
 ensure_postgres
 
-replica_scratch gw_quotas
+postgres_gateways quotas
 
 # The quota is what this check measures: the account's budget stays out of its way.
 export CRISP_GATEWAY_ACCOUNT_RATE_LIMIT=1000 CRISP_GATEWAY_ACCOUNT_BURST=1000
 export CRISP_GATEWAY_ACCOUNT_MAX_CONCURRENCY=256
-gateway_on_sandbox "$DB"
+start_sandbox
+seed_acme
 KEY=$("$BIN" key create --workspace acme --name quota --quota 500/day 2>/dev/null)
 KEY_ID=$(echo "$KEY" | cut -d_ -f3)
 

@@ -9,9 +9,10 @@ source .ci/postgres.sh
 source .ci/lib.sh
 ensure_postgres
 
-replica_scratch gw_replicas
+postgres_gateways replicas
 
-gateway_on_sandbox "$DB"
+start_sandbox
+seed_acme
 
 start_replicas 2
 
@@ -38,7 +39,7 @@ status=$(call "${PORTS[1]}" create/new/conversation '{}' -H 'Idempotency-Key: re
 [ "$(cat "$TMP/body")" = "$first" ] || fail "the repeat's answer differs: $(cat "$TMP/body") vs $first"
 grep -qi '^idempotent-replayed: true' "$TMP/headers" || fail "the repeat was not marked as replayed"
 status=$(call "${PORTS[1]}" list/conversations '{}')
-count=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["result"]))' "$TMP/body")
+count=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["result"]))' "$TMP/body") || fail "listing answered $status: $(cat "$TMP/body")"
 [ "$count" = 1 ] || fail "Crisp holds $count conversations after one idempotent write sent twice"
 echo "ok: an idempotent write was replayed across replicas ($first)"
 

@@ -40,6 +40,10 @@ pub struct Account {
     pub websites: Box<[String]>,
     /// Whether Crisp has accepted these credentials in this process.
     pub proven: Proven,
+    /// The account's own budget across replicas, where the operator set one; `None` keeps
+    /// the configured default.
+    pub rate_limit: Option<f64>,
+    pub max_concurrency: Option<usize>,
 }
 
 /// Whether Crisp has answered a call of an account with success in this process: what tells
@@ -102,6 +106,10 @@ impl Account {
             authorization: basic_auth(&record.identifier, &key),
             websites: websites_of(record).into(),
             proven: Proven::default(),
+            rate_limit: record.rate_limit,
+            max_concurrency: record
+                .max_concurrency
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         })
     }
 

@@ -25,6 +25,11 @@ pub struct AccountChanges {
     pub websites: Option<Vec<String>>,
     /// A new Crisp key, sealed before it is stored.
     pub key: Option<CrispKey>,
+    /// A new call rate across all replicas (calls per second); `Some(None)` returns to the
+    /// configured default.
+    pub rate_limit: Option<Option<f64>>,
+    /// A new ceiling on calls in flight across all replicas; `Some(None)` returns to the default.
+    pub max_concurrency: Option<Option<i64>>,
 }
 
 async fn find(
@@ -74,6 +79,8 @@ pub async fn update_account(
         identifier: changes.identifier,
         sealed_key,
         allowed_websites,
+        rate_limit: changes.rate_limit,
+        max_concurrency: changes.max_concurrency,
     };
     match store
         .update_account(workspace_id, id_or_label, &update)

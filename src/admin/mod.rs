@@ -323,7 +323,68 @@ pub async fn add_account(
     vault: &Vault,
     new: NewAccount<'_>,
 ) -> Result<AccountRecord, AccountError> {
-    add_account_with_websites(store, vault, new, &[]).await
+    add_account_with_websites(store, vault, new, &[], AccountBudget::default()).await
+}
+
+/// An account's own Crisp budget, where the operator sets one; `None` keeps the configured
+/// default (`account_rate_limit`, `account_max_concurrency`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AccountBudget {
+    /// Upstream calls per second.
+    pub rate: Option<f64>,
+    pub max_concurrency: Option<i64>,
+}
+
+/// Reads a rate as `--rate` takes it: a count per unit, `10/s`, `600/min`, `3600/h`; gives
+/// calls per second.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let bad = |why: &str| {
+        format!(
+            "`{text}` is not a rate: {why}. Write calls per unit of time, such as `10/s`, \
+             `600/min` or `3600/h`"
+        )
+    };
+    let (count, unit) = text
+        .trim()
+        .split_once('/')
+        .ok_or_else(|| bad("no `/` before the unit"))?;
+    let count: f64 = count
+        .trim()
+        .parse()
+        .map_err(|_| bad("the count is not a number"))?;
+    if !(count.is_finite() && count > 0.0) {
+        return Err(bad("the count must be above 0"));
+    }
+    let seconds = match unit.trim() {
+        "s" | "sec" | "second" => 1.0,
+        "m" | "min" | "minute" => 60.0,
+        "h" | "hour" => 3600.0,
+        _ => return Err(bad("the unit must be `s`, `min` or `h`")),
+    };
+    Ok(count / seconds)
+}
+
+/// A rate in calls per second as operators read it: per second when whole, else per minute
+/// or per hour when that is whole.
+pub fn format_rate(per_second: f64) -> String {
+    for (unit, seconds) in [("s", 1.0), ("min", 60.0), ("h", 3600.0)] {
+        let count = per_second * seconds;
+        if (count - count.round()).abs() < 1e-6 {
+            return format!("{}/{unit}", count.round());
+        }
+    }
+    format!("{per_second:.3}/s")
+}
+
+/// Reads `--concurrency`: a whole number of calls at once, at least 1.
+pub fn parse_concurrency(text: &str) -> Result<i64, String> {
+    match text.trim().parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a concurrency: give how many calls to this account may be in \
+             flight at once, a whole number of at least 1 (e.g. `--concurrency 8`)"
+        )),
+    }
 }
 
 /// Links an account that may also act on `websites` (checked with `check_websites`); its own
@@ -333,6 +394,7 @@ pub async fn add_account_with_websites(
     vault: &Vault,
     new: NewAccount<'_>,
     websites: &[String],
+    budget: AccountBudget,
 ) -> Result<AccountRecord, AccountError> {
     for (name, value) in [
         ("label", new.label),
@@ -355,6 +417,8 @@ pub async fn add_account_with_websites(
         is_default: new.is_default,
         created_at: crate::kernel::clock::now(),
         allowed_websites: other_websites(new.website_id, websites),
+        rate_limit: budget.rate,
+        max_concurrency: budget.max_concurrency,
     };
     match store.add_account(&record).await {
         Ok(()) => Ok(record),
@@ -457,6 +521,35 @@ pub async fn release_idempotency(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_read_per_unit_and_say_what_is_wrong() {
+        assert_eq!(parse_rate("10/s"), Ok(10.0));
+        assert_eq!(parse_rate(" 600/min "), Ok(10.0));
+        assert_eq!(parse_rate("3600/h"), Ok(1.0));
+        assert_eq!(parse_rate("2.5/sec"), Ok(2.5));
+        for (bad, why) in [
+            ("10", "no `/`"),
+            ("ten/s", "not a number"),
+            ("0/s", "above 0"),
+            ("-3/s", "above 0"),
+            ("10/day", "the unit must be"),
+        ] {
+            let message = parse_rate(bad).expect_err(bad);
+            assert!(message.contains(why), "{bad}: {message}");
+            assert!(message.contains("`600/min`"), "{bad}: {message}");
+        }
+        assert_eq!(format_rate(10.0), "10/s");
+        assert_eq!(format_rate(0.5), "30/min");
+        assert_eq!(format_rate(1.0 / 3600.0), "1/h");
+        assert_eq!(parse_concurrency("8"), Ok(8));
+        assert!(
+            parse_concurrency("0")
+                .expect_err("0")
+                .contains("at least 1")
+        );
+        assert!(parse_concurrency("x").is_err());
+    }
 
     #[test]
     fn refusals_read_as_the_sentences_operators_see() {

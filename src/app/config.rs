@@ -140,6 +140,9 @@ settings! {
     account_burst: f64 = 50.0;
     account_queue_timeout: Duration = Duration::from_secs(2);
     account_max_queue: usize = 256;
+    /// On Postgres, hold each account's and each key's budget across every replica sharing
+    /// the database (through leases); `false` keeps a whole budget per process.
+    shared_budgets: bool = true;
     key_rate_limit: f64 = 100.0;
     key_burst: f64 = 200.0;
     /// Failed authentications per second per client address, and the burst above it.
@@ -225,6 +228,7 @@ enum Raw {
     Text(String),
     Integer(i64),
     Float(f64),
+    Bool(bool),
 }
 
 impl Raw {
@@ -233,6 +237,7 @@ impl Raw {
             Self::Text(s) => s.clone(),
             Self::Integer(n) => n.to_string(),
             Self::Float(n) => n.to_string(),
+            Self::Bool(b) => b.to_string(),
         }
     }
 }
@@ -255,6 +260,18 @@ macro_rules! numbers {
 }
 
 numbers!(u32, u64, usize, f64);
+
+impl FromSetting for bool {
+    fn from_setting(name: &str, raw: &Raw) -> Result<Self, ConfigError> {
+        match raw.text().trim() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            other => Err(ConfigError(format!(
+                "{name}: `{other}` is not `true` or `false`"
+            ))),
+        }
+    }
+}
 
 impl FromSetting for Duration {
     fn from_setting(name: &str, raw: &Raw) -> Result<Self, ConfigError> {

@@ -1,6 +1,7 @@
 //! The shared state of a running gateway, and how it is assembled from configuration.
 
 pub mod config;
+mod leases;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub struct App {
     /// Reports per key (`report_rate_limit` per minute).
     pub report_limits: crate::limits::KeyLimiter,
     pub auditor: Auditor,
+    /// The shared budgets' leases, when replicas share a database (Postgres); `None` keeps
+    /// every budget in this process (SQLite: one process).
+    pub ledger: Option<Arc<crate::limits::Ledger>>,
 }
 
 pub type AppState = Arc<App>;
@@ -112,7 +116,14 @@ impl App {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Result<AppState, StartError> {
         let vault = Vault::new(&master_key(&config, store.engine())?);
         let policy = config.retry_policy().map_err(StartError::Config)?;
-        let shaper = crate::limits::AccountShaper::new(config.account_limits());
+        let ledger = (store.engine() == Engine::Postgres && config.shared_budgets)
+            .then(|| crate::limits::Ledger::new(crate::limits::Ledger::replica_id()));
+        let shaper = match &ledger {
+            Some(ledger) => {
+                crate::limits::AccountShaper::shared(config.account_limits(), ledger.clone())
+            }
+            None => crate::limits::AccountShaper::new(config.account_limits()),
+        };
         let crisp = CrispClient::new(
             &config.upstream,
             config.upstream_timeout,
@@ -120,10 +131,14 @@ impl App {
             shaper,
             config.upstream_max_response,
         )?;
-        let key_limits = Arc::new(crate::limits::KeyLimiter::new(
-            config.key_rate_limit,
-            config.key_burst,
-        ));
+        let key_limits = Arc::new(match &ledger {
+            Some(ledger) => crate::limits::KeyLimiter::shared(
+                config.key_rate_limit,
+                config.key_burst,
+                ledger.clone(),
+            ),
+            None => crate::limits::KeyLimiter::new(config.key_rate_limit, config.key_burst),
+        });
         let quotas = Arc::new(crate::limits::QuotaBook::new(store.clone()));
         let auditor = Auditor::start(store.clone(), config.audit_retention);
         Ok(Arc::new(Self {
@@ -155,9 +170,24 @@ impl App {
                 config.report_burst,
             ),
             auditor,
+            ledger,
             store,
             config,
         }))
+    }
+
+    /// Renews the shared budgets' leases in the background while the returned handle lives
+    /// (nothing to do when budgets are kept in this process). Dropping it stops renewing; the
+    /// leases then lapse within `limits::LEASE_TTL`.
+    pub fn hold_budgets(self: &Arc<Self>) -> Option<BudgetTask> {
+        let ledger = self.ledger.clone()?;
+        let port = leases::StoreLeases(self.store.clone());
+        Some(BudgetTask(tokio::spawn(async move {
+            loop {
+                ledger.renew(&port).await;
+                ledger.next().await;
+            }
+        })))
     }
 
     /// Follows the change log so that a revoked key or an edited account, changed by any
@@ -222,6 +252,28 @@ impl App {
                 after
             }
         }
+    }
+}
+
+/// The task renewing this process's budget leases; stops when dropped.
+pub struct BudgetTask(tokio::task::JoinHandle<()>);
+
+impl App {
+    /// Stops renewing and gives the leases back, so other replicas take the whole budget at
+    /// their next renewal rather than when the leases expire.
+    pub async fn release_budgets(&self, task: Option<BudgetTask>) {
+        drop(task);
+        if let Some(ledger) = &self.ledger {
+            ledger
+                .release(&leases::StoreLeases(self.store.clone()))
+                .await;
+        }
+    }
+}
+
+impl Drop for BudgetTask {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

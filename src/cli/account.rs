@@ -8,7 +8,10 @@ use clap::{Subcommand, ValueEnum};
 
 use crate::accounts::Tier;
 use crate::admin::accounts::AccountChanges;
-use crate::admin::{NewAccount, add_account_with_websites, check_websites};
+use crate::admin::{
+    AccountBudget, NewAccount, add_account_with_websites, check_websites, format_rate,
+    parse_concurrency, parse_rate,
+};
 use crate::app::config::Config;
 use crate::forward::CrispClient;
 use crate::secret::{CrispKey, Vault};
@@ -42,6 +45,14 @@ pub enum AccountCommand {
         /// website is always among them. By default, its own website only.
         #[arg(long, value_name = "IDS")]
         websites: Option<String>,
+        /// The account's Crisp call rate across all replicas (`10/s`, `600/min`); by default
+        /// `account_rate_limit`.
+        #[arg(long, value_name = "RATE")]
+        rate: Option<String>,
+        /// How many calls to this account may be in flight at once across all replicas; by
+        /// default `account_max_concurrency`.
+        #[arg(long, value_name = "N")]
+        concurrency: Option<String>,
         /// Read the Crisp key from standard input instead of CRISP_KEY.
         #[arg(long)]
         key_stdin: bool,
@@ -73,6 +84,14 @@ pub enum AccountCommand {
         /// own website is always among them, so `--websites OWN_ID` allows its own only.
         #[arg(long, value_name = "IDS")]
         websites: Option<String>,
+        /// A new Crisp call rate across all replicas (`10/s`, `600/min`), or `default` for
+        /// `account_rate_limit`.
+        #[arg(long, value_name = "RATE")]
+        rate: Option<String>,
+        /// How many calls may be in flight at once across all replicas, or `default` for
+        /// `account_max_concurrency`.
+        #[arg(long, value_name = "N")]
+        concurrency: Option<String>,
         /// Read a new Crisp key from standard input.
         #[arg(long)]
         key_stdin: bool,
@@ -125,6 +144,8 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             tier,
             default,
             websites,
+            rate,
+            concurrency,
             key_stdin,
         } => {
             let websites = websites
@@ -132,6 +153,10 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                 .map(|list| check_websites("--websites", list.split(',')))
                 .transpose()?
                 .unwrap_or_default();
+            let budget = AccountBudget {
+                rate: rate.as_deref().map(parse_rate).transpose()?,
+                max_concurrency: concurrency.as_deref().map(parse_concurrency).transpose()?,
+            };
             let key = read_key(key_stdin)?;
             let workspace_id = workspace_id(store, &workspace).await?;
             let vault = Vault::new(&crate::app::master_key(config, store.engine())?);
@@ -148,12 +173,14 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                     key: &key,
                 },
                 &websites,
+                budget,
             )
             .await?;
             eprintln!(
-                "linked Crisp account `{label}` ({}) to workspace `{workspace}`; calls may act on {}",
+                "linked Crisp account `{label}` ({}) to workspace `{workspace}`; calls may act on {}; {}",
                 account.crisp_account_id,
-                describe_websites(&account)
+                describe_websites(&account),
+                describe_budget(config, &account)
             );
             println!("{}", account.crisp_account_id);
             Ok(())
@@ -166,21 +193,24 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             let workspaces = store.list_workspaces().await?;
             let accounts = store.list_accounts(filter.as_ref()).await?;
             println!(
-                "{:<18} {:<16} {:<16} {:<38} {:<8} DEFAULT",
-                "ID", "WORKSPACE", "LABEL", "WEBSITES (OWN FIRST)", "TIER"
+                "{:<18} {:<16} {:<16} {:<38} {:<8} {:<14} {:<16} DEFAULT",
+                "ID", "WORKSPACE", "LABEL", "WEBSITES (OWN FIRST)", "TIER", "RATE", "CONCURRENCY"
             );
             for a in accounts {
                 let workspace = workspaces
                     .iter()
                     .find(|w| w.workspace_id == a.workspace_id)
                     .map_or(a.workspace_id.as_str(), |w| w.name.as_str());
+                let (rate, concurrency) = budget_columns(config, &a);
                 println!(
-                    "{:<18} {:<16} {:<16} {:<38} {:<8} {}",
+                    "{:<18} {:<16} {:<16} {:<38} {:<8} {:<14} {:<16} {}",
                     a.crisp_account_id,
                     workspace,
                     a.label,
                     crate::accounts::websites_of(&a).join(","),
                     a.tier,
+                    rate,
+                    concurrency,
                     if a.is_default { "yes" } else { "" }
                 );
             }
@@ -195,6 +225,8 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
             identifier,
             default,
             websites,
+            rate,
+            concurrency,
             key_stdin,
             key_from_env,
         } => {
@@ -202,6 +234,8 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                 .as_deref()
                 .map(|list| check_websites("--websites", list.split(',')))
                 .transpose()?;
+            let rate_limit = or_default(rate, parse_rate)?;
+            let max_concurrency = or_default(concurrency, parse_concurrency)?;
             let workspace_id = workspace_id(store, &workspace).await?;
             let key = if key_stdin || key_from_env {
                 Some(read_key(key_stdin)?)
@@ -222,14 +256,17 @@ pub async fn run(config: &Config, store: &Arc<dyn Store>, command: AccountComman
                     make_default: default,
                     websites,
                     key,
+                    rate_limit,
+                    max_concurrency,
                 },
             )
             .await?;
             eprintln!(
-                "updated Crisp account `{}` ({}); calls may act on {}; running gateways pick it up within a second",
+                "updated Crisp account `{}` ({}); calls may act on {}; {}; running gateways pick it up within a second",
                 a.label,
                 a.crisp_account_id,
-                describe_websites(&a)
+                describe_websites(&a),
+                describe_budget(config, &a)
             );
             Ok(())
         }
@@ -285,6 +322,37 @@ async fn test(
     } else {
         Err(format!("account `{}` does not work yet", account.label).into())
     }
+}
+
+/// An account's rate and concurrency as `account list` shows them, the configured default
+/// marked as such.
+fn budget_columns(config: &Config, account: &crate::store::AccountRecord) -> (String, String) {
+    let rate = match account.rate_limit {
+        Some(rate) => format_rate(rate),
+        None => format!("{} (default)", format_rate(config.account_rate_limit)),
+    };
+    let concurrency = match account.max_concurrency {
+        Some(n) => n.to_string(),
+        None => format!("{} (default)", config.account_max_concurrency),
+    };
+    (rate, concurrency)
+}
+
+fn describe_budget(config: &Config, account: &crate::store::AccountRecord) -> String {
+    let (rate, concurrency) = budget_columns(config, account);
+    format!("budget {rate}, {concurrency} at once, across all replicas")
+}
+
+/// An `account update` budget option: `default` returns to the configured value.
+fn or_default<T>(
+    text: Option<String>,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Option<Option<T>>, String> {
+    text.map(|text| match text.trim() {
+        "default" => Ok(None),
+        text => parse(text).map(Some),
+    })
+    .transpose()
 }
 
 fn describe_websites(account: &crate::store::AccountRecord) -> String {

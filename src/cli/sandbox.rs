@@ -35,6 +35,11 @@ pub struct SandboxArgs {
     /// shapes rather than data.
     #[arg(long, conflicts_with = "seed")]
     stateless: bool,
+    /// Count the calls received per 100 ms and serve the counts at `GET /_sandbox/calls`
+    /// (`{"bucket_ms":100,"counts":[[start_unix_ms, calls], …]}`), to check how fast gateways
+    /// call Crisp, all replicas together.
+    #[arg(long)]
+    count_calls: bool,
 }
 
 fn rate_limit_status(text: &str) -> Result<u16, String> {
@@ -51,6 +56,7 @@ pub async fn run(args: SandboxArgs) -> CliResult {
     let config = SandboxConfig {
         seed,
         stateless: args.stateless,
+        count_calls: args.count_calls,
         faults: Faults {
             rate_limit: args.rate_limit.map(|r| RateLimit {
                 status: args.rate_limit_status,

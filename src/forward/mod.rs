@@ -150,7 +150,13 @@ impl CrispClient {
     /// key) takes the turn here and hands it to `send_admitted`.
     pub async fn admit(&self, account: &Account) -> Result<Turn, UpstreamError> {
         self.shaper
-            .turn(account.id.as_str())
+            .turn(
+                account.id.as_str(),
+                crate::limits::OwnBudget {
+                    rate: account.rate_limit,
+                    max_concurrency: account.max_concurrency,
+                },
+            )
             .await
             .map_err(|busy| UpstreamError::AccountBusy {
                 account: account.label.clone(),

@@ -406,6 +406,8 @@ mod tests {
             is_default: true,
             authorization: http::HeaderValue::from_str(&format!("Basic {token}")).expect("header"),
             proven: Default::default(),
+            rate_limit: None,
+            max_concurrency: None,
         }
     }
 

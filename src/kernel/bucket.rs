@@ -29,6 +29,19 @@ impl TokenBucket {
         self.last = now;
     }
 
+    /// Changes the rate and burst from `now` on: the tokens earned at the old rate are kept
+    /// (up to the new burst), and so is any debt of calls already lined up.
+    pub fn set_rate(&mut self, now: Instant, rate_per_second: f64, burst: f64) {
+        self.refill(now);
+        self.rate = rate_per_second;
+        self.burst = burst.max(1.0);
+        self.tokens = self.tokens.min(self.burst);
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
     /// The tokens there at `now`, after refilling.
     pub fn tokens_at(&mut self, now: Instant) -> f64 {
         self.refill(now);
@@ -93,5 +106,18 @@ mod tests {
             "the next is 200 ms away"
         );
         assert!(bucket.try_take(start + Duration::from_millis(300)).is_ok());
+    }
+
+    #[test]
+    fn a_new_rate_keeps_the_debt_of_calls_lined_up() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10.0, 1.0);
+        assert_eq!(bucket.reserve(start, Duration::ZERO), Ok(Duration::ZERO));
+        assert!(bucket.reserve(start, Duration::from_secs(1)).is_ok());
+        bucket.set_rate(start, 5.0, 1.0);
+        let wait = bucket
+            .reserve(start, Duration::from_secs(1))
+            .expect("reserved");
+        assert!((wait.as_secs_f64() - 0.4).abs() < 1e-6, "{wait:?}");
     }
 }

@@ -1,10 +1,13 @@
 //! Per-key request rates: one token bucket per gateway key.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::lease::Amount;
+use super::shared::{Leased, Ledger, TRICKLE, Tally, burst_of};
 use crate::kernel::bucket::TokenBucket;
 
 /// Per-key request rates (`key_rate_limit` per second, `key_burst`); 0 disables.
@@ -12,6 +15,45 @@ pub struct KeyLimiter {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, TokenBucket>>,
+    /// Set when the rates are shared with other replicas through leases.
+    shared: Option<(Arc<Ledger>, SharedKeys)>,
+}
+
+/// The keys whose rates are shared, by key id.
+type SharedKeys = Mutex<HashMap<String, Arc<SharedKey>>>;
+
+/// A key's rate shared across replicas: the share of it this process may spend.
+struct SharedKey {
+    total: Amount,
+    burst: f64,
+    bucket: Mutex<TokenBucket>,
+    tally: Tally,
+}
+
+impl Leased for SharedKey {
+    fn total(&self) -> Amount {
+        self.total
+    }
+
+    fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    fn holding(&self) -> Amount {
+        Amount::default()
+    }
+
+    fn equal_part_floor(&self) -> bool {
+        true
+    }
+
+    fn resize(&self, share: Amount) {
+        self.bucket.lock().set_rate(
+            Instant::now(),
+            share.rate.max(TRICKLE),
+            burst_of(self.total.rate, self.burst, share.rate),
+        );
+    }
 }
 
 impl KeyLimiter {
@@ -20,6 +62,15 @@ impl KeyLimiter {
             rate,
             burst,
             buckets: Mutex::new(HashMap::new()),
+            shared: None,
+        }
+    }
+
+    /// Rates shared with every replica that renews its leases through the same store.
+    pub fn shared(rate: f64, burst: f64, ledger: Arc<Ledger>) -> Self {
+        Self {
+            shared: Some((ledger, Mutex::new(HashMap::new()))),
+            ..Self::new(rate, burst)
         }
     }
 
@@ -27,6 +78,9 @@ impl KeyLimiter {
     pub fn check(&self, key_id: &str) -> Result<(), Duration> {
         if self.rate <= 0.0 {
             return Ok(());
+        }
+        if let Some((ledger, keys)) = &self.shared {
+            return self.check_shared(ledger, keys, key_id);
         }
         let now = Instant::now();
         let mut buckets = self.buckets.lock();
@@ -40,17 +94,68 @@ impl KeyLimiter {
             .try_take(now)
     }
 
-    /// The key's bucket as it stands, for the rate-limit headers; `None` when disabled.
+    fn check_shared(
+        &self,
+        ledger: &Arc<Ledger>,
+        keys: &SharedKeys,
+        key_id: &str,
+    ) -> Result<(), Duration> {
+        let key = {
+            let mut keys = keys.lock();
+            match keys.get(key_id) {
+                Some(key) if !key.tally.retired() => key.clone(),
+                // New, or given back while idle (the ledger forgets it, so this map does too).
+                _ => {
+                    let total = Amount {
+                        rate: self.rate,
+                        slots: 0,
+                    };
+                    let share = ledger.provisional(total);
+                    let key = Arc::new(SharedKey {
+                        total,
+                        burst: self.burst,
+                        bucket: Mutex::new(TokenBucket::new(
+                            share.rate.max(TRICKLE),
+                            burst_of(total.rate, self.burst, share.rate),
+                        )),
+                        tally: Tally::new(ledger, share),
+                    });
+                    keys.retain(|_, k| !k.tally.retired());
+                    keys.insert(key_id.to_owned(), key.clone());
+                    ledger.register(format!("key:{key_id}"), key.clone());
+                    key
+                }
+            }
+        };
+        key.tally.asked(ledger);
+        key.bucket.lock().try_take(Instant::now()).map_err(|wait| {
+            key.tally.starved_rate();
+            // A share near zero grows at the next renewal, not when its trickle refills: say
+            // the wait at the key's whole rate at most.
+            wait.min(Duration::from_secs_f64(1.0 / self.rate))
+        })
+    }
+
+    /// The key's bucket as it stands, for the rate-limit headers; `None` when disabled. With
+    /// shared rates, what remains is what this replica may still admit of its share.
     pub fn view(&self, key_id: &str) -> Option<RateView> {
         if self.rate <= 0.0 {
             return None;
         }
         let burst = self.burst.max(1.0);
-        let tokens = self
-            .buckets
-            .lock()
-            .get_mut(key_id)
-            .map_or(burst, |b| b.tokens_at(Instant::now()));
+        let now = Instant::now();
+        let tokens = match &self.shared {
+            Some((_, keys)) => keys
+                .lock()
+                .get(key_id)
+                .map(|key| key.bucket.lock().tokens_at(now)),
+            None => self
+                .buckets
+                .lock()
+                .get_mut(key_id)
+                .map(|bucket| bucket.tokens_at(now)),
+        }
+        .map_or(burst, |tokens| tokens.min(burst));
         Some(RateView {
             burst: burst as i64,
             window: (burst / self.rate).ceil().max(1.0) as i64,

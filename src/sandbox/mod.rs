@@ -10,6 +10,7 @@
 
 mod answer;
 mod conversations;
+mod counts;
 mod faults;
 mod knowledge;
 mod messages;
@@ -54,6 +55,8 @@ pub struct SandboxConfig {
     /// Answer every catalog route with the least value of its result type and keep nothing (a
     /// contract stub; credentials and tiers are still checked).
     pub stateless: bool,
+    /// Count calls per 100 ms and serve the counts at `GET /_sandbox/calls`.
+    pub count_calls: bool,
 }
 
 struct Sandbox {
@@ -62,6 +65,7 @@ struct Sandbox {
     accounts: Option<Vec<SeedAccount>>,
     faults: Injector,
     stateless: bool,
+    counts: Option<counts::Counts>,
 }
 
 pub fn router(config: SandboxConfig) -> Router {
@@ -74,8 +78,19 @@ pub fn router(config: SandboxConfig) -> Router {
         accounts,
         faults: Injector::new(config.faults),
         stateless: config.stateless,
+        counts: config.count_calls.then(counts::Counts::default),
     });
-    Router::new().fallback(answer).with_state(sandbox)
+    let mut router = Router::new();
+    if config.count_calls {
+        router = router.route(
+            "/_sandbox/calls",
+            axum::routing::get(|State(sandbox): State<Arc<Sandbox>>| async move {
+                let report = sandbox.counts.as_ref().map(counts::Counts::report);
+                axum::Json(report.unwrap_or_default())
+            }),
+        );
+    }
+    router.fallback(answer).with_state(sandbox)
 }
 
 /// Serves the sandbox on `listener` in the background; returns its base URL (with `/v1`).
@@ -165,6 +180,9 @@ fn unauthorized() -> Answer {
 }
 
 async fn answer(State(sandbox): State<Arc<Sandbox>>, request: Request) -> Response {
+    if let Some(counts) = &sandbox.counts {
+        counts.record();
+    }
     if let Some(delay) = sandbox.faults.delay() {
         tokio::time::sleep(delay).await;
     }

@@ -165,7 +165,7 @@ pub struct AdminTokenRecord {
 }
 
 /// A linked Crisp account; `sealed_key` is the Crisp key encrypted under the master key.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AccountRecord {
     pub crisp_account_id: AccountId,
     pub workspace_id: WorkspaceId,
@@ -179,7 +179,43 @@ pub struct AccountRecord {
     /// Comma-separated website ids the account may also act on besides `website_id` (its
     /// token reaches them too); `None` allows its own website only.
     pub allowed_websites: Option<String>,
+    /// Upstream calls per second for this account; `None` keeps the configured default.
+    pub rate_limit: Option<f64>,
+    /// Concurrent upstream calls for this account; `None` keeps the configured default.
+    pub max_concurrency: Option<i64>,
 }
+
+/// One replica's lease on one shared budget (`account:<id>`, `key:<id>`), until `expires_at`
+/// (unix milliseconds). `want_*` is what it asked for, `rate`/`slots` what it holds.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct BudgetLease {
+    pub budget_name: String,
+    pub replica_id: String,
+    pub want_rate: f64,
+    pub want_slots: i64,
+    pub rate: f64,
+    pub slots: i64,
+    pub expires_at: i64,
+}
+
+/// What a replica records for one budget, decided from the other live leases.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetDecision {
+    pub want_rate: f64,
+    pub want_slots: i64,
+    pub rate: f64,
+    pub slots: i64,
+}
+
+/// A renewed lease, and how many replicas (this one included) hold a live lease on its budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetRenewal {
+    pub lease: BudgetLease,
+    pub replicas: usize,
+}
+
+/// Decides a replica's lease on the budget at an index from the other live leases on it.
+pub type DecideLease<'a> = &'a (dyn Fn(usize, &[BudgetLease]) -> BudgetDecision + Send + Sync);
 
 /// What a change-log row invalidates.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -239,6 +275,10 @@ pub struct AccountUpdate {
     pub sealed_key: Option<String>,
     /// `Some(None)` allows the account's own website only again.
     pub allowed_websites: Option<Option<String>>,
+    /// `Some(None)` returns to the configured default.
+    pub rate_limit: Option<Option<f64>>,
+    /// `Some(None)` returns to the configured default.
+    pub max_concurrency: Option<Option<i64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -414,6 +454,23 @@ pub trait Store: Send + Sync + 'static {
         workspace_id: &WorkspaceId,
         key: &str,
     ) -> StoreResult<IdempotencyEntry>;
+
+    /// Renews `replica_id`'s leases on `budgets` (sorted, so renewals lock them in one order)
+    /// until `expires_at`, in one transaction: per budget, takes its lock, drops the leases
+    /// that expired by `now`, gives `decide` the other replicas' live leases and records what it
+    /// returns. Also drops this replica's leases on `released`. Returns the renewed leases in
+    /// the order of `budgets`.
+    async fn renew_budget_leases(
+        &self,
+        replica_id: &str,
+        budgets: &[String],
+        now: i64,
+        expires_at: i64,
+        released: &[String],
+        decide: DecideLease<'_>,
+    ) -> StoreResult<Vec<BudgetRenewal>>;
+    /// The live leases on a budget at `now` (for tests and diagnostics).
+    async fn budget_leases(&self, budget_name: &str, now: i64) -> StoreResult<Vec<BudgetLease>>;
 
     /// Wakes `wake` whenever a change is logged by any process, for engines that can push
     /// (Postgres LISTEN/NOTIFY); runs until the process ends. Others return at once and are polled.

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::{AccountId, KeyId, WorkspaceId};
+use super::{AccountId, DecideLease, KeyId, WorkspaceId};
 use super::{
-    AccountRecord, AccountUpdate, AdminTokenRecord, ApiKeyRecord, AuditFilter, AuditRecord, Change,
-    ChangeKind, Engine, IdempotencyEntry, IdempotencyFilter, IdempotencyRecord, IdempotencyState,
-    Quota, QuotaClaim, QuotaPeriod, ReportRecord, Store, StoreError, StoreResult, Tier,
-    UsageFilter, UsageRecord, Workspace,
+    AccountRecord, AccountUpdate, AdminTokenRecord, ApiKeyRecord, AuditFilter, AuditRecord,
+    BudgetLease, BudgetRenewal, Change, ChangeKind, Engine, IdempotencyEntry, IdempotencyFilter,
+    IdempotencyRecord, IdempotencyState, Quota, QuotaClaim, QuotaPeriod, ReportRecord, Store,
+    StoreError, StoreResult, Tier, UsageFilter, UsageRecord, Workspace,
 };
 
 /// The columns of `api_key`, in the order `ApiKeyRecord` reads them (a macro, so statements
@@ -74,6 +74,8 @@ where
     for<'q> Option<KeyId>: Encode<'q, DB>,
     for<'q> Option<AccountId>: Encode<'q, DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB>,
     for<'q> Option<i32>: Encode<'q, DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
@@ -88,6 +90,7 @@ where
     for<'r> IdempotencyEntry: FromRow<'r, DB::Row>,
     for<'r> Change: FromRow<'r, DB::Row>,
     for<'r> UsageRecord: FromRow<'r, DB::Row>,
+    for<'r> BudgetLease: FromRow<'r, DB::Row>,
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
     for<'r> (Option<i64>,): FromRow<'r, DB::Row>,
@@ -244,8 +247,8 @@ where
         }
         sqlx::query(
             "insert into crisp_account (crisp_account_id, workspace_id, label, identifier, \
-             sealed_key, website_id, tier, is_default, created_at, allowed_websites) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             sealed_key, website_id, tier, is_default, created_at, allowed_websites, rate_limit, \
+             max_concurrency) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&account.crisp_account_id)
         .bind(&account.workspace_id)
@@ -257,6 +260,8 @@ where
         .bind(account.is_default)
         .bind(account.created_at)
         .bind(&account.allowed_websites)
+        .bind(account.rate_limit)
+        .bind(account.max_concurrency)
         .execute(&mut *tx)
         .await?;
         log_change(
@@ -276,7 +281,7 @@ where
     ) -> StoreResult<Vec<AccountRecord>> {
         Ok(sqlx::query_as(
             "select crisp_account_id, workspace_id, label, identifier, sealed_key, website_id, \
-             tier, is_default, created_at, allowed_websites from crisp_account \
+             tier, is_default, created_at, allowed_websites, rate_limit, max_concurrency from crisp_account \
              where ($1 is null or workspace_id = $1) order by workspace_id, label",
         )
         .bind(workspace_id.map(WorkspaceId::as_str))
@@ -294,7 +299,7 @@ where
             "delete from crisp_account where workspace_id = $1 \
              and (crisp_account_id = $2 or label = $2) \
              returning crisp_account_id, workspace_id, label, identifier, sealed_key, website_id, \
-             tier, is_default, created_at, allowed_websites",
+             tier, is_default, created_at, allowed_websites, rate_limit, max_concurrency",
         )
         .bind(workspace_id)
         .bind(id_or_label)
@@ -492,7 +497,7 @@ where
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let current: AccountRecord = sqlx::query_as(
             "select crisp_account_id, workspace_id, label, identifier, sealed_key, website_id, \
-             tier, is_default, created_at, allowed_websites from crisp_account \
+             tier, is_default, created_at, allowed_websites, rate_limit, max_concurrency from crisp_account \
              where workspace_id = $1 and (crisp_account_id = $2 or label = $2)",
         )
         .bind(workspace_id)
@@ -507,10 +512,11 @@ where
         }
         let updated: AccountRecord = sqlx::query_as(
             "update crisp_account set label = $2, website_id = $3, tier = $4, is_default = $5, \
-             identifier = $6, sealed_key = $7, allowed_websites = $8 \
+             identifier = $6, sealed_key = $7, allowed_websites = $8, rate_limit = $9, \
+             max_concurrency = $10 \
              where crisp_account_id = $1 \
              returning crisp_account_id, workspace_id, label, identifier, sealed_key, website_id, \
-             tier, is_default, created_at, allowed_websites",
+             tier, is_default, created_at, allowed_websites, rate_limit, max_concurrency",
         )
         .bind(&current.crisp_account_id)
         .bind(update.label.as_ref().unwrap_or(&current.label))
@@ -525,6 +531,8 @@ where
                 .as_ref()
                 .unwrap_or(&current.allowed_websites),
         )
+        .bind(update.rate_limit.unwrap_or(current.rate_limit))
+        .bind(update.max_concurrency.unwrap_or(current.max_concurrency))
         .fetch_one(&mut *tx)
         .await?;
         log_change(
@@ -852,6 +860,88 @@ where
             .await?;
         Ok(last.unwrap_or(0))
     }
+
+    async fn renew_budget_leases(
+        &self,
+        replica_id: &str,
+        budgets: &[String],
+        now: i64,
+        expires_at: i64,
+        released: &[String],
+        decide: DecideLease<'_>,
+    ) -> StoreResult<Vec<BudgetRenewal>> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        for budget in released {
+            sqlx::query("delete from budget_lease where budget_name = $1 and replica_id = $2")
+                .bind(budget.as_str())
+                .bind(replica_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut renewed = Vec::with_capacity(budgets.len());
+        for (index, budget) in budgets.iter().enumerate() {
+            // Writing the budget's row takes its lock (on Postgres; SQLite's write lock is
+            // already held): renewals of one budget take turns, so no two replicas are granted
+            // the same free share.
+            sqlx::query(
+                "insert into budget (budget_name, touched_at) values ($1, $2) \
+                 on conflict (budget_name) do update set touched_at = excluded.touched_at",
+            )
+            .bind(budget.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("delete from budget_lease where budget_name = $1 and expires_at <= $2")
+                .bind(budget.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let others: Vec<BudgetLease> = sqlx::query_as(
+                "select budget_name, replica_id, want_rate, want_slots, rate, slots, expires_at \
+                 from budget_lease where budget_name = $1 and replica_id <> $2 \
+                 order by replica_id",
+            )
+            .bind(budget.as_str())
+            .bind(replica_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let decision = decide(index, &others);
+            let lease: BudgetLease = sqlx::query_as(
+                "insert into budget_lease (budget_name, replica_id, want_rate, want_slots, rate, \
+                 slots, expires_at) values ($1, $2, $3, $4, $5, $6, $7) \
+                 on conflict (budget_name, replica_id) do update set \
+                 want_rate = excluded.want_rate, want_slots = excluded.want_slots, \
+                 rate = excluded.rate, slots = excluded.slots, expires_at = excluded.expires_at \
+                 returning budget_name, replica_id, want_rate, want_slots, rate, slots, expires_at",
+            )
+            .bind(budget.as_str())
+            .bind(replica_id)
+            .bind(decision.want_rate)
+            .bind(decision.want_slots)
+            .bind(decision.rate)
+            .bind(decision.slots)
+            .bind(expires_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            renewed.push(BudgetRenewal {
+                lease,
+                replicas: others.len() + 1,
+            });
+        }
+        tx.commit().await?;
+        Ok(renewed)
+    }
+
+    async fn budget_leases(&self, budget_name: &str, now: i64) -> StoreResult<Vec<BudgetLease>> {
+        Ok(sqlx::query_as(
+            "select budget_name, replica_id, want_rate, want_slots, rate, slots, expires_at \
+             from budget_lease where budget_name = $1 and expires_at > $2 order by replica_id",
+        )
+        .bind(budget_name)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }
 
 /// Inserts a key, alone (`create_key`) or inside a rotation's transaction.
@@ -864,6 +954,8 @@ where
     for<'q> bool: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<f64>: Encode<'q, DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> KeyId: Encode<'q, DB> + Type<DB>,
     for<'q> WorkspaceId: Encode<'q, DB> + Type<DB>,

@@ -555,7 +555,7 @@ async fn the_usage_series_has_every_day_of_the_window_quiet_ones_included() {
         .await;
     assert_eq!(series.status, 200, "{}", series.text);
     let json = series.json();
-    let date = time::format_description::parse("[year]-[month]-[day]").expect("format");
+    let date = time::format_description::well_known::Iso8601::DATE;
     let days: Vec<time::Date> = json["days"]
         .as_array()
         .expect("days")

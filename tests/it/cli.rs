@@ -360,9 +360,69 @@ async fn accounts_are_linked_without_their_key_ever_on_the_command_line() {
         );
         assert_eq!(listing.lines().count(), 1 + 2, "{listing}");
         let main: Vec<&str> = row(&listing, &main_id).split_whitespace().collect();
-        assert_eq!(main[1..], ["acme", "main", "web-main", "website", "yes"]);
+        assert_eq!(
+            main[1..],
+            [
+                "acme",
+                "main",
+                "web-main",
+                "website",
+                "25/s",
+                "(default)",
+                "32",
+                "(default)",
+                "yes"
+            ]
+        );
         let shop: Vec<&str> = row(&listing, &shop_id).split_whitespace().collect();
-        assert_eq!(shop[1..], ["acme", "shop", "web-shop", "plugin"]);
+        assert_eq!(
+            shop[1..],
+            [
+                "acme",
+                "shop",
+                "web-shop",
+                "plugin",
+                "25/s",
+                "(default)",
+                "32",
+                "(default)"
+            ]
+        );
+
+        // An account's own budget: per second or minute, back to the default, bad input refused.
+        let update_shop = |options: &[&'static str]| {
+            let mut args = vec!["account", "update", "shop", "--workspace", "acme"];
+            args.extend_from_slice(options);
+            args
+        };
+        let set = cli
+            .ok(&update_shop(&["--rate", "600/min", "--concurrency", "8"]))
+            .await;
+        assert!(
+            set.stderr
+                .contains("budget 10/s, 8 at once, across all replicas"),
+            "{set:?}"
+        );
+        let listing = cli.ok(&["account", "list"]).await.stdout;
+        let shop: Vec<&str> = row(&listing, &shop_id).split_whitespace().collect();
+        assert_eq!(shop[5..], ["10/s", "8"]);
+        let bad = cli.fails(&update_shop(&["--rate", "10"])).await;
+        assert!(
+            bad.stderr.contains("`10` is not a rate") && bad.stderr.contains("`600/min`"),
+            "{bad:?}"
+        );
+        let bad = cli.fails(&update_shop(&["--concurrency", "0"])).await;
+        assert!(bad.stderr.contains("at least 1"), "{bad:?}");
+        cli.ok(&update_shop(&[
+            "--rate",
+            "default",
+            "--concurrency",
+            "default",
+        ]))
+        .await;
+        let listing = cli.ok(&["account", "list"]).await.stdout;
+        let shop: Vec<&str> = row(&listing, &shop_id).split_whitespace().collect();
+        assert_eq!(shop[5..], ["25/s", "(default)", "32", "(default)"]);
 
         // What was stored opens to the keys given, under the master key in use.
         let vault = Vault::new(&master_key(&db, &cli, engine));
@@ -424,7 +484,8 @@ async fn accounts_are_linked_without_their_key_ever_on_the_command_line() {
             .await
             .stdout;
         let main: Vec<&str> = row(&listing, &main_id).split_whitespace().collect();
-        assert_eq!(main[1..], ["acme", "primary", "web-main", "website", "yes"]);
+        assert_eq!(main[1..5], ["acme", "primary", "web-main", "website"]);
+        assert_eq!(main.last(), Some(&"yes"));
         assert!(!listing.contains(new_key), "{listing}");
         let missing = cli
             .fails(&[

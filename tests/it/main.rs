@@ -6,6 +6,7 @@ mod actions;
 mod admin;
 mod agents;
 mod answer_size;
+mod budgets;
 mod cli;
 mod connections;
 mod docs;

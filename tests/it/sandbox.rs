@@ -703,6 +703,8 @@ fn account(identifier: &str, key: &str, tier: Tier, website: &str) -> Account {
         is_default: true,
         created_at: 0,
         allowed_websites: None,
+        rate_limit: None,
+        max_concurrency: None,
     };
     Account::from_record(&record, &vault).expect("account")
 }

@@ -660,6 +660,8 @@ fn debug_output_shows_no_secret() {
         is_default: true,
         created_at: 0,
         allowed_websites: None,
+        rate_limit: None,
+        max_concurrency: None,
     };
     let account = Account::from_record(&record, &vault).expect("opens");
     let credential = basic(IDENTIFIER, &crisp_key);

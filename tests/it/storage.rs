@@ -2,7 +2,8 @@
 //! folders kept in step.
 
 use crisp_gateway::store::{
-    AccountRecord, ApiKeyRecord, ChangeKind, IdempotencyState, StoreError, Tier, Workspace,
+    AccountRecord, AccountUpdate, ApiKeyRecord, BudgetDecision, BudgetLease, ChangeKind,
+    IdempotencyState, StoreError, Tier, Workspace,
 };
 
 use crate::helpers::{TestDb, engines};
@@ -45,6 +46,8 @@ fn account(id: &str, workspace_id: &str, label: &str, is_default: bool) -> Accou
         is_default,
         created_at: 1_700_000_002,
         allowed_websites: Some(format!("web-{id}-more")),
+        rate_limit: None,
+        max_concurrency: None,
     }
 }
 
@@ -209,6 +212,197 @@ async fn storage_conformance() {
     }
 }
 
+/// Records a fixed lease and reports the other live leases the store showed it.
+fn lease(rate: f64, slots: i64) -> impl Fn(usize, &[BudgetLease]) -> BudgetDecision + Send + Sync {
+    move |_, _| BudgetDecision {
+        want_rate: rate * 2.0,
+        want_slots: slots * 2,
+        rate,
+        slots,
+    }
+}
+
+#[tokio::test]
+async fn storage_conformance_budget_leases_and_account_budgets() {
+    for engine in engines() {
+        let db = TestDb::new(engine).await;
+        let store = db.store().await;
+        let budgets = ["account:a1".to_owned(), "key:k1".to_owned()];
+        let now = 1_700_000_000_000_i64;
+
+        // A first replica: nothing else holds the budgets.
+        let seen = std::sync::Mutex::new(Vec::new());
+        let decide = |i: usize, others: &[BudgetLease]| {
+            seen.lock().expect("lock").push((i, others.len()));
+            BudgetDecision {
+                want_rate: 20.0,
+                want_slots: 8,
+                rate: 12.5,
+                slots: 5,
+            }
+        };
+        let renewed = store
+            .renew_budget_leases("r1", &budgets, now, now + 1000, &[], &decide)
+            .await
+            .expect("renew");
+        assert_eq!(renewed.len(), 2);
+        assert_eq!(renewed[0].lease.budget_name, "account:a1");
+        assert_eq!(
+            (
+                renewed[0].lease.rate,
+                renewed[0].lease.slots,
+                renewed[0].replicas
+            ),
+            (12.5, 5, 1)
+        );
+        assert_eq!(renewed[1].lease.want_rate, 20.0);
+        assert_eq!(*seen.lock().expect("lock"), vec![(0, 0), (1, 0)]);
+
+        // A second replica sees the first one's lease (never its own), and both are live.
+        let others = std::sync::Mutex::new(Vec::new());
+        let watch = |_: usize, leases: &[BudgetLease]| {
+            others.lock().expect("lock").extend(leases.iter().cloned());
+            lease(3.0, 1)(0, leases)
+        };
+        let renewed = store
+            .renew_budget_leases("r2", &budgets[..1], now + 100, now + 1100, &[], &watch)
+            .await
+            .expect("renew r2");
+        assert_eq!(renewed[0].replicas, 2);
+        let others = others.into_inner().expect("lock");
+        assert_eq!(others.len(), 1);
+        assert_eq!(
+            (
+                others[0].replica_id.as_str(),
+                others[0].rate,
+                others[0].want_slots,
+                others[0].expires_at
+            ),
+            ("r1", 12.5, 8, now + 1000)
+        );
+        let live = store
+            .budget_leases("account:a1", now + 500)
+            .await
+            .expect("live");
+        assert_eq!(live.len(), 2);
+
+        // Renewing again updates the row in place.
+        store
+            .renew_budget_leases(
+                "r2",
+                &budgets[..1],
+                now + 200,
+                now + 1200,
+                &[],
+                &lease(4.0, 2),
+            )
+            .await
+            .expect("renew again");
+        let live = store
+            .budget_leases("account:a1", now + 500)
+            .await
+            .expect("live");
+        assert_eq!(
+            (live[1].replica_id.as_str(), live[1].rate, live[1].slots),
+            ("r2", 4.0, 2)
+        );
+
+        // `r1` stops renewing: past its expiry it is gone, for the listing and for a renewal.
+        let live = store
+            .budget_leases("account:a1", now + 1000)
+            .await
+            .expect("live");
+        assert_eq!(live.len(), 1, "expired at its expires_at");
+        let renewed = store
+            .renew_budget_leases(
+                "r2",
+                &budgets[..1],
+                now + 1050,
+                now + 2050,
+                &[],
+                &lease(4.0, 2),
+            )
+            .await
+            .expect("renew after expiry");
+        assert_eq!(renewed[0].replicas, 1);
+
+        // A release drops the replica's lease at once, and only its own.
+        store
+            .renew_budget_leases(
+                "r1",
+                &budgets[1..],
+                now + 1060,
+                now + 2060,
+                &[],
+                &lease(1.0, 0),
+            )
+            .await
+            .expect("r1 back on the key");
+        store
+            .renew_budget_leases("r2", &[], now + 1070, now + 2070, &budgets, &lease(0.0, 0))
+            .await
+            .expect("release");
+        assert!(
+            store
+                .budget_leases("account:a1", now + 1080)
+                .await
+                .expect("live")
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .budget_leases("key:k1", now + 1080)
+                .await
+                .expect("live")
+                .len(),
+            1
+        );
+
+        // An account's own budget: stored, changed, and returned to the default.
+        store
+            .create_workspace(&workspace("ws_a", "alpha"))
+            .await
+            .expect("workspace");
+        let mut record = account("a1", "ws_a", "main", true);
+        record.rate_limit = Some(10.0);
+        record.max_concurrency = Some(8);
+        store.add_account(&record).await.expect("add");
+        let listed = store.list_accounts(None).await.expect("list");
+        assert_eq!(
+            (listed[0].rate_limit, listed[0].max_concurrency),
+            (Some(10.0), Some(8))
+        );
+        let updated = store
+            .update_account(
+                &"ws_a".into(),
+                "main",
+                &AccountUpdate {
+                    rate_limit: Some(Some(2.5)),
+                    ..AccountUpdate::default()
+                },
+            )
+            .await
+            .expect("update");
+        assert_eq!(
+            (updated.rate_limit, updated.max_concurrency),
+            (Some(2.5), Some(8))
+        );
+        let updated = store
+            .update_account(
+                &"ws_a".into(),
+                "main",
+                &AccountUpdate {
+                    rate_limit: Some(None),
+                    max_concurrency: Some(None),
+                    ..AccountUpdate::default()
+                },
+            )
+            .await
+            .expect("back to the defaults");
+        assert_eq!((updated.rate_limit, updated.max_concurrency), (None, None));
+    }
+}
+
 #[test]
 fn migration_folders_are_in_step() {
     let files = |engine: &str| {
@@ -256,7 +450,7 @@ fn migration_folders_are_in_step() {
 #[tokio::test]
 async fn storage_conformance_keys_accounts_audit_reports_idempotency() {
     use crisp_gateway::store::{
-        AccountUpdate, AuditFilter, AuditRecord, IdempotencyRecord, ReportRecord, WorkspaceId,
+        AuditFilter, AuditRecord, IdempotencyRecord, ReportRecord, WorkspaceId,
     };
     for engine in engines() {
         let db = TestDb::new(engine).await;

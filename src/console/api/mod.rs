@@ -523,6 +523,10 @@ pub struct AccountView {
     pub tier: String,
     pub default: bool,
     pub created_at: String,
+    /// Crisp calls per second across all replicas; `null`: the configured default.
+    pub rate_limit: Option<f64>,
+    /// Calls in flight at once across all replicas; `null`: the configured default.
+    pub max_concurrency: Option<i64>,
 }
 
 impl AccountView {
@@ -537,6 +541,8 @@ impl AccountView {
             tier: a.tier.to_string(),
             default: a.is_default,
             created_at: crate::kernel::clock::format(a.created_at),
+            rate_limit: a.rate_limit,
+            max_concurrency: a.max_concurrency,
         }
     }
 }
@@ -591,6 +597,27 @@ pub struct NewAccountBody {
     pub default: bool,
     /// Other website ids the token may act on.
     pub websites: Option<Vec<String>>,
+    /// The account's Crisp call rate across all replicas, such as `10/s` or `600/min`; by
+    /// default the gateway's `account_rate_limit`.
+    pub rate: Option<String>,
+    /// How many calls may be in flight at once across all replicas; by default the gateway's
+    /// `account_max_concurrency`.
+    pub concurrency: Option<i64>,
+}
+
+/// A budget field as the admin API takes it: a clear 400 naming the field.
+fn budget_field<T>(field: &str, parsed: Result<T, String>) -> Result<T, ApiError> {
+    parsed.map_err(|e| ApiError::bad_request(Reason::InvalidField, format!("{field}: {e}")))
+}
+
+/// `absent` → `None`, `null` → `Some(None)`, a value → `Some(Some(value))`: a patch field that
+/// can be reset to the default with `null`.
+fn reset_or_set<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Links a Crisp account. The Crisp key is sealed with the master key and never echoed.
@@ -619,6 +646,17 @@ async fn add_account(
             "crisp_key must not be empty: give the key of the Crisp token pair",
         ));
     }
+    let budget = cases::AccountBudget {
+        rate: request
+            .rate
+            .as_deref()
+            .map(|r| budget_field("rate", cases::parse_rate(r)))
+            .transpose()?,
+        max_concurrency: request
+            .concurrency
+            .map(|n| budget_field("concurrency", cases::parse_concurrency(&n.to_string())))
+            .transpose()?,
+    };
     let workspace_id = records::workspace_id(store, &request.workspace).await?;
     let key = CrispKey::new(request.crisp_key.trim());
     idempotency::run(&state, &principal, &headers, "accounts", &raw, || async {
@@ -635,6 +673,7 @@ async fn add_account(
                 key: &key,
             },
             &websites,
+            budget,
         )
         .await?;
         audit_change(
@@ -672,6 +711,14 @@ pub struct AccountPatch {
     pub websites: Option<Vec<String>>,
     /// A new Crisp key: stored encrypted, never echoed.
     pub crisp_key: Option<String>,
+    /// A new call rate across all replicas (`10/s`, `600/min`); `null` returns to the default.
+    #[serde(default, deserialize_with = "reset_or_set")]
+    #[schema(value_type = Option<String>)]
+    pub rate: Option<Option<String>>,
+    /// A new ceiling on calls in flight across all replicas; `null` returns to the default.
+    #[serde(default, deserialize_with = "reset_or_set")]
+    #[schema(value_type = Option<i64>)]
+    pub concurrency: Option<Option<i64>>,
 }
 
 /// Changes an account (found by id or label); running gateways pick it up within a second.
@@ -707,6 +754,20 @@ async fn update_account(
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .map(CrispKey::new),
+        rate_limit: patch
+            .rate
+            .map(|rate| {
+                rate.map(|r| budget_field("rate", cases::parse_rate(&r)))
+                    .transpose()
+            })
+            .transpose()?,
+        max_concurrency: patch
+            .concurrency
+            .map(|n| {
+                n.map(|n| budget_field("concurrency", cases::parse_concurrency(&n.to_string())))
+                    .transpose()
+            })
+            .transpose()?,
     };
     let workspace_id = records::workspace_id(store, &query.workspace).await?;
     let account = crate::admin::accounts::update_account(

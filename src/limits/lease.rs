@@ -1,0 +1,373 @@
+//! The arithmetic of budgets shared across replicas: how much a replica asks for, and how much
+//! of a budget it is granted given what the others hold and want. Pure: no clock, no I/O.
+//!
+//! The rule that keeps a budget global: a grant never exceeds what the other live leases leave
+//! free, so the shares held at any moment add up to at most the budget. Fairness comes from the
+//! target: a max-min fair split of the budget over every live replica's wish, so an idle
+//! replica keeps little and a busy one gets the rest; a replica above its fair share gives the
+//! excess back at its next renewal, and the one that wanted it takes it at its own.
+
+/// A budget in full, or a part of one: calls per second and concurrent calls.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Amount {
+    pub rate: f64,
+    pub slots: u32,
+}
+
+/// Another live replica's lease on the same budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Peer<'a> {
+    pub replica: &'a str,
+    pub want: Amount,
+    pub held: Amount,
+}
+
+/// What a replica saw of a budget since its last renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Demand {
+    /// Calls asked for per second (admitted or refused).
+    pub rate: f64,
+    /// The most calls in flight at once.
+    pub peak_slots: u32,
+    /// Whether a call waited or was refused for want of budget: the replica would use more.
+    pub starved_rate: bool,
+    pub starved_slots: bool,
+}
+
+/// Headroom over recent demand, so a replica whose traffic grows is not starved until its
+/// next renewal.
+const HEADROOM: f64 = 1.25;
+
+/// What a replica asks for: its recent demand with headroom, the whole budget when it was
+/// starved, and never less than a trickle (one call per second, one slot), so a call arriving
+/// at an idle replica is not refused while its lease grows.
+pub fn want(total: Amount, demand: Demand) -> Amount {
+    let rate = if demand.starved_rate {
+        total.rate
+    } else {
+        (demand.rate * HEADROOM + 1.0).min(total.rate)
+    };
+    let slots = if demand.starved_slots {
+        total.slots
+    } else {
+        // Truncation is fine: the `+ 1` is the headroom of a small replica.
+        ((f64::from(demand.peak_slots) * HEADROOM) as u32 + 1).min(total.slots)
+    };
+    Amount { rate, slots }
+}
+
+/// Max-min fair split of `total` over `wants`: each gets its wish or an equal part of what is
+/// left, whichever is smaller, and what the modest leave over goes to the others. What no one
+/// wants is split equally too, so a lone replica holds the whole budget and a burst on an
+/// idle replica finds a share already there.
+pub fn fair_split(total: f64, wants: &[f64]) -> Vec<f64> {
+    let mut shares = vec![0.0; wants.len()];
+    let mut order: Vec<usize> = (0..wants.len()).collect();
+    order.sort_by(|&a, &b| wants[a].total_cmp(&wants[b]));
+    let mut left = total.max(0.0);
+    for (served, &i) in order.iter().enumerate() {
+        let equal = left / (order.len() - served) as f64;
+        shares[i] = wants[i].max(0.0).min(equal);
+        left -= shares[i];
+    }
+    if !shares.is_empty() {
+        let spare = left / shares.len() as f64;
+        for share in &mut shares {
+            *share += spare;
+        }
+    }
+    shares
+}
+
+/// `fair_split` in whole slots: the remainder of the division goes one each, in replica order,
+/// first to those whose wish is not met, then to everyone, so no slot is left unassigned.
+fn fair_slots(total: u32, wants: &[u32], order_key: &[&str]) -> Vec<u32> {
+    let real: Vec<f64> = wants.iter().map(|&w| f64::from(w)).collect();
+    // Floors of non-negative values no larger than `total`.
+    let mut shares: Vec<u32> = fair_split(f64::from(total), &real)
+        .into_iter()
+        .map(|s| (s + 1e-9).floor() as u32)
+        .collect();
+    let mut left = total.saturating_sub(shares.iter().sum());
+    let mut order: Vec<usize> = (0..wants.len()).collect();
+    order.sort_by_key(|&i| order_key[i]);
+    for wishing_only in [true, false] {
+        for &i in &order {
+            if left > 0 && (!wishing_only || shares[i] < wants[i]) {
+                shares[i] += 1;
+                left -= 1;
+            }
+        }
+    }
+    shares
+}
+
+/// The share `me` is granted of `total`: its fair part of the budget among the live
+/// replicas, but never more than the others leave free right now.
+pub fn grant(total: Amount, me: &str, want: Amount, peers: &[Peer<'_>]) -> Amount {
+    let others: Vec<&Peer<'_>> = peers.iter().filter(|p| p.replica != me).collect();
+    let mut rate_wants: Vec<f64> = others.iter().map(|p| p.want.rate).collect();
+    rate_wants.push(want.rate);
+    let mut slot_wants: Vec<u32> = others.iter().map(|p| p.want.slots).collect();
+    slot_wants.push(want.slots);
+    let mut names: Vec<&str> = others.iter().map(|p| p.replica).collect();
+    names.push(me);
+
+    let fair_rate = fair_split(total.rate, &rate_wants)[others.len()];
+    let fair_slots = fair_slots(total.slots, &slot_wants, &names)[others.len()];
+    let held_rate: f64 = others.iter().map(|p| p.held.rate).sum();
+    let held_slots: u32 = others.iter().map(|p| p.held.slots).sum();
+    Amount {
+        rate: fair_rate.min(total.rate - held_rate).max(0.0),
+        slots: fair_slots.min(total.slots.saturating_sub(held_slots)),
+    }
+}
+
+/// A replica's first guess at its share of a budget it has no lease on yet: an equal part
+/// among the live replicas, which, if every replica guessed at once, adds up to the budget.
+pub fn provisional(total: Amount, replicas: usize) -> Amount {
+    let n = replicas.max(1);
+    Amount {
+        rate: total.rate / n as f64,
+        slots: (total.slots / u32::try_from(n).unwrap_or(u32::MAX)).max(u32::from(total.slots > 0)),
+    }
+}
+
+/// The rate a replica keeps of a budget whatever the others hold: its wish, up to an equal part
+/// among the live replicas. Spending it may take the budget over while a holder above its fair
+/// share has not yet renewed (one renewal at most: the floor is recorded, so the holder's next
+/// grant leaves room for it).
+pub fn equal_part(total: Amount, want: Amount, replicas: usize) -> f64 {
+    want.rate.min(total.rate / replicas.max(1) as f64)
+}
+
+/// What a replica spends now, given the grant it had and the one it just got: a cut applies at
+/// once, a rise only at the next renewal. A rise comes from a share another replica just gave
+/// back, which the database records a moment before that replica applies the cut (when its
+/// renewal answers, its calls in flight meanwhile); waiting one renewal keeps the two from
+/// spending the same share at once.
+pub fn effective(previous: Amount, granted: Amount) -> Amount {
+    Amount {
+        rate: previous.rate.min(granted.rate),
+        slots: previous.slots.min(granted.slots),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUDGET: Amount = Amount {
+        rate: 20.0,
+        slots: 8,
+    };
+
+    fn peer(replica: &str, want: Amount, held: Amount) -> Peer<'_> {
+        Peer {
+            replica,
+            want,
+            held,
+        }
+    }
+
+    fn sum(shares: &[f64]) -> f64 {
+        shares.iter().sum()
+    }
+
+    #[test]
+    fn fair_split_gives_the_modest_their_wish_and_the_rest_to_the_busy() {
+        let shares = fair_split(20.0, &[1.0, 20.0, 20.0]);
+        assert_eq!(shares, vec![1.0, 9.5, 9.5]);
+        assert_eq!(fair_split(20.0, &[20.0, 20.0, 20.0, 20.0]), vec![5.0; 4]);
+        assert_eq!(
+            fair_split(20.0, &[2.0, 3.0]),
+            vec![9.5, 10.5],
+            "what no one wants is split too"
+        );
+        assert!((sum(&fair_split(25.0, &[30.0, 7.0, 30.0])) - 25.0).abs() < 1e-9);
+        assert!(fair_split(20.0, &[]).is_empty());
+    }
+
+    #[test]
+    fn whole_slots_are_all_given_out() {
+        assert_eq!(
+            fair_slots(32, &[32, 32, 32], &["a", "b", "c"]),
+            vec![11, 11, 10]
+        );
+        assert_eq!(fair_slots(8, &[1, 8], &["a", "b"]), vec![1, 7]);
+        assert_eq!(fair_slots(8, &[2, 2], &["a", "b"]), vec![4, 4]);
+        assert_eq!(fair_slots(7, &[1, 1], &["a", "b"]), vec![4, 3]);
+    }
+
+    #[test]
+    fn a_lone_replica_gets_what_it_wants_up_to_the_budget() {
+        let got = grant(BUDGET, "a", BUDGET, &[]);
+        assert_eq!(got, BUDGET);
+        let small = Amount {
+            rate: 3.0,
+            slots: 2,
+        };
+        assert_eq!(
+            grant(BUDGET, "a", small, &[]),
+            BUDGET,
+            "alone, it may burst"
+        );
+        // Its own old row does not count against it.
+        assert_eq!(
+            grant(BUDGET, "a", BUDGET, &[peer("a", BUDGET, BUDGET)]),
+            BUDGET
+        );
+    }
+
+    #[test]
+    fn a_joining_replica_gets_its_share_once_the_holder_gives_it_back() {
+        // `a` holds everything; `b` joins wanting everything too.
+        let first = grant(BUDGET, "b", BUDGET, &[peer("a", BUDGET, BUDGET)]);
+        assert_eq!(first, Amount::default(), "nothing is free yet");
+        // `a` renews and sees `b`'s wish: it keeps its fair half only.
+        let a = grant(BUDGET, "a", BUDGET, &[peer("b", BUDGET, first)]);
+        assert_eq!(
+            a,
+            Amount {
+                rate: 10.0,
+                slots: 4
+            }
+        );
+        // `b` renews and takes the half `a` gave back.
+        let b = grant(BUDGET, "b", BUDGET, &[peer("a", BUDGET, a)]);
+        assert_eq!(b, a);
+    }
+
+    #[test]
+    fn a_busy_replica_gets_most_of_the_budget_beside_idle_ones() {
+        let trickle = want(BUDGET, Demand::default());
+        assert_eq!(
+            trickle,
+            Amount {
+                rate: 1.0,
+                slots: 1
+            }
+        );
+        let busy = want(
+            BUDGET,
+            Demand {
+                rate: 40.0,
+                peak_slots: 8,
+                starved_rate: true,
+                starved_slots: true,
+            },
+        );
+        assert_eq!(busy, BUDGET);
+        let got = grant(
+            BUDGET,
+            "a",
+            busy,
+            &[peer("b", trickle, trickle), peer("c", trickle, trickle)],
+        );
+        assert_eq!(
+            got,
+            Amount {
+                rate: 18.0,
+                slots: 6
+            }
+        );
+    }
+
+    #[test]
+    fn grants_never_add_up_past_the_budget() {
+        // Replicas renewing in turn, with changing wishes, never hold more than the budget.
+        let names = ["a", "b", "c"];
+        let mut held = [Amount::default(); 3];
+        let mut wants = [BUDGET; 3];
+        for round in 0..50_usize {
+            let i = round % 3;
+            wants[(round / 3) % 3] = Amount {
+                rate: (round % 7) as f64 * 3.0,
+                slots: (round % 5) as u32,
+            };
+            let peers: Vec<Peer<'_>> = (0..3).map(|j| peer(names[j], wants[j], held[j])).collect();
+            held[i] = grant(BUDGET, names[i], wants[i], &peers);
+            let rate: f64 = held.iter().map(|h| h.rate).sum();
+            let slots: u32 = held.iter().map(|h| h.slots).sum();
+            assert!(rate <= BUDGET.rate + 1e-9, "round {round}: {held:?}");
+            assert!(slots <= BUDGET.slots, "round {round}: {held:?}");
+        }
+    }
+
+    #[test]
+    fn demand_sizes_the_wish_with_headroom() {
+        let got = want(
+            BUDGET,
+            Demand {
+                rate: 8.0,
+                peak_slots: 2,
+                ..Demand::default()
+            },
+        );
+        assert_eq!(
+            got,
+            Amount {
+                rate: 11.0,
+                slots: 3
+            }
+        );
+        let capped = want(
+            BUDGET,
+            Demand {
+                rate: 100.0,
+                peak_slots: 100,
+                ..Demand::default()
+            },
+        );
+        assert_eq!(capped, BUDGET);
+    }
+
+    #[test]
+    fn provisional_shares_add_up_to_the_budget() {
+        assert_eq!(
+            provisional(BUDGET, 4),
+            Amount {
+                rate: 5.0,
+                slots: 2
+            }
+        );
+        assert_eq!(provisional(BUDGET, 0), BUDGET);
+        assert_eq!(
+            provisional(
+                Amount {
+                    rate: 1.0,
+                    slots: 2
+                },
+                3
+            )
+            .slots,
+            1
+        );
+    }
+
+    #[test]
+    fn the_equal_part_is_the_wish_up_to_one_replicas_part() {
+        let want = Amount {
+            rate: 6.0,
+            slots: 1,
+        };
+        assert_eq!(equal_part(BUDGET, want, 2), 6.0);
+        assert_eq!(equal_part(BUDGET, BUDGET, 4), 5.0);
+        assert_eq!(equal_part(BUDGET, BUDGET, 0), 20.0);
+    }
+
+    #[test]
+    fn cuts_apply_at_once_and_rises_a_renewal_later() {
+        let old = Amount {
+            rate: 10.0,
+            slots: 4,
+        };
+        let cut = Amount {
+            rate: 5.0,
+            slots: 2,
+        };
+        assert_eq!(effective(old, cut), cut);
+        assert_eq!(effective(old, BUDGET), old);
+        assert_eq!(effective(BUDGET, BUDGET), BUDGET);
+    }
+}
