@@ -587,3 +587,42 @@ async fn the_usage_series_has_every_day_of_the_window_quiet_ones_included() {
     assert_eq!(*calls.last().expect("today"), 1, "{json}");
     assert_eq!(calls.iter().sum::<i64>(), 1, "{json}");
 }
+
+#[tokio::test]
+async fn an_accounts_budget_is_set_and_reset_through_the_admin_api() {
+    let engine = engines()[0];
+    let app = TestApp::spawn(engine).await;
+    let admin = Admin::start(&app).await;
+    use reqwest::Method;
+    let path = "/admin/v1/accounts/main?workspace=acme";
+
+    let set = admin
+        .call(
+            Method::PATCH,
+            path,
+            Some(&json!({"rate": "600/min", "concurrency": 8})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    assert_eq!(set.json()["rate_limit"], 10.0, "{}", set.text);
+    assert_eq!(set.json()["max_concurrency"], 8, "{}", set.text);
+
+    let bad = admin
+        .call(Method::PATCH, path, Some(&json!({"rate": "fast"})))
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert!(bad.message().starts_with("rate: "), "{}", bad.text);
+    assert!(
+        bad.message().contains("10/s"),
+        "says how to write one: {}",
+        bad.text
+    );
+
+    // Absent leaves a field alone; null returns it to the configured default.
+    let reset = admin
+        .call(Method::PATCH, path, Some(&json!({"rate": null})))
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    assert!(reset.json()["rate_limit"].is_null(), "{}", reset.text);
+    assert_eq!(reset.json()["max_concurrency"], 8, "{}", reset.text);
+}
