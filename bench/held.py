@@ -53,14 +53,18 @@ print(open(meta_path).read().strip().replace("\n", "  \n"))
 print()
 print("### Calls held: an upstream answering after a fixed delay, nginx and the gateway\n")
 print(f"Latencies are minus the upstream's {latency:.0f} ms. RSS per call held is (peak − idle) "
-      "÷ connections; nginx's RSS is master + worker. *shed* is non-2xx answers, *timed out* "
+      "÷ connections, where idle is after one call (the gateway's includes the freed memory of its "
+      "one argon2 key check, which calls reuse, so its first level reads low); *per added call* is "
+      "the slope of peak RSS from the level before, which that does not skew. nginx's RSS is "
+      "master + worker. *shed* is non-2xx answers, *timed out* "
       "wrk's timeouts (other socket errors in brackets).\n")
 print("| calls held | nginx req/s | gateway req/s | gateway ÷ nginx "
       "| p50 + nginx / gateway (ms) | p99 + nginx / gateway (ms) "
       "| peak RSS nginx / gateway (MiB) | gateway ÷ nginx memory "
-      "| KB per call held nginx / gateway | CPU s per 10k nginx / gateway "
+      "| KB per call held nginx / gateway | KB per added call nginx / gateway | CPU s per 10k nginx / gateway "
       "| shed nginx / gateway | timed out nginx / gateway |")
-print("|---:|---:|---:|---:|---|---|---|---:|---|---|---|---|")
+print("|---:|---:|---:|---:|---|---|---|---:|---|---|---|---|---|")
+previous = {}
 for conns in sorted({k[1] for k in runs}):
     wanted = extras.get(("wanted", "", conns))
     label = f"{conns:,}"
@@ -75,12 +79,18 @@ for conns in sorted({k[1] for k in runs}):
             p99=None if med(t, conns, "p99") is None else med(t, conns, "p99") - latency,
             peak=None if peak is None else peak / 1024,
             per=None if peak is None or idle is None else (peak - idle) / conns,
+            slope=None if peak is None or t not in previous
+            else (peak - previous[t][1]) / (conns - previous[t][0]),
             cpu=xmed("cpu10k", t, conns),
             shed=sum(r["non2xx"] for r in runs.get((t, conns), [])),
             timeouts=sum(r["timeouts"] for r in runs.get((t, conns), [])),
             other=sum(r["errors"] - r["timeouts"] for r in runs.get((t, conns), [])),
         )
     n, g = cells["nginx"], cells["gateway"]
+    for t in ("nginx", "gateway"):
+        peak = xmed("held_peak_kb", t, conns)
+        if peak is not None:
+            previous[t] = (conns, peak)
 
     def both(field, fmt="{:.0f}"):
         return f"{f(n[field], fmt)} / {f(g[field], fmt)}"
@@ -90,5 +100,5 @@ for conns in sorted({k[1] for k in runs}):
 
     print(f"| {label} | {f(n['rps'])} | {f(g['rps'])} | {ratio(g['rps'], n['rps'])} "
           f"| {both('p50', '{:+.1f}')} | {both('p99', '{:+.1f}')} | {both('peak', '{:.1f}')} "
-          f"| {ratio(g['peak'], n['peak'])} | {both('per', '{:.1f}')} | {both('cpu', '{:.2f}')} "
+          f"| {ratio(g['peak'], n['peak'])} | {both('per', '{:.1f}')} | {both('slope', '{:.1f}')} | {both('cpu', '{:.2f}')} "
           f"| {n['shed']} / {g['shed']} | {failures(n)} / {failures(g)} |")

@@ -35,9 +35,8 @@ pub const MEMORY_PER_CALL: u64 = 64 * 1024;
 /// at start-up; an unknown size counts as 1 GiB, so the derived cap stays modest.
 pub fn available_memory() -> u64 {
     const UNKNOWN: u64 = 1 << 30;
-    let read_number = |path: &str| -> Option<u64> {
-        std::fs::read_to_string(path).ok()?.trim().parse().ok()
-    };
+    let read_number =
+        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
     let machine = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| {
@@ -452,7 +451,9 @@ impl Config {
     pub fn memory_budget(&self) -> u64 {
         match self.memory_budget_mib {
             0 => available_memory() / 4,
-            mib => u64::try_from(mib).unwrap_or(u64::MAX).saturating_mul(1 << 20),
+            mib => u64::try_from(mib)
+                .unwrap_or(u64::MAX)
+                .saturating_mul(1 << 20),
         }
     }
 

@@ -392,8 +392,14 @@ async fn a_flood_past_max_concurrency_is_shed_with_one_counted_log_line() {
         let db = TestDb::new(engine).await;
         let cli = Cli::for_db(&db, engine).await;
         cli.ok(&["workspace", "create", "acme"]).await;
-        cli.add_account("acme", "main", ("ident-shed", "web-shed"), "crisp-key-shed", &[])
-            .await;
+        cli.add_account(
+            "acme",
+            "main",
+            ("ident-shed", "web-shed"),
+            "crisp-key-shed",
+            &[],
+        )
+        .await;
         let key = cli
             .ok(&["key", "create", "--workspace", "acme"])
             .await
@@ -446,7 +452,14 @@ async fn a_flood_past_max_concurrency_is_shed_with_one_counted_log_line() {
         );
         let counted: u64 = about_shedding
             .iter()
-            .filter_map(|l| l.split("shed ").nth(1)?.split(' ').next()?.parse::<u64>().ok())
+            .filter_map(|l| {
+                l.split("shed ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
             .sum();
         assert_eq!(counted, REQUESTS as u64, "{about_shedding:?}");
     }
