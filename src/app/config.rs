@@ -522,6 +522,24 @@ mod tests {
     }
 
     #[test]
+    fn the_memory_budget_sets_the_calls_in_flight() {
+        let budget = |mib: &str| {
+            Config::load_with(None, env(&[("CRISP_GATEWAY_MEMORY_BUDGET_MIB", mib)]))
+                .expect("loads")
+        };
+        let config = budget("512");
+        assert_eq!(config.memory_budget(), 512 << 20);
+        assert_eq!(config.memory_calls(), 8192, "512 MiB at 64 KiB a call");
+        // By default a quarter of what the machine (or the container) has.
+        let default = budget("0");
+        assert_eq!(default.memory_budget(), available_memory() / 4);
+        assert!(default.memory_calls() >= 1);
+        assert!(
+            Config::load_with(None, env(&[("CRISP_GATEWAY_MEMORY_BUDGET_MIB", "lots")])).is_err()
+        );
+    }
+
+    #[test]
     fn the_documented_defaults_are_the_defaults() {
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml");
         let documented =
