@@ -16,7 +16,7 @@ for line in open(results_path):
     parts = line.split()
     if parts[0] == "RESULT":
         scenario, target, conns, _run = parts[1].split("|")
-        requests, seconds, rps, p50, p90, p99, p999, mx, non2xx, errors = parts[2:]
+        requests, seconds, rps, p50, p90, p99, p999, mx, non2xx, errors = parts[2:12]
         runs[(scenario, target, int(conns))].append(
             dict(rps=float(rps), p50=int(p50) / 1000, p99=int(p99) / 1000,
                  p999=int(p999) / 1000, bad=int(non2xx) + int(errors))

@@ -67,9 +67,11 @@ end
 function done(summary, latency, requests)
   local e = summary.errors
   local seconds = summary.duration / 1e6
-  io.write(string.format("RESULT %s %d %.3f %.1f %d %d %d %d %d %d %d\n",
+  -- The last field repeats the timeouts alone: a held call that never came back is not a
+  -- dropped connection.
+  io.write(string.format("RESULT %s %d %.3f %.1f %d %d %d %d %d %d %d %d\n",
     label, summary.requests, seconds, summary.requests / seconds,
     latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency:percentile(99.9), latency.max,
-    e.status, e.connect + e.read + e.write + e.timeout))
+    e.status, e.connect + e.read + e.write + e.timeout, e.timeout))
 end

@@ -30,6 +30,36 @@ const OFF_WHEN_EMPTY: &[&str] = &["admin_listen"];
 /// stack and allocator heap.
 const MAX_WORKER_THREADS: usize = 1024;
 
+/// What one call in flight costs the process, rounded up: both of its connections (the
+/// caller's and Crisp's) with hyper's buffers, its tasks and futures, and the allocator's slack
+/// around them. Measured with `bench/run --held` (RSS per call held); see bench/README.md.
+pub const MEMORY_PER_CALL: u64 = 64 * 1024;
+
+/// The memory this process may use: the machine's, or its cgroup's limit when lower. Read once
+/// at start-up; an unknown size counts as 1 GiB, so the derived cap stays modest.
+pub fn available_memory() -> u64 {
+    const UNKNOWN: u64 = 1 << 30;
+    let read_number =
+        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib.saturating_mul(1024))
+        });
+    // cgroup v2, then v1 ("max" and v1's huge "no limit" value fail to parse or exceed the
+    // machine, and so do not count).
+    let container = read_number("/sys/fs/cgroup/memory.max")
+        .or_else(|| read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes"));
+    match (machine, container) {
+        (Some(m), Some(c)) => m.min(c),
+        (Some(m), None) => m,
+        (None, Some(c)) => c,
+        (None, None) => UNKNOWN,
+    }
+}
+
 /// One declared setting: the name it has in the file and the environment variables it answers to.
 #[derive(Debug, Clone, Copy)]
 pub struct Setting {
@@ -119,8 +149,12 @@ settings! {
     max_pages: u32 = 20;
     /// The largest Crisp answer read, in bytes; a larger one is refused with 502.
     upstream_max_response: usize = 16 * 1024 * 1024;
-    /// Requests in flight before new ones are shed with 503.
-    max_concurrency: usize = 1024;
+    /// Requests in flight before new ones are shed with 503; 0 derives it from
+    /// `memory_budget_mib` (see `Config::memory_calls`).
+    max_concurrency: usize = 0;
+    /// The memory the calls in flight may take, in MiB; 0 means a quarter of the machine's
+    /// memory, or of the container's limit when it is lower.
+    memory_budget_mib: usize = 0;
     /// How long a connection may take to send a request's headers (and wait between
     /// keep-alive requests).
     header_timeout: Duration = Duration::from_secs(10);
@@ -397,7 +431,6 @@ impl Config {
             )));
         }
         self.upstream = self.upstream.trim_end_matches('/').to_owned();
-        self.max_concurrency = self.max_concurrency.max(1);
         self.retry_policy().map_err(ConfigError)?;
         if self.worker_threads > MAX_WORKER_THREADS {
             return Err(ConfigError(format!(
@@ -440,6 +473,23 @@ impl Config {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             n => n,
         }
+    }
+
+    /// The memory budget for calls in flight, in bytes.
+    pub fn memory_budget(&self) -> u64 {
+        match self.memory_budget_mib {
+            0 => available_memory() / 4,
+            mib => u64::try_from(mib)
+                .unwrap_or(u64::MAX)
+                .saturating_mul(1 << 20),
+        }
+    }
+
+    /// The calls in flight that fit the memory budget (at least one).
+    pub fn memory_calls(&self) -> usize {
+        usize::try_from(self.memory_budget() / MEMORY_PER_CALL)
+            .unwrap_or(usize::MAX)
+            .max(1)
     }
 
     pub fn retry_policy(&self) -> Result<crate::forward::RetryPolicy, String> {
@@ -497,6 +547,24 @@ mod tests {
         assert!((config.account_rate_limit - 2.5).abs() < f64::EPSILON);
         assert!((config.key_rate_limit - 7.0).abs() < f64::EPSILON);
         assert_eq!(config.upstream, "https://api.crisp.chat/v1");
+    }
+
+    #[test]
+    fn the_memory_budget_sets_the_calls_in_flight() {
+        let budget = |mib: &str| {
+            Config::load_with(None, env(&[("CRISP_GATEWAY_MEMORY_BUDGET_MIB", mib)]))
+                .expect("loads")
+        };
+        let config = budget("512");
+        assert_eq!(config.memory_budget(), 512 << 20);
+        assert_eq!(config.memory_calls(), 8192, "512 MiB at 64 KiB a call");
+        // By default a quarter of what the machine (or the container) has.
+        let default = budget("0");
+        assert_eq!(default.memory_budget(), available_memory() / 4);
+        assert!(default.memory_calls() >= 1);
+        assert!(
+            Config::load_with(None, env(&[("CRISP_GATEWAY_MEMORY_BUDGET_MIB", "lots")])).is_err()
+        );
     }
 
     #[test]

@@ -155,7 +155,13 @@ impl Transport {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(45))
-            .pool_max_idle_per_host(256)
+            // No count cap on idle connections: with a cap below the calls in flight, every
+            // call past it closed its connection and the next one opened a new one (a
+            // connect, a task and fresh buffers per call), which `bench/run --held` showed as
+            // most of the gateway's CPU per call at thousands held. Idle connections are
+            // leftovers of calls in flight, so `max_concurrency` (and through it the memory
+            // budget and the open-file limit) already bounds them, and the idle timeout ends them.
+            .pool_max_idle_per_host(usize::MAX)
             .build(https);
         Ok(Self {
             client,

@@ -57,7 +57,9 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     let id = request_id(&mut request);
     request.extensions_mut().insert(Started(started));
     let request_id = id.to_str().unwrap_or_default();
-    let (response, mut call) = match edge.in_flight.try_acquire() {
+    let permit = edge.in_flight.try_acquire();
+    let shed = permit.is_err();
+    let (response, mut call) = match permit {
         Ok(_permit) => crate::telemetry::with_call_info(next.run(request)).await,
         // Answer at once rather than queue without bound when the process is full.
         Err(_) => (ApiError::Overloaded.into_response(), Default::default()),
@@ -87,7 +89,11 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
         status,
         elapsed,
     );
-    // Successful calls always get their line; a flood of refusals gets a budget and a count.
+    // Successful calls always get their line; a flood of refusals gets a budget and a count,
+    // and requests shed here only the count (`gate::shed`).
+    if shed {
+        return response;
+    }
     if status >= 400 && !gate::allow(gate::Kind::RefusedRequest, status) {
         return response;
     }
@@ -150,10 +156,11 @@ fn render_error(
         None => return response,
     };
     let code = error.status().as_u16();
-    if matches!(*error, ApiError::Overloaded) {
-        if gate::allow(gate::Kind::Shed, code) {
-            tracing::warn!(status = code, reason = error.reason(), %request_id, "request shed: the gateway is at capacity");
-        }
+    // A shed request is counted and reported once a second, never logged alone: a flood past
+    // capacity is when a line per request would cost the most.
+    let shed = matches!(*error, ApiError::Overloaded);
+    if shed {
+        gate::shed();
     } else if error.status().is_server_error() {
         if gate::allow(gate::Kind::FailedRequest, code) {
             tracing::error!(status = code, reason = error.reason(), %request_id, error = %error, cause = ?std::error::Error::source(&*error).map(ToString::to_string), "request failed");

@@ -68,9 +68,15 @@ pub fn router(app: AppState) -> Router {
     // shed (all in `envelope::finish`: one layer, as each layer costs an allocation and a
     // boxed future per request); a panic becomes a 500; the deadline and the body cap apply
     // to the rest.
+    let cap = server::concurrency_cap(config);
+    tracing::info!(
+        max_concurrency = cap,
+        memory_budget_mib = config.memory_budget() >> 20,
+        "calls in flight are capped"
+    );
     let edge = envelope::Edge {
         app: app.clone(),
-        in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
+        in_flight: Arc::new(Semaphore::new(cap)),
     };
     let stack = ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(edge, envelope::finish))

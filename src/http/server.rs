@@ -77,7 +77,7 @@ impl ConnectionLimits {
     /// The configured limits; `max_connections = 0` derives the cap from the open-file limit.
     pub fn from_config(config: &Config) -> Self {
         let max_connections = match config.max_connections {
-            0 => derived_cap(open_file_limit(), config.max_concurrency),
+            0 => derived_cap(open_file_limit(), concurrency_cap(config)),
             n => n,
         };
         Self {
@@ -91,6 +91,19 @@ impl ConnectionLimits {
 impl Default for ConnectionLimits {
     fn default() -> Self {
         Self::from_config(&Config::default())
+    }
+}
+
+/// Requests in flight before new ones are shed: `max_concurrency`, or else the calls the memory
+/// budget holds, and never more than half the open-file limit, as a call holds two connections
+/// (the caller's and Crisp's).
+pub fn concurrency_cap(config: &Config) -> usize {
+    match config.max_concurrency {
+        0 => config
+            .memory_calls()
+            .min(usize::try_from(open_file_limit() / 2).unwrap_or(usize::MAX))
+            .max(1),
+        n => n,
     }
 }
 

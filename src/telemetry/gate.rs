@@ -1,7 +1,9 @@
-//! Rate limits for the log lines a flood repeats: refused-request access lines, failed and
-//! shed requests, dropped audit rows. Past each kind's budget lines are counted, not written,
-//! and a summary line a second says how many were suppressed, by status.
+//! Rate limits for the log lines a flood repeats: refused-request access lines, failed
+//! requests, dropped audit rows. Past each kind's budget lines are counted, not written, and a
+//! summary line a second says how many were suppressed, by status. Shed requests get no line of
+//! their own at all: only a count, reported once a second.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -19,18 +21,15 @@ pub enum Kind {
     RefusedRequest,
     /// The ERROR line of a request that failed on the gateway's or Crisp's side.
     FailedRequest,
-    /// The line of a request shed at capacity.
-    Shed,
     /// The debug line saying why a request was refused.
     Refusal,
     /// The audit buffer was full.
     AuditDropped,
 }
 
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 4] = [
     Kind::RefusedRequest,
     Kind::FailedRequest,
-    Kind::Shed,
     Kind::Refusal,
     Kind::AuditDropped,
 ];
@@ -44,7 +43,6 @@ impl Kind {
         match self {
             Self::RefusedRequest => "refused-request",
             Self::FailedRequest => "failed-request",
-            Self::Shed => "shed-request",
             Self::Refusal => "refusal",
             Self::AuditDropped => "audit-dropped",
         }
@@ -65,6 +63,15 @@ static BUDGETS: [Mutex<Budget>; KINDS.len()] = [const {
         since: None,
     })
 }; KINDS.len()];
+
+/// Requests shed at capacity since the last summary.
+static SHED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a request shed at capacity. A flood past `max_concurrency` is exactly when a line
+/// per request would cost the most, so the count is all it gets; `summarize` reports it.
+pub fn shed() {
+    SHED.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Whether a line of this kind may be written now; if not, it is counted for the summary.
 pub fn allow(kind: Kind, status: u16) -> bool {
@@ -91,6 +98,13 @@ pub fn allow(kind: Kind, status: u16) -> bool {
 
 /// Writes one summary line per kind that suppressed lines since the last call.
 pub fn summarize() {
+    let shed = SHED.swap(0, Ordering::Relaxed);
+    if shed > 0 {
+        tracing::warn!(
+            shed,
+            "shed {shed} requests in the last second: the gateway is at capacity (max_concurrency)"
+        );
+    }
     for kind in KINDS {
         let (dropped, since) = {
             let mut budget = BUDGETS[kind.index()].lock();

@@ -11,7 +11,7 @@ use crisp_gateway::auth::GatewayKey;
 use crisp_gateway::store::{AuditFilter, AuditRecord, Store};
 use tokio::task::JoinSet;
 
-use crate::helpers::{Cli, Reply, TestApp, TestDb, engines, post_json};
+use crate::helpers::{Answer, Cli, FakeCrisp, Reply, TestApp, TestDb, engines, post_json};
 
 /// A client whose requests come from `ip` (any 127.x address is the loopback).
 fn client_from(ip: [u8; 4]) -> reqwest::Client {
@@ -381,5 +381,87 @@ async fn a_refused_key_sent_with_lower_case_bearer_is_audited_with_its_key_id() 
             (Some(unknown.id()), "list/conversations"),
             "{refused:#?}"
         );
+    }
+}
+
+/// Past `max_concurrency` every request is shed at once with 503 `overloaded` and a retry
+/// delay, and the log gets one line a second with the count, not a line per request.
+#[tokio::test]
+async fn a_flood_past_max_concurrency_is_shed_with_one_counted_log_line() {
+    const REQUESTS: usize = 1_000;
+    for engine in engines() {
+        let db = TestDb::new(engine).await;
+        let cli = Cli::for_db(&db, engine).await;
+        cli.ok(&["workspace", "create", "acme"]).await;
+        cli.add_account(
+            "acme",
+            "main",
+            ("ident-shed", "web-shed"),
+            "crisp-key-shed",
+            &[],
+        )
+        .await;
+        let key = cli
+            .ok(&["key", "create", "--workspace", "acme"])
+            .await
+            .stdout
+            .trim()
+            .to_owned();
+        let crisp = FakeCrisp::start().await;
+        crisp.script(Answer::ok("[]").delayed(Duration::from_secs(3)));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = cli
+            .serve(
+                &[
+                    ("CRISP_GATEWAY_UPSTREAM", &crisp.base),
+                    ("CRISP_GATEWAY_MAX_CONCURRENCY", "1"),
+                ],
+                &dir.path().join("serve.log"),
+            )
+            .await;
+        let url = server.url("/api/crisp/list/conversations");
+        let held = {
+            let (http, url) = (server.http.clone(), url.clone());
+            tokio::spawn(async move { post_json(&http, &url, Some(&key), "{}").await })
+        };
+        let holding = crate::helpers::eventually(Duration::from_secs(5), || async {
+            crisp.received().len() == 1
+        })
+        .await;
+        assert!(holding, "the held call reached Crisp");
+        let http = server.http.clone();
+        let replies = flood(16, REQUESTS, move |_| (http.clone(), url.clone(), None)).await;
+        for reply in &replies {
+            let shed = reply.status == 503
+                && reply.reason() == "overloaded"
+                && reply.header("retry-after") == Some("1")
+                && reply.json()["error"]["retry_after_seconds"] == 1;
+            assert!(shed, "{} {}", reply.status, reply.text);
+        }
+        assert_eq!(held.await.expect("held call").status, 200);
+        // The count is written once a second.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let log = server.stop().await;
+        let about_shedding: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("shed") || l.contains("overloaded") || l.contains("503"))
+            .collect();
+        assert!(
+            (1..=3).contains(&about_shedding.len()),
+            "one counted line a second, not one per request:\n{}",
+            about_shedding.join("\n")
+        );
+        let counted: u64 = about_shedding
+            .iter()
+            .filter_map(|l| {
+                l.split("shed ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        assert_eq!(counted, REQUESTS as u64, "{about_shedding:?}");
     }
 }
