@@ -95,13 +95,21 @@ impl Default for ConnectionLimits {
 }
 
 /// Requests in flight before new ones are shed: `max_concurrency`, or else the calls the memory
-/// budget holds, and never more than half the open-file limit, as a call holds two connections
-/// (the caller's and Crisp's).
+/// budget holds, and never more than a quarter of the open-file limit: a call holds two
+/// descriptors (the caller's connection and Crisp's), and the other half stays for connections
+/// that hold no call (idle keep-alive clients, or a flood of them; see `derived_cap`).
 pub fn concurrency_cap(config: &Config) -> usize {
-    match config.max_concurrency {
-        0 => config
-            .memory_calls()
-            .min(usize::try_from(open_file_limit() / 2).unwrap_or(usize::MAX))
+    derived_concurrency(
+        config.max_concurrency,
+        config.memory_calls(),
+        open_file_limit(),
+    )
+}
+
+fn derived_concurrency(configured: usize, memory_calls: usize, open_files: u64) -> usize {
+    match configured {
+        0 => memory_calls
+            .min(usize::try_from(open_files / 4).unwrap_or(usize::MAX))
             .max(1),
         n => n,
     }
@@ -712,6 +720,26 @@ mod tests {
             idle_timeout: Duration::from_secs(60),
             max_connections,
         }
+    }
+
+    #[test]
+    fn derived_concurrency_leaves_half_the_files_to_connections_without_a_call() {
+        // A 20,000-file container with memory for far more calls: a quarter of the files.
+        let calls = derived_concurrency(0, 98_000, 20_000);
+        assert_eq!(calls, 5_000);
+        // So at least 10,000 client connections fit beside every call in flight.
+        assert!(derived_cap(20_000, calls) >= 10_500);
+        assert_eq!(
+            derived_concurrency(0, 2_048, 1_048_576),
+            2_048,
+            "memory binds"
+        );
+        assert_eq!(
+            derived_concurrency(64, 2_048, 1_048_576),
+            64,
+            "a set value wins"
+        );
+        assert_eq!(derived_concurrency(0, 0, 0), 1);
     }
 
     #[test]
