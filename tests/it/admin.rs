@@ -586,6 +586,18 @@ async fn the_usage_series_has_every_day_of_the_window_quiet_ones_included() {
     assert_eq!(calls.len(), days.len());
     assert_eq!(*calls.last().expect("today"), 1, "{json}");
     assert_eq!(calls.iter().sum::<i64>(), 1, "{json}");
+
+    // Every day is an entry, so the window is bounded: no answer of a million days.
+    let too_long = admin
+        .call(
+            reqwest::Method::GET,
+            "/admin/v1/usage/series?since=99999999d",
+            None,
+        )
+        .await;
+    assert_eq!(too_long.status, 400, "{}", too_long.text);
+    assert_eq!(too_long.reason(), "invalid_query");
+    assert!(too_long.message().contains("366 days"), "{}", too_long.text);
 }
 
 #[tokio::test]

@@ -118,14 +118,27 @@ pub(super) async fn usage(
     Ok(ok(json!({ "lines": lines })))
 }
 
+/// The longest window the chart draws: it has an entry for every day of it.
+const SERIES_DAYS: u64 = 366;
+
 /// Calls per UTC day, one series per key or per action: what the console's chart draws.
 #[utoipa::path(get, path = "/admin/v1/usage/series", tag = "usage", params(UsageParams),
-    responses((status = 200, description = "The answer.", body = records::UsageSeries)))]
+    responses((status = 200, description = "The answer.", body = records::UsageSeries),
+        (status = 400, description = "A bad parameter, or `since` longer than 366 days.")))]
 pub(super) async fn usage_series(
     State(state): State<ConsoleState>,
     Query(params): Query<UsageParams>,
 ) -> Result<Response, ApiError> {
     let query = usage_query(params)?;
+    if query.since.as_secs() > SERIES_DAYS * 86_400 {
+        return Err(ApiError::bad_request(
+            Reason::InvalidQuery,
+            format!(
+                "since: the chart draws at most {SERIES_DAYS} days (one entry per day); ask for \
+                 `since=365d` or less, or use /admin/v1/usage for a longer total"
+            ),
+        ));
+    }
     let series = records::usage_series(&state.app.store, &query).await?;
     Ok(ok(to_value(&series)))
 }
