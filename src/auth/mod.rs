@@ -542,15 +542,18 @@ pub async fn require_key(
         }
     };
     crate::telemetry::note_call(|info| info.key_id = Some(principal.key_id.to_string()));
-    request.extensions_mut().insert(principal.clone());
+    // The headers need only the key id and quota: keep those, not a copy of the whole
+    // principal (its scope lists) for every request.
+    let (key_id, quota) = (principal.key_id.clone(), principal.quota);
+    request.extensions_mut().insert(principal);
     let mut response = next.run(request).await;
     // After the call, so the fields count it.
     crate::limits::headers::add(
         response.headers_mut(),
         &check.quotas,
         &check.key_limits,
-        principal.key_id.as_str(),
-        principal.quota,
+        key_id.as_str(),
+        quota,
     );
     Ok(response)
 }
