@@ -106,11 +106,19 @@ async fn finish(State(state): State<ConsoleState>, mut request: Request, next: N
     response
         .headers_mut()
         .insert(crate::kernel::request_id::REQUEST_ID, id.clone());
+    let status = response.status().as_u16();
+    // A flood of refused admin requests (bad tokens, CSRF) gets the main listener's log budget
+    // and its once-a-second count, not a line each.
+    if status >= 400
+        && !crate::telemetry::gate::allow(crate::telemetry::gate::Kind::RefusedRequest, status)
+    {
+        return response;
+    }
     tracing::info!(
         request_id = id.to_str().unwrap_or_default(),
         method = %method,
         path = path.as_str(),
-        status = response.status().as_u16(),
+        status,
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "admin request"
     );

@@ -465,3 +465,39 @@ async fn a_flood_past_max_concurrency_is_shed_with_one_counted_log_line() {
         assert_eq!(counted, REQUESTS as u64, "{about_shedding:?}");
     }
 }
+
+#[tokio::test]
+async fn a_flood_of_bad_admin_tokens_gets_a_log_budget_not_a_line_each() {
+    const REQUESTS: usize = 2_000;
+    let engine = engines()[0];
+    let db = TestDb::new(engine).await;
+    let cli = Cli::for_db(&db, engine).await;
+    let admin_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
+        probe.local_addr().expect("addr").port()
+    };
+    let admin = format!("127.0.0.1:{admin_port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("serve.log");
+    let server = cli
+        .serve(&[("CRISP_GATEWAY_ADMIN_LISTEN", admin.as_str())], &log)
+        .await;
+    let url = format!("http://{admin}/admin/v1/workspaces");
+    let http = server.http.clone();
+    let replies = flood(16, REQUESTS, move |n| {
+        let token = format!("sk_admin_{n:016}_{}", "x".repeat(40));
+        (http.clone(), url.clone(), Some(token))
+    })
+    .await;
+    assert!(
+        replies.iter().all(|r| matches!(r.status, 401 | 429)),
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    let text = server.stop().await;
+    let lines = text.lines().filter(|l| l.contains("admin request")).count();
+    assert!(
+        lines < REQUESTS / 4,
+        "{lines} admin request lines for {REQUESTS} refusals"
+    );
+}
