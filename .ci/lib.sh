@@ -1,8 +1,26 @@
 # Sourced by the checks in .ci/checks/: helpers for starting processes on loopback.
 
-# A free TCP port on 127.0.0.1.
+# A free TCP port on 127.0.0.1, below the kernel's ephemeral range: a port the system picked
+# for us (port 0) could be handed to some client's outgoing connection (a gateway's own
+# Postgres pool) before the process we start binds it.
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+  python3 -c '
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    port = random.randrange(20000, low)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no free port")
+'
 }
 
 # Polls until the URL answers (any HTTP status), for at most ~20 s; fails if the process died.

@@ -55,9 +55,19 @@ def fail(message):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Below the kernel's ephemeral range, so no outgoing connection (the flood's own, or a
+    # restarted gateway's) can be given the port between this check and the bind.
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    for _ in range(200):
+        port = random.randrange(20000, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise SystemExit("no free port below the ephemeral range")
 
 
 TMP = tempfile.mkdtemp(prefix="abuse-")

@@ -66,6 +66,7 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
     let metrics = match app.config.metrics_listen {
         Some(addr) => {
             let listener = bind(addr).await?;
+            let addr = listener.local_addr().unwrap_or(addr);
             let router = crate::http::metrics_router().with_state(app.clone());
             tracing::info!(%addr, "metrics listening");
             Some(tokio::spawn(server::serve(

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{Engine, TestApp, engines, eventually, get};
+use crate::helpers::{Cli, Engine, TestApp, TestDb, engines, eventually, get};
 
 /// How long a test waits for the server to close a connection before calling it a failure:
 /// many times the header timeout the tests set, so a slow machine does not fail them.
@@ -255,17 +255,21 @@ async fn the_sandbox_listener_closes_an_idle_connection() {
 
 #[tokio::test]
 async fn the_metrics_listener_closes_an_idle_connection() {
-    // A free port for the metrics listener, which the gateway binds itself.
-    let metrics_addr = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind")
-        .local_addr()
-        .expect("addr");
-    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
-        c.metrics_listen = Some(metrics_addr);
-        c.header_timeout = SHORT;
-    })
-    .await;
+    // A real serve process with the metrics listener on port 0, found again from its log: a
+    // free port picked here could be taken before the gateway binds it.
+    let db = TestDb::new(Engine::Sqlite).await;
+    let cli = Cli::for_db(&db, Engine::Sqlite).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = cli
+        .serve(
+            &[
+                ("CRISP_GATEWAY_METRICS_LISTEN", "127.0.0.1:0"),
+                ("CRISP_GATEWAY_HEADER_TIMEOUT", "1s"),
+            ],
+            &dir.path().join("serve.log"),
+        )
+        .await;
+    let metrics_addr = server.listener("metrics listening");
     let http = reqwest::Client::new();
     let url = format!("http://{metrics_addr}/metrics");
     let up = eventually(BOUND, || async {
@@ -286,7 +290,8 @@ async fn the_metrics_listener_closes_an_idle_connection() {
         ),
         "{metrics}"
     );
-    assert_eq!(app.get("/healthz").await.status, 200);
+    assert_eq!(server.get("/healthz").await.status, 200);
+    server.stop().await;
 }
 
 #[tokio::test]

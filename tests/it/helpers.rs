@@ -272,11 +272,16 @@ async fn answer(State(state): State<Arc<FakeState>>, request: Request) -> Respon
     response
 }
 
-/// An address where nothing listens (bound, then released).
+/// An address where nothing listens: a port bound but never listening, so connecting is
+/// refused. The socket is kept for the rest of the test process, so no other test's server
+/// or client can take the port and answer in its place.
 pub async fn dead_upstream() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    std::mem::forget(socket);
     format!("http://{addr}/v1")
 }
 
@@ -823,25 +828,45 @@ impl Cli {
             log: log.to_owned(),
             http: reqwest::Client::new(),
         };
-        let ready = eventually(Duration::from_secs(10), || async {
-            server
+        let mut server = server;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let healthy = server
                 .http
                 .get(server.url("/healthz"))
                 .send()
                 .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await;
-        assert!(ready, "/healthz did not answer within 10 s");
+                .is_ok_and(|r| r.status().is_success());
+            if healthy {
+                break;
+            }
+            // The main listener is bound before the others: a failed second bind ends the
+            // process after its "listening" line, and the log says why.
+            if let Some(status) = server.child.try_wait().expect("child status") {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                panic!("`crisp-gateway serve` exited ({status}) after listening:\n{text}");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/healthz did not answer within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         server
     }
 }
 
 /// The address in the "crisp-gateway is listening" JSON log line.
 fn listening_address(log: &str) -> Option<SocketAddr> {
+    logged_address(log, "crisp-gateway is listening")
+}
+
+/// The `addr` of the first JSON log line with this message: listeners log the address they
+/// bound, so tests ask for port 0 and read the port here instead of racing for a free one.
+fn logged_address(log: &str, message: &str) -> Option<SocketAddr> {
     log.lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|line| line["fields"]["message"] == "crisp-gateway is listening")
+        .find(|line| line["fields"]["message"] == message)
         .and_then(|line| line["fields"]["addr"].as_str()?.parse().ok())
 }
 
@@ -856,6 +881,13 @@ pub struct Server {
 impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The address another listener bound (its "… listening" log message), e.g. the admin
+    /// listener asked for with port 0.
+    pub fn listener(&self, message: &str) -> SocketAddr {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        logged_address(&text, message).unwrap_or_else(|| panic!("no {message:?} line:\n{text}"))
     }
 
     /// Calls an action with a key.

@@ -408,7 +408,8 @@ async fn a_flood_past_max_concurrency_is_shed_with_one_counted_log_line() {
             .trim()
             .to_owned();
         let crisp = FakeCrisp::start().await;
-        crisp.script(Answer::ok("[]").delayed(Duration::from_secs(3)));
+        // Held long enough to outlast the flood on a loaded machine.
+        crisp.script(Answer::ok("[]").delayed(Duration::from_secs(8)));
         let dir = tempfile::tempdir().expect("tempdir");
         let server = cli
             .serve(
@@ -430,7 +431,9 @@ async fn a_flood_past_max_concurrency_is_shed_with_one_counted_log_line() {
         .await;
         assert!(holding, "the held call reached Crisp");
         let http = server.http.clone();
+        let flooding = std::time::Instant::now();
         let replies = flood(16, REQUESTS, move |_| (http.clone(), url.clone(), None)).await;
+        let seconds = flooding.elapsed().as_secs() as usize;
         for reply in &replies {
             let shed = reply.status == 503
                 && reply.reason() == "overloaded"
@@ -447,7 +450,7 @@ async fn a_flood_past_max_concurrency_is_shed_with_one_counted_log_line() {
             .filter(|l| l.contains("shed") || l.contains("overloaded") || l.contains("503"))
             .collect();
         assert!(
-            (1..=3).contains(&about_shedding.len()),
+            (1..=seconds + 3).contains(&about_shedding.len()),
             "one counted line a second, not one per request:\n{}",
             about_shedding.join("\n")
         );
@@ -472,16 +475,14 @@ async fn a_flood_of_bad_admin_tokens_gets_a_log_budget_not_a_line_each() {
     let engine = engines()[0];
     let db = TestDb::new(engine).await;
     let cli = Cli::for_db(&db, engine).await;
-    let admin_port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
-        probe.local_addr().expect("addr").port()
-    };
-    let admin = format!("127.0.0.1:{admin_port}");
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("serve.log");
+    // Port 0: a port picked here and bound later could be taken by then (another test's
+    // client connections use the same ephemeral range).
     let server = cli
-        .serve(&[("CRISP_GATEWAY_ADMIN_LISTEN", admin.as_str())], &log)
+        .serve(&[("CRISP_GATEWAY_ADMIN_LISTEN", "127.0.0.1:0")], &log)
         .await;
+    let admin = server.listener("admin API and console listening");
     let url = format!("http://{admin}/admin/v1/workspaces");
     let http = server.http.clone();
     let replies = flood(16, REQUESTS, move |n| {

@@ -219,7 +219,7 @@ async fn no_claim_is_taken_while_a_call_waits_for_its_account() {
         );
         // Verify (and cache) the key first, so the wait below is the account's alone.
         assert_eq!(app.call("count/visitors", "{}").await.status, 200);
-        let slow = hold_the_account(&app, Duration::from_millis(1500)).await;
+        let slow = hold_the_account(&app, Duration::from_secs(3)).await;
         let write = {
             let app = app.clone();
             tokio::spawn(async move { keyed(&app, &app.key, "order-3").await })
@@ -257,7 +257,7 @@ async fn no_claim_is_taken_while_a_call_waits_for_its_account() {
             .await,
         );
         assert_eq!(busy.call("count/visitors", "{}").await.status, 200);
-        let slow = hold_the_account(&busy, Duration::from_millis(800)).await;
+        let slow = hold_the_account(&busy, Duration::from_secs(3)).await;
         let refused = keyed(&busy, &busy.key, "order-4").await;
         assert_eq!(
             (refused.status, refused.reason()),

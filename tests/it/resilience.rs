@@ -81,8 +81,10 @@ async fn slow_crisp_is_504_within_the_deadline() {
         let reply = app.call("list/conversations", "{}").await;
         assert_eq!(reply.status, 504, "{}", reply.text);
         assert_eq!(reply.reason(), "crisp_timeout");
+        // Well under Crisp's 5 s delay (and the retries it would take), with room for a
+        // loaded machine: the deadline cut the call.
         assert!(
-            started.elapsed() < Duration::from_millis(1700),
+            started.elapsed() < Duration::from_secs(4),
             "took {:?}",
             started.elapsed()
         );
@@ -304,7 +306,7 @@ async fn hold_a_slow_call(app: &Arc<TestApp>) -> tokio::task::JoinHandle<crate::
         "the key is verified and cached"
     );
     app.crisp
-        .script(Answer::ok("[]").delayed(Duration::from_millis(800)));
+        .script(Answer::ok("[]").delayed(Duration::from_secs(3)));
     let slow = {
         let app = app.clone();
         tokio::spawn(async move { app.call("list/conversations", "{}").await })
