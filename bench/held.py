@@ -56,14 +56,19 @@ print(f"Latencies are minus the upstream's {latency:.0f} ms. RSS per call held i
       "÷ connections, where idle is after one call (the gateway's includes the freed memory of its "
       "one argon2 key check, which calls reuse, so its first level reads low); *per added call* is "
       "the slope of peak RSS from the level before, which that does not skew. nginx's RSS is "
-      "master + worker. *shed* is non-2xx answers, *timed out* "
+      "master + worker. *floor* is `bench/floor`, the gateway's stack (axum, hyper, hyper-util's "
+      "client) proxying the call with none of the gateway's work: what the stack itself costs. "
+      "*upstream over* is how the proxy reaches the upstream: HTTP/1.1 with a "
+      "connection per call in flight, as nginx does, or HTTP/2 (`upstream_http = \"http2\"`), "
+      "every call a stream on one connection. *shed* is non-2xx answers, *timed out* "
       "wrk's timeouts (other socket errors in brackets).\n")
-print("| calls held | nginx req/s | gateway req/s | gateway ÷ nginx "
-      "| p50 + nginx / gateway (ms) | p99 + nginx / gateway (ms) "
-      "| peak RSS nginx / gateway (MiB) | gateway ÷ nginx memory "
-      "| KB per call held nginx / gateway | KB per added call nginx / gateway | CPU s per 10k nginx / gateway "
-      "| shed nginx / gateway | timed out nginx / gateway |")
-print("|---:|---:|---:|---:|---|---|---|---:|---|---|---|---|---|")
+print("| calls held | proxy | upstream over | nginx req/s | proxy req/s | proxy ÷ nginx "
+      "| p50 + nginx / proxy (ms) | p99 + nginx / proxy (ms) "
+      "| peak RSS nginx / proxy (MiB) | proxy ÷ nginx memory "
+      "| KB per call held nginx / proxy | KB per added call nginx / proxy | CPU s per 10k nginx / proxy "
+      "| shed nginx / proxy | timed out nginx / proxy |")
+print("|---:|---|---|---:|---:|---:|---|---|---|---:|---|---|---|---|---|")
+TARGETS = ("nginx", "floor", "gateway", "gateway-h2")
 previous = {}
 for conns in sorted({k[1] for k in runs}):
     wanted = extras.get(("wanted", "", conns))
@@ -71,7 +76,7 @@ for conns in sorted({k[1] for k in runs}):
     if wanted and wanted[0] != conns:
         label += f" (of {wanted[0]:,.0f}: open-file limit)"
     cells = {}
-    for t in ("nginx", "gateway"):
+    for t in TARGETS:
         idle, peak = xmed("held_idle_kb", t, conns), xmed("held_peak_kb", t, conns)
         cells[t] = dict(
             rps=med(t, conns, "rps"),
@@ -85,20 +90,27 @@ for conns in sorted({k[1] for k in runs}):
             shed=sum(r["non2xx"] for r in runs.get((t, conns), [])),
             timeouts=sum(r["timeouts"] for r in runs.get((t, conns), [])),
             other=sum(r["errors"] - r["timeouts"] for r in runs.get((t, conns), [])),
+            present=(t, conns) in runs,
         )
-    n, g = cells["nginx"], cells["gateway"]
-    for t in ("nginx", "gateway"):
+    for t in TARGETS:
         peak = xmed("held_peak_kb", t, conns)
         if peak is not None:
             previous[t] = (conns, peak)
-
-    def both(field, fmt="{:.0f}"):
-        return f"{f(n[field], fmt)} / {f(g[field], fmt)}"
+    n = cells["nginx"]
 
     def failures(c):
         return f"{c['timeouts']}" + (f" ({c['other']})" if c["other"] else "")
 
-    print(f"| {label} | {f(n['rps'])} | {f(g['rps'])} | {ratio(g['rps'], n['rps'])} "
-          f"| {both('p50', '{:+.1f}')} | {both('p99', '{:+.1f}')} | {both('peak', '{:.1f}')} "
-          f"| {ratio(g['peak'], n['peak'])} | {both('per', '{:.1f}')} | {both('slope', '{:.1f}')} | {both('cpu', '{:.2f}')} "
-          f"| {n['shed']} / {g['shed']} | {failures(n)} / {failures(g)} |")
+    for t, over in (("floor", "HTTP/1.1"), ("gateway", "HTTP/1.1"), ("gateway-h2", "HTTP/2")):
+        g = cells[t]
+        if not g["present"]:
+            continue
+
+        def both(field, fmt="{:.0f}"):
+            return f"{f(n[field], fmt)} / {f(g[field], fmt)}"
+
+        name = "*floor*" if t == "floor" else "gateway"
+        print(f"| {label} | {name} | {over} | {f(n['rps'])} | {f(g['rps'])} | {ratio(g['rps'], n['rps'])} "
+              f"| {both('p50', '{:+.1f}')} | {both('p99', '{:+.1f}')} | {both('peak', '{:.1f}')} "
+              f"| {ratio(g['peak'], n['peak'])} | {both('per', '{:.1f}')} | {both('slope', '{:.1f}')} | {both('cpu', '{:.2f}')} "
+              f"| {n['shed']} / {g['shed']} | {failures(n)} / {failures(g)} |")

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::forward::UpstreamHttp;
 use crate::secret::MasterKey;
 
 /// The environment variable that carries the master key; it is never read from a file.
@@ -34,6 +35,10 @@ const MAX_WORKER_THREADS: usize = 1024;
 /// caller's and Crisp's) with hyper's buffers, its tasks and futures, and the allocator's slack
 /// around them. Measured with `bench/run --held` (RSS per call held); see bench/README.md.
 pub const MEMORY_PER_CALL: u64 = 64 * 1024;
+
+/// The same over HTTP/2 to Crisp (`upstream_http = "http2"`), where a call is a stream on a
+/// shared connection instead of a connection of its own.
+pub const MEMORY_PER_CALL_HTTP2: u64 = 40 * 1024;
 
 /// The memory this process may use: the machine's, or its cgroup's limit when lower. Read once
 /// at start-up; an unknown size counts as 1 GiB, so the derived cap stays modest.
@@ -132,6 +137,9 @@ settings! {
     listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
     /// Crisp's REST base URL, up to and including `/v1`.
     upstream: String = "https://api.crisp.chat/v1".into();
+    /// The HTTP version spoken to Crisp: `auto` (HTTP/2 when TLS negotiates it, else
+    /// HTTP/1.1), `http1`, or `http2` (on `http://`, HTTP/2 without TLS).
+    upstream_http: UpstreamHttp = UpstreamHttp::Auto;
     /// A separate listener for `/metrics`; `None` serves it on the main listener.
     metrics_listen: Option<SocketAddr> = None;
     /// The admin API and console's listener; empty turns it off.
@@ -372,6 +380,19 @@ impl FromSetting for LogFormat {
     }
 }
 
+impl FromSetting for UpstreamHttp {
+    fn from_setting(name: &str, raw: &Raw) -> Result<Self, ConfigError> {
+        match raw.text().as_str() {
+            "auto" => Ok(Self::Auto),
+            "http1" => Ok(Self::Http1),
+            "http2" => Ok(Self::Http2),
+            other => Err(ConfigError(format!(
+                "{name}: `{other}` must be `auto`, `http1` or `http2`"
+            ))),
+        }
+    }
+}
+
 impl Config {
     /// Loads the configuration from the optional file and the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -487,7 +508,12 @@ impl Config {
 
     /// The calls in flight that fit the memory budget (at least one).
     pub fn memory_calls(&self) -> usize {
-        usize::try_from(self.memory_budget() / MEMORY_PER_CALL)
+        let per_call = match self.upstream_http {
+            UpstreamHttp::Http2 => MEMORY_PER_CALL_HTTP2,
+            // `auto` may settle on HTTP/1.1: count the larger cost.
+            UpstreamHttp::Auto | UpstreamHttp::Http1 => MEMORY_PER_CALL,
+        };
+        usize::try_from(self.memory_budget() / per_call)
             .unwrap_or(usize::MAX)
             .max(1)
     }
@@ -550,6 +576,21 @@ mod tests {
     }
 
     #[test]
+    fn the_upstream_http_version_is_one_of_three() {
+        let load = |v: &str| Config::load_with(None, env(&[("CRISP_GATEWAY_UPSTREAM_HTTP", v)]));
+        assert_eq!(
+            load("http2").expect("loads").upstream_http,
+            UpstreamHttp::Http2
+        );
+        assert_eq!(
+            load("http1").expect("loads").upstream_http,
+            UpstreamHttp::Http1
+        );
+        let err = load("h3").expect_err("refused").to_string();
+        assert!(err.contains("`auto`, `http1` or `http2`"), "{err}");
+    }
+
+    #[test]
     fn the_memory_budget_sets_the_calls_in_flight() {
         let budget = |mib: &str| {
             Config::load_with(None, env(&[("CRISP_GATEWAY_MEMORY_BUDGET_MIB", mib)]))
@@ -558,6 +599,11 @@ mod tests {
         let config = budget("512");
         assert_eq!(config.memory_budget(), 512 << 20);
         assert_eq!(config.memory_calls(), 8192, "512 MiB at 64 KiB a call");
+        let http2 = Config {
+            upstream_http: UpstreamHttp::Http2,
+            ..config
+        };
+        assert_eq!(http2.memory_calls(), 13107, "512 MiB at 40 KiB a call");
         // By default a quarter of what the machine (or the container) has.
         let default = budget("0");
         assert_eq!(default.memory_budget(), available_memory() / 4);

@@ -126,6 +126,7 @@ impl App {
         };
         let crisp = CrispClient::new(
             &config.upstream,
+            config.upstream_http,
             config.upstream_timeout,
             policy,
             shaper,

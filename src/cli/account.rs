@@ -300,6 +300,7 @@ async fn test(
     let vault = Vault::new(&crate::app::master_key(config, store.engine())?);
     let client = CrispClient::for_checks(
         &config.upstream,
+        config.upstream_http,
         config.upstream_timeout,
         config.upstream_max_response,
     )

@@ -121,6 +121,7 @@ pub async fn run(file: Option<&Path>) -> CliResult {
         let vault = Vault::new(&master);
         let client = match CrispClient::for_checks(
             &config.upstream,
+            config.upstream_http,
             config.upstream_timeout,
             config.upstream_max_response,
         ) {

@@ -46,6 +46,7 @@ pub type ConsoleState = Arc<Console>;
 pub fn router(app: AppState) -> Result<Router, String> {
     let checks = CrispClient::for_checks(
         &app.config.upstream,
+        app.config.upstream_http,
         app.config.upstream_timeout,
         app.config.upstream_max_response,
     )

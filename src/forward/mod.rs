@@ -16,7 +16,7 @@ use crate::catalog::Method;
 pub use reply::{Reply, UpstreamError};
 pub use retry::{RetryPolicy, Safety};
 use transport::Transport;
-pub use transport::TransportError;
+pub use transport::{TransportError, UpstreamHttp};
 
 use crate::limits::{AccountShaper, Turn};
 use crate::telemetry::metrics::UpstreamOutcome;
@@ -61,6 +61,7 @@ pub struct CrispClient {
 impl CrispClient {
     pub fn new(
         base: &str,
+        http: UpstreamHttp,
         attempt_timeout: Duration,
         policy: RetryPolicy,
         shaper: AccountShaper,
@@ -68,6 +69,7 @@ impl CrispClient {
     ) -> Result<Self, TransportError> {
         let transport = Transport::new(
             base,
+            http,
             attempt_timeout.min(Duration::from_secs(5)),
             max_response,
         )?;
@@ -93,6 +95,7 @@ impl CrispClient {
     /// retries and no shaping, so the answer seen is Crisp's own.
     pub fn for_checks(
         base: &str,
+        http: UpstreamHttp,
         attempt_timeout: Duration,
         max_response: usize,
     ) -> Result<Self, TransportError> {
@@ -110,7 +113,7 @@ impl CrispClient {
             queue_timeout: Duration::ZERO,
             max_queue: 0,
         });
-        Self::new(base, attempt_timeout, single, unshaped, max_response)
+        Self::new(base, http, attempt_timeout, single, unshaped, max_response)
     }
 
     /// One attempt, no retry: for checks that must see exactly what Crisp says.

@@ -71,6 +71,17 @@ impl Base {
     }
 }
 
+/// The HTTP version spoken to Crisp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamHttp {
+    /// HTTP/2 when TLS negotiates it (ALPN), else HTTP/1.1.
+    #[default]
+    Auto,
+    Http1,
+    /// HTTP/2 only: by ALPN over TLS, by prior knowledge (h2c) over plain HTTP.
+    Http2,
+}
+
 /// Why a call did not get an answer from Crisp.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -123,8 +134,19 @@ pub struct Answer {
     pub body: Bytes,
 }
 
+/// Separate pools, so that HTTP/2 has this many connections to a host instead of one. hyper
+/// opens one HTTP/2 stream at a time per connection (the next waits until the connection's
+/// task has flushed the last), which capped one connection far below the calls a gateway
+/// holds (`bench/run --held`), and a server's cap on streams per connection would be the
+/// whole gateway's cap on calls in flight.
+const HTTP2_POOLS: usize = 4;
+
+type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 pub struct Transport {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// One pool, or `HTTP2_POOLS` when HTTP/2 may be spoken; calls take them in turn.
+    pools: Box<[Pool]>,
+    next: std::sync::atomic::AtomicUsize,
     base: Base,
     user_agent: HeaderValue,
     max_response: usize,
@@ -135,23 +157,34 @@ impl Transport {
     /// once) cannot take the process's memory.
     pub fn new(
         base: &str,
+        http: UpstreamHttp,
         connect_timeout: Duration,
         max_response: usize,
     ) -> Result<Self, TransportError> {
         let base = Base::parse(base)?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
-        http.set_keepalive(Some(Duration::from_secs(30)));
+        let mut http_connector = HttpConnector::new();
+        http_connector.enforce_http(false);
+        http_connector.set_nodelay(true);
+        http_connector.set_connect_timeout(Some(connect_timeout));
+        http_connector.set_keepalive(Some(Duration::from_secs(30)));
         let provider = rustls::crypto::aws_lc_rs::default_provider();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_platform_verifier(provider)
             .map_err(|e| TransportError::Config(format!("cannot set up TLS: {e}")))?
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
+            .https_or_http();
+        // The versions offered in the TLS handshake follow the setting.
+        let https = match http {
+            UpstreamHttp::Auto => tls.enable_all_versions().wrap_connector(http_connector),
+            UpstreamHttp::Http1 => tls.enable_http1().wrap_connector(http_connector),
+            UpstreamHttp::Http2 => tls.enable_http2().wrap_connector(http_connector),
+        };
+        let mut builder = Client::builder(TokioExecutor::new());
+        // With HTTP/2 every call to a host is a stream on one shared connection: a call held
+        // costs a stream's state instead of a connection with its own task and buffers, and
+        // no descriptor. Over plain HTTP this is prior knowledge (h2c), as the sandbox and
+        // any h2c-capable server or proxy accept.
+        builder.http2_only(http == UpstreamHttp::Http2);
+        builder
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(45))
@@ -161,10 +194,16 @@ impl Transport {
             // most of the gateway's CPU per call at thousands held. Idle connections are
             // leftovers of calls in flight, so `max_concurrency` (and through it the memory
             // budget and the open-file limit) already bounds them, and the idle timeout ends them.
-            .pool_max_idle_per_host(usize::MAX)
-            .build(https);
+            .pool_max_idle_per_host(usize::MAX);
+        let http2_possible = match http {
+            UpstreamHttp::Http2 => true,
+            UpstreamHttp::Auto => base.scheme == Scheme::HTTPS,
+            UpstreamHttp::Http1 => false,
+        };
+        let pools = if http2_possible { HTTP2_POOLS } else { 1 };
         Ok(Self {
-            client,
+            pools: (0..pools).map(|_| builder.build(https.clone())).collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
             base,
             user_agent: HeaderValue::from_static(USER_AGENT),
             max_response,
@@ -247,8 +286,8 @@ impl Transport {
                 HeaderValue::from_static("application/json"),
             );
         }
-        let response: Response<_> = self
-            .client
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let response: Response<_> = self.pools[turn % self.pools.len()]
             .request(outgoing)
             .await
             .map_err(TransportError::from_client)?;
@@ -338,6 +377,7 @@ mod tests {
     async fn targets_keep_the_prefix_and_encode_the_query() {
         let transport = Transport::new(
             "https://api.crisp.chat/v1/",
+            UpstreamHttp::Auto,
             Duration::from_secs(1),
             1 << 20,
         )

@@ -39,10 +39,6 @@ pub async fn call(State(app): State<AppState>, request: Request) -> Result<Respo
                     .unwrap_or_default(),
             )
         })?;
-    let request_id = headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
     let (args, key) = match read_call(&app, action, headers, body).await {
         Ok(read) => read,
         Err(e) => {
@@ -54,8 +50,17 @@ pub async fn call(State(app): State<AppState>, request: Request) -> Result<Respo
         .extensions
         .get::<Started>()
         .map_or_else(std::time::Instant::now, |s| s.0);
+    // hyper parses the path and header values as slices of the connection's read buffer,
+    // so while they live the buffer does too, beside the new one hyper takes for the next
+    // read: copy the one value the call still needs and let the rest go before Crisp answers.
+    let request_id: Box<str> = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .into();
+    drop(parts);
     let options = call::Options {
-        request_id,
+        request_id: &request_id,
         started,
         idempotency: key.as_ref(),
     };

@@ -117,7 +117,11 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
 /// request for the layers and handlers below.
 pub fn request_id(request: &mut Request) -> HeaderValue {
     match request.headers().get(REQUEST_ID) {
-        Some(id) if is_usable_request_id(id.as_bytes()) => id.clone(),
+        // A copy, not a clone: a clone would hold the connection's whole read buffer (which
+        // the header is a slice of) until the response is written.
+        Some(id) if is_usable_request_id(id.as_bytes()) => {
+            HeaderValue::from_bytes(id.as_bytes()).unwrap_or_else(|_| new_request_id())
+        }
         _ => {
             let id = new_request_id();
             request.headers_mut().insert(REQUEST_ID, id.clone());

@@ -724,6 +724,7 @@ async fn account_test_says_what_is_wrong() {
         };
         CrispClient::for_checks(
             &config.upstream,
+            config.upstream_http,
             config.upstream_timeout,
             config.upstream_max_response,
         )

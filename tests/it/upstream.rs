@@ -227,3 +227,82 @@ async fn a_url_too_long_for_crisp_is_a_400_naming_the_value() {
         assert_eq!(reply.status, 200, "{}", reply.text);
     }
 }
+
+/// An upstream that speaks only HTTP/2 without TLS (h2c by prior knowledge), answers every
+/// request with a small Crisp envelope after `delay`, and counts the connections it accepted
+/// and the HTTP versions it saw.
+async fn h2c_upstream(
+    delay: Duration,
+) -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::Mutex<Vec<http::Version>>>,
+) {
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let versions = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (count, seen) = (connections.clone(), versions.clone());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let seen = seen.clone();
+            let service = hyper::service::service_fn(move |request: http::Request<_>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().expect("lock").push(request.version());
+                    tokio::time::sleep(delay).await;
+                    let body = http_body_util::Full::new(bytes::Bytes::from_static(
+                        br#"{"error":false,"reason":"resolved","data":{"count":7}}"#,
+                    ));
+                    Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service),
+            );
+        }
+    });
+    (format!("http://{addr}/v1"), connections, versions)
+}
+
+#[tokio::test]
+async fn with_http2_calls_in_flight_share_a_few_connections() {
+    use crisp_gateway::forward::UpstreamHttp;
+    const CALLS: usize = 40;
+    let (base, connections, versions) = h2c_upstream(Duration::from_millis(300)).await;
+    let app = std::sync::Arc::new(
+        TestApp::spawn_with(engines()[0], |c| {
+            c.upstream = base.clone();
+            c.upstream_http = UpstreamHttp::Http2;
+            c.account_max_concurrency = 0;
+            c.account_rate_limit = 0.0;
+            c.key_rate_limit = 0.0;
+        })
+        .await,
+    );
+    let calls: Vec<_> = (0..CALLS)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.call("count/visitors", "{}").await })
+        })
+        .collect();
+    for call in calls {
+        let reply = call.await.expect("task");
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json()["result"]["count"], 7, "{}", reply.text);
+    }
+    let versions = versions.lock().expect("lock").clone();
+    assert_eq!(versions.len(), CALLS);
+    assert!(versions.iter().all(|v| *v == http::Version::HTTP_2));
+    // A few pools, each one connection: never a connection per call.
+    let opened = connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=4).contains(&opened),
+        "{CALLS} calls held at once opened {opened} HTTP/2 connections"
+    );
+}

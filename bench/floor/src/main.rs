@@ -56,8 +56,10 @@ fn main() {
     runtime.block_on(async move {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
+        // As the gateway's transport: idle connections are bounded by the calls in flight,
+        // not by a count that would close (and reopen) a connection per call past it.
         let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(usize::MAX)
             .build(http);
         let state = Arc::new(Upstream {
             client,
