@@ -24,6 +24,9 @@ seed_acme --rate 20/s
 KEY=$("$BIN" key create --workspace acme --name budgets 2>/dev/null)
 
 start_replicas 3
+# Three replicas running, as behind a load balancer: each has renewed its heartbeat lease and
+# counts the others (leases last 1 s, renewed every 250 ms) before the load arrives.
+sleep 1.5
 echo "ok: three replicas on one database, account budget 20/s"
 
 python3 .ci/checks/budgets_load.py "$SANDBOX" "$KEY" 30 "$TMP/killed" "${PORTS[@]}" &

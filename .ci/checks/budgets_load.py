@@ -87,6 +87,8 @@ print(f"busiest 1-second window: {worst[1]} calls, {(worst[0] - start_ms) / 1000
 failed = False
 if worst[1] > 21:
     print(f"FAIL: {worst[1]} calls in one second (budget 20/s, at most 21)")
+    around = [counts.get(worst[0] + i * bucket, 0) for i in range(-5, 1000 // bucket + 5)]
+    print(f"calls per {bucket} ms from 0.5 s before that window to 0.5 s after: {around}")
     failed = True
 
 # After the kill: the two left use the whole budget within 2 s. Each second from then on, and
