@@ -4,7 +4,7 @@
 # (more than the budget), and the sandbox counting the calls it gets per 100 ms. Every 1-second
 # window after the first must see at most 21 calls; one replica is killed (SIGKILL, no goodbye)
 # half-way, and from 2 s after the kill the two left must use the whole budget (its seconds
-# average >= 19 calls, none below 18). Load: Python's standard library, threads.
+# average >= 19 calls, no sliding second below 17). Load: Python's standard library, threads.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source .ci/postgres.sh

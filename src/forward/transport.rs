@@ -179,10 +179,10 @@ impl Transport {
             UpstreamHttp::Http2 => tls.enable_http2().wrap_connector(http_connector),
         };
         let mut builder = Client::builder(TokioExecutor::new());
-        // With HTTP/2 every call to a host is a stream on one shared connection: a call held
-        // costs a stream's state instead of a connection with its own task and buffers, and
-        // no descriptor. Over plain HTTP this is prior knowledge (h2c), as the sandbox and
-        // any h2c-capable server or proxy accept.
+        // With HTTP/2 a call is a stream on a pool's one shared connection: a call held costs
+        // a stream's state instead of a connection with its own task and buffers, and no
+        // descriptor. Over plain HTTP this is prior knowledge (h2c), as the sandbox and any
+        // h2c-capable server or proxy accept.
         builder.http2_only(http == UpstreamHttp::Http2);
         builder
             .pool_timer(TokioTimer::new())
