@@ -60,7 +60,7 @@ print(f"Latencies are minus the upstream's {latency:.0f} ms. RSS per call held i
       "client) proxying the call with none of the gateway's work: what the stack itself costs. "
       "*upstream over* is how the proxy reaches the upstream: HTTP/1.1 with a "
       "connection per call in flight, as nginx does, or HTTP/2 (`upstream_http = \"http2\"`), "
-      "every call a stream on one connection. *shed* is non-2xx answers, *timed out* "
+      "every call a stream on one of four shared connections. *shed* is non-2xx answers, *timed out* "
       "wrk's timeouts (other socket errors in brackets).\n")
 print("| calls held | proxy | upstream over | nginx req/s | proxy req/s | proxy ÷ nginx "
       "| p50 + nginx / proxy (ms) | p99 + nginx / proxy (ms) "
