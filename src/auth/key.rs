@@ -122,19 +122,23 @@ impl<K: Kind> Bearer<K> {
 
     /// The argon2id hash to store (slow by design: call off the async executor).
     pub fn hash(&self) -> Result<String, String> {
-        Argon2::default()
+        let hash = Argon2::default()
             .hash_password(self.full.expose_secret().as_bytes())
             .map(|h| h.to_string())
-            .map_err(|e| format!("cannot hash the key: {e}"))
+            .map_err(|e| format!("cannot hash the key: {e}"));
+        crate::kernel::memory::release_freed();
+        hash
     }
 
     /// Checks the key against a stored hash (slow by design: call off the async executor).
     pub fn verify(&self, stored: &str) -> bool {
-        PasswordHash::new(stored).is_ok_and(|hash| {
+        let matches = PasswordHash::new(stored).is_ok_and(|hash| {
             Argon2::default()
                 .verify_password(self.full.expose_secret().as_bytes(), &hash)
                 .is_ok()
-        })
+        });
+        crate::kernel::memory::release_freed();
+        matches
     }
 }
 
