@@ -53,9 +53,9 @@ print(open(meta_path).read().strip().replace("\n", "  \n"))
 print()
 print("### Calls held: an upstream answering after a fixed delay, nginx and the gateway\n")
 print(f"Latencies are minus the upstream's {latency:.0f} ms. RSS per call held is (peak − idle) "
-      "÷ connections, where idle is after one call (the gateway's includes the freed memory of its "
-      "one argon2 key check, which calls reuse, so its first level reads low); *per added call* is "
-      "the slope of peak RSS from the level before, which that does not skew. nginx's RSS is "
+      "÷ connections, where idle is after one call (for the gateway: after its first key check, "
+      "whose argon2 memory it hands back); *per added call* is the slope of peak RSS from the "
+      "level before, which leaves the idle figure out. nginx's RSS is "
       "master + worker. *floor* is `bench/floor`, the gateway's stack (axum, hyper, hyper-util's "
       "client) proxying the call with none of the gateway's work: what the stack itself costs. "
       "*upstream over* is how the proxy reaches the upstream: HTTP/1.1 with a "

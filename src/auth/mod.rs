@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod key;
+mod layer;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,25 +17,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::{ConnectInfo, Request};
 use moka::sync::Cache;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::audit::Auditor;
-use crate::catalog::{Action, Target};
+use crate::catalog::Action;
 use crate::error::{ApiError, Reason};
 use crate::limits::FailureLimiter;
 use crate::store::{KeyId, Store, StoreError, WorkspaceId};
 
 pub use admin::{AdminKeyring, AdminPrincipal};
 pub use key::{AdminToken, GatewayKey};
+pub use layer::{Inner, KeyCheck, RequireKey};
 
 /// Who is calling: the key, its workspace and its scopes. Inserted into request extensions by
-/// `require_key`.
+/// the auth layer (`RequireKey`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub key_id: KeyId,
@@ -502,87 +501,6 @@ pub fn client_ip(request: &Request) -> Option<IpAddr> {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip())
-}
-
-/// What the auth layer needs: the keyring that resolves keys, the auditor that counts
-/// refusals, and the key's limits that its answers describe.
-#[derive(Clone)]
-pub struct KeyCheck {
-    pub keyring: Arc<Keyring>,
-    pub auditor: Auditor,
-    pub quotas: Arc<crate::limits::QuotaBook>,
-    pub key_limits: Arc<crate::limits::KeyLimiter>,
-}
-
-/// The auth layer: refuses the request with 401 unless it carries a valid key. The presented
-/// key is parsed once here, for the keyring and for the audit of a refusal alike.
-pub async fn require_key(
-    State(check): State<KeyCheck>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let presented = GatewayKey::from_authorization(
-        request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let client = client_ip(&request);
-    let principal = match check.keyring.authenticate(presented.as_ref(), client).await {
-        Ok(principal) => principal,
-        Err(refused) => {
-            audit_refusal(
-                &check.auditor,
-                &request,
-                presented.as_ref(),
-                client,
-                &refused,
-            );
-            return Err(refused);
-        }
-    };
-    crate::telemetry::note_call(|info| info.key_id = Some(principal.key_id.to_string()));
-    // The headers need only the key id and quota: keep those, not a copy of the whole
-    // principal (its scope lists) for every request.
-    let (key_id, quota) = (principal.key_id.clone(), principal.quota);
-    request.extensions_mut().insert(principal);
-    let mut response = next.run(request).await;
-    // After the call, so the fields count it.
-    crate::limits::headers::add(
-        response.headers_mut(),
-        &check.quotas,
-        &check.key_limits,
-        key_id.as_str(),
-        quota,
-    );
-    Ok(response)
-}
-
-/// Counts a refused key: which key id was presented (never the key), for which action, from
-/// which address.
-fn audit_refusal(
-    auditor: &Auditor,
-    request: &Request,
-    presented: Option<&GatewayKey>,
-    client: Option<IpAddr>,
-    refused: &ApiError,
-) {
-    auditor.refused(&crate::audit::Refusal {
-        reason: refused.reason(),
-        status: refused.status().as_u16(),
-        workspace_id: None,
-        key_id: presented.map(GatewayKey::id),
-        client,
-        action: request
-            .extensions()
-            .get::<Target>()
-            .map_or("unknown", |target| target.audited()),
-        request_id: request
-            .headers()
-            .get(crate::kernel::request_id::REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default(),
-    });
 }
 
 #[cfg(test)]

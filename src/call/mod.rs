@@ -300,13 +300,25 @@ async fn run(
         trace.spent_quota = true;
     }
     trace.upstream_started = Some(std::time::Instant::now());
+    // The two rarer paths are boxed: a future is as large as its largest branch, and this one
+    // is held for as long as Crisp takes to answer, for every call in flight.
     if let Some(key) = options.idempotency {
-        return idempotency::run(app, principal, action, key, &upstream, trace).await;
+        return Box::pin(idempotency::run(
+            app, principal, action, key, &upstream, trace,
+        ))
+        .await;
     }
     if !more_pages.is_empty() || fields.is_some() {
-        return reshaped(app, action, &upstream, more_pages, fields.as_ref(), trace)
-            .await
-            .map(Answer::Fresh);
+        return Box::pin(reshaped(
+            app,
+            action,
+            &upstream,
+            more_pages,
+            fields.as_ref(),
+            trace,
+        ))
+        .await
+        .map(Answer::Fresh);
     }
     let reply = app
         .crisp

@@ -9,9 +9,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
@@ -20,6 +19,8 @@ use crate::catalog::{CATALOG, Target};
 use crate::error::{ApiError, ErrorSlot, Reason};
 use crate::telemetry::gate;
 
+use crate::auth::Inner;
+use crate::kernel::layer::{Around, Wrap};
 use crate::kernel::request_id::{REQUEST_ID, Started};
 use crate::telemetry::metrics::PerAction;
 
@@ -31,17 +32,26 @@ static ACTION_SERIES: LazyLock<PerAction> =
 const LOGGED_PATH: usize = 128;
 
 /// What the outermost layer needs: the app, and the permits that bound requests in flight.
-#[derive(Clone)]
 pub struct Edge {
     pub app: AppState,
     pub in_flight: Arc<Semaphore>,
 }
 
-/// The outermost handler layer: gives the request an id (the caller's `x-request-id`, else a
-/// new one) and returns it on the response, sheds load past `max_concurrency`, writes the
-/// access-log line and the request metrics, and renders any error as the JSON envelope
-/// (logging the cause of a 5xx once).
-pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
+/// The outermost layer: gives the request an id (the caller's `x-request-id`, else a new one)
+/// and returns it on the response, sheds load past `max_concurrency`, writes the access-log
+/// line and the request metrics, and renders any error as the JSON envelope (logging the
+/// cause of a 5xx once).
+pub type EdgeLayer = Around<Edge>;
+
+impl<S: Inner> Wrap<S, Request> for Edge {
+    type Response = Response;
+
+    async fn wrap(&self, request: Request, inner: S) -> Response {
+        finish(self, request, inner).await
+    }
+}
+
+async fn finish<S: Inner>(edge: &Edge, mut request: Request, mut inner: S) -> Response {
     let started = Instant::now();
     let app = &edge.app;
     let method = request.method().clone();
@@ -60,7 +70,10 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     let permit = edge.in_flight.try_acquire();
     let shed = permit.is_err();
     let (response, mut call) = match permit {
-        Ok(_permit) => crate::telemetry::with_call_info(next.run(request)).await,
+        Ok(_permit) => {
+            let (Ok(response), call) = crate::telemetry::with_call_info(inner.call(request)).await;
+            (response.into_response(), call)
+        }
         // Answer at once rather than queue without bound when the process is full.
         Err(_) => (ApiError::Overloaded.into_response(), Default::default()),
     };
@@ -97,19 +110,18 @@ pub async fn finish(State(edge): State<Edge>, mut request: Request, next: Next) 
     if status >= 400 && !gate::allow(gate::Kind::RefusedRequest, status) {
         return response;
     }
-    tracing::info!(
+    crate::telemetry::access(&crate::telemetry::Access {
         request_id,
-        method = %method,
-        path = path.as_str(),
+        method: method.as_str(),
+        path: path.as_str(),
         status,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        action = label.map(|(slug, _)| slug).or(call.action),
-        key_id = call.key_id.as_deref(),
-        account_id = call.account_id.as_deref(),
-        upstream_status = call.upstream_status,
-        upstream_calls = call.upstream_calls,
-        "request"
-    );
+        duration_ms: elapsed.as_secs_f64() * 1000.0,
+        action: label.map(|(slug, _)| slug).or(call.action),
+        key_id: call.key_id.as_deref(),
+        account_id: call.account_id.as_deref(),
+        upstream_status: call.upstream_status,
+        upstream_calls: call.upstream_calls,
+    });
     response
 }
 

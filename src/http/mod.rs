@@ -29,7 +29,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::app::AppState;
-use crate::auth::require_key;
+use crate::auth::RequireKey;
 
 /// `GET /metrics`, on the main listener or (with `metrics_listen`) on its own.
 pub fn metrics_router() -> Router<AppState> {
@@ -46,7 +46,7 @@ async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
 pub fn router(app: AppState) -> Router {
     let config = &app.config;
     // The key is checked for POST only, so a wrong method is explained without one.
-    let authenticated = axum::middleware::from_fn_with_state(app.key_check(), require_key);
+    let authenticated = RequireKey::new(app.key_check());
     let api = Router::new()
         .route(
             "/api/crisp/report",
@@ -65,7 +65,7 @@ pub fn router(app: AppState) -> Router {
 
     // Outermost first: every response gets a request id, one access-log line and its
     // metrics, and an error envelope if it failed, and past `max_concurrency` requests are
-    // shed (all in `envelope::finish`: one layer, as each layer costs an allocation and a
+    // shed (all in `envelope::EdgeLayer`: one layer, as each layer costs an allocation and a
     // boxed future per request); a panic becomes a 500; the deadline and the body cap apply
     // to the rest.
     let cap = server::concurrency_cap(config);
@@ -79,7 +79,7 @@ pub fn router(app: AppState) -> Router {
         in_flight: Arc::new(Semaphore::new(cap)),
     };
     let stack = ServiceBuilder::new()
-        .layer(axum::middleware::from_fn_with_state(edge, envelope::finish))
+        .layer(envelope::EdgeLayer::new(edge))
         .layer(CatchPanicLayer::custom(envelope::panic_response))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,

@@ -1,8 +1,9 @@
 //! Small kernels every layer may use: time, text helpers, the token bucket, the request-id
-//! header name and handing freed memory back. They import nothing else from the crate.
+//! header name, a cheap tower layer and handing freed memory back. They import nothing else from the crate.
 
 pub mod bucket;
 pub mod clock;
+pub mod layer;
 pub mod memory;
 pub mod request_id;
 pub mod text;

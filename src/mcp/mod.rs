@@ -23,7 +23,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 use crate::app::AppState;
-use crate::auth::require_key;
+use crate::auth::RequireKey;
 use crate::error::{ApiError, ErrorSlot, Reason};
 
 pub use essentials::{ESSENTIALS, Essential};
@@ -53,7 +53,7 @@ where
         // chosen, and (outermost) the key is checked before anything else.
         .layer(middleware::from_fn_with_state(body_limit, transport_errors))
         .layer(middleware::from_fn(select_toolset))
-        .layer(middleware::from_fn_with_state(app.key_check(), require_key))
+        .layer(RequireKey::new(app.key_check()))
 }
 
 /// Stateless JSON mode, bodies capped like REST bodies, and `Host` checked only when

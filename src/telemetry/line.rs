@@ -64,6 +64,68 @@ where
     }
 }
 
+/// Writes an access line to the buffered sink, as `Line` would format the event.
+pub(super) fn write_access(access: &super::Access<'_>) {
+    thread_local! {
+        static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    TEXT.with(|text| {
+        let mut text = text.borrow_mut();
+        text.clear();
+        format_access(&mut text, access);
+        super::sink::append(text.as_bytes());
+    });
+}
+
+/// Pushes the parts of the line rather than going through `write!`, whose formatting
+/// machinery cost more than the rest of the line together.
+fn format_access(out: &mut String, access: &super::Access<'_>) {
+    push_timestamp(out);
+    out.push_str("  INFO ");
+    out.push_str(super::ACCESS_TARGET);
+    out.push_str(": request");
+    push_text(out, "request_id", access.request_id);
+    push_text(out, "method", access.method);
+    push_text(out, "path", access.path);
+    push_number(out, "status", access.status.into());
+    out.push_str(" duration_ms=");
+    push_millis(out, access.duration_ms);
+    for (name, value) in [
+        ("action", access.action),
+        ("key_id", access.key_id),
+        ("account_id", access.account_id),
+    ] {
+        if let Some(value) = value {
+            push_text(out, name, value);
+        }
+    }
+    if let Some(status) = access.upstream_status {
+        push_number(out, "upstream_status", status.into());
+    }
+    if let Some(calls) = access.upstream_calls {
+        push_number(out, "upstream_calls", calls.into());
+    }
+    out.push('\n');
+}
+
+fn push_text(out: &mut String, name: &str, value: &str) {
+    out.push(' ');
+    out.push_str(name);
+    out.push('=');
+    if is_bare(value) {
+        out.push_str(value);
+    } else {
+        let _ = write!(out, "{value:?}");
+    }
+}
+
+fn push_number(out: &mut String, name: &str, value: u64) {
+    out.push(' ');
+    out.push_str(name);
+    out.push('=');
+    out.push_str(itoa::Buffer::new().format(value));
+}
+
 /// Writes each field as ` name=value`, the message first as ` message`.
 struct Fields<'a, 'w> {
     writer: &'a mut Writer<'w>,
@@ -129,12 +191,33 @@ impl Visit for Fields<'_, '_> {
 /// integer count of thousandths first prints the same digits with integer formatting (but
 /// for the last digit of values within a rounding error of a tie, e.g. 1.0005).
 fn write_millis(w: &mut Writer<'_>, value: f64) -> fmt::Result {
+    let mut text = String::new();
+    push_millis(&mut text, value);
+    w.write_str(&text)
+}
+
+fn push_millis(out: &mut String, value: f64) {
     if !value.is_finite() || value.abs() >= 1e15 {
-        return write!(w, "{value:.3}");
+        let _ = write!(out, "{value:.3}");
+        return;
     }
     let thousandths = (value.abs() * 1000.0).round() as u64;
-    let sign = if value.is_sign_negative() { "-" } else { "" };
-    write!(w, "{sign}{}.{:03}", thousandths / 1000, thousandths % 1000)
+    if value.is_sign_negative() {
+        out.push('-');
+    }
+    out.push_str(itoa::Buffer::new().format(thousandths / 1000));
+    out.push('.');
+    push_padded(out, thousandths % 1000, 3);
+}
+
+/// `value` in exactly `digits` decimal digits, zeros in front (`value` < 10^`digits`).
+fn push_padded(out: &mut String, value: u64, digits: usize) {
+    let mut buffer = itoa::Buffer::new();
+    let text = buffer.format(value);
+    for _ in text.len()..digits {
+        out.push('0');
+    }
+    out.push_str(text);
 }
 
 /// Whether a string can be written without quotes and still be read back as one token.
@@ -145,8 +228,15 @@ fn is_bare(value: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\')
 }
 
-/// RFC 3339 UTC with microseconds. The part up to the seconds is formatted once per second.
+/// RFC 3339 UTC with microseconds.
 fn write_timestamp(writer: &mut Writer<'_>) -> fmt::Result {
+    let mut text = String::new();
+    push_timestamp(&mut text);
+    writer.write_str(&text)
+}
+
+/// RFC 3339 UTC with microseconds. The part up to the seconds is formatted once per second.
+fn push_timestamp(out: &mut String) {
     thread_local! {
         static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
@@ -157,7 +247,7 @@ fn write_timestamp(writer: &mut Writer<'_>) -> fmt::Result {
         if cached.0 != second {
             let (date, clock) = (now.date(), now.time());
             cached.1.clear();
-            write!(
+            let _ = write!(
                 cached.1,
                 "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
                 date.year(),
@@ -166,12 +256,14 @@ fn write_timestamp(writer: &mut Writer<'_>) -> fmt::Result {
                 clock.hour(),
                 clock.minute(),
                 clock.second()
-            )?;
+            );
             cached.0 = second;
         }
-        writer.write_str(&cached.1)
-    })?;
-    write!(writer, ".{:06}Z", now.microsecond())
+        out.push_str(&cached.1);
+    });
+    out.push('.');
+    push_padded(out, now.microsecond().into(), 6);
+    out.push('Z');
 }
 
 #[cfg(test)]
@@ -192,8 +284,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lines_carry_time_level_target_message_and_fields() {
+    /// What `log` writes through `Line`.
+    fn logged(log: impl FnOnce()) -> String {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -201,7 +293,13 @@ mod tests {
             .with_writer(move || writer.clone())
             .event_format(Line)
             .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, log);
+        String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8")
+    }
+
+    #[test]
+    fn lines_carry_time_level_target_message_and_fields() {
+        let text = logged(|| {
             let none: Option<&str> = None;
             tracing::info!(
                 request_id = %"3f1c",
@@ -215,7 +313,6 @@ mod tests {
             );
             tracing::info_span!("mcp", session = 7).in_scope(|| tracing::warn!(n = -3, "inside"));
         });
-        let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
         let (stamp, rest) = lines[0].split_once(' ').expect("a timestamp");
@@ -237,6 +334,51 @@ mod tests {
             "{}",
             lines[1]
         );
+    }
+
+    #[test]
+    fn the_access_line_written_directly_is_the_line_of_the_event() {
+        let lines = [
+            crate::telemetry::Access {
+                request_id: "3f1c-aa",
+                method: "POST",
+                path: "/api/crisp/list/conversations",
+                status: 200,
+                duration_ms: 12.3456,
+                action: Some("list/conversations"),
+                key_id: Some("AbCdEfGh12345678"),
+                account_id: Some("main"),
+                upstream_status: Some(200),
+                upstream_calls: Some(3),
+            },
+            crate::telemetry::Access {
+                request_id: "9e",
+                method: "GET",
+                path: "/odd path/\"quoted\"=",
+                status: 404,
+                duration_ms: 0.02,
+                action: None,
+                key_id: None,
+                account_id: None,
+                upstream_status: None,
+                upstream_calls: None,
+            },
+        ];
+        // Not initialised as plain lines here, so `access` dispatches the event.
+        let text = logged(|| {
+            for line in &lines {
+                crate::telemetry::access(line);
+            }
+        });
+        let from_events: Vec<&str> = text.lines().collect();
+        assert_eq!(from_events.len(), 2, "{text}");
+        for (line, event) in lines.iter().zip(from_events) {
+            let mut direct = String::new();
+            format_access(&mut direct, line);
+            let (_, direct) = direct.trim_end().split_once(' ').expect("a timestamp");
+            let (_, event) = event.split_once(' ').expect("a timestamp");
+            assert_eq!(direct, event);
+        }
     }
 
     #[test]

@@ -60,6 +60,15 @@ fn write_out(pending: &mut Vec<u8>) {
     }
 }
 
+/// Adds a whole info line to the buffer.
+pub(super) fn append(line: &[u8]) {
+    let mut pending = PENDING.lock();
+    pending.extend_from_slice(line);
+    if pending.len() >= HIGH_WATER {
+        write_out(&mut pending);
+    }
+}
+
 /// The `MakeWriter` for buffered standard error.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BufferedStderr;
@@ -85,11 +94,7 @@ pub struct Line {
 
 impl Write for Line {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut pending = PENDING.lock();
-        pending.extend_from_slice(bytes);
-        if pending.len() >= HIGH_WATER {
-            write_out(&mut pending);
-        }
+        append(bytes);
         Ok(bytes.len())
     }
 

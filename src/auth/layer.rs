@@ -1,0 +1,127 @@
+//! The key check as a tower layer: a request reaches the service inside only with a valid key,
+//! as a `Principal` in its extensions, and its answer gets the key's rate-limit fields.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use tower::Service;
+
+use super::{GatewayKey, Keyring, client_ip};
+use crate::audit::Auditor;
+use crate::catalog::Target;
+use crate::error::ApiError;
+use crate::kernel::layer::{Around, Wrap};
+
+/// What the auth layer needs: the keyring that resolves keys, the auditor that counts
+/// refusals, and the key's limits that its answers describe.
+#[derive(Clone)]
+pub struct KeyCheck {
+    pub keyring: Arc<Keyring>,
+    pub auditor: Auditor,
+    pub quotas: Arc<crate::limits::QuotaBook>,
+    pub key_limits: Arc<crate::limits::KeyLimiter>,
+}
+
+/// The auth layer: refuses a request with 401 unless it carries a valid key.
+pub type RequireKey = Around<KeyCheck>;
+
+/// A service one of the gateway's HTTP layers runs inside it: axum's request in, an answer out.
+pub trait Inner:
+    Service<Request, Error = Infallible, Response: IntoResponse, Future: Send> + Send + 'static
+{
+}
+
+impl<S> Inner for S
+where
+    S: Service<Request, Error = Infallible> + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send,
+{
+}
+
+impl<S: Inner> Wrap<S, Request> for KeyCheck {
+    type Response = Response;
+
+    async fn wrap(&self, request: Request, inner: S) -> Response {
+        match require_key(self, request, inner).await {
+            Ok(response) => response,
+            Err(refused) => refused.into_response(),
+        }
+    }
+}
+
+/// Checks the key, then runs the request. The presented key is parsed once here, for the
+/// keyring and for the audit of a refusal alike.
+async fn require_key<S: Inner>(
+    check: &KeyCheck,
+    mut request: Request,
+    mut inner: S,
+) -> Result<Response, ApiError> {
+    let presented = GatewayKey::from_authorization(
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let client = client_ip(&request);
+    let principal = match check.keyring.authenticate(presented.as_ref(), client).await {
+        Ok(principal) => principal,
+        Err(refused) => {
+            audit_refusal(
+                &check.auditor,
+                &request,
+                presented.as_ref(),
+                client,
+                &refused,
+            );
+            return Err(refused);
+        }
+    };
+    crate::telemetry::note_call(|info| info.key_id = Some(principal.key_id.to_string()));
+    // The headers need only the key id and quota: keep those, not a copy of the whole
+    // principal (its scope lists) for every request.
+    let (key_id, quota) = (principal.key_id.clone(), principal.quota);
+    request.extensions_mut().insert(principal);
+    let Ok(response) = inner.call(request).await;
+    let mut response = response.into_response();
+    // After the call, so the fields count it.
+    crate::limits::headers::add(
+        response.headers_mut(),
+        &check.quotas,
+        &check.key_limits,
+        key_id.as_str(),
+        quota,
+    );
+    Ok(response)
+}
+
+/// Counts a refused key: which key id was presented (never the key), for which action, from
+/// which address.
+fn audit_refusal(
+    auditor: &Auditor,
+    request: &Request,
+    presented: Option<&GatewayKey>,
+    client: Option<IpAddr>,
+    refused: &ApiError,
+) {
+    auditor.refused(&crate::audit::Refusal {
+        reason: refused.reason(),
+        status: refused.status().as_u16(),
+        workspace_id: None,
+        key_id: presented.map(GatewayKey::id),
+        client,
+        action: request
+            .extensions()
+            .get::<Target>()
+            .map_or("unknown", |target| target.audited()),
+        request_id: request
+            .headers()
+            .get(crate::kernel::request_id::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    });
+}
