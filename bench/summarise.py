@@ -196,7 +196,8 @@ rss = xmed("rss_peak_kb")
 print(f"| start-up to first `GET /healthz` 200, SQLite, 1 tenant (median) | {f(startup_one, '{:.1f}')} ms |")
 print(f"| same with 10,000 tenants | {f(startup_many, '{:.1f}')} ms |")
 print(f"| RSS at rest, after the first call's key check (VmRSS) | {f(xmed('rss_rest_kb') and xmed('rss_rest_kb') / 1024, '{:.1f}')} MiB |")
-print(f"| peak RSS (VmHWM) after all read runs up to 256 connections | {f(rss and rss / 1024, '{:.1f}')} MiB |")
+most = max(conns_seen, default=0)
+print(f"| peak RSS (VmHWM) after all read runs up to {most} connections | {f(rss and rss / 1024, '{:.1f}')} MiB |")
 print(f"| RSS at the end of the read runs (VmRSS) | {f(xmed('rss_now_kb') and xmed('rss_now_kb') / 1024, '{:.1f}')} MiB |")
 print(f"| threads | {f(xmed('threads'))} |")
 print(f"| argon2 verifications during the read runs (one key) | {f(xmed('argon2_during_reads'))} |")
@@ -204,7 +205,8 @@ print(f"| argon2 verifications in the process after the reads, then after 5 new 
       f"{f(xmed('argon2_total'))}, {f(xmed('argon2_after_cold'))} |")
 print(f"| first request with a new key (argon2 + key lookup), median of 5 | {f(xmed('cold_first_ms'), '{:.1f}')} ms |")
 print(f"| second request with that key | {f(xmed('cold_second_ms'), '{:.1f}')} ms |")
-if rss:
+# The target is at 256 connections: a run that stopped below says nothing of it.
+if rss and most >= 256:
     checks.append(("peak RSS ≤ 64 MiB at 256 conns", rss / 1024 <= 64, f"{rss / 1024:.1f} MiB"))
 if startup_one:
     checks.append(("start-up ≤ 200 ms (SQLite)", startup_one <= 200, f"{startup_one:.1f} ms"))
