@@ -46,21 +46,22 @@ where
 impl<S: Inner> Wrap<S, Request> for KeyCheck {
     type Response = Response;
 
-    async fn wrap(&self, request: Request, inner: S) -> Response {
-        match require_key(self, request, inner).await {
-            Ok(response) => response,
-            Err(refused) => refused.into_response(),
-        }
+    fn wrap(
+        self: Arc<Self>,
+        request: Request,
+        inner: S,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        require_key(self, request, inner)
     }
 }
 
 /// Checks the key, then runs the request. The presented key is parsed once here, for the
 /// keyring and for the audit of a refusal alike.
 async fn require_key<S: Inner>(
-    check: &KeyCheck,
+    check: Arc<KeyCheck>,
     mut request: Request,
     mut inner: S,
-) -> Result<Response, ApiError> {
+) -> Response {
     let presented = GatewayKey::from_authorization(
         request
             .headers()
@@ -78,7 +79,7 @@ async fn require_key<S: Inner>(
                 client,
                 &refused,
             );
-            return Err(refused);
+            return refused.into_response();
         }
     };
     crate::telemetry::note_call(|info| info.key_id = Some(principal.key_id.to_string()));
@@ -96,7 +97,7 @@ async fn require_key<S: Inner>(
         key_id.as_str(),
         quota,
     );
-    Ok(response)
+    response
 }
 
 /// Counts a refused key: which key id was presented (never the key), for which action, from

@@ -46,12 +46,16 @@ pub type EdgeLayer = Around<Edge>;
 impl<S: Inner> Wrap<S, Request> for Edge {
     type Response = Response;
 
-    async fn wrap(&self, request: Request, inner: S) -> Response {
-        finish(self, request, inner).await
+    fn wrap(
+        self: Arc<Self>,
+        request: Request,
+        inner: S,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        finish(self, request, inner)
     }
 }
 
-async fn finish<S: Inner>(edge: &Edge, mut request: Request, mut inner: S) -> Response {
+async fn finish<S: Inner>(edge: Arc<Edge>, mut request: Request, mut inner: S) -> Response {
     let started = Instant::now();
     let app = &edge.app;
     let method = request.method().clone();

@@ -6,6 +6,7 @@ mod discovery;
 mod docs;
 pub mod envelope;
 mod health;
+mod protocol;
 mod report;
 pub mod server;
 

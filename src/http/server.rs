@@ -36,8 +36,9 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response, StatusCode, Version, header};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::protocol::{Connection, Peek, Protocols};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
@@ -179,17 +180,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let registry = Arc::new(Registry::new(name, limits));
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     // The CONNECT protocol is what HTTP/2 websockets use, as `axum::serve` enables it.
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .enable_connect_protocol();
-    let builder = Arc::new(builder);
+    http2.timer(TokioTimer::new()).enable_connect_protocol();
+    let protocols = Arc::new(Protocols { http1, http2 });
     let (stop, _) = watch::channel(());
     let mut accept_errors = AcceptErrors::default();
     let mut shutdown = pin!(shutdown);
@@ -207,6 +205,11 @@ pub async fn serve(
                 continue;
             }
         };
+        // An answer hyper writes in more than one piece must not wait for the caller's
+        // delayed ACK between them.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
         let Some(slot) = registry.admit() else {
             crate::telemetry::metrics::connection_closed(name, "refused");
             drop(stream);
@@ -224,7 +227,7 @@ pub async fn serve(
             peer,
         };
         tokio::spawn(drive(
-            builder.clone(),
+            protocols.clone(),
             socket,
             service,
             Registered {
@@ -245,7 +248,7 @@ pub async fn serve(
 /// that has served requests is closed gracefully (its last answer flushed, an HTTP/2 GOAWAY),
 /// and dropped if that takes longer than `CLOSE_GRACE`.
 async fn drive(
-    builder: Arc<Builder<TokioExecutor>>,
+    protocols: Arc<Protocols>,
     socket: Socket,
     service: Tracked,
     registered: Registered,
@@ -254,8 +257,7 @@ async fn drive(
     let conn = registered.conn.clone();
     let name = registered.registry.name;
     let limits = registered.registry.limits;
-    let mut connection =
-        pin!(builder.serve_connection_with_upgrades(TokioIo::new(socket), service));
+    let mut connection = pin!(Connection::new(&protocols, socket, service));
     let mut evicted = pin!(conn.evict.notified());
     let timer = tokio::time::sleep(limits.header_timeout);
     let mut timer = pin!(timer);
@@ -503,6 +505,12 @@ impl Socket {
         self.stream
             .as_mut()
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl Peek for Socket {
+    fn tcp(&self) -> Option<&TcpStream> {
+        self.stream.as_ref()
     }
 }
 

@@ -14,10 +14,18 @@ use tower::{Layer, Service};
 
 /// What an [`Around`] layer does with each request around the service `S` inside: anything
 /// before and after running it.
+///
+/// It takes its own `Arc` so that the future it returns can be boxed as it is: an `async`
+/// wrapper around it would keep the request and the inner service twice for as long as the
+/// request runs, and a call held open holds its whole chain of futures.
 pub trait Wrap<S, Request>: Send + Sync + 'static {
     type Response;
 
-    fn wrap(&self, request: Request, inner: S) -> impl Future<Output = Self::Response> + Send;
+    fn wrap(
+        self: Arc<Self>,
+        request: Request,
+        inner: S,
+    ) -> impl Future<Output = Self::Response> + Send + 'static;
 }
 
 /// The layer that applies a [`Wrap`] to every request.
@@ -83,10 +91,28 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let wrap = Arc::clone(&self.wrap);
         // The service polled ready goes with this request; a fresh clone waits for the next.
         let fresh = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, fresh);
-        Box::pin(async move { Ok(wrap.wrap(request, ready).await) })
+        Box::pin(Infallibly {
+            future: W::wrap(Arc::clone(&self.wrap), request, ready),
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future's output as the `Ok` a tower service returns, without an `async` block (which
+    /// would keep the future both as a capture and as the value it awaits).
+    struct Infallibly<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Infallibly<F> {
+    type Output = Result<F::Output, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().future.poll(cx).map(Ok)
     }
 }

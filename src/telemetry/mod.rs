@@ -115,12 +115,39 @@ tokio::task_local! {
 }
 
 /// Runs a request with a fresh `CallInfo` and returns what was noted.
-pub async fn with_call_info<F: std::future::Future>(future: F) -> (F::Output, CallInfo) {
-    CALL.scope(std::cell::RefCell::new(CallInfo::default()), async {
-        let output = future.await;
-        (output, CALL.with(|info| info.take()))
-    })
-    .await
+///
+/// A plain function around a small future rather than an `async fn`: each `async` level
+/// would keep `future` once as its capture and once as the value it awaits, and this one
+/// wraps every request for as long as it runs.
+pub fn with_call_info<F: std::future::Future>(
+    future: F,
+) -> impl std::future::Future<Output = (F::Output, CallInfo)> {
+    CALL.scope(
+        std::cell::RefCell::new(CallInfo::default()),
+        TakeCallInfo { future },
+    )
+}
+
+pin_project_lite::pin_project! {
+    /// Runs inside the `CALL` scope: the output, with the notes taken as it ends.
+    struct TakeCallInfo<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for TakeCallInfo<F> {
+    type Output = (F::Output, CallInfo);
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.project()
+            .future
+            .poll(cx)
+            .map(|output| (output, CALL.with(|info| info.take())))
+    }
 }
 
 /// Notes something about the current call; outside a request it does nothing.

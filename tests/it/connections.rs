@@ -360,3 +360,51 @@ async fn handlers_see_the_peer_address() {
         .expect("body");
     assert_eq!(body, local.to_string().as_bytes());
 }
+
+/// The protocol is told by peeking at the first bytes: a request whose first bytes arrive on
+/// their own (`P`, then the rest of a `POST`) is still read whole as HTTP/1.1.
+#[tokio::test]
+async fn a_request_whose_first_byte_arrives_alone_is_served() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let mut conn = TcpStream::connect(app.addr).await.expect("connect");
+    conn.set_nodelay(true).expect("nodelay");
+    conn.write_all(b"P").await.expect("write");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    conn.write_all(
+        b"OST /api/crisp/list/conversations HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n\
+          Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+    )
+    .await
+    .expect("write");
+    let sent = closed_by_server(&mut conn).await;
+    let sent = String::from_utf8_lossy(&sent);
+    assert!(sent.starts_with("HTTP/1.1 401"), "{sent}");
+    assert!(sent.contains(r#""reason":"#), "{sent}");
+}
+
+/// A request head larger than hyper's first read buffer (a 60 KB path) is still read and
+/// answered with the JSON error, not refused by the HTTP layer.
+#[tokio::test]
+async fn a_large_request_head_gets_the_json_error() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let mut conn = TcpStream::connect(app.addr).await.expect("connect");
+    let head = format!(
+        "POST /api/crisp/{} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+        "a".repeat(60_000),
+        app.key
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    let sent = closed_by_server(&mut conn).await;
+    let sent = String::from_utf8_lossy(&sent);
+    assert!(
+        sent.starts_with("HTTP/1.1 404"),
+        "{}",
+        &sent[..sent.len().min(300)]
+    );
+    assert!(
+        sent.contains("unknown_action"),
+        "{}",
+        &sent[..sent.len().min(300)]
+    );
+}
