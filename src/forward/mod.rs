@@ -1,6 +1,7 @@
 //! The typed Crisp client: retries and shaping around one pooled connection pool
 //! (`transport`), and the mapping of Crisp's answers onto gateway results and errors.
 
+mod lanes;
 mod reply;
 pub mod retry;
 mod scan;

@@ -22,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::catalog::Method;
 
 use super::UpstreamRequest;
+use super::lanes::Lanes;
 
 /// Sent on every call so Crisp (and anything between) can tell who is calling.
 const USER_AGENT: &str = concat!("crisp-gateway/", env!("CARGO_PKG_VERSION"));
@@ -116,7 +117,7 @@ impl TransportError {
 
 /// An error and its causes on one line, e.g. `client error (Connect): tcp connect error:
 /// Connection refused (os error 111)`.
-fn chain(err: &dyn std::error::Error) -> String {
+pub(super) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -146,6 +147,8 @@ type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 pub struct Transport {
     /// One pool, or `HTTP2_POOLS` when HTTP/2 may be spoken; calls take them in turn.
     pools: Box<[Pool]>,
+    /// With `upstream_http = "http2"`, `HTTP2_POOLS` connections held here instead of pools.
+    lanes: Option<Lanes>,
     next: std::sync::atomic::AtomicUsize,
     base: Base,
     user_agent: HeaderValue,
@@ -200,9 +203,24 @@ impl Transport {
             UpstreamHttp::Auto => base.scheme == Scheme::HTTPS,
             UpstreamHttp::Http1 => false,
         };
-        let pools = if http2_possible { HTTP2_POOLS } else { 1 };
+        let (pools, lanes) = if http == UpstreamHttp::Http2 {
+            let origin = Uri::from_parts({
+                let mut parts = http::uri::Parts::default();
+                parts.scheme = Some(base.scheme.clone());
+                parts.authority = Some(base.authority.clone());
+                parts.path_and_query = Some(PathAndQuery::from_static("/"));
+                parts
+            })
+            .map_err(|e| TransportError::Config(format!("cannot build the Crisp URL: {e}")))?;
+            (0, Some(Lanes::new(HTTP2_POOLS, https.clone(), origin)))
+        } else if http2_possible {
+            (HTTP2_POOLS, None)
+        } else {
+            (1, None)
+        };
         Ok(Self {
             pools: (0..pools).map(|_| builder.build(https.clone())).collect(),
+            lanes,
             next: std::sync::atomic::AtomicUsize::new(0),
             base,
             user_agent: HeaderValue::from_static(USER_AGENT),
@@ -287,10 +305,13 @@ impl Transport {
             );
         }
         let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let response: Response<_> = self.pools[turn % self.pools.len()]
-            .request(outgoing)
-            .await
-            .map_err(TransportError::from_client)?;
+        let response: Response<_> = match &self.lanes {
+            Some(lanes) => lanes.send(outgoing, turn).await?,
+            None => self.pools[turn % self.pools.len()]
+                .request(outgoing)
+                .await
+                .map_err(TransportError::from_client)?,
+        };
         let (parts, body) = response.into_parts();
         let limit = self.max_response;
         let status = parts.status.as_u16();

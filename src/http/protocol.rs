@@ -60,9 +60,10 @@ pin_project_lite::pin_project! {
             #[pin]
             conn: http1::UpgradeableConnection<TokioIo<I>, S>,
         },
+        // Boxed: hyper's HTTP/2 connection is the larger, and a connection's task is as large
+        // as its largest state; an HTTP/2 connection carries many calls to amortise it.
         Http2 {
-            #[pin]
-            conn: http2::Connection<TokioIo<I>, S, TokioExecutor>,
+            conn: Pin<Box<http2::Connection<TokioIo<I>, S, TokioExecutor>>>,
         },
         Done,
     }
@@ -114,7 +115,7 @@ where
         match state.as_mut().project() {
             StateProj::Peeking { .. } => state.set(State::Done),
             StateProj::Http1 { conn } => conn.graceful_shutdown(),
-            StateProj::Http2 { conn } => conn.graceful_shutdown(),
+            StateProj::Http2 { conn } => conn.as_mut().graceful_shutdown(),
             StateProj::Done => {}
         }
     }
@@ -172,12 +173,12 @@ where
                                 .with_upgrades(),
                         },
                         Protocol::Http2 => State::Http2 {
-                            conn: protocols.http2.serve_connection(io, service),
+                            conn: Box::pin(protocols.http2.serve_connection(io, service)),
                         },
                     }
                 }
                 StateProj::Http1 { conn } => return conn.poll(cx).map_err(Into::into),
-                StateProj::Http2 { conn } => return conn.poll(cx).map_err(Into::into),
+                StateProj::Http2 { conn } => return conn.as_mut().poll(cx).map_err(Into::into),
                 StateProj::Done => return Poll::Ready(Ok(())),
             };
             state.set(next);

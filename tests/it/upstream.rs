@@ -306,3 +306,46 @@ async fn with_http2_calls_in_flight_share_a_few_connections() {
         "{CALLS} calls held at once opened {opened} HTTP/2 connections"
     );
 }
+
+/// Over HTTP/2 the gateway holds its connections to Crisp itself: one that Crisp closed (here,
+/// every connection is dropped 150 ms after it opens) is opened again by the next call on it,
+/// and no call fails for it.
+#[tokio::test]
+async fn with_http2_a_connection_the_upstream_closed_is_opened_again() {
+    use crisp_gateway::forward::UpstreamHttp;
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = opened.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let service = hyper::service::service_fn(|_: http::Request<_>| async {
+                let body = http_body_util::Full::new(bytes::Bytes::from_static(
+                    br#"{"error":false,"reason":"resolved","data":{"count":7}}"#,
+                ));
+                Ok::<_, std::convert::Infallible>(http::Response::new(body))
+            });
+            let connection =
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+            tokio::spawn(tokio::time::timeout(Duration::from_millis(150), connection));
+        }
+    });
+    let app = TestApp::spawn_with(engines()[0], |c| {
+        c.upstream = format!("http://{addr}/v1");
+        c.upstream_http = UpstreamHttp::Http2;
+    })
+    .await;
+    // Twice round the connections the gateway keeps, each call after the last one closed.
+    for _ in 0..8 {
+        let reply = app.call("count/visitors", "{}").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json()["result"]["count"], 7, "{}", reply.text);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(opened.load(Ordering::SeqCst), 8);
+}
