@@ -37,8 +37,8 @@ const MAX_WORKER_THREADS: usize = 1024;
 pub const MEMORY_PER_CALL: u64 = 64 * 1024;
 
 /// The same over HTTP/2 to Crisp (`upstream_http = "http2"`), where a call is a stream on a
-/// shared connection instead of a connection of its own.
-pub const MEMORY_PER_CALL_HTTP2: u64 = 40 * 1024;
+/// shared connection instead of a connection of its own (~26–28 KB measured).
+pub const MEMORY_PER_CALL_HTTP2: u64 = 32 * 1024;
 
 /// The memory this process may use: the machine's, or its cgroup's limit when lower. Read once
 /// at start-up; an unknown size counts as 1 GiB, so the derived cap stays modest.
@@ -603,7 +603,7 @@ mod tests {
             upstream_http: UpstreamHttp::Http2,
             ..config
         };
-        assert_eq!(http2.memory_calls(), 13107, "512 MiB at 40 KiB a call");
+        assert_eq!(http2.memory_calls(), 16384, "512 MiB at 32 KiB a call");
         // By default a quarter of what the machine (or the container) has.
         let default = budget("0");
         assert_eq!(default.memory_budget(), available_memory() / 4);

@@ -1,5 +1,6 @@
-//! The one pooled HTTP client to Crisp: hyper's connection pool over rustls, and the request
-//! line built from a translated call without parsing a URL.
+//! The HTTP client to Crisp: hyper-util's connection pool over rustls (or, with
+//! `upstream_http = "http2"`, a few HTTP/2 connections held in `lanes`), and the request line
+//! built from a translated call without parsing a URL.
 //!
 //! Why hyper and not reqwest: the gateway's own cost must round to zero next to a plain
 //! reverse proxy, and reqwest's per-request layers (parsing the URL string with IDNA host
@@ -135,11 +136,11 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// Separate pools, so that HTTP/2 has this many connections to a host instead of one. hyper
-/// opens one HTTP/2 stream at a time per connection (the next waits until the connection's
-/// task has flushed the last), which capped one connection far below the calls a gateway
-/// holds (`bench/run --held`), and a server's cap on streams per connection would be the
-/// whole gateway's cap on calls in flight.
+/// Separate pools (or lanes), so that HTTP/2 has this many connections to a host instead of
+/// one. hyper opens one HTTP/2 stream at a time per connection (the next waits until the
+/// connection's task has flushed the last), which capped one connection far below the calls a
+/// gateway holds (`bench/run --held`), and a server's cap on streams per connection would be
+/// the whole gateway's cap on calls in flight.
 const HTTP2_POOLS: usize = 4;
 
 type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
