@@ -1,5 +1,6 @@
-//! The typed Crisp client: retries and shaping around one pooled connection pool
-//! (`transport`), and the mapping of Crisp's answers onto gateway results and errors.
+//! The typed Crisp client: retries and shaping around the transport (`transport`: a pooled
+//! client, or HTTP/2 connections held in `lanes`), and the mapping of Crisp's answers onto
+//! gateway results and errors.
 
 mod lanes;
 mod reply;

@@ -71,6 +71,16 @@ impl Base {
             display,
         })
     }
+
+    /// The URL of `path` on the base's scheme and host.
+    fn uri(&self, path: PathAndQuery) -> Result<Uri, TransportError> {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path);
+        Uri::from_parts(parts)
+            .map_err(|e| TransportError::Config(format!("cannot build the Crisp URL: {e}")))
+    }
 }
 
 /// The HTTP version spoken to Crisp.
@@ -145,11 +155,17 @@ const HTTP2_POOLS: usize = 4;
 
 type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// How calls reach Crisp.
+enum Route {
+    /// One pool, or `HTTP2_POOLS` when HTTP/2 may be spoken (`auto` over HTTPS); calls take
+    /// them in turn.
+    Pooled(Box<[Pool]>),
+    /// `upstream_http = "http2"`: `HTTP2_POOLS` connections held by the gateway.
+    Lanes(Lanes),
+}
+
 pub struct Transport {
-    /// One pool, or `HTTP2_POOLS` when HTTP/2 may be spoken; calls take them in turn.
-    pools: Box<[Pool]>,
-    /// With `upstream_http = "http2"`, `HTTP2_POOLS` connections held here instead of pools.
-    lanes: Option<Lanes>,
+    route: Route,
     next: std::sync::atomic::AtomicUsize,
     base: Base,
     user_agent: HeaderValue,
@@ -204,24 +220,15 @@ impl Transport {
             UpstreamHttp::Auto => base.scheme == Scheme::HTTPS,
             UpstreamHttp::Http1 => false,
         };
-        let (pools, lanes) = if http == UpstreamHttp::Http2 {
-            let origin = Uri::from_parts({
-                let mut parts = http::uri::Parts::default();
-                parts.scheme = Some(base.scheme.clone());
-                parts.authority = Some(base.authority.clone());
-                parts.path_and_query = Some(PathAndQuery::from_static("/"));
-                parts
-            })
-            .map_err(|e| TransportError::Config(format!("cannot build the Crisp URL: {e}")))?;
-            (0, Some(Lanes::new(HTTP2_POOLS, https.clone(), origin)))
-        } else if http2_possible {
-            (HTTP2_POOLS, None)
+        let route = if http == UpstreamHttp::Http2 {
+            let origin = base.uri(PathAndQuery::from_static("/"))?;
+            Route::Lanes(Lanes::new(HTTP2_POOLS, https, origin))
         } else {
-            (1, None)
+            let pools = if http2_possible { HTTP2_POOLS } else { 1 };
+            Route::Pooled((0..pools).map(|_| builder.build(https.clone())).collect())
         };
         Ok(Self {
-            pools: (0..pools).map(|_| builder.build(https.clone())).collect(),
-            lanes,
+            route,
             next: std::sync::atomic::AtomicUsize::new(0),
             base,
             user_agent: HeaderValue::from_static(USER_AGENT),
@@ -276,14 +283,7 @@ impl Transport {
     ) -> Result<Answer, TransportError> {
         let path = PathAndQuery::from_maybe_shared(Bytes::from(self.target(request)))
             .map_err(|e| TransportError::Config(format!("cannot build the Crisp URL: {e}")))?;
-        let uri = Uri::from_parts({
-            let mut parts = http::uri::Parts::default();
-            parts.scheme = Some(self.base.scheme.clone());
-            parts.authority = Some(self.base.authority.clone());
-            parts.path_and_query = Some(path);
-            parts
-        })
-        .map_err(|e| TransportError::Config(format!("cannot build the Crisp URL: {e}")))?;
+        let uri = self.base.uri(path)?;
         let mut outgoing = Request::new(match &request.body {
             Some(body) => Full::new(body.clone()),
             None => Full::new(Bytes::new()),
@@ -306,9 +306,9 @@ impl Transport {
             );
         }
         let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let response: Response<_> = match &self.lanes {
-            Some(lanes) => lanes.send(outgoing, turn).await?,
-            None => self.pools[turn % self.pools.len()]
+        let response: Response<_> = match &self.route {
+            Route::Lanes(lanes) => lanes.send(outgoing, turn).await?,
+            Route::Pooled(pools) => pools[turn % pools.len()]
                 .request(outgoing)
                 .await
                 .map_err(TransportError::from_client)?,

@@ -42,6 +42,32 @@ pub trait Peek {
     fn tcp(&self) -> Option<&TcpStream>;
 }
 
+/// A connection's IO, as both of hyper's connections take it.
+pub trait Io: Peek + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+
+impl<I: Peek + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for I {}
+
+/// A service both of hyper's connections can serve.
+pub trait Serve:
+    HttpService<
+        Incoming,
+        Error: Into<BoxError>,
+        Future: Send + 'static,
+        ResBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
+    >
+{
+}
+
+impl<S> Serve for S where
+    S: HttpService<
+            Incoming,
+            Error: Into<BoxError>,
+            Future: Send + 'static,
+            ResBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
+        >
+{
+}
+
 pin_project_lite::pin_project! {
     /// One connection: waiting for its first bytes, then served by hyper in the protocol they
     /// name.
@@ -98,16 +124,7 @@ where
     }
 }
 
-impl<I, S, B> Connection<'_, I, S>
-where
-    I: Peek + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: HttpService<Incoming, ResBody = B>,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+impl<I: Io, S: Serve> Connection<'_, I, S> {
     /// Lets requests in flight finish and closes the connection; one still waiting for its
     /// first bytes just ends.
     pub fn graceful_shutdown(self: Pin<&mut Self>) {
@@ -121,16 +138,7 @@ where
     }
 }
 
-impl<I, S, B> Future for Connection<'_, I, S>
-where
-    I: Peek + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: HttpService<Incoming, ResBody = B>,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+impl<I: Io, S: Serve> Future for Connection<'_, I, S> {
     type Output = Result<(), BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -37,13 +37,12 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response, StatusCode, Version, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-
-use super::protocol::{Connection, Peek, Protocols};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tower::Service;
 
+use super::protocol::{Connection, Peek, Protocols};
 use crate::app::config::Config;
 
 /// How long, and how many bytes, a refused body is read and discarded before the socket
