@@ -22,15 +22,16 @@ pub struct CallCount<'a> {
 }
 
 /// The counts since the last write; keyed by key id first so a call allocates nothing once
-/// its key and action were counted in the day.
+/// its key and action were counted in the day. foldhash: counted on every call, where SipHash
+/// was a visible part of a call's cost, and the keys are the gateway's own ids and actions.
 #[derive(Default)]
 pub(super) struct UsageTable {
-    keys: HashMap<KeyId, KeyUsage>,
+    keys: HashMap<KeyId, KeyUsage, foldhash::fast::RandomState>,
 }
 
 struct KeyUsage {
     workspace_id: WorkspaceId,
-    rows: HashMap<(&'static str, i64), UsageRecord>,
+    rows: HashMap<(&'static str, i64), UsageRecord, foldhash::fast::RandomState>,
 }
 
 impl UsageTable {
@@ -40,7 +41,7 @@ impl UsageTable {
                 call.key_id.clone(),
                 KeyUsage {
                     workspace_id: call.workspace_id.clone(),
-                    rows: HashMap::new(),
+                    rows: HashMap::default(),
                 },
             );
         }

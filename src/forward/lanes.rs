@@ -13,9 +13,9 @@ use hyper::client::conn::http2::{self, SendRequest};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tower::Service;
 
-use super::transport::{TransportError, chain};
+use super::keepalive::not_sent;
+use super::transport::{TransportError, chain, dial, run_connection};
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -76,10 +76,7 @@ impl Lanes {
         let mut sender = self.sender(lane).await?;
         match sender.try_send_request(request).await {
             Ok(response) => Ok(response),
-            Err(refused) if refused.message().is_some() => Err(TransportError::Connect(format!(
-                "the connection closed before the request was sent: {}",
-                chain(refused.error())
-            ))),
+            Err(refused) if refused.message().is_some() => Err(not_sent(refused.error())),
             Err(refused) => Err(TransportError::Broken(chain(refused.error()))),
         }
     }
@@ -100,24 +97,13 @@ impl Lanes {
     }
 
     async fn connect(&self) -> Result<Sender, TransportError> {
-        let mut connector = self.connector.clone();
-        std::future::poll_fn(|cx| connector.poll_ready(cx))
-            .await
-            .map_err(|e| TransportError::Connect(chain(&*e)))?;
-        let io = connector
-            .call(self.origin.clone())
-            .await
-            .map_err(|e| TransportError::Connect(chain(&*e)))?;
+        let io = dial(&self.connector, &self.origin).await?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
             .await
             .map_err(|e| TransportError::Connect(chain(&e)))?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %chain(&error), "an HTTP/2 connection to Crisp ended");
-            }
-        });
+        run_connection(connection, "HTTP/2");
         Ok(sender)
     }
 }

@@ -1,7 +1,9 @@
-//! The typed Crisp client: retries and shaping around the transport (`transport`: a pooled
-//! client, or HTTP/2 connections held in `lanes`), and the mapping of Crisp's answers onto
-//! gateway results and errors.
+//! The typed Crisp client: retries and shaping around the transport (`transport`: HTTP/1.1
+//! connections kept in `keepalive`, HTTP/2 connections held in `lanes`, or hyper-util's pooled
+//! client where TLS picks the version), and the mapping of Crisp's answers onto gateway
+//! results and errors.
 
+mod keepalive;
 mod lanes;
 mod reply;
 pub mod retry;

@@ -1,6 +1,7 @@
-//! The HTTP client to Crisp: hyper-util's connection pool over rustls (or, with
-//! `upstream_http = "http2"`, a few HTTP/2 connections held in `lanes`), and the request line
-//! built from a translated call without parsing a URL.
+//! The HTTP client to Crisp over rustls — HTTP/1.1 connections kept in `keepalive`, a few
+//! HTTP/2 connections held in `lanes`, or, where TLS negotiates the version (`auto` over
+//! HTTPS), hyper-util's connection pool — and the request line built from a translated call
+//! without parsing a URL.
 //!
 //! Why hyper and not reqwest: the gateway's own cost must round to zero next to a plain
 //! reverse proxy, and reqwest's per-request layers (parsing the URL string with IDNA host
@@ -15,14 +16,17 @@ use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderName, HeaderValue, Request, Response, Uri, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tower::Service;
 
 use crate::catalog::Method;
 
 use super::UpstreamRequest;
+use super::keepalive::Keepalive;
 use super::lanes::Lanes;
 
 /// Sent on every call so Crisp (and anything between) can tell who is calling.
@@ -34,6 +38,8 @@ const X_CRISP_TIER: HeaderName = HeaderName::from_static("x-crisp-tier");
 struct Base {
     scheme: Scheme,
     authority: Authority,
+    /// The `Host` an HTTP/1.1 request names: the authority without the scheme's default port.
+    host: HeaderValue,
     /// Path prefix without a trailing slash, e.g. `/v1`.
     prefix: String,
     /// As configured, for messages and logs.
@@ -63,10 +69,17 @@ impl Base {
         if uri.query().is_some() {
             return Err(invalid("must not carry a query"));
         }
+        let default_port = if scheme == Scheme::HTTPS { 443 } else { 80 };
+        let host = match authority.port_u16() {
+            Some(port) if port != default_port => authority.as_str(),
+            _ => authority.host(),
+        };
+        let host = HeaderValue::from_str(host).map_err(|_| invalid("has an invalid host"))?;
         let prefix = uri.path().trim_end_matches('/').to_owned();
         Ok(Self {
             scheme,
             authority,
+            host,
             prefix,
             display,
         })
@@ -139,6 +152,35 @@ pub(super) fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// Opens a connection to Crisp's origin (TCP, then TLS for HTTPS) for `keepalive` and `lanes`,
+/// which hold their connections themselves.
+pub(super) async fn dial(
+    connector: &HttpsConnector<HttpConnector>,
+    origin: &Uri,
+) -> Result<MaybeHttpsStream<TokioIo<TcpStream>>, TransportError> {
+    let mut connector = connector.clone();
+    std::future::poll_fn(|cx| connector.poll_ready(cx))
+        .await
+        .map_err(|e| TransportError::Connect(chain(&*e)))?;
+    connector
+        .call(origin.clone())
+        .await
+        .map_err(|e| TransportError::Connect(chain(&*e)))
+}
+
+/// Drives a client connection until it ends; how it ended is worth a debug line at most, as
+/// the call on it (if any) reports its own failure.
+pub(super) fn run_connection(
+    connection: impl std::future::Future<Output = Result<(), hyper::Error>> + Send + 'static,
+    version: &'static str,
+) {
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(error = %chain(&error), version, "a connection to Crisp ended");
+        }
+    });
+}
+
 /// What Crisp answered: the status, the headers the gateway reads, and the whole body.
 pub struct Answer {
     pub status: u16,
@@ -157,12 +199,18 @@ type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// How calls reach Crisp.
 enum Route {
-    /// One pool, or `HTTP2_POOLS` when HTTP/2 may be spoken (`auto` over HTTPS); calls take
-    /// them in turn.
-    Pooled(Box<[Pool]>),
+    /// `upstream_http = "http1"`, and `auto` over plain HTTP: HTTP/1.1 connections kept open
+    /// between calls.
+    Kept(Keepalive),
     /// `upstream_http = "http2"`: `HTTP2_POOLS` connections held by the gateway.
     Lanes(Lanes),
+    /// `auto` over HTTPS, where the TLS handshake picks the version: `HTTP2_POOLS` pools that
+    /// calls take in turn.
+    Pooled(Box<[Pool]>),
 }
+
+/// How long a connection to Crisp stays open with no call on it.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
 pub struct Transport {
     route: Route,
@@ -198,34 +246,19 @@ impl Transport {
             UpstreamHttp::Http1 => tls.enable_http1().wrap_connector(http_connector),
             UpstreamHttp::Http2 => tls.enable_http2().wrap_connector(http_connector),
         };
-        let mut builder = Client::builder(TokioExecutor::new());
-        // With HTTP/2 a call is a stream on a pool's one shared connection: a call held costs
-        // a stream's state instead of a connection with its own task and buffers, and no
-        // descriptor. Over plain HTTP this is prior knowledge (h2c), as the sandbox and any
-        // h2c-capable server or proxy accept.
-        builder.http2_only(http == UpstreamHttp::Http2);
-        builder
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(45))
-            // No count cap on idle connections: with a cap below the calls in flight, every
-            // call past it closed its connection and the next one opened a new one (a
-            // connect, a task and fresh buffers per call), which `bench/run --held` showed as
-            // most of the gateway's CPU per call at thousands held. Idle connections are
-            // leftovers of calls in flight, so `max_concurrency` (and through it the memory
-            // budget and the open-file limit) already bounds them, and the idle timeout ends them.
-            .pool_max_idle_per_host(usize::MAX);
-        let http2_possible = match http {
-            UpstreamHttp::Http2 => true,
-            UpstreamHttp::Auto => base.scheme == Scheme::HTTPS,
-            UpstreamHttp::Http1 => false,
-        };
-        let route = if http == UpstreamHttp::Http2 {
-            let origin = base.uri(PathAndQuery::from_static("/"))?;
-            Route::Lanes(Lanes::new(HTTP2_POOLS, https, origin))
-        } else {
-            let pools = if http2_possible { HTTP2_POOLS } else { 1 };
-            Route::Pooled((0..pools).map(|_| builder.build(https.clone())).collect())
+        let origin = base.uri(PathAndQuery::from_static("/"))?;
+        let route = match http {
+            // A call is a stream on one of a few shared connections: a call held costs a
+            // stream's state instead of a connection with its own task, buffers and
+            // descriptor. Over plain HTTP this is prior knowledge (h2c), as the sandbox and
+            // any h2c-capable server or proxy accept.
+            UpstreamHttp::Http2 => Route::Lanes(Lanes::new(HTTP2_POOLS, https, origin)),
+            UpstreamHttp::Auto if base.scheme == Scheme::HTTPS => {
+                Route::Pooled((0..HTTP2_POOLS).map(|_| pool(https.clone())).collect())
+            }
+            UpstreamHttp::Auto | UpstreamHttp::Http1 => {
+                Route::Kept(Keepalive::new(https, origin, IDLE_TIMEOUT))
+            }
         };
         Ok(Self {
             route,
@@ -283,7 +316,11 @@ impl Transport {
     ) -> Result<Answer, TransportError> {
         let path = PathAndQuery::from_maybe_shared(Bytes::from(self.target(request)))
             .map_err(|e| TransportError::Config(format!("cannot build the Crisp URL: {e}")))?;
-        let uri = self.base.uri(path)?;
+        // HTTP/1.1 names the path alone and the host in `Host`; the others take the full URL.
+        let uri = match self.route {
+            Route::Kept(_) => Uri::from(path),
+            Route::Lanes(_) | Route::Pooled(_) => self.base.uri(path)?,
+        };
         let mut outgoing = Request::new(match &request.body {
             Some(body) => Full::new(body.clone()),
             None => Full::new(Bytes::new()),
@@ -291,7 +328,10 @@ impl Transport {
         *outgoing.method_mut() = method(request.method);
         *outgoing.uri_mut() = uri;
         let headers = outgoing.headers_mut();
-        headers.reserve(7);
+        headers.reserve(8);
+        if let Route::Kept(_) = self.route {
+            headers.insert(header::HOST, self.base.host.clone());
+        }
         headers.insert(header::USER_AGENT, self.user_agent.clone());
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         headers.insert(header::AUTHORIZATION, authorization);
@@ -306,12 +346,19 @@ impl Transport {
             );
         }
         let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let response: Response<_> = match &self.route {
-            Route::Lanes(lanes) => lanes.send(outgoing, turn).await?,
-            Route::Pooled(pools) => pools[turn % pools.len()]
-                .request(outgoing)
-                .await
-                .map_err(TransportError::from_client)?,
+        let (response, lease): (Response<_>, _) = match &self.route {
+            Route::Kept(keepalive) => {
+                let (response, lease) = keepalive.send(outgoing).await?;
+                (response, Some(lease))
+            }
+            Route::Lanes(lanes) => (lanes.send(outgoing, turn).await?, None),
+            Route::Pooled(pools) => (
+                pools[turn % pools.len()]
+                    .request(outgoing)
+                    .await
+                    .map_err(TransportError::from_client)?,
+                None,
+            ),
         };
         let (parts, body) = response.into_parts();
         let limit = self.max_response;
@@ -334,12 +381,33 @@ impl Transport {
                 }
             })?
             .to_bytes();
+        // Read to its end, the connection can carry the next call; on every early return
+        // above, the lease is dropped and the connection closed.
+        if let Some(lease) = lease {
+            lease.give_back();
+        }
         Ok(Answer {
             status,
             headers: parts.headers,
             body,
         })
     }
+}
+
+/// A hyper-util pool, for `auto` over HTTPS, where ALPN picks HTTP/1.1 or HTTP/2 per connection.
+fn pool(https: HttpsConnector<HttpConnector>) -> Pool {
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        // No count cap on idle connections: with a cap below the calls in flight, every call
+        // past it closed its connection and the next one opened a new one (a connect, a task
+        // and fresh buffers per call), which `bench/run --held` showed as most of the
+        // gateway's CPU per call at thousands held. Idle connections are leftovers of calls in
+        // flight, so `max_concurrency` (and through it the memory budget and the open-file
+        // limit) already bounds them, and the idle timeout ends them.
+        .pool_max_idle_per_host(usize::MAX)
+        .build(https)
 }
 
 /// The answer's `Content-Length`, when it sent a valid one.

@@ -222,11 +222,20 @@ fn push_padded(out: &mut String, value: u64, digits: usize) {
 
 /// Whether a string can be written without quotes and still be read back as one token.
 fn is_bare(value: &str) -> bool {
-    !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\')
+    !value.is_empty() && value.bytes().all(|b| BARE[usize::from(b)])
 }
+
+/// The bytes a value may hold and still be written without quotes: printable ASCII but `"`,
+/// `=` and `\`. A table, as every access line's values are checked byte by byte.
+const BARE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = b'!';
+    while b <= b'~' {
+        table[b as usize] = !matches!(b, b'"' | b'=' | b'\\');
+        b += 1;
+    }
+    table
+};
 
 /// RFC 3339 UTC with microseconds.
 fn write_timestamp(writer: &mut Writer<'_>) -> fmt::Result {
@@ -398,5 +407,18 @@ mod tests {
             write_millis(&mut Writer::new(&mut ours), value).expect("write");
             assert_eq!(ours, format!("{value:.3}"), "{value}");
         }
+    }
+
+    #[test]
+    fn values_are_bare_only_when_printable_and_free_of_quote_equals_backslash() {
+        for b in 0..=u8::MAX {
+            let bare = b.is_ascii_graphic() && !matches!(b, b'"' | b'=' | b'\\');
+            let text = [b'a', b];
+            let value = String::from_utf8_lossy(&text);
+            assert_eq!(is_bare(&value), bare, "byte {b:#04x}");
+        }
+        assert!(!is_bare(""));
+        assert!(!is_bare("two words"));
+        assert!(is_bare("/api/crisp/list/conversations"));
     }
 }

@@ -349,3 +349,126 @@ async fn with_http2_a_connection_the_upstream_closed_is_opened_again() {
     }
     assert_eq!(opened.load(Ordering::SeqCst), 8);
 }
+
+/// An HTTP/1.1 upstream that counts the connections it accepted and records each request's
+/// `Host`. Each connection is dropped `lifetime` after it opens, if one is given; the first
+/// request is answered with `first_size` bytes of `data` (for an answer over the cap), the
+/// others with a small envelope.
+struct Http1Upstream {
+    base: String,
+    addr: std::net::SocketAddr,
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    hosts: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn http1_upstream(lifetime: Option<Duration>, first_size: Option<usize>) -> Http1Upstream {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let opened = std::sync::Arc::new(AtomicUsize::new(0));
+    let hosts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (count, seen) = (opened.clone(), hosts.clone());
+    let requests = std::sync::Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let (seen, requests) = (seen.clone(), requests.clone());
+            let service = hyper::service::service_fn(move |request: http::Request<_>| {
+                let host = request
+                    .headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                seen.lock().expect("lock").push(host);
+                let body = match first_size {
+                    Some(size) if requests.fetch_add(1, Ordering::SeqCst) == 0 => format!(
+                        r#"{{"error":false,"reason":"resolved","data":"{}"}}"#,
+                        "x".repeat(size)
+                    ),
+                    _ => r#"{"error":false,"reason":"resolved","data":{"count":7}}"#.to_owned(),
+                };
+                async move {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from(body)),
+                    ))
+                }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+            match lifetime {
+                Some(lifetime) => {
+                    tokio::spawn(tokio::time::timeout(lifetime, connection));
+                }
+                None => {
+                    tokio::spawn(connection);
+                }
+            }
+        }
+    });
+    Http1Upstream {
+        base: format!("http://{addr}/v1"),
+        addr,
+        opened,
+        hosts,
+    }
+}
+
+/// Over plain HTTP the gateway keeps its HTTP/1.1 connections to Crisp: calls one after
+/// another go on one connection, each naming Crisp's host.
+#[tokio::test]
+async fn over_http1_calls_one_after_another_share_one_connection() {
+    let upstream = http1_upstream(None, None).await;
+    let app = TestApp::spawn_with(engines()[0], |c| c.upstream = upstream.base.clone()).await;
+    for _ in 0..5 {
+        let reply = app.call("count/visitors", "{}").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json()["result"]["count"], 7, "{}", reply.text);
+    }
+    let opened = upstream.opened.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(opened, 1, "five calls in a row opened {opened} connections");
+    let hosts = upstream.hosts.lock().expect("lock").clone();
+    assert_eq!(hosts, vec![upstream.addr.to_string(); 5]);
+}
+
+/// A kept connection that Crisp closed (here, every connection is dropped 150 ms after it
+/// opens) is replaced by the next call, and no call fails for it.
+#[tokio::test]
+async fn over_http1_a_connection_the_upstream_closed_is_opened_again() {
+    let upstream = http1_upstream(Some(Duration::from_millis(150)), None).await;
+    let app = TestApp::spawn_with(engines()[0], |c| c.upstream = upstream.base.clone()).await;
+    for _ in 0..4 {
+        let reply = app.call("count/visitors", "{}").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json()["result"]["count"], 7, "{}", reply.text);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let opened = upstream.opened.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(opened, 4);
+}
+
+/// A connection whose answer was not read to its end (over `upstream_max_response`) is
+/// closed, not kept: the next call opens a new one and gets its whole answer, and the call
+/// after that keeps using it.
+#[tokio::test]
+async fn over_http1_a_connection_left_mid_answer_is_not_kept() {
+    const CAP: usize = 16 * 1024;
+    let upstream = http1_upstream(None, Some(CAP * 4)).await;
+    let app = TestApp::spawn_with(engines()[0], |c| {
+        c.upstream = upstream.base.clone();
+        c.upstream_max_response = CAP;
+    })
+    .await;
+    let reply = app.call("count/visitors", "{}").await;
+    assert_eq!(reply.status, 502, "{}", reply.text);
+    assert_eq!(reply.reason(), "crisp_response_too_large");
+    for _ in 0..2 {
+        let reply = app.call("count/visitors", "{}").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json()["result"]["count"], 7, "{}", reply.text);
+    }
+    let opened = upstream.opened.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(opened, 2);
+}

@@ -1,0 +1,153 @@
+//! HTTP/1.1 connections to Crisp that the gateway keeps open between calls, for
+//! `upstream_http = "http1"` and for `auto` over plain HTTP: a call takes the connection most
+//! recently given back, or opens one, and gives it back once Crisp's answer is read whole.
+//!
+//! hyper-util's pooled client costs, on every call, a pool checkout and return keyed by a
+//! hashed scheme and host, a boxed future of about 3 KiB held while Crisp answers, and a task
+//! spawned to wait until the connection is ready again. A stack of hyper's own senders needs
+//! none of them: one host, and the caller knows when the answer has been read.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use super::transport::{TransportError, chain, dial, run_connection};
+
+type Sender = SendRequest<Full<Bytes>>;
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+pub struct Keepalive {
+    /// Most recently given back on top; so the oldest, at the bottom, are the ones to expire.
+    idle: parking_lot::Mutex<Vec<Idle>>,
+    connector: HttpsConnector<HttpConnector>,
+    /// Where the connections go: the base URL's scheme and authority.
+    origin: Uri,
+    idle_timeout: Duration,
+}
+
+/// A connection taken for one call. [`Lease::give_back`] once the answer has been read to its
+/// end; dropped otherwise (an error, a timeout, an answer left unread), it closes the
+/// connection, which could not carry another request.
+pub struct Lease<'a> {
+    keepalive: &'a Keepalive,
+    sender: Sender,
+}
+
+impl Lease<'_> {
+    pub fn give_back(self) {
+        if !self.sender.is_closed() {
+            self.keepalive.put(self.sender);
+        }
+    }
+}
+
+impl Keepalive {
+    /// No count cap on idle connections: they are leftovers of calls in flight, which
+    /// `max_concurrency` bounds, and `idle_timeout` ends them.
+    pub fn new(
+        connector: HttpsConnector<HttpConnector>,
+        origin: Uri,
+        idle_timeout: Duration,
+    ) -> Self {
+        Self {
+            idle: parking_lot::Mutex::new(Vec::new()),
+            connector,
+            origin,
+            idle_timeout,
+        }
+    }
+
+    /// Sends a request (its URI in origin form, its `Host` set) on an idle connection or a new
+    /// one. A request an idle connection never took (Crisp had closed it) goes once more, on a
+    /// fresh connection.
+    pub async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(Response<Incoming>, Lease<'_>), TransportError> {
+        let (mut sender, reused) = match self.take().await {
+            Some(sender) => (sender, true),
+            // Boxed: connecting (TCP, TLS, the handshake) is a large future, and inline it
+            // would size every call's future, held while Crisp answers, for a rare step.
+            None => (Box::pin(self.connect()).await?, false),
+        };
+        let request = match sender.try_send_request(request).await {
+            Ok(response) => return Ok((response, self.lease(sender))),
+            Err(mut refused) => match refused.take_message() {
+                Some(request) if reused => request,
+                Some(_) => return Err(not_sent(refused.error())),
+                None => return Err(TransportError::Broken(chain(refused.error()))),
+            },
+        };
+        let mut sender = Box::pin(self.connect()).await?;
+        match sender.try_send_request(request).await {
+            Ok(response) => Ok((response, self.lease(sender))),
+            Err(refused) if refused.message().is_some() => Err(not_sent(refused.error())),
+            Err(refused) => Err(TransportError::Broken(chain(refused.error()))),
+        }
+    }
+
+    fn lease(&self, sender: Sender) -> Lease<'_> {
+        Lease {
+            keepalive: self,
+            sender,
+        }
+    }
+
+    /// The most recently given back connection that is still open and within the idle
+    /// timeout; the others met on the way are dropped, which closes them.
+    async fn take(&self) -> Option<Sender> {
+        loop {
+            let idle = self.idle.lock().pop()?;
+            if idle.since.elapsed() >= self.idle_timeout {
+                continue;
+            }
+            let mut sender = idle.sender;
+            // Ready at once, unless its task is still finishing the last answer; an error is a
+            // connection Crisp closed while it was idle.
+            if std::future::poll_fn(|cx| sender.poll_ready(cx))
+                .await
+                .is_ok()
+            {
+                return Some(sender);
+            }
+        }
+    }
+
+    fn put(&self, sender: Sender) {
+        let mut idle = self.idle.lock();
+        let now = Instant::now();
+        // Pushed in time order, so the expired ones are a prefix: dropped here, so a
+        // connection no call takes any more does not stay open until Crisp closes it.
+        let expired = idle.partition_point(|i| now.duration_since(i.since) >= self.idle_timeout);
+        idle.drain(..expired);
+        idle.push(Idle { sender, since: now });
+    }
+
+    async fn connect(&self) -> Result<Sender, TransportError> {
+        let io = dial(&self.connector, &self.origin).await?;
+        let (sender, connection) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| TransportError::Connect(chain(&e)))?;
+        run_connection(connection, "HTTP/1.1");
+        Ok(sender)
+    }
+}
+
+/// A request a connection gave back unsent: nothing reached Crisp.
+pub(super) fn not_sent(error: &hyper::Error) -> TransportError {
+    TransportError::Connect(format!(
+        "the connection closed before the request was sent: {}",
+        chain(error)
+    ))
+}
