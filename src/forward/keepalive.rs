@@ -151,3 +151,107 @@ pub(super) fn not_sent(error: &hyper::Error) -> TransportError {
         chain(error)
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// A local HTTP/1.1 server answering `ok`; counts the connections opened and ended.
+    async fn server() -> (Uri, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let origin = format!("http://{}/", listener.local_addr().expect("addr"));
+        let (opened, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (open, end) = (opened.clone(), ended.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                open.fetch_add(1, Ordering::SeqCst);
+                let end = end.clone();
+                let service = hyper::service::service_fn(|_: Request<Incoming>| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
+                        b"ok",
+                    ))))
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                    end.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (origin.parse().expect("origin"), opened, ended)
+    }
+
+    fn keepalive(origin: Uri, idle_timeout: Duration) -> Keepalive {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_platform_verifier(rustls::crypto::aws_lc_rs::default_provider())
+            .expect("tls")
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Keepalive::new(connector, origin, idle_timeout)
+    }
+
+    async fn call(keepalive: &Keepalive) {
+        let request = Request::builder()
+            .uri("/")
+            .header(http::header::HOST, "localhost")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let (response, lease) = keepalive.send(request).await.expect("send");
+        let body = response.into_body().collect().await.expect("body");
+        assert_eq!(body.to_bytes(), "ok");
+        lease.give_back();
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_past_the_timeout_is_closed_not_used() {
+        let (origin, opened, ended) = server().await;
+        let keepalive = keepalive(origin, Duration::from_millis(100));
+        call(&keepalive).await;
+        call(&keepalive).await;
+        assert_eq!(opened.load(Ordering::SeqCst), 1, "kept between calls");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        call(&keepalive).await;
+        assert_eq!(
+            opened.load(Ordering::SeqCst),
+            2,
+            "a new one past the timeout"
+        );
+        // The expired connection was dropped, which closes it: the server sees it end.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ended.load(Ordering::SeqCst) < 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(ended.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lease_dropped_before_its_answer_was_read_closes_the_connection() {
+        let (origin, opened, ended) = server().await;
+        let keepalive = keepalive(origin, Duration::from_secs(60));
+        let request = Request::builder()
+            .uri("/")
+            .header(http::header::HOST, "localhost")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let (response, lease) = keepalive.send(request).await.expect("send");
+        drop((response, lease));
+        call(&keepalive).await;
+        assert_eq!(opened.load(Ordering::SeqCst), 2);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ended.load(Ordering::SeqCst) < 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(ended.load(Ordering::SeqCst), 1);
+    }
+}

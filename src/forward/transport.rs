@@ -452,6 +452,16 @@ mod tests {
     fn base_urls_are_checked_once() {
         assert!(Base::parse("https://api.crisp.chat/v1/").is_ok());
         assert!(Base::parse("http://127.0.0.1:8080").is_ok());
+        // `Host` names the port only when it is not the scheme's own.
+        for (base, host) in [
+            ("https://api.crisp.chat/v1", "api.crisp.chat"),
+            ("https://api.crisp.chat:443/v1", "api.crisp.chat"),
+            ("http://127.0.0.1:8080/v1", "127.0.0.1:8080"),
+            ("http://localhost:80", "localhost"),
+            ("https://crisp.example:80/v1", "crisp.example:80"),
+        ] {
+            assert_eq!(Base::parse(base).expect(base).host, host, "{base}");
+        }
         for bad in [
             "api.crisp.chat/v1",
             "ftp://x/v1",
