@@ -17,7 +17,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use super::transport::{TransportError, chain, dial, run_connection};
+use super::transport::{TransportError, chain, dial, not_sent, run_connection};
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -144,14 +144,6 @@ impl Keepalive {
     }
 }
 
-/// A request a connection gave back unsent: nothing reached Crisp.
-pub(super) fn not_sent(error: &hyper::Error) -> TransportError {
-    TransportError::Connect(format!(
-        "the connection closed before the request was sent: {}",
-        chain(error)
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -201,16 +193,30 @@ mod tests {
         Keepalive::new(connector, origin, idle_timeout)
     }
 
-    async fn call(keepalive: &Keepalive) {
+    async fn send(keepalive: &Keepalive) -> (Response<Incoming>, Lease<'_>) {
         let request = Request::builder()
             .uri("/")
             .header(http::header::HOST, "localhost")
             .body(Full::new(Bytes::new()))
             .expect("request");
-        let (response, lease) = keepalive.send(request).await.expect("send");
+        keepalive.send(request).await.expect("send")
+    }
+
+    /// One call whose answer is read to its end, so its connection is given back.
+    async fn call(keepalive: &Keepalive) {
+        let (response, lease) = send(keepalive).await;
         let body = response.into_body().collect().await.expect("body");
         assert_eq!(body.to_bytes(), "ok");
         lease.give_back();
+    }
+
+    /// The connections the server saw end, once one has or `limit` has passed.
+    async fn ended_within(ended: &AtomicUsize, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        while ended.load(Ordering::SeqCst) < 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        ended.load(Ordering::SeqCst)
     }
 
     #[tokio::test]
@@ -228,30 +234,17 @@ mod tests {
             "a new one past the timeout"
         );
         // The expired connection was dropped, which closes it: the server sees it end.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while ended.load(Ordering::SeqCst) < 1 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(ended.load(Ordering::SeqCst), 1);
+        assert_eq!(ended_within(&ended, Duration::from_secs(5)).await, 1);
     }
 
     #[tokio::test]
     async fn a_lease_dropped_before_its_answer_was_read_closes_the_connection() {
         let (origin, opened, ended) = server().await;
         let keepalive = keepalive(origin, Duration::from_secs(60));
-        let request = Request::builder()
-            .uri("/")
-            .header(http::header::HOST, "localhost")
-            .body(Full::new(Bytes::new()))
-            .expect("request");
-        let (response, lease) = keepalive.send(request).await.expect("send");
+        let (response, lease) = send(&keepalive).await;
         drop((response, lease));
         call(&keepalive).await;
         assert_eq!(opened.load(Ordering::SeqCst), 2);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while ended.load(Ordering::SeqCst) < 1 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(ended.load(Ordering::SeqCst), 1);
+        assert_eq!(ended_within(&ended, Duration::from_secs(5)).await, 1);
     }
 }

@@ -14,8 +14,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::keepalive::not_sent;
-use super::transport::{TransportError, chain, dial, run_connection};
+use super::transport::{TransportError, chain, dial, not_sent, run_connection};
 
 type Sender = SendRequest<Full<Bytes>>;
 

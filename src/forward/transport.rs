@@ -152,6 +152,14 @@ pub(super) fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// A request a connection gave back unsent: nothing reached Crisp.
+pub(super) fn not_sent(error: &hyper::Error) -> TransportError {
+    TransportError::Connect(format!(
+        "the connection closed before the request was sent: {}",
+        chain(error)
+    ))
+}
+
 /// Opens a connection to Crisp's origin (TCP, then TLS for HTTPS) for `keepalive` and `lanes`,
 /// which hold their connections themselves.
 pub(super) async fn dial(
