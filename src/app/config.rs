@@ -34,11 +34,11 @@ const MAX_WORKER_THREADS: usize = 1024;
 /// What one call in flight costs the process, rounded up: both of its connections (the
 /// caller's and Crisp's) with hyper's buffers, its tasks and futures, and the allocator's slack
 /// around them. Measured with `bench/run --held` (RSS per call held); see bench/README.md.
-pub const MEMORY_PER_CALL: u64 = 64 * 1024;
+pub const MEMORY_PER_CALL: u64 = 48 * 1024;
 
 /// The same over HTTP/2 to Crisp (`upstream_http = "http2"`), where a call is a stream on a
-/// shared connection instead of a connection of its own (~26–28 KB measured).
-pub const MEMORY_PER_CALL_HTTP2: u64 = 32 * 1024;
+/// shared connection instead of a connection of its own (~15 KB measured).
+pub const MEMORY_PER_CALL_HTTP2: u64 = 24 * 1024;
 
 /// The memory this process may use: the machine's, or its cgroup's limit when lower. Read once
 /// at start-up; an unknown size counts as 1 GiB, so the derived cap stays modest.
@@ -598,12 +598,12 @@ mod tests {
         };
         let config = budget("512");
         assert_eq!(config.memory_budget(), 512 << 20);
-        assert_eq!(config.memory_calls(), 8192, "512 MiB at 64 KiB a call");
+        assert_eq!(config.memory_calls(), 10922, "512 MiB at 48 KiB a call");
         let http2 = Config {
             upstream_http: UpstreamHttp::Http2,
             ..config
         };
-        assert_eq!(http2.memory_calls(), 16384, "512 MiB at 32 KiB a call");
+        assert_eq!(http2.memory_calls(), 21845, "512 MiB at 24 KiB a call");
         // By default a quarter of what the machine (or the container) has.
         let default = budget("0");
         assert_eq!(default.memory_budget(), available_memory() / 4);

@@ -1,36 +1,62 @@
 //! HTTP/2 connections to Crisp that the gateway holds itself, for `upstream_http = "http2"`:
-//! a call is a stream sent on hyper's `SendRequest` of one of a few connections.
+//! a call is a stream on one of a few connections, driven by the h2 crate directly.
 //!
-//! hyper-util's pooled client boxes a future of about 3 KiB per call (its pool checkout, its
-//! connect-or-reuse race and its retry) that stays alive for as long as Crisp takes to answer;
-//! with HTTP/2 there is nothing to check out, so a call held costs only its stream.
+//! hyper's HTTP/2 client spawns a task for every request, which waits for the answer and
+//! passes it back through a channel. That task (~2.6 KiB) lives as long as Crisp takes to
+//! answer, and each call costs one wake-up more. Here the call's own future polls its stream.
+//! hyper-util's pooled client would add a boxed ~3 KiB future per call on top of that.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
+use h2::client::SendRequest;
+use h2::{Reason, RecvStream};
 use http::{Request, Response, Uri};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::http2::{self, SendRequest};
+use http_body::{Body, Frame};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioIo;
 
-use super::transport::{TransportError, chain, dial, not_sent, run_connection};
+use super::transport::{TransportError, chain, dial};
 
-type Sender = SendRequest<Full<Bytes>>;
+/// What hyper's HTTP/2 client sets, kept so that a large answer never waits for a window
+/// update mid-body: a stream may receive 2 MiB, all of a connection's streams 5 MiB.
+const STREAM_WINDOW: u32 = 2 << 20;
+const CONNECTION_WINDOW: u32 = 5 << 20;
+/// Crisp's answers carry a handful of headers; a larger head is refused as hyper does.
+const MAX_HEADER_LIST: u32 = 16 << 10;
+/// Streams assumed allowed before the server's settings arrive (hyper's default).
+const INITIAL_MAX_SEND_STREAMS: usize = 100;
 
-/// One connection: opened on first use, and again once it has closed.
+/// One open connection. `closed` is set by its task when the connection ends, and by a call
+/// that found it could take no new stream.
+struct Conn {
+    sender: SendRequest<Bytes>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Conn {
+    fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// One connection slot: opened on first use, and again once its connection has closed.
 struct Lane {
-    sender: parking_lot::Mutex<Option<Sender>>,
+    conn: parking_lot::Mutex<Option<Arc<Conn>>>,
     /// Held while connecting, so the calls that find the lane closed open one connection.
     connecting: tokio::sync::Mutex<()>,
 }
 
 impl Lane {
-    fn open(&self) -> Option<Sender> {
-        self.sender
+    fn open(&self) -> Option<Arc<Conn>> {
+        self.conn
             .lock()
             .as_ref()
-            .filter(|sender| !sender.is_closed())
+            .filter(|conn| conn.is_open())
             .cloned()
     }
 }
@@ -47,7 +73,7 @@ impl Lanes {
         Self {
             lanes: (0..count.max(1))
                 .map(|_| Lane {
-                    sender: parking_lot::Mutex::new(None),
+                    conn: parking_lot::Mutex::new(None),
                     connecting: tokio::sync::Mutex::new(()),
                 })
                 .collect(),
@@ -56,53 +82,149 @@ impl Lanes {
         }
     }
 
-    /// Sends a request on lane `turn` (modulo their count). A request the connection never
-    /// took (it had closed) goes once more, on a fresh connection.
+    /// Sends the request `head` builds, with `body`, as one stream on lane `turn` (modulo
+    /// their count). A request Crisp certainly did not act on goes once more, built again:
+    /// one the connection could not take (it closed, or the server sent GOAWAY), which goes on
+    /// a fresh connection, and one whose stream the server refused.
     pub async fn send(
         &self,
-        request: Request<Full<Bytes>>,
+        head: &impl Fn() -> Request<()>,
+        body: Bytes,
         turn: usize,
-    ) -> Result<Response<Incoming>, TransportError> {
+    ) -> Result<Response<Stream>, TransportError> {
         let lane = &self.lanes[turn % self.lanes.len()];
-        let mut sender = self.sender(lane).await?;
-        let request = match sender.try_send_request(request).await {
-            Ok(response) => return Ok(response),
-            Err(mut refused) => match refused.take_message() {
-                Some(request) => request,
-                None => return Err(TransportError::Broken(chain(refused.error()))),
+        match self.send_once(lane, head(), body.clone()).await {
+            Err(Failure::Unsent(_)) => match self.send_once(lane, head(), body).await {
+                Err(Failure::Unsent(error)) => Err(not_sent(&error)),
+                Err(Failure::Transport(error)) => Err(error),
+                Ok(response) => Ok(response),
             },
-        };
-        let mut sender = self.sender(lane).await?;
-        match sender.try_send_request(request).await {
+            Err(Failure::Transport(error)) => Err(error),
             Ok(response) => Ok(response),
-            Err(refused) if refused.message().is_some() => Err(not_sent(refused.error())),
-            Err(refused) => Err(TransportError::Broken(chain(refused.error()))),
         }
     }
 
-    async fn sender(&self, lane: &Lane) -> Result<Sender, TransportError> {
-        if let Some(sender) = lane.open() {
-            return Ok(sender);
+    async fn send_once(
+        &self,
+        lane: &Lane,
+        head: Request<()>,
+        body: Bytes,
+    ) -> Result<Response<Stream>, Failure> {
+        let mut sender = self.ready(lane).await?;
+        let end = body.is_empty();
+        // After `ready`, sending fails only for a request h2 cannot encode: nothing left, and
+        // sending it again would not help.
+        let (answer, mut outgoing) = sender
+            .send_request(head, end)
+            .map_err(|e| Failure::Transport(not_sent(&e)))?;
+        if !end {
+            outgoing
+                .send_data(body, true)
+                .map_err(|e| Failure::Transport(TransportError::Broken(chain(&e))))?;
+        }
+        match answer.await {
+            Ok(response) => Ok(response.map(Stream)),
+            // Refused before the server acted on it (RFC 9113, section 8.7).
+            Err(error) if error.reason() == Some(Reason::REFUSED_STREAM) => {
+                Err(Failure::Unsent(error))
+            }
+            Err(error) => Err(Failure::Transport(TransportError::Broken(chain(&error)))),
+        }
+    }
+
+    /// A sender that may open a stream now on the lane's connection, opening one if needed.
+    /// A connection that can take no new stream is marked closed for the calls after.
+    async fn ready(&self, lane: &Lane) -> Result<SendRequest<Bytes>, Failure> {
+        let conn = self.conn(lane).await.map_err(Failure::Transport)?;
+        conn.sender.clone().ready().await.map_err(|error| {
+            conn.closed.store(true, Ordering::Release);
+            Failure::Unsent(error)
+        })
+    }
+
+    async fn conn(&self, lane: &Lane) -> Result<Arc<Conn>, TransportError> {
+        if let Some(conn) = lane.open() {
+            return Ok(conn);
         }
         let _connecting = lane.connecting.lock().await;
-        if let Some(sender) = lane.open() {
-            return Ok(sender);
+        if let Some(conn) = lane.open() {
+            return Ok(conn);
         }
         // Boxed: connecting (TLS, the HTTP/2 handshake) is a large future, and inline it would
         // size every call's future, held while Crisp answers, for a step taken once.
-        let sender = Box::pin(self.connect()).await?;
-        *lane.sender.lock() = Some(sender.clone());
-        Ok(sender)
+        let conn = Arc::new(Box::pin(self.connect()).await?);
+        *lane.conn.lock() = Some(conn.clone());
+        Ok(conn)
     }
 
-    async fn connect(&self) -> Result<Sender, TransportError> {
+    async fn connect(&self) -> Result<Conn, TransportError> {
         let io = dial(&self.connector, &self.origin).await?;
-        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .handshake(io)
+        let (sender, connection) = h2::client::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_header_list_size(MAX_HEADER_LIST)
+            .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
+            .enable_push(false)
+            // The connector speaks hyper's IO traits; h2 speaks tokio's.
+            .handshake(TokioIo::new(io))
             .await
             .map_err(|e| TransportError::Connect(chain(&e)))?;
-        run_connection(connection, "HTTP/2");
-        Ok(sender)
+        let closed = Arc::new(AtomicBool::new(false));
+        let ended = closed.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %chain(&error), version = "HTTP/2", "a connection to Crisp ended");
+            }
+            ended.store(true, Ordering::Release);
+        });
+        Ok(Conn { sender, closed })
+    }
+}
+
+/// Why one attempt failed.
+enum Failure {
+    /// Crisp certainly did not act on the request: it may go again.
+    Unsent(h2::Error),
+    Transport(TransportError),
+}
+
+/// A request the connection never took: nothing reached Crisp.
+fn not_sent(error: &h2::Error) -> TransportError {
+    TransportError::Connect(format!(
+        "the HTTP/2 connection took no new stream: {}",
+        chain(error)
+    ))
+}
+
+/// An answer's body as it arrives on its stream. Each chunk read is handed back to the
+/// stream's flow-control window, so Crisp may send the next.
+pub struct Stream(RecvStream);
+
+impl Body for Stream {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        let stream = &mut self.0;
+        match ready!(stream.poll_data(cx)) {
+            Some(Ok(data)) => {
+                // Fails only once the stream is gone, which the next poll reports.
+                let _ = stream.flow_control().release_capacity(data.len());
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Some(Err(error)) => Poll::Ready(Some(Err(error))),
+            None => match ready!(stream.poll_trailers(cx)) {
+                Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+                Ok(None) => Poll::Ready(None),
+                Err(error) => Poll::Ready(Some(Err(error))),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
     }
 }

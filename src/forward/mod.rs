@@ -237,12 +237,10 @@ impl CrispClient {
         request_id: &str,
         timeout: Duration,
     ) -> Result<Reply, UpstreamError> {
-        let call = self.transport.call(
-            request,
-            account.authorization.clone(),
-            account.tier.header(),
-            request_id,
-        );
+        let tier = account.tier.header();
+        let call = self
+            .transport
+            .call(request, &account.authorization, &tier, request_id);
         let answer = tokio::time::timeout(timeout, call)
             .await
             .map_err(|_| UpstreamError::Timeout)?

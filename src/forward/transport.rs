@@ -318,8 +318,8 @@ impl Transport {
     pub async fn call(
         &self,
         request: &UpstreamRequest,
-        authorization: HeaderValue,
-        tier: HeaderValue,
+        authorization: &HeaderValue,
+        tier: &HeaderValue,
         request_id: &str,
     ) -> Result<Answer, TransportError> {
         let path = PathAndQuery::from_maybe_shared(Bytes::from(self.target(request)))
@@ -329,52 +329,83 @@ impl Transport {
             Route::Kept(_) => Uri::from(path),
             Route::Lanes(_) | Route::Pooled(_) => self.base.uri(path)?,
         };
-        let mut outgoing = Request::new(match &request.body {
-            Some(body) => Full::new(body.clone()),
-            None => Full::new(Bytes::new()),
-        });
-        *outgoing.method_mut() = method(request.method);
-        *outgoing.uri_mut() = uri;
-        let headers = outgoing.headers_mut();
-        headers.reserve(8);
-        if let Route::Kept(_) = self.route {
-            headers.insert(header::HOST, self.base.host.clone());
-        }
-        headers.insert(header::USER_AGENT, self.user_agent.clone());
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        headers.insert(header::AUTHORIZATION, authorization);
-        headers.insert(X_CRISP_TIER, tier);
-        if let Ok(id) = HeaderValue::from_str(request_id) {
-            headers.insert(crate::kernel::request_id::REQUEST_ID, id);
-        }
-        if request.body.is_some() {
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-        }
-        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (response, lease): (Response<_>, _) = match &self.route {
-            Route::Kept(keepalive) => {
-                let (response, lease) = keepalive.send(outgoing).await?;
-                (response, Some(lease))
+        // Built again only when HTTP/2 sends a request a second time (`Lanes::send`).
+        let head = || {
+            let mut outgoing = Request::new(());
+            *outgoing.method_mut() = method(request.method);
+            *outgoing.uri_mut() = uri.clone();
+            let headers = outgoing.headers_mut();
+            headers.reserve(8);
+            if let Route::Kept(_) = self.route {
+                headers.insert(header::HOST, self.base.host.clone());
             }
-            Route::Lanes(lanes) => (lanes.send(outgoing, turn).await?, None),
-            Route::Pooled(pools) => (
-                pools[turn % pools.len()]
-                    .request(outgoing)
-                    .await
-                    .map_err(TransportError::from_client)?,
-                None,
-            ),
+            headers.insert(header::USER_AGENT, self.user_agent.clone());
+            headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+            headers.insert(header::AUTHORIZATION, authorization.clone());
+            headers.insert(X_CRISP_TIER, tier.clone());
+            if let Ok(id) = HeaderValue::from_str(request_id) {
+                headers.insert(crate::kernel::request_id::REQUEST_ID, id);
+            }
+            if request.body.is_some() {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
+            outgoing
         };
+        let body = request.body.clone().unwrap_or_default();
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let read = Read {
+            limit: self.max_response,
+            head: request.method == Method::Head,
+        };
+        let (status, headers, body) = match &self.route {
+            Route::Kept(keepalive) => {
+                let (response, lease) = keepalive.send(head().map(|()| Full::new(body))).await?;
+                let answer = read.answer(response).await?;
+                // Read to its end, the connection can carry the next call; on an early
+                // return, the lease is dropped and the connection closed.
+                lease.give_back();
+                answer
+            }
+            Route::Lanes(lanes) => read.answer(lanes.send(&head, body, turn).await?).await?,
+            Route::Pooled(pools) => {
+                let response = pools[turn % pools.len()]
+                    .request(head().map(|()| Full::new(body)))
+                    .await
+                    .map_err(TransportError::from_client)?;
+                read.answer(response).await?
+            }
+        };
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// How an answer's body is read: at most `limit` bytes, and none expected after a HEAD.
+struct Read {
+    limit: usize,
+    head: bool,
+}
+
+impl Read {
+    /// The answer's status, headers and whole body, whichever connection it came on.
+    async fn answer<B>(
+        &self,
+        response: Response<B>,
+    ) -> Result<(u16, http::HeaderMap, Bytes), TransportError>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let (parts, body) = response.into_parts();
-        let limit = self.max_response;
-        let status = parts.status.as_u16();
+        let (limit, status) = (self.limit, parts.status.as_u16());
         // A HEAD answer's Content-Length is the size of the GET it stands for, not of a body.
-        if request.method != Method::Head
-            && declared_length(&parts.headers).is_some_and(|n| n > limit as u64)
-        {
+        if !self.head && declared_length(&parts.headers).is_some_and(|n| n > limit as u64) {
             return Err(TransportError::TooLarge { status, limit });
         }
         // Chunked answers, and any that lie about their length, stop at the limit.
@@ -389,16 +420,7 @@ impl Transport {
                 }
             })?
             .to_bytes();
-        // Read to its end, the connection can carry the next call; on every early return
-        // above, the lease is dropped and the connection closed.
-        if let Some(lease) = lease {
-            lease.give_back();
-        }
-        Ok(Answer {
-            status,
-            headers: parts.headers,
-            body,
-        })
+        Ok((status, parts.headers, body))
     }
 }
 

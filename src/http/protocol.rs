@@ -1,9 +1,9 @@
 //! A client connection served as HTTP/1.1 or HTTP/2, told apart by peeking at its first bytes.
 //!
 //! hyper-util's `auto` builder reads the first 24 bytes itself and hands them to hyper's HTTP/1
-//! reader as a first, separate read. hyper's read buffer then grows from 8 KiB to 16 KiB on the
-//! next read, and every connection keeps the larger buffer while its calls are held. Peeking
-//! leaves the bytes in the socket, so hyper's first read takes the whole request head.
+//! reader as a first, separate read. hyper's read buffer then doubles on the next read, and
+//! every connection keeps the larger buffer while its calls are held. Peeking leaves the bytes
+//! in the socket, so hyper's first read takes the whole request head.
 
 use std::error::Error as StdError;
 use std::future::Future;

@@ -238,6 +238,48 @@ async fn a_client_that_writes_a_whole_oversized_body_before_reading_gets_the_413
     assert_eq!(app.get("/healthz").await.status, 200);
 }
 
+/// hyper's HTTP/1.1 read buffer starts at 1 KiB in this build (vendor/hyper): a request with
+/// a head and a body many times that size, and an answer many times that size, all cross whole,
+/// both between the caller and the gateway and between the gateway and Crisp.
+#[tokio::test]
+async fn a_request_and_an_answer_many_times_the_first_read_buffer_cross_whole() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let content = "c".repeat(300 << 10);
+    let blob = "b".repeat(700 << 10);
+    app.crisp.script(crate::helpers::Answer::ok(&format!(
+        r#"{{"fingerprint":1,"blob":"{blob}"}}"#
+    )));
+    let reply = app
+        .http
+        .post(app.url("/api/crisp/send/message/in/conversation"))
+        .bearer_auth(&app.key)
+        .header("x-padding", "p".repeat(6 << 10))
+        .header("content-type", "application/json")
+        .body(
+            serde_json::json!({
+                "sessionID": "session_big",
+                "body": {"type": "text", "from": "operator", "origin": "chat", "content": content},
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(reply.status(), 200);
+    let answer: Value =
+        serde_json::from_slice(&reply.bytes().await.expect("answer")).expect("JSON answer");
+    assert_eq!(
+        answer["result"]["blob"].as_str().map(str::len),
+        Some(blob.len())
+    );
+    let received = app.crisp.take_received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].json()["content"].as_str(),
+        Some(content.as_str())
+    );
+}
+
 #[tokio::test]
 async fn the_sandbox_listener_closes_an_idle_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -307,12 +307,20 @@ async fn with_http2_calls_in_flight_share_a_few_connections() {
     );
 }
 
+/// A gateway speaking HTTP/2 (h2c) to the upstream at `addr`.
+async fn over_http2(addr: std::net::SocketAddr) -> TestApp {
+    TestApp::spawn_with(engines()[0], |c| {
+        c.upstream = format!("http://{addr}/v1");
+        c.upstream_http = crisp_gateway::forward::UpstreamHttp::Http2;
+    })
+    .await
+}
+
 /// Over HTTP/2 the gateway holds its connections to Crisp itself: one that Crisp closed (here,
 /// every connection is dropped 150 ms after it opens) is opened again by the next call on it,
 /// and no call fails for it.
 #[tokio::test]
 async fn with_http2_a_connection_the_upstream_closed_is_opened_again() {
-    use crisp_gateway::forward::UpstreamHttp;
     use std::sync::atomic::Ordering;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -335,11 +343,7 @@ async fn with_http2_a_connection_the_upstream_closed_is_opened_again() {
             tokio::spawn(tokio::time::timeout(Duration::from_millis(150), connection));
         }
     });
-    let app = TestApp::spawn_with(engines()[0], |c| {
-        c.upstream = format!("http://{addr}/v1");
-        c.upstream_http = UpstreamHttp::Http2;
-    })
-    .await;
+    let app = over_http2(addr).await;
     // Twice round the connections the gateway keeps, each call after the last one closed.
     for _ in 0..8 {
         let reply = app.call("count/visitors", "{}").await;
@@ -348,6 +352,117 @@ async fn with_http2_a_connection_the_upstream_closed_is_opened_again() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert_eq!(opened.load(Ordering::SeqCst), 8);
+}
+
+/// Over HTTP/2 the gateway drives its streams itself (`forward::lanes`): a request body goes
+/// out whole, and an answer larger than a stream's flow-control window comes back whole, the
+/// window handed back to Crisp as the answer is read.
+#[tokio::test]
+async fn with_http2_a_request_body_and_an_answer_larger_than_the_window_cross_whole() {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // Past the 2 MiB the gateway lets one stream receive before it reads.
+    let blob = "b".repeat(3 << 20);
+    let answer_blob = blob.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let blob = answer_blob.clone();
+            let service = hyper::service::service_fn(
+                move |request: http::Request<hyper::body::Incoming>| {
+                    let blob = blob.clone();
+                    async move {
+                        let body = request.into_body().collect().await?.to_bytes();
+                        let sent: serde_json::Value =
+                            serde_json::from_slice(&body).unwrap_or_default();
+                        let content = sent["content"].as_str().map_or(0, str::len);
+                        let answer = format!(
+                            r#"{{"error":false,"reason":"dispatched","data":{{"content":{content},"blob":"{blob}"}}}}"#
+                        );
+                        Ok::<_, hyper::Error>(http::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from(answer),
+                        )))
+                    }
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service),
+            );
+        }
+    });
+    let app = over_http2(addr).await;
+    let content = "c".repeat(300 << 10);
+    let body = json!({
+        "sessionID": "session_h2",
+        "body": {"type": "text", "from": "operator", "origin": "chat", "content": content},
+    });
+    let reply = app
+        .call("send/message/in/conversation", &body.to_string())
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        &reply.text[..reply.text.len().min(300)]
+    );
+    let result = &reply.json()["result"];
+    assert_eq!(result["content"], content.len());
+    assert_eq!(result["blob"].as_str().map(str::len), Some(blob.len()));
+}
+
+/// A stream Crisp refuses with REFUSED_STREAM was not acted on (RFC 9113, section 8.7), so
+/// even a write is sent again, and the caller sees only the answer to the second.
+#[tokio::test]
+async fn with_http2_a_refused_stream_is_sent_again_even_for_a_write() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let streams = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = streams.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(tcp).await else {
+                    return;
+                };
+                while let Some(Ok((_request, mut respond))) = connection.accept().await {
+                    if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
+                    }
+                    let head = http::Response::builder()
+                        .header("content-type", "application/json")
+                        .body(())
+                        .expect("head");
+                    let Ok(mut body) = respond.send_response(head, false) else {
+                        continue;
+                    };
+                    let _ = body.send_data(
+                        bytes::Bytes::from_static(
+                            br#"{"error":false,"reason":"dispatched","data":{"fingerprint":7}}"#,
+                        ),
+                        true,
+                    );
+                }
+            });
+        }
+    });
+    let app = over_http2(addr).await;
+    let reply = app
+        .call(
+            "send/message/in/conversation",
+            r#"{"sessionID":"session_h2","body":{"type":"text","from":"operator","origin":"chat","content":"hello"}}"#,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()["result"]["fingerprint"], 7, "{}", reply.text);
+    assert_eq!(streams.load(Ordering::SeqCst), 2);
 }
 
 /// An HTTP/1.1 upstream that counts the connections it accepted and records each request's
