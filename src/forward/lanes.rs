@@ -94,14 +94,13 @@ impl Lanes {
     ) -> Result<Response<Stream>, TransportError> {
         let lane = &self.lanes[turn % self.lanes.len()];
         match self.send_once(lane, head(), body.clone()).await {
-            Err(Failure::Unsent(_)) => match self.send_once(lane, head(), body).await {
-                Err(Failure::Unsent(error)) => Err(not_sent(&error)),
-                Err(Failure::Transport(error)) => Err(error),
-                Ok(response) => Ok(response),
-            },
-            Err(Failure::Transport(error)) => Err(error),
-            Ok(response) => Ok(response),
+            Err(Failure::Unsent(_)) => self.send_once(lane, head(), body).await,
+            sent => sent,
         }
+        .map_err(|failure| match failure {
+            Failure::Unsent(error) => not_sent(&error),
+            Failure::Transport(error) => error,
+        })
     }
 
     async fn send_once(

@@ -360,7 +360,7 @@ impl Transport {
             limit: self.max_response,
             head: request.method == Method::Head,
         };
-        let (status, headers, body) = match &self.route {
+        let answer = match &self.route {
             Route::Kept(keepalive) => {
                 let (response, lease) = keepalive.send(head().map(|()| Full::new(body))).await?;
                 let answer = read.answer(response).await?;
@@ -378,11 +378,7 @@ impl Transport {
                 read.answer(response).await?
             }
         };
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
+        Ok(answer)
     }
 }
 
@@ -394,10 +390,7 @@ struct Read {
 
 impl Read {
     /// The answer's status, headers and whole body, whichever connection it came on.
-    async fn answer<B>(
-        &self,
-        response: Response<B>,
-    ) -> Result<(u16, http::HeaderMap, Bytes), TransportError>
+    async fn answer<B>(&self, response: Response<B>) -> Result<Answer, TransportError>
     where
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -420,7 +413,11 @@ impl Read {
                 }
             })?
             .to_bytes();
-        Ok((status, parts.headers, body))
+        Ok(Answer {
+            status,
+            headers: parts.headers,
+            body,
+        })
     }
 }
 
