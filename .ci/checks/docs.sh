@@ -156,11 +156,14 @@ print("python client: list, send, HEAD and 401 calls typed as expected")
 PY
 
 echo "-- schemathesis against /openapi.json"
+# One worker: with two, CPython 3.11's AST constructor, which hypothesis uses to read a
+# strategy's lambdas, once raised "AST constructor recursion depth mismatch" from two threads
+# (a flaky run of the tool, not a finding).
 # Run from the temp dir: schemathesis keeps a cache folder in its working directory.
 (cd "$work" && "$venv/bin/st" run "$base/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  --max-examples "$ST_EXAMPLES" --seed 5 --workers 2 \
+  --max-examples "$ST_EXAMPLES" --seed 5 --workers 1 \
   --generation-database none --no-color \
   --report-dir "$work/schemathesis" >"$work/schemathesis.log" 2>&1) || {
   cat "$work/schemathesis.log"
