@@ -20,7 +20,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 
-use super::transport::{TransportError, chain, dial};
+use super::transport::{TransportError, chain, dial, not_sent, run_connection};
 
 /// What hyper's HTTP/2 client sets, kept so that a large answer never waits for a window
 /// update mid-body: a stream may receive 2 MiB, all of a connection's streams 5 MiB.
@@ -170,12 +170,14 @@ impl Lanes {
             .map_err(|e| TransportError::Connect(chain(&e)))?;
         let closed = Arc::new(AtomicBool::new(false));
         let ended = closed.clone();
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %chain(&error), version = "HTTP/2", "a connection to Crisp ended");
-            }
-            ended.store(true, Ordering::Release);
-        });
+        run_connection(
+            async move {
+                let ended_with = connection.await;
+                ended.store(true, Ordering::Release);
+                ended_with
+            },
+            "HTTP/2",
+        );
         Ok(Conn { sender, closed })
     }
 }
@@ -185,14 +187,6 @@ enum Failure {
     /// Crisp certainly did not act on the request: it may go again.
     Unsent(h2::Error),
     Transport(TransportError),
-}
-
-/// A request the connection never took: nothing reached Crisp.
-fn not_sent(error: &h2::Error) -> TransportError {
-    TransportError::Connect(format!(
-        "the HTTP/2 connection took no new stream: {}",
-        chain(error)
-    ))
 }
 
 /// An answer's body as it arrives on its stream. Each chunk read is handed back to the

@@ -152,10 +152,11 @@ pub(super) fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// A request a connection gave back unsent: nothing reached Crisp.
-pub(super) fn not_sent(error: &hyper::Error) -> TransportError {
+/// A request a connection gave back unsent, or whose stream the server refused before acting
+/// on it: nothing reached Crisp.
+pub(super) fn not_sent(error: &dyn std::error::Error) -> TransportError {
     TransportError::Connect(format!(
-        "the connection closed before the request was sent: {}",
+        "the connection did not take the request: {}",
         chain(error)
     ))
 }
@@ -178,8 +179,8 @@ pub(super) async fn dial(
 
 /// Drives a client connection until it ends; how it ended is worth a debug line at most, as
 /// the call on it (if any) reports its own failure.
-pub(super) fn run_connection(
-    connection: impl std::future::Future<Output = Result<(), hyper::Error>> + Send + 'static,
+pub(super) fn run_connection<E: std::error::Error>(
+    connection: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
     version: &'static str,
 ) {
     tokio::spawn(async move {
