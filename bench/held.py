@@ -60,7 +60,8 @@ print(f"Latencies are minus the upstream's {latency:.0f} ms. RSS per call held i
       "client) proxying the call with none of the gateway's work: what the stack itself costs. "
       "*upstream over* is how the proxy reaches the upstream: HTTP/1.1 with a "
       "connection per call in flight, as nginx does, or HTTP/2 (`upstream_http = \"http2\"`), "
-      "every call a stream on one of four shared connections. *shed* is non-2xx answers, *timed out* "
+      "every call a stream on one of four shared connections, or HTTPS as the gateway reaches "
+      "Crisp by default (`auto`: the TLS handshake picks HTTP/2 here). *shed* is non-2xx answers, *timed out* "
       "wrk's timeouts (other socket errors in brackets).\n")
 print("| calls held | proxy | upstream over | nginx req/s | proxy req/s | proxy ÷ nginx "
       "| p50 + nginx / proxy (ms) | p99 + nginx / proxy (ms) "
@@ -68,7 +69,7 @@ print("| calls held | proxy | upstream over | nginx req/s | proxy req/s | proxy 
       "| KB per call held nginx / proxy | KB per added call nginx / proxy | CPU s per 10k nginx / proxy "
       "| shed nginx / proxy | timed out nginx / proxy |")
 print("|---:|---|---|---:|---:|---:|---|---|---|---:|---|---|---|---|---|")
-TARGETS = ("nginx", "floor", "gateway", "gateway-h2")
+TARGETS = ("nginx", "floor", "gateway", "gateway-h2", "gateway-tls")
 previous = {}
 for conns in sorted({k[1] for k in runs}):
     wanted = extras.get(("wanted", "", conns))
@@ -101,7 +102,8 @@ for conns in sorted({k[1] for k in runs}):
     def failures(c):
         return f"{c['timeouts']}" + (f" ({c['other']})" if c["other"] else "")
 
-    for t, over in (("floor", "HTTP/1.1"), ("gateway", "HTTP/1.1"), ("gateway-h2", "HTTP/2")):
+    for t, over in (("floor", "HTTP/1.1"), ("gateway", "HTTP/1.1"), ("gateway-h2", "HTTP/2"),
+                    ("gateway-tls", "HTTPS, `auto` (HTTP/2)")):
         g = cells[t]
         if not g["present"]:
             continue

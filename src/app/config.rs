@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -140,6 +140,9 @@ settings! {
     /// The HTTP version spoken to Crisp: `auto` (HTTP/2 when TLS negotiates it, else
     /// HTTP/1.1), `http1`, or `http2` (on `http://`, HTTP/2 without TLS).
     upstream_http: UpstreamHttp = UpstreamHttp::Auto;
+    /// A PEM file of CA certificates trusted for Crisp's TLS besides the system's: for a
+    /// proxy or egress gateway with its own CA, or a test server.
+    upstream_ca_file: Option<PathBuf> = None;
     /// A separate listener for `/metrics`; `None` serves it on the main listener.
     metrics_listen: Option<SocketAddr> = None;
     /// The admin API and console's listener; empty turns it off.
@@ -362,6 +365,12 @@ impl FromSetting for Vec<String> {
     }
 }
 
+impl FromSetting for PathBuf {
+    fn from_setting(_: &str, raw: &Raw) -> Result<Self, ConfigError> {
+        Ok(Self::from(raw.text()))
+    }
+}
+
 impl FromSetting for DatabaseUrl {
     fn from_setting(_: &str, raw: &Raw) -> Result<Self, ConfigError> {
         Ok(Self(raw.text()))
@@ -516,6 +525,17 @@ impl Config {
         usize::try_from(self.memory_budget() / per_call)
             .unwrap_or(usize::MAX)
             .max(1)
+    }
+
+    /// How to reach Crisp: the `upstream*` settings together.
+    pub fn crisp(&self) -> crate::forward::Upstream {
+        crate::forward::Upstream {
+            base: self.upstream.clone(),
+            http: self.upstream_http,
+            ca_file: self.upstream_ca_file.clone(),
+            timeout: self.upstream_timeout,
+            max_response: self.upstream_max_response,
+        }
     }
 
     pub fn retry_policy(&self) -> Result<crate::forward::RetryPolicy, String> {

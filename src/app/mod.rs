@@ -124,14 +124,7 @@ impl App {
             }
             None => crate::limits::AccountShaper::new(config.account_limits()),
         };
-        let crisp = CrispClient::new(
-            &config.upstream,
-            config.upstream_http,
-            config.upstream_timeout,
-            policy,
-            shaper,
-            config.upstream_max_response,
-        )?;
+        let crisp = CrispClient::new(&config.crisp(), policy, shaper)?;
         let key_limits = Arc::new(match &ledger {
             Some(ledger) => crate::limits::KeyLimiter::shared(
                 config.key_rate_limit,

@@ -298,13 +298,8 @@ async fn test(
 ) -> CliResult {
     let workspace_id = workspace_id(store, workspace).await?;
     let vault = Vault::new(&crate::app::master_key(config, store.engine())?);
-    let client = CrispClient::for_checks(
-        &config.upstream,
-        config.upstream_http,
-        config.upstream_timeout,
-        config.upstream_max_response,
-    )
-    .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let client = CrispClient::for_checks(&config.crisp())
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let tested =
         crate::admin::accounts::test_account(store, &vault, &client, &workspace_id, id_or_label)
             .await?;

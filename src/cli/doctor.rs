@@ -119,12 +119,7 @@ pub async fn run(file: Option<&Path>) -> CliResult {
     };
     if let Some(master) = master {
         let vault = Vault::new(&master);
-        let client = match CrispClient::for_checks(
-            &config.upstream,
-            config.upstream_http,
-            config.upstream_timeout,
-            config.upstream_max_response,
-        ) {
+        let client = match CrispClient::for_checks(&config.crisp()) {
             Ok(client) => client,
             Err(e) => {
                 list.fail(&format!("HTTP client: {e}"), "report this as a bug");

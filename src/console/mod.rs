@@ -44,13 +44,8 @@ pub type ConsoleState = Arc<Console>;
 /// The admin listener's router: the API and the console behind the auth layer, the sign-in
 /// page and the assets before it.
 pub fn router(app: AppState) -> Result<Router, String> {
-    let checks = CrispClient::for_checks(
-        &app.config.upstream,
-        app.config.upstream_http,
-        app.config.upstream_timeout,
-        app.config.upstream_max_response,
-    )
-    .map_err(|e| format!("cannot build the Crisp client for account tests: {e}"))?;
+    let checks = CrispClient::for_checks(&app.config.crisp())
+        .map_err(|e| format!("cannot build the Crisp client for account tests: {e}"))?;
     let body_limit = app.config.body_limit;
     let state = Arc::new(Console {
         sessions: Sessions::new(web::session::SESSION_TTL),

@@ -1,23 +1,23 @@
 //! HTTP/1.1 connections to Crisp that the gateway keeps open between calls, for
-//! `upstream_http = "http1"` and for `auto` over plain HTTP: a call takes the connection most
-//! recently given back, or opens one, and gives it back once Crisp's answer is read whole.
+//! `upstream_http = "http1"`, and for `auto` over plain HTTP or when TLS picks HTTP/1.1: a call
+//! takes the connection most recently given back, or opens one, and gives it back once
+//! Crisp's answer is read whole.
 //!
 //! hyper-util's pooled client costs, on every call, a pool checkout and return keyed by a
 //! hashed scheme and host, a boxed future of about 3 KiB held while Crisp answers, and a task
 //! spawned to wait until the connection is ready again. A stack of hyper's own senders needs
 //! none of them: one host, and the caller knows when the answer has been read.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 
-use super::transport::{TransportError, chain, dial, not_sent, run_connection};
+use super::transport::{Dialer, TransportError, Version, chain, not_sent, run_connection};
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -29,9 +29,7 @@ struct Idle {
 pub struct Keepalive {
     /// Most recently given back on top; so the oldest, at the bottom, are the ones to expire.
     idle: parking_lot::Mutex<Vec<Idle>>,
-    connector: HttpsConnector<HttpConnector>,
-    /// Where the connections go: the base URL's scheme and authority.
-    origin: Uri,
+    dialer: Arc<Dialer>,
     idle_timeout: Duration,
 }
 
@@ -54,15 +52,10 @@ impl Lease<'_> {
 impl Keepalive {
     /// No count cap on idle connections: they are leftovers of calls in flight, which
     /// `max_concurrency` bounds, and `idle_timeout` ends them.
-    pub fn new(
-        connector: HttpsConnector<HttpConnector>,
-        origin: Uri,
-        idle_timeout: Duration,
-    ) -> Self {
+    pub fn new(dialer: Arc<Dialer>, idle_timeout: Duration) -> Self {
         Self {
             idle: parking_lot::Mutex::new(Vec::new()),
-            connector,
-            origin,
+            dialer,
             idle_timeout,
         }
     }
@@ -134,7 +127,7 @@ impl Keepalive {
     }
 
     async fn connect(&self) -> Result<Sender, TransportError> {
-        let io = dial(&self.connector, &self.origin).await?;
+        let io = self.dialer.dial(Version::Http1).await?;
         let (sender, connection) = http1::Builder::new()
             .handshake(io)
             .await
@@ -149,7 +142,9 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use http::Uri;
     use http_body_util::BodyExt;
+    use hyper_util::client::legacy::connect::HttpConnector;
 
     use super::*;
 
@@ -190,7 +185,7 @@ mod tests {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        Keepalive::new(connector, origin, idle_timeout)
+        Keepalive::new(Arc::new(Dialer::new(connector, origin)), idle_timeout)
     }
 
     async fn send(keepalive: &Keepalive) -> (Response<Incoming>, Lease<'_>) {

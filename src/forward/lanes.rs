@@ -1,5 +1,6 @@
-//! HTTP/2 connections to Crisp that the gateway holds itself, for `upstream_http = "http2"`:
-//! a call is a stream on one of a few connections, driven by the h2 crate directly.
+//! HTTP/2 connections to Crisp that the gateway holds itself, for `upstream_http = "http2"`
+//! and for `auto` when TLS picks HTTP/2: a call is a stream on one of a few connections,
+//! driven by the h2 crate directly.
 //!
 //! hyper's HTTP/2 client spawns a task for every request, which waits for the answer and
 //! passes it back through a channel. That task (~2.6 KiB) lives as long as Crisp takes to
@@ -14,13 +15,11 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use h2::client::SendRequest;
 use h2::{Reason, RecvStream};
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use http_body::{Body, Frame};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 
-use super::transport::{TransportError, chain, dial, not_sent, run_connection};
+use super::transport::{Dialer, TransportError, Version, chain, not_sent, run_connection};
 
 /// What hyper's HTTP/2 client sets, kept so that a large answer never waits for a window
 /// update mid-body: a stream may receive 2 MiB, all of a connection's streams 5 MiB.
@@ -63,13 +62,11 @@ impl Lane {
 
 pub struct Lanes {
     lanes: Box<[Lane]>,
-    connector: HttpsConnector<HttpConnector>,
-    /// Where the connections go: the base URL's scheme and authority.
-    origin: Uri,
+    dialer: Arc<Dialer>,
 }
 
 impl Lanes {
-    pub fn new(count: usize, connector: HttpsConnector<HttpConnector>, origin: Uri) -> Self {
+    pub fn new(count: usize, dialer: Arc<Dialer>) -> Self {
         Self {
             lanes: (0..count.max(1))
                 .map(|_| Lane {
@@ -77,9 +74,17 @@ impl Lanes {
                     connecting: tokio::sync::Mutex::new(()),
                 })
                 .collect(),
-            connector,
-            origin,
+            dialer,
         }
+    }
+
+    /// Opens lane `turn`'s connection, unless it is open.
+    pub async fn open(&self, turn: usize) -> Result<(), TransportError> {
+        self.conn(self.lane(turn)).await.map(drop)
+    }
+
+    fn lane(&self, turn: usize) -> &Lane {
+        &self.lanes[turn % self.lanes.len()]
     }
 
     /// Sends the request `head` builds, with `body`, as one stream on lane `turn` (modulo
@@ -92,7 +97,7 @@ impl Lanes {
         body: Bytes,
         turn: usize,
     ) -> Result<Response<Stream>, TransportError> {
-        let lane = &self.lanes[turn % self.lanes.len()];
+        let lane = self.lane(turn);
         match self.send_once(lane, head(), body.clone()).await {
             Err(Failure::Unsent(_)) => self.send_once(lane, head(), body).await,
             sent => sent,
@@ -157,7 +162,7 @@ impl Lanes {
     }
 
     async fn connect(&self) -> Result<Conn, TransportError> {
-        let io = dial(&self.connector, &self.origin).await?;
+        let io = self.dialer.dial(Version::Http2).await?;
         let (sender, connection) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)

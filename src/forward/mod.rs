@@ -1,7 +1,6 @@
 //! The typed Crisp client: retries and shaping around the transport (`transport`: HTTP/1.1
-//! connections kept in `keepalive`, HTTP/2 connections held in `lanes`, or hyper-util's pooled
-//! client where TLS picks the version), and the mapping of Crisp's answers onto gateway
-//! results and errors.
+//! connections kept in `keepalive` and HTTP/2 connections held in `lanes`, as configured or
+//! as TLS picks), and the mapping of Crisp's answers onto gateway results and errors.
 
 mod keepalive;
 mod lanes;
@@ -20,7 +19,7 @@ use crate::catalog::Method;
 pub use reply::{Reply, UpstreamError};
 pub use retry::{RetryPolicy, Safety};
 use transport::Transport;
-pub use transport::{TransportError, UpstreamHttp};
+pub use transport::{TransportError, Upstream, UpstreamHttp};
 
 use crate::limits::{AccountShaper, Turn};
 use crate::telemetry::metrics::UpstreamOutcome;
@@ -64,22 +63,14 @@ pub struct CrispClient {
 
 impl CrispClient {
     pub fn new(
-        base: &str,
-        http: UpstreamHttp,
-        attempt_timeout: Duration,
+        upstream: &Upstream,
         policy: RetryPolicy,
         shaper: AccountShaper,
-        max_response: usize,
     ) -> Result<Self, TransportError> {
-        let transport = Transport::new(
-            base,
-            http,
-            attempt_timeout.min(Duration::from_secs(5)),
-            max_response,
-        )?;
+        let transport = Transport::new(upstream, upstream.timeout.min(Duration::from_secs(5)))?;
         Ok(Self {
             transport,
-            attempt_timeout,
+            attempt_timeout: upstream.timeout,
             policy,
             shaper,
         })
@@ -97,12 +88,7 @@ impl CrispClient {
 
     /// A client for one-off checks (`account test`, `doctor`): the configured timeout, no
     /// retries and no shaping, so the answer seen is Crisp's own.
-    pub fn for_checks(
-        base: &str,
-        http: UpstreamHttp,
-        attempt_timeout: Duration,
-        max_response: usize,
-    ) -> Result<Self, TransportError> {
+    pub fn for_checks(upstream: &Upstream) -> Result<Self, TransportError> {
         let single = RetryPolicy::new(
             1,
             Duration::from_millis(1),
@@ -117,7 +103,7 @@ impl CrispClient {
             queue_timeout: Duration::ZERO,
             max_queue: 0,
         });
-        Self::new(base, http, attempt_timeout, single, unshaped, max_response)
+        Self::new(upstream, single, unshaped)
     }
 
     /// One attempt, no retry: for checks that must see exactly what Crisp says.

@@ -166,6 +166,11 @@ impl UpstreamError {
             Self::Timeout => {
                 "Crisp did not answer within the gateway's upstream timeout; retry later.".into()
             }
+            Self::Unreachable(super::TransportError::Untrusted(detail)) => format!(
+                "The gateway does not trust the TLS certificate Crisp presented ({detail}); \
+                 retrying will not help: the gateway's operator must check the `upstream` URL, \
+                 or trust its CA with `upstream_ca_file`."
+            ),
             Self::Unreachable(_) => "The gateway cannot connect to Crisp; retry later.".into(),
         }
     }

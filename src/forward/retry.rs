@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Reply, UpstreamError};
+use super::{Reply, TransportError, UpstreamError};
 use crate::catalog::Method;
 
 /// Capped exponential backoff with full jitter.
@@ -81,13 +81,15 @@ impl Safety {
     }
 }
 
-/// Whether this outcome is worth another attempt: connect errors, timeouts, 5xx, 420 and 429.
+/// Whether this outcome is worth another attempt: connect errors (but not a certificate
+/// refused), timeouts, 5xx, 420 and 429.
 pub fn is_retryable(outcome: &Result<Reply, UpstreamError>, safety: Safety) -> bool {
     if safety == Safety::Once {
         return false;
     }
     match outcome {
         Ok(_) => false,
+        Err(UpstreamError::Unreachable(TransportError::Untrusted(_))) => false,
         Err(e) => matches!(
             e,
             UpstreamError::Timeout

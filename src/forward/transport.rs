@@ -1,7 +1,7 @@
 //! The HTTP client to Crisp over rustls — HTTP/1.1 connections kept in `keepalive`, a few
-//! HTTP/2 connections held in `lanes`, or, where TLS negotiates the version (`auto` over
-//! HTTPS), hyper-util's connection pool — and the request line built from a translated call
-//! without parsing a URL.
+//! HTTP/2 connections held in `lanes`, or whichever of the two the TLS handshake picked
+//! (`auto` over HTTPS) — and the request line built from a translated call without parsing a
+//! URL.
 //!
 //! Why hyper and not reqwest: the gateway's own cost must round to zero next to a plain
 //! reverse proxy, and reqwest's per-request layers (parsing the URL string with IDNA host
@@ -10,6 +10,9 @@
 //! request (`bench/README.md`). Everything the gateway needed from it — pooling, keep-alive,
 //! TLS with the platform's roots, HTTP/2 by ALPN, connect and call timeouts — is here.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,9 +20,10 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderName, HeaderValue, Request, Response, Uri, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use tokio::net::TcpStream;
 use tower::Service;
 
@@ -115,6 +119,10 @@ pub enum TransportError {
     /// No connection could be made: nothing was sent.
     #[error("cannot connect to crisp: {0}")]
     Connect(String),
+    /// The TLS handshake found Crisp's certificate untrusted (or not Crisp's): nothing was
+    /// sent, and trying again will not help until the base URL or the trusted CAs change.
+    #[error("crisp's TLS certificate is not trusted: {0}")]
+    Untrusted(String),
     /// The connection broke while sending or reading: Crisp may have acted on the call.
     #[error("the connection to crisp failed: {0}")]
     Broken(String),
@@ -126,15 +134,18 @@ pub enum TransportError {
 impl TransportError {
     /// True when the request certainly never left: no connection, or no request to send.
     pub fn never_left(&self) -> bool {
-        matches!(self, Self::Connect(_) | Self::Config(_))
+        matches!(
+            self,
+            Self::Connect(_) | Self::Config(_) | Self::Untrusted(_)
+        )
     }
 
-    fn from_client(err: hyper_util::client::legacy::Error) -> Self {
-        let detail = chain(&err);
-        if err.is_connect() {
-            Self::Connect(detail)
+    /// Why a connection could not be opened.
+    fn connect(error: &(dyn std::error::Error + 'static)) -> Self {
+        if untrusted_certificate(error) {
+            Self::Untrusted(chain(error))
         } else {
-            Self::Broken(detail)
+            Self::Connect(chain(error))
         }
     }
 }
@@ -152,6 +163,25 @@ pub(super) fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// Whether rustls refused the server's certificate somewhere in `error`'s chain. TLS errors
+/// arrive wrapped in an `io::Error` (twice, by tokio-rustls and hyper-rustls), whose `source`
+/// skips the error it wraps, so the walk steps into each wrapped error.
+fn untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        next = match error.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    false
+}
+
 /// A request a connection gave back unsent, or whose stream the server refused before acting
 /// on it: nothing reached Crisp.
 pub(super) fn not_sent(error: &dyn std::error::Error) -> TransportError {
@@ -161,20 +191,89 @@ pub(super) fn not_sent(error: &dyn std::error::Error) -> TransportError {
     ))
 }
 
-/// Opens a connection to Crisp's origin (TCP, then TLS for HTTPS) for `keepalive` and `lanes`,
-/// which hold their connections themselves.
-pub(super) async fn dial(
-    connector: &HttpsConnector<HttpConnector>,
-    origin: &Uri,
-) -> Result<MaybeHttpsStream<TokioIo<TcpStream>>, TransportError> {
-    let mut connector = connector.clone();
-    std::future::poll_fn(|cx| connector.poll_ready(cx))
-        .await
-        .map_err(|e| TransportError::Connect(chain(&*e)))?;
-    connector
-        .call(origin.clone())
-        .await
-        .map_err(|e| TransportError::Connect(chain(&*e)))
+/// An HTTP version a connection to Crisp speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Version {
+    Http1 = 1,
+    Http2 = 2,
+}
+
+impl Version {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Http1 => "HTTP/1.1",
+            Self::Http2 => "HTTP/2",
+        }
+    }
+
+    fn other(self) -> Self {
+        match self {
+            Self::Http1 => Self::Http2,
+            Self::Http2 => Self::Http1,
+        }
+    }
+}
+
+pub(super) type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+/// Opens connections to Crisp's origin (TCP, then TLS for HTTPS) for `keepalive` and `lanes`,
+/// which hold their connections themselves, and remembers the version the last TLS handshake
+/// picked, which `auto` follows.
+pub(super) struct Dialer {
+    connector: HttpsConnector<HttpConnector>,
+    origin: Uri,
+    /// 0 until a TLS handshake has picked a version, then that `Version`.
+    picked: AtomicU8,
+}
+
+impl Dialer {
+    pub(super) fn new(connector: HttpsConnector<HttpConnector>, origin: Uri) -> Self {
+        Self {
+            connector,
+            origin,
+            picked: AtomicU8::new(0),
+        }
+    }
+
+    /// A new connection that speaks `wants`. Over TLS the handshake picks the version (ALPN;
+    /// none picked is HTTP/1.1): a connection that picked the other one is closed unused, as
+    /// neither side could read the other.
+    pub(super) async fn dial(&self, wants: Version) -> Result<Io, TransportError> {
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(|e| TransportError::Connect(chain(&*e)))?;
+        let io = connector
+            .call(self.origin.clone())
+            .await
+            .map_err(|e| TransportError::connect(&*e))?;
+        if let MaybeHttpsStream::Https(tls) = &io {
+            let picked = match tls.inner().get_ref().1.alpn_protocol() {
+                Some(b"h2") => Version::Http2,
+                _ => Version::Http1,
+            };
+            self.picked.store(picked as u8, Ordering::Release);
+            if picked != wants {
+                return Err(TransportError::Connect(format!(
+                    "the TLS handshake with {} picked {} where {} was wanted \
+                     (upstream_http = \"auto\" speaks whichever Crisp picks)",
+                    self.origin,
+                    picked.name(),
+                    wants.name()
+                )));
+            }
+        }
+        Ok(io)
+    }
+
+    /// The version the last TLS handshake picked, if one has.
+    pub(super) fn picked(&self) -> Option<Version> {
+        match self.picked.load(Ordering::Acquire) {
+            1 => Some(Version::Http1),
+            2 => Some(Version::Http2),
+            _ => None,
+        }
+    }
 }
 
 /// Drives a client connection until it ends; how it ended is worth a debug line at most, as
@@ -197,84 +296,99 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// Separate pools (or lanes), so that HTTP/2 has this many connections to a host instead of
-/// one. hyper opens one HTTP/2 stream at a time per connection (the next waits until the
-/// connection's task has flushed the last), which capped one connection far below the calls a
-/// gateway holds (`bench/run --held`), and a server's cap on streams per connection would be
-/// the whole gateway's cap on calls in flight.
-const HTTP2_POOLS: usize = 4;
-
-type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// HTTP/2 connections held to Crisp, so that HTTP/2 has this many connections to a host
+/// instead of one: a server's cap on streams per connection would otherwise be the whole
+/// gateway's cap on calls in flight, and one connection's task the bottleneck for all of them.
+const LANES: usize = 4;
 
 /// How calls reach Crisp.
 enum Route {
     /// `upstream_http = "http1"`, and `auto` over plain HTTP: HTTP/1.1 connections kept open
     /// between calls.
     Kept(Keepalive),
-    /// `upstream_http = "http2"`: `HTTP2_POOLS` connections held by the gateway.
+    /// `upstream_http = "http2"`: `LANES` connections held by the gateway.
     Lanes(Lanes),
-    /// `auto` over HTTPS, where the TLS handshake picks the version: `HTTP2_POOLS` pools that
-    /// calls take in turn.
-    Pooled(Box<[Pool]>),
+    /// `auto` over HTTPS: either, as the TLS handshake picked (see `Transport::negotiated`).
+    Negotiated {
+        lanes: Lanes,
+        kept: Keepalive,
+        /// Held by the one call that opens the first connection, while the others wait to
+        /// learn which way to go.
+        probe: tokio::sync::Mutex<()>,
+    },
 }
 
 /// How long a connection to Crisp stays open with no call on it.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// How to reach Crisp, as configured.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Crisp's REST base URL, up to and including `/v1`.
+    pub base: String,
+    pub http: UpstreamHttp,
+    /// A PEM file of certificates to trust for Crisp's TLS besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// One attempt's time limit.
+    pub timeout: Duration,
+    /// The largest answer read, in bytes.
+    pub max_response: usize,
+}
+
 pub struct Transport {
     route: Route,
-    next: std::sync::atomic::AtomicUsize,
+    dialer: Arc<Dialer>,
+    next: AtomicUsize,
     base: Base,
     user_agent: HeaderValue,
     max_response: usize,
 }
 
 impl Transport {
-    /// `max_response` bounds the body read from one answer, so one huge answer (or several at
-    /// once) cannot take the process's memory.
-    pub fn new(
-        base: &str,
-        http: UpstreamHttp,
-        connect_timeout: Duration,
-        max_response: usize,
-    ) -> Result<Self, TransportError> {
-        let base = Base::parse(base)?;
+    /// `upstream.max_response` bounds the body read from one answer, so one huge answer (or
+    /// several at once) cannot take the process's memory.
+    pub fn new(upstream: &Upstream, connect_timeout: Duration) -> Result<Self, TransportError> {
+        let base = Base::parse(&upstream.base)?;
         let mut http_connector = HttpConnector::new();
         http_connector.enforce_http(false);
         http_connector.set_nodelay(true);
         http_connector.set_connect_timeout(Some(connect_timeout));
         http_connector.set_keepalive(Some(Duration::from_secs(30)));
-        let provider = rustls::crypto::aws_lc_rs::default_provider();
         let tls = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_platform_verifier(provider)
-            .map_err(|e| TransportError::Config(format!("cannot set up TLS: {e}")))?
+            .with_tls_config(tls_config(upstream.ca_file.as_deref())?)
             .https_or_http();
         // The versions offered in the TLS handshake follow the setting.
-        let https = match http {
+        let https = match upstream.http {
             UpstreamHttp::Auto => tls.enable_all_versions().wrap_connector(http_connector),
             UpstreamHttp::Http1 => tls.enable_http1().wrap_connector(http_connector),
             UpstreamHttp::Http2 => tls.enable_http2().wrap_connector(http_connector),
         };
-        let origin = base.uri(PathAndQuery::from_static("/"))?;
-        let route = match http {
-            // A call is a stream on one of a few shared connections: a call held costs a
-            // stream's state instead of a connection with its own task, buffers and
-            // descriptor. Over plain HTTP this is prior knowledge (h2c), as the sandbox and
-            // any h2c-capable server or proxy accept.
-            UpstreamHttp::Http2 => Route::Lanes(Lanes::new(HTTP2_POOLS, https, origin)),
-            UpstreamHttp::Auto if base.scheme == Scheme::HTTPS => {
-                Route::Pooled((0..HTTP2_POOLS).map(|_| pool(https.clone())).collect())
-            }
-            UpstreamHttp::Auto | UpstreamHttp::Http1 => {
-                Route::Kept(Keepalive::new(https, origin, IDLE_TIMEOUT))
-            }
+        let dialer = Arc::new(Dialer::new(
+            https,
+            base.uri(PathAndQuery::from_static("/"))?,
+        ));
+        // A call on `lanes` is a stream on one of a few shared connections: a call held costs
+        // a stream's state instead of a connection with its own task, buffers and descriptor.
+        // Over plain HTTP this is prior knowledge (h2c), as the sandbox and any h2c-capable
+        // server or proxy accept.
+        let lanes = || Lanes::new(LANES, dialer.clone());
+        let kept = || Keepalive::new(dialer.clone(), IDLE_TIMEOUT);
+        let route = match upstream.http {
+            UpstreamHttp::Http2 => Route::Lanes(lanes()),
+            UpstreamHttp::Auto if base.scheme == Scheme::HTTPS => Route::Negotiated {
+                lanes: lanes(),
+                kept: kept(),
+                probe: tokio::sync::Mutex::new(()),
+            },
+            UpstreamHttp::Auto | UpstreamHttp::Http1 => Route::Kept(kept()),
         };
         Ok(Self {
             route,
-            next: std::sync::atomic::AtomicUsize::new(0),
+            dialer,
+            next: AtomicUsize::new(0),
             base,
             user_agent: HeaderValue::from_static(USER_AGENT),
-            max_response,
+            max_response: upstream.max_response,
         })
     }
 
@@ -325,20 +439,29 @@ impl Transport {
     ) -> Result<Answer, TransportError> {
         let path = PathAndQuery::from_maybe_shared(Bytes::from(self.target(request)))
             .map_err(|e| TransportError::Config(format!("cannot build the Crisp URL: {e}")))?;
-        // HTTP/1.1 names the path alone and the host in `Host`; the others take the full URL.
-        let uri = match self.route {
-            Route::Kept(_) => Uri::from(path),
-            Route::Lanes(_) | Route::Pooled(_) => self.base.uri(path)?,
+        // HTTP/1.1 names the path alone and the host in `Host`; HTTP/2 takes the full URL,
+        // built for the routes that may speak it.
+        let full = match self.route {
+            Route::Kept(_) => None,
+            Route::Lanes(_) | Route::Negotiated { .. } => Some(self.base.uri(path.clone())?),
         };
-        // Built again only when HTTP/2 sends a request a second time (`Lanes::send`).
-        let head = || {
+        let head = |version: Version| {
             let mut outgoing = Request::new(());
             *outgoing.method_mut() = method(request.method);
-            *outgoing.uri_mut() = uri.clone();
+            let host = match (version, &full) {
+                (Version::Http2, Some(full)) => {
+                    *outgoing.uri_mut() = full.clone();
+                    None
+                }
+                _ => {
+                    *outgoing.uri_mut() = Uri::from(path.clone());
+                    Some(self.base.host.clone())
+                }
+            };
             let headers = outgoing.headers_mut();
             headers.reserve(8);
-            if let Route::Kept(_) = self.route {
-                headers.insert(header::HOST, self.base.host.clone());
+            if let Some(host) = host {
+                headers.insert(header::HOST, host);
             }
             headers.insert(header::USER_AGENT, self.user_agent.clone());
             headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
@@ -356,30 +479,71 @@ impl Transport {
             outgoing
         };
         let body = request.body.clone().unwrap_or_default();
-        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
         let read = Read {
             limit: self.max_response,
             head: request.method == Method::Head,
         };
-        let answer = match &self.route {
-            Route::Kept(keepalive) => {
-                let (response, lease) = keepalive.send(head().map(|()| Full::new(body))).await?;
-                let answer = read.answer(response).await?;
-                // Read to its end, the connection can carry the next call; on an early
-                // return, the lease is dropped and the connection closed.
-                lease.give_back();
-                answer
+        match &self.route {
+            Route::Kept(kept) => read.kept(kept, head(Version::Http1), body).await,
+            Route::Lanes(lanes) => {
+                let h2_head = || head(Version::Http2);
+                read.answer(lanes.send(&h2_head, body, turn).await?).await
             }
-            Route::Lanes(lanes) => read.answer(lanes.send(&head, body, turn).await?).await?,
-            Route::Pooled(pools) => {
-                let response = pools[turn % pools.len()]
-                    .request(head().map(|()| Full::new(body)))
-                    .await
-                    .map_err(TransportError::from_client)?;
-                read.answer(response).await?
+            Route::Negotiated { lanes, kept, probe } => {
+                let mut version = self.negotiated(lanes, probe, turn).await?;
+                let mut switched = false;
+                loop {
+                    let sent = match version {
+                        Version::Http1 => read.kept(kept, head(version), body.clone()).await,
+                        Version::Http2 => {
+                            let h2_head = || head(Version::Http2);
+                            match lanes.send(&h2_head, body.clone(), turn).await {
+                                Ok(response) => read.answer(response).await,
+                                Err(error) => Err(error),
+                            }
+                        }
+                    };
+                    match sent {
+                        // A new connection picked the other version (Crisp changed what it
+                        // offers): nothing was sent, so the call goes once more that way.
+                        Err(error)
+                            if !switched
+                                && error.never_left()
+                                && self.dialer.picked() == Some(version.other()) =>
+                        {
+                            version = version.other();
+                            switched = true;
+                        }
+                        sent => return sent,
+                    }
+                }
             }
-        };
-        Ok(answer)
+        }
+    }
+
+    /// The version a call takes under `auto` over HTTPS: what the last TLS handshake picked.
+    /// Before any has, one call opens its lane's connection while the others wait, and what
+    /// that handshake picked sends them all; an HTTP/1.1 Crisp costs one connection opened
+    /// and closed once.
+    async fn negotiated(
+        &self,
+        lanes: &Lanes,
+        probe: &tokio::sync::Mutex<()>,
+        turn: usize,
+    ) -> Result<Version, TransportError> {
+        if let Some(version) = self.dialer.picked() {
+            return Ok(version);
+        }
+        let _probing = probe.lock().await;
+        if let Some(version) = self.dialer.picked() {
+            return Ok(version);
+        }
+        match lanes.open(turn).await {
+            Ok(()) => Ok(Version::Http2),
+            Err(_) if self.dialer.picked() == Some(Version::Http1) => Ok(Version::Http1),
+            Err(error) => Err(error),
+        }
     }
 }
 
@@ -390,6 +554,21 @@ struct Read {
 }
 
 impl Read {
+    /// Sends `request` on a kept HTTP/1.1 connection and reads the answer. Read to its end,
+    /// the connection can carry the next call; on an early return, the lease is dropped and
+    /// the connection closed.
+    async fn kept(
+        &self,
+        keepalive: &Keepalive,
+        request: Request<()>,
+        body: Bytes,
+    ) -> Result<Answer, TransportError> {
+        let (response, lease) = keepalive.send(request.map(|()| Full::new(body))).await?;
+        let answer = self.answer(response).await?;
+        lease.give_back();
+        Ok(answer)
+    }
+
     /// The answer's status, headers and whole body, whichever connection it came on.
     async fn answer<B>(&self, response: Response<B>) -> Result<Answer, TransportError>
     where
@@ -422,20 +601,42 @@ impl Read {
     }
 }
 
-/// A hyper-util pool, for `auto` over HTTPS, where ALPN picks HTTP/1.1 or HTTP/2 per connection.
-fn pool(https: HttpsConnector<HttpConnector>) -> Pool {
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .pool_idle_timeout(IDLE_TIMEOUT)
-        // No count cap on idle connections: with a cap below the calls in flight, every call
-        // past it closed its connection and the next one opened a new one (a connect, a task
-        // and fresh buffers per call), which `bench/run --held` showed as most of the
-        // gateway's CPU per call at thousands held. Idle connections are leftovers of calls in
-        // flight, so `max_concurrency` (and through it the memory budget and the open-file
-        // limit) already bounds them, and the idle timeout ends them.
-        .pool_max_idle_per_host(usize::MAX)
-        .build(https)
+/// TLS to Crisp: rustls with the platform's verifier, trusting the certificates in `ca_file`
+/// besides the system's (a proxy's or a private CA's).
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TransportError> {
+    let extra = match ca_file {
+        Some(path) => trusted(path)?,
+        None => Vec::new(),
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cannot = |e: rustls::Error| TransportError::Config(format!("cannot set up TLS: {e}"));
+    let verifier =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+            .map_err(cannot)?;
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(cannot)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
+/// The certificates in a PEM file.
+fn trusted(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+    let invalid = |why: String| {
+        TransportError::Config(format!(
+            "upstream_ca_file `{}` {why}; give a PEM file of CA certificates \
+             (-----BEGIN CERTIFICATE----- blocks)",
+            path.display()
+        ))
+    };
+    let certificates = CertificateDer::pem_file_iter(path)
+        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| invalid(format!("cannot be read: {e}")))?;
+    if certificates.is_empty() {
+        return Err(invalid("holds no certificate".into()));
+    }
+    Ok(certificates)
 }
 
 /// The answer's `Content-Length`, when it sent a valid one.
@@ -501,15 +702,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_ca_file_that_holds_no_certificate_is_refused_at_start() {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), "not a certificate").expect("write");
+        for path in [file.path(), Path::new("/nonexistent/ca.pem")] {
+            let err = tls_config(Some(path)).expect_err("refused").to_string();
+            assert!(err.starts_with("upstream_ca_file `"), "{err}");
+            assert!(err.contains("give a PEM file"), "{err}");
+        }
+        assert!(tls_config(None).is_ok());
+    }
+
     #[tokio::test]
     async fn targets_keep_the_prefix_and_encode_the_query() {
-        let transport = Transport::new(
-            "https://api.crisp.chat/v1/",
-            UpstreamHttp::Auto,
-            Duration::from_secs(1),
-            1 << 20,
-        )
-        .expect("valid");
+        let upstream = Upstream {
+            base: "https://api.crisp.chat/v1/".into(),
+            http: UpstreamHttp::Auto,
+            ca_file: None,
+            timeout: Duration::from_secs(1),
+            max_response: 1 << 20,
+        };
+        let transport = Transport::new(&upstream, Duration::from_secs(1)).expect("valid");
         let target = transport.target(&request(
             "/website/w%2F1/conversations/2",
             &[("search_query", "a&b=c d"), ("filter_unread", "1")],

@@ -25,5 +25,6 @@ mod sandbox;
 mod secrets;
 mod storage;
 mod tiers;
+mod tls;
 mod upstream;
 mod websites;

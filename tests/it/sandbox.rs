@@ -722,12 +722,7 @@ async fn account_test_says_what_is_wrong() {
             upstream_timeout: Duration::from_secs(5),
             ..crisp_gateway::app::config::Config::default()
         };
-        CrispClient::for_checks(
-            &config.upstream,
-            config.upstream_http,
-            config.upstream_timeout,
-            config.upstream_max_response,
-        )
+        CrispClient::for_checks(&config.crisp())
     };
     let client = checks(base.clone()).expect("client");
     let cases = [
