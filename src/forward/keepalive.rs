@@ -185,7 +185,8 @@ mod tests {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        Keepalive::new(Arc::new(Dialer::new(connector, origin)), idle_timeout)
+        let dialer = Dialer::new(connector, origin, Duration::from_secs(5));
+        Keepalive::new(Arc::new(dialer), idle_timeout)
     }
 
     async fn send(keepalive: &Keepalive) -> (Response<Incoming>, Lease<'_>) {

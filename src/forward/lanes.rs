@@ -20,6 +20,7 @@ use http_body::{Body, Frame};
 use hyper_util::rt::TokioIo;
 
 use super::transport::{Dialer, TransportError, Version, chain, not_sent, run_connection};
+use super::turnstile::Turnstile;
 
 /// What hyper's HTTP/2 client sets, kept so that a large answer never waits for a window
 /// update mid-body: a stream may receive 2 MiB, all of a connection's streams 5 MiB.
@@ -46,8 +47,8 @@ impl Conn {
 /// One connection slot: opened on first use, and again once its connection has closed.
 struct Lane {
     conn: parking_lot::Mutex<Option<Arc<Conn>>>,
-    /// Held while connecting, so the calls that find the lane closed open one connection.
-    connecting: tokio::sync::Mutex<()>,
+    /// Passed while connecting, so the calls that find the lane closed open one connection.
+    connecting: Turnstile,
 }
 
 impl Lane {
@@ -71,7 +72,7 @@ impl Lanes {
             lanes: (0..count.max(1))
                 .map(|_| Lane {
                     conn: parking_lot::Mutex::new(None),
-                    connecting: tokio::sync::Mutex::new(()),
+                    connecting: Turnstile::default(),
                 })
                 .collect(),
             dialer,
@@ -150,15 +151,23 @@ impl Lanes {
         if let Some(conn) = lane.open() {
             return Ok(conn);
         }
-        let _connecting = lane.connecting.lock().await;
+        let connecting = lane.connecting.wait().await?;
         if let Some(conn) = lane.open() {
             return Ok(conn);
         }
         // Boxed: connecting (TLS, the HTTP/2 handshake) is a large future, and inline it would
         // size every call's future, held while Crisp answers, for a step taken once.
-        let conn = Arc::new(Box::pin(self.connect()).await?);
-        *lane.conn.lock() = Some(conn.clone());
-        Ok(conn)
+        match Box::pin(self.connect()).await {
+            Ok(conn) => {
+                let conn = Arc::new(conn);
+                *lane.conn.lock() = Some(conn.clone());
+                Ok(conn)
+            }
+            Err(error) => {
+                connecting.failed(&error);
+                Err(error)
+            }
+        }
     }
 
     async fn connect(&self) -> Result<Conn, TransportError> {

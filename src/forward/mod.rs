@@ -8,6 +8,7 @@ mod reply;
 pub mod retry;
 mod scan;
 mod transport;
+mod turnstile;
 
 use std::time::Duration;
 
@@ -67,7 +68,7 @@ impl CrispClient {
         policy: RetryPolicy,
         shaper: AccountShaper,
     ) -> Result<Self, TransportError> {
-        let transport = Transport::new(upstream, upstream.timeout.min(Duration::from_secs(5)))?;
+        let transport = Transport::new(upstream)?;
         Ok(Self {
             transport,
             attempt_timeout: upstream.timeout,

@@ -32,6 +32,7 @@ use crate::catalog::Method;
 use super::UpstreamRequest;
 use super::keepalive::Keepalive;
 use super::lanes::Lanes;
+use super::turnstile::Turnstile;
 
 /// Sent on every call so Crisp (and anything between) can tell who is calling.
 const USER_AGENT: &str = concat!("crisp-gateway/", env!("CARGO_PKG_VERSION"));
@@ -112,7 +113,7 @@ pub enum UpstreamHttp {
 }
 
 /// Why a call did not get an answer from Crisp.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
     #[error("{0}")]
     Config(String),
@@ -222,15 +223,22 @@ pub(super) type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
 pub(super) struct Dialer {
     connector: HttpsConnector<HttpConnector>,
     origin: Uri,
+    /// The TCP connect and the TLS handshake together.
+    timeout: Duration,
     /// 0 until a TLS handshake has picked a version, then that `Version`.
     picked: AtomicU8,
 }
 
 impl Dialer {
-    pub(super) fn new(connector: HttpsConnector<HttpConnector>, origin: Uri) -> Self {
+    pub(super) fn new(
+        connector: HttpsConnector<HttpConnector>,
+        origin: Uri,
+        timeout: Duration,
+    ) -> Self {
         Self {
             connector,
             origin,
+            timeout,
             picked: AtomicU8::new(0),
         }
     }
@@ -243,9 +251,16 @@ impl Dialer {
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
             .map_err(|e| TransportError::Connect(chain(&*e)))?;
-        let io = connector
-            .call(self.origin.clone())
+        // A server that accepts and then never completes the handshake would otherwise hold
+        // the call, and the calls waiting for this connection, until their own deadlines.
+        let io = tokio::time::timeout(self.timeout, connector.call(self.origin.clone()))
             .await
+            .map_err(|_| {
+                TransportError::Connect(format!(
+                    "no connection to {} within {:?} (TCP and TLS)",
+                    self.origin, self.timeout
+                ))
+            })?
             .map_err(|e| TransportError::connect(&*e))?;
         if let MaybeHttpsStream::Https(tls) = &io {
             let picked = match tls.inner().get_ref().1.alpn_protocol() {
@@ -312,11 +327,14 @@ enum Route {
     Negotiated {
         lanes: Lanes,
         kept: Keepalive,
-        /// Held by the one call that opens the first connection, while the others wait to
-        /// learn which way to go.
-        probe: tokio::sync::Mutex<()>,
+        /// Passed by the one call that opens the first connection, while the others wait
+        /// to learn which way to go.
+        probe: Turnstile,
     },
 }
+
+/// The longest a new connection to Crisp may take, TLS included.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a connection to Crisp stays open with no call on it.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
@@ -347,12 +365,11 @@ pub struct Transport {
 impl Transport {
     /// `upstream.max_response` bounds the body read from one answer, so one huge answer (or
     /// several at once) cannot take the process's memory.
-    pub fn new(upstream: &Upstream, connect_timeout: Duration) -> Result<Self, TransportError> {
+    pub fn new(upstream: &Upstream) -> Result<Self, TransportError> {
         let base = Base::parse(&upstream.base)?;
         let mut http_connector = HttpConnector::new();
         http_connector.enforce_http(false);
         http_connector.set_nodelay(true);
-        http_connector.set_connect_timeout(Some(connect_timeout));
         http_connector.set_keepalive(Some(Duration::from_secs(30)));
         let tls = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls_config(upstream.ca_file.as_deref())?)
@@ -363,9 +380,12 @@ impl Transport {
             UpstreamHttp::Http1 => tls.enable_http1().wrap_connector(http_connector),
             UpstreamHttp::Http2 => tls.enable_http2().wrap_connector(http_connector),
         };
+        // Half an attempt at most: a connection that takes longer leaves the call too little.
+        let connect_timeout = (upstream.timeout / 2).min(MAX_CONNECT_TIMEOUT);
         let dialer = Arc::new(Dialer::new(
             https,
             base.uri(PathAndQuery::from_static("/"))?,
+            connect_timeout,
         ));
         // A call on `lanes` is a stream on one of a few shared connections: a call held costs
         // a stream's state instead of a connection with its own task, buffers and descriptor.
@@ -378,7 +398,7 @@ impl Transport {
             UpstreamHttp::Auto if base.scheme == Scheme::HTTPS => Route::Negotiated {
                 lanes: lanes(),
                 kept: kept(),
-                probe: tokio::sync::Mutex::new(()),
+                probe: Turnstile::default(),
             },
             UpstreamHttp::Auto | UpstreamHttp::Http1 => Route::Kept(kept()),
         };
@@ -529,20 +549,23 @@ impl Transport {
     async fn negotiated(
         &self,
         lanes: &Lanes,
-        probe: &tokio::sync::Mutex<()>,
+        probe: &Turnstile,
         turn: usize,
     ) -> Result<Version, TransportError> {
         if let Some(version) = self.dialer.picked() {
             return Ok(version);
         }
-        let _probing = probe.lock().await;
+        let probing = probe.wait().await?;
         if let Some(version) = self.dialer.picked() {
             return Ok(version);
         }
         match lanes.open(turn).await {
             Ok(()) => Ok(Version::Http2),
             Err(_) if self.dialer.picked() == Some(Version::Http1) => Ok(Version::Http1),
-            Err(error) => Err(error),
+            Err(error) => {
+                probing.failed(&error);
+                Err(error)
+            }
         }
     }
 }
@@ -723,7 +746,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_response: 1 << 20,
         };
-        let transport = Transport::new(&upstream, Duration::from_secs(1)).expect("valid");
+        let transport = Transport::new(&upstream).expect("valid");
         let target = transport.target(&request(
             "/website/w%2F1/conversations/2",
             &[("search_query", "a&b=c d"), ("filter_unread", "1")],

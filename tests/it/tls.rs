@@ -231,3 +231,55 @@ async fn over_https_an_untrusted_certificate_is_refused_and_named() {
     assert!(crisp.versions().is_empty());
     assert_eq!(crisp.opened.load(Ordering::SeqCst), 1, "not retried");
 }
+
+/// A Crisp that accepts connections and never completes the TLS handshake: a connection
+/// gives up after half an attempt's time, and the calls that waited behind it fail with its
+/// error at once, a 502 each, rather than trying one after another until their deadlines
+/// pass (a 504 each, the last ones much later). With `auto` one connection is tried; with
+/// `http2`, one on each of the four lanes the calls are spread over.
+#[tokio::test]
+async fn over_https_a_handshake_that_never_ends_fails_every_waiting_call_at_once() {
+    use crisp_gateway::forward::UpstreamHttp;
+    for (http, tried) in [(UpstreamHttp::Auto, 1), (UpstreamHttp::Http2, 4)] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut silent = Vec::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                silent.push(tcp);
+            }
+        });
+        let app = Arc::new(
+            TestApp::spawn_with(engines()[0], |c| {
+                c.upstream = format!("https://{addr}/v1");
+                c.upstream_http = http;
+                c.upstream_timeout = Duration::from_secs(2);
+                c.retry_max_attempts = 1;
+            })
+            .await,
+        );
+        let started = std::time::Instant::now();
+        let calls: Vec<_> = (0..12)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move { app.call("count/visitors", "{}").await })
+            })
+            .collect();
+        for call in calls {
+            let reply = call.await.expect("call");
+            assert_eq!(reply.status, 502, "{http:?}: {}", reply.text);
+            assert_eq!(reply.reason(), "crisp_unreachable", "{}", reply.text);
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(1900),
+            "{http:?}: took {took:?}"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), tried, "{http:?}");
+    }
+}
