@@ -427,6 +427,21 @@ impl TestApp {
         self.call_with_key(action, body, Some(&self.key)).await
     }
 
+    /// Calls an action `n` times at once with the test key; the replies in the calls' order.
+    pub async fn calls_at_once(self: &Arc<Self>, n: usize, action: &str, body: &str) -> Vec<Reply> {
+        let calls: Vec<_> = (0..n)
+            .map(|_| {
+                let (app, action, body) = (self.clone(), action.to_owned(), body.to_owned());
+                tokio::spawn(async move { app.call(&action, &body).await })
+            })
+            .collect();
+        let mut replies = Vec::with_capacity(n);
+        for call in calls {
+            replies.push(call.await.expect("the call's task"));
+        }
+        replies
+    }
+
     pub async fn call_with_key(&self, action: &str, body: &str, key: Option<&str>) -> Reply {
         post_json(
             &self.http,

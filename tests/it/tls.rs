@@ -139,14 +139,7 @@ const MESSAGE: &str =
 async fn over_https_calls_are_http2_streams_when_crisp_picks_http2() {
     let crisp = TlsCrisp::start(true, None).await;
     let app = Arc::new(crisp.gateway().await);
-    let calls: Vec<_> = (0..24)
-        .map(|_| {
-            let app = app.clone();
-            tokio::spawn(async move { app.call("count/visitors", "{}").await })
-        })
-        .collect();
-    for call in calls {
-        let reply = call.await.expect("call");
+    for reply in app.calls_at_once(24, "count/visitors", "{}").await {
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.json()["result"]["count"], 7, "{}", reply.text);
     }
@@ -264,14 +257,7 @@ async fn over_https_a_handshake_that_never_ends_fails_every_waiting_call_at_once
             .await,
         );
         let started = std::time::Instant::now();
-        let calls: Vec<_> = (0..12)
-            .map(|_| {
-                let app = app.clone();
-                tokio::spawn(async move { app.call("count/visitors", "{}").await })
-            })
-            .collect();
-        for call in calls {
-            let reply = call.await.expect("call");
+        for reply in app.calls_at_once(12, "count/visitors", "{}").await {
             assert_eq!(reply.status, 502, "{http:?}: {}", reply.text);
             assert_eq!(reply.reason(), "crisp_unreachable", "{}", reply.text);
         }

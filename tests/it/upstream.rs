@@ -285,14 +285,7 @@ async fn with_http2_calls_in_flight_share_a_few_connections() {
         })
         .await,
     );
-    let calls: Vec<_> = (0..CALLS)
-        .map(|_| {
-            let app = app.clone();
-            tokio::spawn(async move { app.call("count/visitors", "{}").await })
-        })
-        .collect();
-    for call in calls {
-        let reply = call.await.expect("task");
+    for reply in app.calls_at_once(CALLS, "count/visitors", "{}").await {
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.json()["result"]["count"], 7, "{}", reply.text);
     }
