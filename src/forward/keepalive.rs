@@ -185,7 +185,7 @@ mod tests {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let dialer = Dialer::new(connector, origin, Duration::from_secs(5));
+        let dialer = Dialer::new(connector, origin, Duration::from_secs(5), false);
         Keepalive::new(Arc::new(dialer), idle_timeout)
     }
 

@@ -166,11 +166,13 @@ impl UpstreamError {
             Self::Timeout => {
                 "Crisp did not answer within the gateway's upstream timeout; retry later.".into()
             }
-            Self::Unreachable(super::TransportError::Untrusted(detail)) => format!(
-                "The gateway does not trust the TLS certificate Crisp presented ({detail}); \
-                 retrying will not help: the gateway's operator must check the `upstream` URL, \
-                 or trust its CA with `upstream_ca_file`."
-            ),
+            // The detail (which may name an internal proxy's host) goes to the log only.
+            Self::Unreachable(super::TransportError::Untrusted(_)) => {
+                "The gateway does not trust the TLS certificate Crisp presented; retrying will \
+                 not help: the gateway's operator must check the `upstream` URL, or trust its \
+                 CA with `upstream_ca_file` (the gateway's log says why it was refused)."
+                    .into()
+            }
             Self::Unreachable(_) => "The gateway cannot connect to Crisp; retry later.".into(),
         }
     }

@@ -124,6 +124,10 @@ pub enum TransportError {
     /// sent, and trying again will not help until the base URL or the trusted CAs change.
     #[error("crisp's TLS certificate is not trusted: {0}")]
     Untrusted(String),
+    /// A new connection's TLS handshake picked the other HTTP version than the one this
+    /// call's path speaks: it was closed, nothing was sent.
+    #[error("cannot connect to crisp: {0}")]
+    OtherVersion(String),
     /// The connection broke while sending or reading: Crisp may have acted on the call.
     #[error("the connection to crisp failed: {0}")]
     Broken(String),
@@ -137,7 +141,7 @@ impl TransportError {
     pub fn never_left(&self) -> bool {
         matches!(
             self,
-            Self::Connect(_) | Self::Config(_) | Self::Untrusted(_)
+            Self::Connect(_) | Self::Config(_) | Self::Untrusted(_) | Self::OtherVersion(_)
         )
     }
 
@@ -225,6 +229,8 @@ pub(super) struct Dialer {
     origin: Uri,
     /// The TCP connect and the TLS handshake together.
     timeout: Duration,
+    /// `auto`: the transport follows what the handshake picks, rather than refusing it.
+    follows: bool,
     /// 0 until a TLS handshake has picked a version, then that `Version`.
     picked: AtomicU8,
 }
@@ -234,11 +240,13 @@ impl Dialer {
         connector: HttpsConnector<HttpConnector>,
         origin: Uri,
         timeout: Duration,
+        follows: bool,
     ) -> Self {
         Self {
             connector,
             origin,
             timeout,
+            follows,
             picked: AtomicU8::new(0),
         }
     }
@@ -269,9 +277,13 @@ impl Dialer {
             };
             self.picked.store(picked as u8, Ordering::Release);
             if picked != wants {
-                return Err(TransportError::Connect(format!(
-                    "the TLS handshake with {} picked {} where {} was wanted \
-                     (upstream_http = \"auto\" speaks whichever Crisp picks)",
+                let hint = if self.follows {
+                    "Crisp's servers disagree on the version, or changed it"
+                } else {
+                    "upstream_http = \"auto\" speaks whichever Crisp picks"
+                };
+                return Err(TransportError::OtherVersion(format!(
+                    "the TLS handshake with {} picked {} where {} was wanted ({hint})",
                     self.origin,
                     picked.name(),
                     wants.name()
@@ -370,6 +382,11 @@ impl Transport {
         let mut http_connector = HttpConnector::new();
         http_connector.enforce_http(false);
         http_connector.set_nodelay(true);
+        // Half an attempt at most: a connection that takes longer leaves the call too little.
+        // hyper-util splits it among the addresses the name resolves to, so that one that
+        // drops packets leaves time for the next; `Dialer` holds TCP and TLS together to it.
+        let connect_timeout = (upstream.timeout / 2).min(MAX_CONNECT_TIMEOUT);
+        http_connector.set_connect_timeout(Some(connect_timeout));
         http_connector.set_keepalive(Some(Duration::from_secs(30)));
         let tls = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls_config(upstream.ca_file.as_deref())?)
@@ -380,12 +397,11 @@ impl Transport {
             UpstreamHttp::Http1 => tls.enable_http1().wrap_connector(http_connector),
             UpstreamHttp::Http2 => tls.enable_http2().wrap_connector(http_connector),
         };
-        // Half an attempt at most: a connection that takes longer leaves the call too little.
-        let connect_timeout = (upstream.timeout / 2).min(MAX_CONNECT_TIMEOUT);
         let dialer = Arc::new(Dialer::new(
             https,
             base.uri(PathAndQuery::from_static("/"))?,
             connect_timeout,
+            upstream.http == UpstreamHttp::Auto,
         ));
         // A call on `lanes` is a stream on one of a few shared connections: a call held costs
         // a stream's state instead of a connection with its own task, buffers and descriptor.
@@ -527,11 +543,7 @@ impl Transport {
                     match sent {
                         // A new connection picked the other version (Crisp changed what it
                         // offers): nothing was sent, so the call goes once more that way.
-                        Err(error)
-                            if !switched
-                                && error.never_left()
-                                && self.dialer.picked() == Some(version.other()) =>
-                        {
+                        Err(TransportError::OtherVersion(_)) if !switched => {
                             version = version.other();
                             switched = true;
                         }
@@ -561,7 +573,7 @@ impl Transport {
         }
         match lanes.open(turn).await {
             Ok(()) => Ok(Version::Http2),
-            Err(_) if self.dialer.picked() == Some(Version::Http1) => Ok(Version::Http1),
+            Err(TransportError::OtherVersion(_)) => Ok(Version::Http1),
             Err(error) => {
                 probing.failed(&error);
                 Err(error)

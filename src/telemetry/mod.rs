@@ -13,19 +13,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
 
-/// Held whatever `RUST_LOG` says. rmcp logs whole MCP messages (Crisp data included) at debug
-/// and trace: it gets warnings only. The TLS verifier logs each certificate it refuses as an
-/// ERROR, which the refused call already reports, with the same text, once per call.
-const HELD: [&str; 2] = ["rmcp=warn", "rustls_platform_verifier=off"];
+/// The level rmcp is held to.
+const RMCP_DIRECTIVE: &str = "rmcp=warn";
 
 /// Installs the global subscriber: JSON lines when `json`, else the pretty format. `default` is
 /// the filter used when `RUST_LOG` is unset.
 pub fn init(json: bool, default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let filter = HELD
-        .iter()
-        .filter_map(|held| held.parse().ok())
-        .fold(filter, EnvFilter::add_directive);
+    // rmcp logs whole MCP messages (Crisp data included) at debug and trace: whatever
+    // RUST_LOG says, it gets warnings only.
+    let filter = match RMCP_DIRECTIVE.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     // A person at a terminal gets tracing's coloured format, each line as it happens; a file
     // or a pipe gets the same information as plain lines from a formatter that costs far less
     // per access line, written in batches (`sink`). Call `flush` before the process exits.

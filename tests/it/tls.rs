@@ -189,7 +189,8 @@ async fn over_https_the_gateway_follows_crisp_when_it_changes_version() {
         (true, http::Version::HTTP_2),
     ] {
         crisp.http2.store(http2, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Long past the last connection's end, so the gateway has seen it close.
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let reply = app.call("send/message/in/conversation", MESSAGE).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(
@@ -202,7 +203,7 @@ async fn over_https_the_gateway_follows_crisp_when_it_changes_version() {
 
 /// Without its CA in `upstream_ca_file`, a Crisp whose certificate the system does not trust
 /// is refused before anything is sent, once (another try would meet the same certificate), and
-/// the caller is told why and that retrying will not help.
+/// the caller is told that retrying will not help and what its operator must check.
 #[tokio::test]
 async fn over_https_an_untrusted_certificate_is_refused_and_named() {
     let crisp = TlsCrisp::start(true, None).await;
@@ -219,7 +220,10 @@ async fn over_https_an_untrusted_certificate_is_refused_and_named() {
         message.contains("does not trust the TLS certificate"),
         "{message}"
     );
-    assert!(message.contains("UnknownIssuer"), "{message}");
+    assert!(
+        !message.contains("UnknownIssuer"),
+        "the detail is the log's: {message}"
+    );
     assert!(message.contains("upstream_ca_file"), "{message}");
     assert!(crisp.versions().is_empty());
     assert_eq!(crisp.opened.load(Ordering::SeqCst), 1, "not retried");
