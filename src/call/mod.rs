@@ -191,7 +191,11 @@ pub fn count_refused(app: &Services<'_>, principal: &Principal, action: &Action,
     count(app, principal, action, error.status(), &Trace::default());
 }
 
-async fn run(
+// A plain function returning an `async move` block, not an `async fn`: an `async fn` keeps
+// each argument twice in its future (the argument and the local it is moved into), and this
+// future is held for as long as Crisp takes to answer.
+#[allow(clippy::manual_async_fn)]
+fn run(
     app: &Services<'_>,
     principal: &Principal,
     action: &Action,
@@ -199,140 +203,142 @@ async fn run(
     options: Options<'_>,
     started: std::time::Instant,
     trace: &mut Trace,
-) -> Result<Answer, ApiError> {
-    app.key_limits
-        .check(principal.key_id.as_str())
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-    principal.scope.check(action)?;
-    let Some(route) = &action.route else {
-        return list_accounts(app, principal, action, args.account.as_deref())
-            .await
-            .map(Answer::Fresh);
-    };
-    let account = app
-        .accounts
-        .pick(&principal.workspace_id, args.account.as_deref())
-        .await?;
-    trace.account_id = Some(account.id.clone());
-    tier::check(action, &account)?;
-    if action.param("websiteID").is_some() {
-        let website = args.path_value("websiteID").unwrap_or(&account.website_id);
-        // The key's own narrowing first: it is what the caller can change.
-        principal.scope.check_website(website)?;
-        account.check_website(website)?;
-    }
-    // After every refusal about who may call what: those say more than a body's detail.
-    if let Some(problem) = args.body_problem.take() {
-        return Err(ApiError::bad_request(Reason::InvalidBody, problem));
-    }
-    // Measured only when the values could make it long; the bound leaves room for the
-    // route's own text and the base URL.
-    let longest = (args.url_bytes_at_most() + 1024 > args::MAX_UPSTREAM_URL)
-        .then(|| args.longest_value())
-        .flatten();
-    if let Some(pages) = args.pages
-        && pages > app.max_pages
-    {
-        return Err(ApiError::bad_request(
-            Reason::InvalidField,
-            format!(
-                "`pages` is at most {} (each page is a Crisp call); ask again from `pageNumber` {} for the rest.",
-                app.max_pages,
-                args.path_value("pageNumber").unwrap_or("1")
-            ),
-        ));
-    }
-    let dry_run = args.dry_run;
-    let fields = args.fields.take();
-    // The paths of the later pages, when the caller asked for several.
-    let more_pages: Vec<(u32, String)> = match args.pages {
-        Some(pages) if pages > 1 => {
-            let first: u32 = args
-                .path_value("pageNumber")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(1);
-            (1..pages)
-                .map(|i| {
-                    let page = first.saturating_add(i);
-                    (
-                        page,
-                        render_path(route, &args, &account, Some(&page.to_string())),
-                    )
-                })
-                .collect()
+) -> impl Future<Output = Result<Answer, ApiError>> {
+    async move {
+        app.key_limits
+            .check(principal.key_id.as_str())
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+        principal.scope.check(action)?;
+        let Some(route) = &action.route else {
+            return list_accounts(app, principal, action, args.account.as_deref())
+                .await
+                .map(Answer::Fresh);
+        };
+        let account = app
+            .accounts
+            .pick(&principal.workspace_id, args.account.as_deref())
+            .await?;
+        trace.account_id = Some(account.id.clone());
+        tier::check(action, &account)?;
+        if action.param("websiteID").is_some() {
+            let website = args.path_value("websiteID").unwrap_or(&account.website_id);
+            // The key's own narrowing first: it is what the caller can change.
+            principal.scope.check_website(website)?;
+            account.check_website(website)?;
         }
-        _ => Vec::new(),
-    };
-    let request = upstream_request(route, args, &account);
-    if let Some((name, value_len)) = longest {
-        let url_len = app.crisp.url(&request).len();
-        if url_len > args::MAX_UPSTREAM_URL {
+        // After every refusal about who may call what: those say more than a body's detail.
+        if let Some(problem) = args.body_problem.take() {
+            return Err(ApiError::bad_request(Reason::InvalidBody, problem));
+        }
+        // Measured only when the values could make it long; the bound leaves room for the
+        // route's own text and the base URL.
+        let longest = (args.url_bytes_at_most() + 1024 > args::MAX_UPSTREAM_URL)
+            .then(|| args.longest_value())
+            .flatten();
+        if let Some(pages) = args.pages
+            && pages > app.max_pages
+        {
             return Err(ApiError::bad_request(
-                Reason::UrlTooLong,
+                Reason::InvalidField,
                 format!(
-                    "The URL this call would send to Crisp is {url_len} bytes, over the gateway's limit of {} bytes; \
-                     the longest value is `{name}` ({value_len} bytes). Send shorter values.",
-                    args::MAX_UPSTREAM_URL
+                    "`pages` is at most {} (each page is a Crisp call); ask again from `pageNumber` {} for the rest.",
+                    app.max_pages,
+                    args.path_value("pageNumber").unwrap_or("1")
                 ),
             ));
         }
+        let dry_run = args.dry_run;
+        let fields = args.fields.take();
+        // The paths of the later pages, when the caller asked for several.
+        let more_pages: Vec<(u32, String)> = match args.pages {
+            Some(pages) if pages > 1 => {
+                let first: u32 = args
+                    .path_value("pageNumber")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(1);
+                (1..pages)
+                    .map(|i| {
+                        let page = first.saturating_add(i);
+                        (
+                            page,
+                            render_path(route, &args, &account, Some(&page.to_string())),
+                        )
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        let request = upstream_request(route, args, &account);
+        if let Some((name, value_len)) = longest {
+            let url_len = app.crisp.url(&request).len();
+            if url_len > args::MAX_UPSTREAM_URL {
+                return Err(ApiError::bad_request(
+                    Reason::UrlTooLong,
+                    format!(
+                        "The URL this call would send to Crisp is {url_len} bytes, over the gateway's limit of {} bytes; \
+                         the longest value is `{name}` ({value_len} bytes). Send shorter values.",
+                        args::MAX_UPSTREAM_URL
+                    ),
+                ));
+            }
+        }
+        // Leave the tower timeout a moment, so a slow Crisp is answered as `crisp_timeout`.
+        let deadline = started
+            + app
+                .request_timeout
+                .saturating_sub(std::time::Duration::from_millis(250));
+        let upstream = Upstream {
+            account: &account,
+            request: &request,
+            request_id: options.request_id,
+            safety: Safety::of(route.method, options.idempotency.is_some()),
+            deadline,
+        };
+        if dry_run {
+            return Ok(Answer::Fresh(dry_run_envelope(
+                app, action, &account, &request,
+            )));
+        }
+        // Last of the checks, so only calls the gateway admits spend the key's quota.
+        if let Some(quota) = principal.quota {
+            spend_quota(app, principal, quota).await?;
+            trace.spent_quota = true;
+        }
+        trace.upstream_started = Some(std::time::Instant::now());
+        // The two rarer paths are boxed: a future is as large as its largest branch, and this one
+        // is held for as long as Crisp takes to answer, for every call in flight.
+        if let Some(key) = options.idempotency {
+            return Box::pin(idempotency::run(
+                app, principal, action, key, &upstream, trace,
+            ))
+            .await;
+        }
+        if !more_pages.is_empty() || fields.is_some() {
+            return Box::pin(reshaped(
+                app,
+                action,
+                &upstream,
+                more_pages,
+                fields.as_ref(),
+                trace,
+            ))
+            .await
+            .map(Answer::Fresh);
+        }
+        let reply = app
+            .crisp
+            .send(
+                upstream.account,
+                upstream.request,
+                upstream.request_id,
+                upstream.safety,
+                upstream.deadline,
+            )
+            .await;
+        trace.upstream_status = upstream_status(&reply);
+        let reply = reply.map_err(|e| tier::answer(action, &account, e))?;
+        Ok(Answer::Fresh(envelope(action, reply)))
     }
-    // Leave the tower timeout a moment, so a slow Crisp is answered as `crisp_timeout`.
-    let deadline = started
-        + app
-            .request_timeout
-            .saturating_sub(std::time::Duration::from_millis(250));
-    let upstream = Upstream {
-        account: &account,
-        request: &request,
-        request_id: options.request_id,
-        safety: Safety::of(route.method, options.idempotency.is_some()),
-        deadline,
-    };
-    if dry_run {
-        return Ok(Answer::Fresh(dry_run_envelope(
-            app, action, &account, &request,
-        )));
-    }
-    // Last of the checks, so only calls the gateway admits spend the key's quota.
-    if let Some(quota) = principal.quota {
-        spend_quota(app, principal, quota).await?;
-        trace.spent_quota = true;
-    }
-    trace.upstream_started = Some(std::time::Instant::now());
-    // The two rarer paths are boxed: a future is as large as its largest branch, and this one
-    // is held for as long as Crisp takes to answer, for every call in flight.
-    if let Some(key) = options.idempotency {
-        return Box::pin(idempotency::run(
-            app, principal, action, key, &upstream, trace,
-        ))
-        .await;
-    }
-    if !more_pages.is_empty() || fields.is_some() {
-        return Box::pin(reshaped(
-            app,
-            action,
-            &upstream,
-            more_pages,
-            fields.as_ref(),
-            trace,
-        ))
-        .await
-        .map(Answer::Fresh);
-    }
-    let reply = app
-        .crisp
-        .send(
-            upstream.account,
-            upstream.request,
-            upstream.request_id,
-            upstream.safety,
-            upstream.deadline,
-        )
-        .await;
-    trace.upstream_status = upstream_status(&reply);
-    let reply = reply.map_err(|e| tier::answer(action, &account, e))?;
-    Ok(Answer::Fresh(envelope(action, reply)))
 }
 
 /// Spends one call of the key's quota, or refuses the call until the period ends.

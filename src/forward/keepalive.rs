@@ -60,12 +60,14 @@ impl Keepalive {
         }
     }
 
-    /// Sends a request (its URI in origin form, its `Host` set) on an idle connection or a new
-    /// one. A request an idle connection never took (Crisp had closed it) goes once more, on a
-    /// fresh connection.
+    /// Sends the request `build` makes (its URI in origin form, its `Host` set) on an idle
+    /// connection or a new one. It is built once a connection is in hand, so that it is not
+    /// kept in the call's future, which is sized for its largest state and held while Crisp
+    /// answers. A request an idle connection never took (Crisp had closed it) goes once
+    /// more, on a fresh connection.
     pub async fn send(
         &self,
-        request: Request<Full<Bytes>>,
+        build: impl FnOnce() -> Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Lease<'_>), TransportError> {
         let (mut sender, reused) = match self.take().await {
             Some(sender) => (sender, true),
@@ -73,7 +75,7 @@ impl Keepalive {
             // would size every call's future, held while Crisp answers, for a rare step.
             None => (Box::pin(self.connect()).await?, false),
         };
-        let request = match sender.try_send_request(request).await {
+        let request = match sender.try_send_request(build()).await {
             Ok(response) => return Ok((response, self.lease(sender))),
             Err(mut refused) => match refused.take_message() {
                 Some(request) if reused => request,
@@ -195,7 +197,7 @@ mod tests {
             .header(http::header::HOST, "localhost")
             .body(Full::new(Bytes::new()))
             .expect("request");
-        keepalive.send(request).await.expect("send")
+        keepalive.send(|| request).await.expect("send")
     }
 
     /// One call whose answer is read to its end, so its connection is given back.

@@ -99,8 +99,8 @@ impl Lanes {
         turn: usize,
     ) -> Result<Response<Stream>, TransportError> {
         let lane = self.lane(turn);
-        match self.send_once(lane, head(), body.clone()).await {
-            Err(Failure::Unsent(_)) => self.send_once(lane, head(), body).await,
+        match self.send_once(lane, head, body.clone()).await {
+            Err(Failure::Unsent(_)) => self.send_once(lane, head, body).await,
             sent => sent,
         }
         .map_err(|failure| match failure {
@@ -109,10 +109,12 @@ impl Lanes {
         })
     }
 
+    /// The head is built once the connection is ready, so that it is not kept in the call's
+    /// future, which is sized for its largest state and held while Crisp answers.
     async fn send_once(
         &self,
         lane: &Lane,
-        head: Request<()>,
+        head: &impl Fn() -> Request<()>,
         body: Bytes,
     ) -> Result<Response<Stream>, Failure> {
         let mut sender = self.ready(lane).await?;
@@ -120,7 +122,7 @@ impl Lanes {
         // After `ready`, sending fails only for a request h2 cannot encode: nothing left, and
         // sending it again would not help.
         let (answer, mut outgoing) = sender
-            .send_request(head, end)
+            .send_request(head(), end)
             .map_err(|e| Failure::Transport(not_sent(&e)))?;
         if !end {
             outgoing

@@ -521,7 +521,7 @@ impl Transport {
             head: request.method == Method::Head,
         };
         match &self.route {
-            Route::Kept(kept) => read.kept(kept, head(Version::Http1), body).await,
+            Route::Kept(kept) => read.kept(kept, || head(Version::Http1), body).await,
             Route::Lanes(lanes) => {
                 let h2_head = || head(Version::Http2);
                 read.answer(lanes.send(&h2_head, body, turn).await?).await
@@ -531,7 +531,9 @@ impl Transport {
                 let mut switched = false;
                 loop {
                     let sent = match version {
-                        Version::Http1 => read.kept(kept, head(version), body.clone()).await,
+                        Version::Http1 => {
+                            read.kept(kept, || head(Version::Http1), body.clone()).await
+                        }
                         Version::Http2 => {
                             let h2_head = || head(Version::Http2);
                             match lanes.send(&h2_head, body.clone(), turn).await {
@@ -589,16 +591,17 @@ struct Read {
 }
 
 impl Read {
-    /// Sends `request` on a kept HTTP/1.1 connection and reads the answer. Read to its end,
-    /// the connection can carry the next call; on an early return, the lease is dropped and
-    /// the connection closed.
+    /// Sends the request `head` builds, with `body`, on a kept HTTP/1.1 connection and reads
+    /// the answer. Read to its end, the connection can carry the next call; on an early
+    /// return, the lease is dropped and the connection closed.
     async fn kept(
         &self,
         keepalive: &Keepalive,
-        request: Request<()>,
+        head: impl FnOnce() -> Request<()>,
         body: Bytes,
     ) -> Result<Answer, TransportError> {
-        let (response, lease) = keepalive.send(request.map(|()| Full::new(body))).await?;
+        let build = || head().map(|()| Full::new(body));
+        let (response, lease) = keepalive.send(build).await?;
         let answer = self.answer(response).await?;
         lease.give_back();
         Ok(answer)
