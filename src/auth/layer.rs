@@ -68,53 +68,8 @@ async fn require_key<S: Inner>(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     );
-    let client = client_ip(&request);
-    let principal = match check.keyring.authenticate(presented.as_ref(), client).await {
-        Ok(principal) => principal,
-        Err(refused) => {
-            audit_refusal(
-                &check.auditor,
-                &request,
-                presented.as_ref(),
-                client,
-                &refused,
-            );
-            return refused.into_response();
-        }
-    };
-    crate::telemetry::note_call(|info| info.key_id = Some(principal.key_id.to_string()));
-    // The headers need only the key id and quota: keep those, not a copy of the whole
-    // principal (its scope lists) for every request.
-    let (key_id, quota) = (principal.key_id.clone(), principal.quota);
-    request.extensions_mut().insert(principal);
-    let Ok(response) = inner.call(request).await;
-    let mut response = response.into_response();
-    // After the call, so the fields count it.
-    crate::limits::headers::add(
-        response.headers_mut(),
-        &check.quotas,
-        &check.key_limits,
-        key_id.as_str(),
-        quota,
-    );
-    response
-}
-
-/// Counts a refused key: which key id was presented (never the key), for which action, from
-/// which address.
-fn audit_refusal(
-    auditor: &Auditor,
-    request: &Request,
-    presented: Option<&GatewayKey>,
-    client: Option<IpAddr>,
-    refused: &ApiError,
-) {
-    auditor.refused(&crate::audit::Refusal {
-        reason: refused.reason(),
-        status: refused.status().as_u16(),
-        workspace_id: None,
-        key_id: presented.map(GatewayKey::id),
-        client,
+    let asked = Asked {
+        client: client_ip(&request),
         action: request
             .extensions()
             .get::<Target>()
@@ -124,5 +79,78 @@ fn audit_refusal(
             .get(crate::kernel::request_id::REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default(),
+    };
+    let principal = match check.admit(presented, &asked).await {
+        Ok(principal) => principal,
+        Err(refused) => return refused,
+    };
+    request.extensions_mut().insert(Arc::clone(&principal));
+    let Ok(response) = inner.call(request).await;
+    check.describe(response.into_response(), &principal)
+}
+
+/// Who asks for what, as a refusal is audited.
+pub struct Asked<'a> {
+    pub client: Option<IpAddr>,
+    /// The action's slug (never the caller's text): `Target::audited`.
+    pub action: &'static str,
+    pub request_id: &'a str,
+}
+
+impl KeyCheck {
+    /// The principal of a presented key, or the refusal to answer (audited): what the auth
+    /// layer does, for the action calls the edge sends on without the router.
+    pub async fn admit(
+        &self,
+        presented: Option<GatewayKey>,
+        asked: &Asked<'_>,
+    ) -> Result<Arc<super::Principal>, Response> {
+        match self
+            .keyring
+            .authenticate(presented.as_ref(), asked.client)
+            .await
+        {
+            Ok(principal) => {
+                crate::telemetry::note_call(|info| {
+                    info.key_id = Some(principal.key_id.to_string());
+                });
+                Ok(principal)
+            }
+            Err(refused) => {
+                audit_refusal(&self.auditor, asked, presented.as_ref(), &refused);
+                Err(refused.into_response())
+            }
+        }
+    }
+
+    /// Adds the key's rate-limit fields to an answer; after the call, so the fields count it.
+    pub fn describe(&self, mut response: Response, principal: &super::Principal) -> Response {
+        crate::limits::headers::add(
+            response.headers_mut(),
+            &self.quotas,
+            &self.key_limits,
+            principal.key_id.as_str(),
+            principal.quota,
+        );
+        response
+    }
+}
+
+/// Counts a refused key: which key id was presented (never the key), for which action, from
+/// which address.
+fn audit_refusal(
+    auditor: &Auditor,
+    asked: &Asked<'_>,
+    presented: Option<&GatewayKey>,
+    refused: &ApiError,
+) {
+    auditor.refused(&crate::audit::Refusal {
+        reason: refused.reason(),
+        status: refused.status().as_u16(),
+        workspace_id: None,
+        key_id: presented.map(GatewayKey::id),
+        client: asked.client,
+        action: asked.action,
+        request_id: asked.request_id,
     });
 }

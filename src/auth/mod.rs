@@ -30,7 +30,7 @@ use crate::store::{KeyId, Store, StoreError, WorkspaceId};
 
 pub use admin::{AdminKeyring, AdminPrincipal};
 pub use key::{AdminToken, GatewayKey};
-pub use layer::{Inner, KeyCheck, RequireKey};
+pub use layer::{Asked, Inner, KeyCheck, RequireKey};
 
 /// Who is calling: the key, its workspace and its scopes. Inserted into request extensions by
 /// the auth layer (`RequireKey`).

@@ -1,57 +1,110 @@
 //! `POST /api/crisp/<action>`: one catalog action per call.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Path, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body::Body as _;
 
+use super::envelope::Arrival;
 use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::{Asked, GatewayKey, KeyCheck};
 use crate::call::{self, Answer};
-use crate::catalog::{ACTION_PATH, Action, CATALOG, Target};
+use crate::catalog::{ACTION_PATH, Action, CATALOG};
 use crate::error::{ApiError, Reason};
 
-use crate::kernel::request_id::{REQUEST_ID, Started};
-
-/// Takes the request whole rather than through extractors: a `HeaderMap` extractor copies
-/// every header and `Path` decodes into a new string, on every call.
-pub async fn call(State(app): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let (head, body) = Head::read(request)?;
-    let (args, key) = match read_call(&app, &head, body).await {
-        Ok(read) => read,
-        Err(e) => {
-            call::count_refused(&app.services(), &head.principal, head.action, &e);
-            return Err(e);
+/// A call whose path names a catalog action, sent on by the edge without the router: the body
+/// cap, the key check, the body read into the action's arguments, the call, and the key's
+/// rate-limit fields on the answer.
+///
+/// The request's head is read here, before the returned future exists, so a call held open
+/// keeps only what it needs of it (not its headers, nor through their values hyper's read
+/// buffer). Everything after is one `async` block using its captures in place.
+pub(super) fn call(
+    app: &AppState,
+    check: &Arc<KeyCheck>,
+    request: Request,
+    action: &'static Action,
+    arrival: &Arrival,
+    peer: SocketAddr,
+) -> impl Future<Output = Response> + Send + use<> {
+    let (parts, body) = request.into_parts();
+    let limit = app.config.body_limit;
+    // What the router's body-limit layer refuses before the key check: a declared length
+    // over the cap.
+    let too_large = body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX);
+    let presented = GatewayKey::from_authorization(
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let head = Head::read(&parts.headers, action, arrival);
+    drop(parts);
+    let (app, check) = (Arc::clone(app), Arc::clone(check));
+    let client = Some(peer.ip());
+    async move {
+        if too_large {
+            return ApiError::PayloadTooLarge { limit }.into_response();
         }
-    };
-    let options = call::Options {
-        request_id: &head.request_id,
-        started: head.started,
-        idempotency: key.as_ref(),
-    };
-    let answer =
-        call::execute_with(&app.services(), &head.principal, head.action, args, options).await?;
-    Ok(match answer {
-        Answer::Fresh(envelope) => {
-            json(StatusCode::OK, axum::body::Body::new(envelope.into_body()))
-        }
-        Answer::Replayed(stored) => {
-            let mut response = json(stored.status, stored.body.into());
-            response.headers_mut().insert(
-                call::idempotency::REPLAYED,
-                HeaderValue::from_static("true"),
-            );
-            response
-        }
-    })
+        let asked = Asked {
+            client,
+            action: action.slug,
+            request_id: &head.request_id,
+        };
+        let principal = match check.admit(presented, &asked).await {
+            Ok(principal) => principal,
+            Err(refused) => return refused,
+        };
+        let answer = match read_call(&app, &head, body).await {
+            Ok((args, idempotency)) => {
+                let options = call::Options {
+                    request_id: &head.request_id,
+                    started: head.started,
+                    idempotency: idempotency.as_ref(),
+                };
+                call::execute_with(&app.services(), &principal, action, args, options).await
+            }
+            Err(e) => {
+                call::count_refused(&app.services(), &principal, action, &e);
+                Err(e)
+            }
+        };
+        let response = match answer {
+            Ok(Answer::Fresh(envelope)) => {
+                json(StatusCode::OK, axum::body::Body::new(envelope.into_body()))
+            }
+            Ok(Answer::Replayed(stored)) => {
+                let mut response = json(stored.status, stored.body.into());
+                response.headers_mut().insert(
+                    call::idempotency::REPLAYED,
+                    HeaderValue::from_static("true"),
+                );
+                response
+            }
+            Err(e) => e.into_response(),
+        };
+        check.describe(response, &principal)
+    }
 }
 
-/// What a call keeps of its request's head: read in a plain function, so the head itself
-/// (a few hundred bytes, and through its header values hyper's read buffer) is gone before
-/// the call waits on Crisp instead of staying in the handler's future.
+/// `POST /api/crisp/<name>` where the name is no action (the router's handler, behind the key
+/// check: only a caller with a key learns which names exist).
+pub async fn unknown(request: Request) -> ApiError {
+    // Slugs are plain ASCII; a percent-encoded path simply names no action.
+    unknown_action(
+        request
+            .uri()
+            .path()
+            .strip_prefix(ACTION_PATH)
+            .unwrap_or_default(),
+    )
+}
+
+/// What a call keeps of its request's head.
 struct Head {
-    principal: Arc<Principal>,
     action: &'static Action,
     started: std::time::Instant,
     request_id: Box<str>,
@@ -60,51 +113,17 @@ struct Head {
 }
 
 impl Head {
-    fn read(request: Request) -> Result<(Self, axum::body::Body), ApiError> {
-        let (parts, body) = request.into_parts();
-        let principal = parts
-            .extensions
-            .get::<Arc<Principal>>()
-            .cloned()
-            .ok_or_else(|| ApiError::Internal("the auth layer did not run".into()))?;
-        // Slugs are plain ASCII; a percent-encoded path simply names no action. The edge read
-        // the path once; only an unknown name is read again, to be echoed in the error.
-        let action = parts
-            .extensions
-            .get::<Target>()
-            .and_then(|target| target.callable())
-            .ok_or_else(|| {
-                unknown_action(
-                    parts
-                        .uri
-                        .path()
-                        .strip_prefix(ACTION_PATH)
-                        .unwrap_or_default(),
-                )
-            })?;
-        let started = parts
-            .extensions
-            .get::<Started>()
-            .map_or_else(std::time::Instant::now, |s| s.0);
-        let request_id = parts
-            .headers
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .into();
-        let idempotency = action
-            .write
-            .then(|| parts.headers.get(call::idempotency::HEADER))
-            .flatten()
-            .map(|value| value.as_bytes().into());
-        let head = Self {
-            principal,
+    fn read(headers: &HeaderMap, action: &'static Action, arrival: &Arrival) -> Self {
+        Self {
             action,
-            started,
-            request_id,
-            idempotency,
-        };
-        Ok((head, body))
+            started: arrival.started,
+            request_id: arrival.request_id.to_str().unwrap_or_default().into(),
+            idempotency: action
+                .write
+                .then(|| headers.get(call::idempotency::HEADER))
+                .flatten()
+                .map(|value| value.as_bytes().into()),
+        }
     }
 }
 

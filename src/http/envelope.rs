@@ -12,15 +12,15 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
-use crate::app::AppState;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use crate::catalog::{CATALOG, Target};
 use crate::error::{ApiError, ErrorSlot, Reason};
 use crate::telemetry::gate;
 
-use crate::auth::Inner;
-use crate::kernel::layer::{Around, Wrap};
 use crate::kernel::request_id::{REQUEST_ID, Started};
 use crate::telemetry::metrics::PerAction;
 
@@ -31,56 +31,147 @@ static ACTION_SERIES: LazyLock<PerAction> =
 /// The bytes of a path that the access line keeps (every action's path fits).
 const LOGGED_PATH: usize = 128;
 
-/// What the outermost layer needs: the app, and the permits that bound requests in flight.
+/// What the outermost step needs: the body limit its errors name, and the permits that bound
+/// requests in flight.
 pub struct Edge {
-    pub app: AppState,
+    pub body_limit: usize,
     pub in_flight: Arc<Semaphore>,
 }
 
-/// The outermost layer: gives the request an id (the caller's `x-request-id`, else a new one)
-/// and returns it on the response, sheds load past `max_concurrency`, writes the access-log
-/// line and the request metrics, and renders any error as the JSON envelope (logging the
-/// cause of a 5xx once).
-pub type EdgeLayer = Around<Edge>;
+/// What the edge learns of a request before anything else runs: what its path names, when it
+/// arrived (deadlines run from here) and its id.
+pub struct Arrival {
+    pub target: Target,
+    pub started: Instant,
+    /// The caller's `x-request-id` when usable, else a new one.
+    pub request_id: HeaderValue,
+    /// Whether the id is new, so not yet in the request's headers.
+    fresh_id: bool,
+}
 
-impl<S: Inner> Wrap<S, Request> for Edge {
-    type Response = Response;
+impl Arrival {
+    pub fn of(request: &Request) -> Self {
+        let started = Instant::now();
+        let (request_id, fresh_id) = read_request_id(request);
+        Self {
+            target: Target::of_path(request.uri().path()),
+            started,
+            request_id,
+            fresh_id,
+        }
+    }
 
-    fn wrap(
-        self: Arc<Self>,
-        request: Request,
-        inner: S,
-    ) -> impl Future<Output = Response> + Send + 'static {
-        finish(self, request, inner)
+    /// Puts what the router's layers and handlers read into the request: the target, the
+    /// arrival time and a new request id. The action calls the edge sends on directly get
+    /// them as values instead: each extension is an allocation.
+    pub fn stamp(&self, request: &mut Request) {
+        request.extensions_mut().insert(self.target);
+        request.extensions_mut().insert(Started(self.started));
+        if self.fresh_id {
+            request
+                .headers_mut()
+                .insert(REQUEST_ID, self.request_id.clone());
+        }
     }
 }
 
-async fn finish<S: Inner>(edge: Arc<Edge>, mut request: Request, mut inner: S) -> Response {
-    let started = Instant::now();
-    let app = &edge.app;
-    let method = request.method().clone();
-    let target = Target::of_path(request.uri().path());
-    request.extensions_mut().insert(target);
+impl Edge {
+    /// The outermost step of every request on the main listener: sheds load past
+    /// `max_concurrency`, runs `inner`, then returns the request id on the response, writes
+    /// the access-log line and the request metrics, and renders any error as the JSON
+    /// envelope (logging the cause of a 5xx once).
+    ///
+    /// Everything before `inner`'s future runs here, at once, so the request is consumed
+    /// before the returned future exists: a call held open keeps only what it needs.
+    pub fn run<F>(
+        &self,
+        request: Request,
+        arrival: Arrival,
+        inner: impl FnOnce(Request, &Arrival) -> F,
+    ) -> Edged<F>
+    where
+        F: Future<Output = Response> + Send + 'static,
+    {
+        let method = request.method().clone();
+        // A path can be as long as the header limit allows: the log keeps its first bytes only.
+        let path = crate::kernel::text::truncate(request.uri().path(), LOGGED_PATH).to_owned();
+        // Answer at once rather than queue without bound when the process is full.
+        let permit = Arc::clone(&self.in_flight).try_acquire_owned().ok();
+        let inner = permit
+            .is_some()
+            .then(|| crate::telemetry::with_call_info(inner(request, &arrival)));
+        Edged {
+            inner,
+            permit,
+            arrival,
+            method,
+            path,
+            body_limit: self.body_limit,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request inside the edge: its answer, finished by the edge once `inner` is done.
+    ///
+    /// Written out rather than as an `async` block, which would keep `inner` twice (as a
+    /// capture and as the future it awaits) for as long as a call is held.
+    pub struct Edged<F> {
+        #[pin]
+        inner: Option<crate::telemetry::WithCallInfo<F>>,
+        permit: Option<OwnedSemaphorePermit>,
+        arrival: Arrival,
+        method: axum::http::Method,
+        path: String,
+        body_limit: usize,
+    }
+}
+
+impl<F: Future<Output = Response>> Future for Edged<F> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let this = self.project();
+        let (response, call, shed) = match this.inner.as_pin_mut() {
+            Some(inner) => {
+                let (response, call) = ready!(inner.poll(cx));
+                (response, call, false)
+            }
+            None => (
+                ApiError::Overloaded.into_response(),
+                Default::default(),
+                true,
+            ),
+        };
+        this.permit.take();
+        Poll::Ready(finish(
+            response,
+            call,
+            this.arrival,
+            this.method,
+            this.path,
+            shed,
+            *this.body_limit,
+        ))
+    }
+}
+
+fn finish(
+    response: Response,
+    mut call: crate::telemetry::CallInfo,
+    arrival: &Arrival,
+    method: &axum::http::Method,
+    path: &str,
+    shed: bool,
+    body_limit: usize,
+) -> Response {
+    let target = arrival.target;
     let (action, label) = match target {
         Target::Report => (None, Some(("report", super::report::TOOL))),
         Target::Action { action, .. } => (Some(action), Some((action.slug, action.tool.as_str()))),
         Target::Mcp | Target::Other => (None, None),
     };
-    // A path can be as long as the header limit allows: the log keeps its first bytes only.
-    let path = crate::kernel::text::truncate(request.uri().path(), LOGGED_PATH).to_owned();
-    let id = request_id(&mut request);
-    request.extensions_mut().insert(Started(started));
-    let request_id = id.to_str().unwrap_or_default();
-    let permit = edge.in_flight.try_acquire();
-    let shed = permit.is_err();
-    let (response, mut call) = match permit {
-        Ok(_permit) => {
-            let (Ok(response), call) = crate::telemetry::with_call_info(inner.call(request)).await;
-            (response.into_response(), call)
-        }
-        // Answer at once rather than queue without bound when the process is full.
-        Err(_) => (ApiError::Overloaded.into_response(), Default::default()),
-    };
+    let request_id = arrival.request_id.to_str().unwrap_or_default();
     // An MCP tool call ran in rmcp's task: its notes come by the request id.
     if matches!(target, Target::Mcp)
         && let Some(tool) = crate::telemetry::take_handed_off(request_id)
@@ -92,14 +183,16 @@ async fn finish<S: Inner>(edge: Arc<Edge>, mut request: Request, mut inner: S) -
     }
     let mut response = render_error(
         response,
-        app.config.body_limit,
+        body_limit,
         label.map(|(_, tool)| tool),
         request_id,
         matches!(target, Target::Mcp),
     );
-    response.headers_mut().insert(REQUEST_ID, id.clone());
+    response
+        .headers_mut()
+        .insert(REQUEST_ID, arrival.request_id.clone());
     let status = response.status().as_u16();
-    let elapsed = started.elapsed();
+    let elapsed = arrival.started.elapsed();
     ACTION_SERIES.request(
         action.map(|a| a.index),
         label.map_or("-", |(slug, _)| slug),
@@ -117,7 +210,7 @@ async fn finish<S: Inner>(edge: Arc<Edge>, mut request: Request, mut inner: S) -
     crate::telemetry::access(&crate::telemetry::Access {
         request_id,
         method: method.as_str(),
-        path: path.as_str(),
+        path,
         status,
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         action: label.map(|(slug, _)| slug).or(call.action),
@@ -132,17 +225,23 @@ async fn finish<S: Inner>(edge: Arc<Edge>, mut request: Request, mut inner: S) -
 /// The request's id: the caller's `x-request-id` when usable, else a new one, set on the
 /// request for the layers and handlers below.
 pub fn request_id(request: &mut Request) -> HeaderValue {
+    let (id, fresh) = read_request_id(request);
+    if fresh {
+        request.headers_mut().insert(REQUEST_ID, id.clone());
+    }
+    id
+}
+
+/// The request's id: the caller's `x-request-id` when usable, else a new one (and `true`).
+fn read_request_id(request: &Request) -> (HeaderValue, bool) {
     match request.headers().get(REQUEST_ID) {
         // A copy, not a clone: a clone would hold the connection's whole read buffer (which
         // the header is a slice of) until the response is written.
-        Some(id) if is_usable_request_id(id.as_bytes()) => {
-            HeaderValue::from_bytes(id.as_bytes()).unwrap_or_else(|_| new_request_id())
-        }
-        _ => {
-            let id = new_request_id();
-            request.headers_mut().insert(REQUEST_ID, id.clone());
-            id
-        }
+        Some(id) if is_usable_request_id(id.as_bytes()) => (
+            HeaderValue::from_bytes(id.as_bytes()).unwrap_or_else(|_| new_request_id()),
+            false,
+        ),
+        _ => (new_request_id(), true),
     }
 }
 

@@ -1,16 +1,16 @@
-//! The HTTP surface: the router and the middleware stack, written once, outermost first, and
-//! the server that runs them on each listener.
+//! The HTTP surface: the main listener's front (the edge, then action calls straight to their
+//! handler), the router and the middleware stack for the rest, written once, outermost first,
+//! and the server that runs them on each listener.
 
 mod actions;
 mod discovery;
 mod docs;
 pub mod envelope;
+mod front;
 mod health;
 mod protocol;
 mod report;
 pub mod server;
-
-use std::time::Duration;
 
 use std::sync::Arc;
 
@@ -44,7 +44,11 @@ async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     )
 }
 
-pub fn router(app: AppState) -> Router {
+pub use front::Front;
+
+/// The main listener's service: the edge, then an action call straight to its handler, or
+/// anything else through the router and its layers.
+pub fn router(app: AppState) -> Front {
     let config = &app.config;
     // The key is checked for POST only, so a wrong method is explained without one.
     let authenticated = RequireKey::new(app.key_check());
@@ -55,7 +59,9 @@ pub fn router(app: AppState) -> Router {
         )
         .route(
             "/api/crisp/{*action}",
-            post(actions::call.layer(authenticated)).fallback(actions::wrong_method),
+            // Calls to actions go from the edge to their handler (`front`); what reaches the
+            // router here names none.
+            post(actions::unknown.layer(authenticated)).fallback(actions::wrong_method),
         );
     let public = Router::new()
         .route("/api/crisp/_endpoints", get(discovery::endpoints))
@@ -64,11 +70,10 @@ pub fn router(app: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .merge(docs::routes());
 
-    // Outermost first: every response gets a request id, one access-log line and its
-    // metrics, and an error envelope if it failed, and past `max_concurrency` requests are
-    // shed (all in `envelope::EdgeLayer`: one layer, as each layer costs an allocation and a
-    // boxed future per request); a panic becomes a 500; the deadline and the body cap apply
-    // to the rest.
+    // Outermost first (`Front`): every response gets a request id, one access-log line and
+    // its metrics, and an error envelope if it failed, and past `max_concurrency` requests
+    // are shed. Then, for what is not an action call, a panic becomes a 500, and the deadline
+    // and the body cap apply to the rest.
     let cap = server::concurrency_cap(config);
     tracing::info!(
         max_concurrency = cap,
@@ -76,15 +81,14 @@ pub fn router(app: AppState) -> Router {
         "calls in flight are capped"
     );
     let edge = envelope::Edge {
-        app: app.clone(),
+        body_limit: config.body_limit,
         in_flight: Arc::new(Semaphore::new(cap)),
     };
     let stack = ServiceBuilder::new()
-        .layer(envelope::EdgeLayer::new(edge))
         .layer(CatchPanicLayer::custom(envelope::panic_response))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
-            config.request_timeout + Duration::from_millis(100),
+            config.request_timeout + front::DEADLINE_MARGIN,
         ))
         .layer(RequestBodyLimitLayer::new(config.body_limit))
         .layer(DefaultBodyLimit::max(config.body_limit));
@@ -94,10 +98,11 @@ pub fn router(app: AppState) -> Router {
     } else {
         public
     };
-    public
+    let router = public
         .merge(api)
         .merge(crate::mcp::router(app.clone(), &config.mcp_allowed_hosts))
         .fallback(envelope::no_route)
         .layer(stack)
-        .with_state(app)
+        .with_state(app.clone());
+    Front::new(app, edge, router)
 }

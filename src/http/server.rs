@@ -1,4 +1,4 @@
-//! Serves a router on a TCP listener with connection hygiene: a header-read timeout, an idle
+//! Serves a listener's requests on a TCP listener with connection hygiene: a header-read timeout, an idle
 //! timeout, a cap on open connections that evicts the longest-idle one, and a lingering close
 //! after a refused request body.
 //!
@@ -168,12 +168,50 @@ fn raise_open_file_limit() -> u64 {
 /// The limit assumed when the system does not say: the usual default soft limit.
 const UNKNOWN_OPEN_FILE_LIMIT: u64 = 1024;
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, closes the
+/// What a listener runs for each request: a router, or the main listener's `http::Front`. It
+/// gets the peer's address with the request, so the service decides whether a handler needs
+/// it as `ConnectInfo` (an extension costs an allocation per request).
+pub trait Responder: Clone + Send + Sync + 'static {
+    type Future: Future<Output = Response<axum::body::Body>> + Send + 'static;
+
+    fn respond(&self, request: axum::extract::Request, peer: SocketAddr) -> Self::Future;
+}
+
+impl Responder for Router {
+    type Future = Routed;
+
+    fn respond(&self, mut request: axum::extract::Request, peer: SocketAddr) -> Routed {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        // A router is always ready: `poll_ready` need not be called first.
+        Routed {
+            inner: self.clone().call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A router's answer.
+    pub struct Routed {
+        #[pin]
+        inner: axum::routing::future::RouteFuture<Infallible>,
+    }
+}
+
+impl Future for Routed {
+    type Output = Response<axum::body::Body>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Ok(response) = ready!(self.project().inner.poll(cx));
+        Poll::Ready(response)
+    }
+}
+
+/// Serves `service` on `listener` until `shutdown` resolves, then stops accepting, closes the
 /// connections that have nothing in flight and waits for the others to finish their calls.
 /// `name` labels the listener's metrics and log lines.
-pub async fn serve(
+pub async fn serve<R: Responder>(
     listener: TcpListener,
-    router: Router,
+    service: R,
     limits: ConnectionLimits,
     name: &'static str,
     shutdown: impl Future<Output = ()>,
@@ -221,7 +259,7 @@ pub async fn serve(
             slot: Some(slot),
         };
         let service = Tracked {
-            router: router.clone(),
+            service: service.clone(),
             conn: conn.clone(),
             peer,
         };
@@ -246,10 +284,10 @@ pub async fn serve(
 /// dropped when it is evicted, times out or the server stops: there is nothing to finish. One
 /// that has served requests is closed gracefully (its last answer flushed, an HTTP/2 GOAWAY),
 /// and dropped if that takes longer than `CLOSE_GRACE`.
-async fn drive(
+async fn drive<R: Responder>(
     protocols: Arc<Protocols>,
     socket: Socket,
-    service: Tracked,
+    service: Tracked<R>,
     registered: Registered,
     mut stop: watch::Receiver<()>,
 ) {
@@ -587,28 +625,26 @@ async fn linger(mut stream: TcpStream, slot: Option<Slot>) {
     drop(slot);
 }
 
-/// The router as one connection's service: counts the request in flight until its answer's
-/// body is done, and gives the handlers the peer's address as `ConnectInfo`.
+/// The listener's service for one connection: counts the request in flight until its answer's
+/// body is done, and hands the peer's address along.
 #[derive(Clone)]
-struct Tracked {
-    router: Router,
+struct Tracked<R> {
+    service: R,
     conn: Arc<Conn>,
     peer: SocketAddr,
 }
 
-impl hyper::service::Service<Request<Incoming>> for Tracked {
+impl<R: Responder> hyper::service::Service<Request<Incoming>> for Tracked<R> {
     type Response = Response<TrackedBody<axum::body::Body>>;
     type Error = Infallible;
-    type Future = TrackedFuture;
+    type Future = TrackedFuture<R::Future>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let in_flight = self.conn.begin();
         let http1 = request.version() <= Version::HTTP_11;
-        let mut request = request.map(axum::body::Body::new);
-        request.extensions_mut().insert(ConnectInfo(self.peer));
-        // A router is always ready: `poll_ready` need not be called first.
+        let request = request.map(axum::body::Body::new);
         TrackedFuture {
-            inner: self.router.clone().call(request),
+            inner: self.service.respond(request, self.peer),
             in_flight: Some(in_flight),
             http1,
         }
@@ -616,20 +652,20 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
 }
 
 pin_project_lite::pin_project! {
-    struct TrackedFuture {
+    struct TrackedFuture<F> {
         #[pin]
-        inner: axum::routing::future::RouteFuture<Infallible>,
+        inner: F,
         in_flight: Option<InFlight>,
         http1: bool,
     }
 }
 
-impl Future for TrackedFuture {
+impl<F: Future<Output = Response<axum::body::Body>>> Future for TrackedFuture<F> {
     type Output = Result<Response<TrackedBody<axum::body::Body>>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Ok(mut response) = ready!(this.inner.poll(cx));
+        let mut response = ready!(this.inner.poll(cx));
         if *this.http1
             && response.status() == StatusCode::PAYLOAD_TOO_LARGE
             && let Some(in_flight) = this.in_flight.as_ref()

@@ -119,18 +119,20 @@ tokio::task_local! {
 /// A plain function around a small future rather than an `async fn`: each `async` level
 /// would keep `future` once as its capture and once as the value it awaits, and this one
 /// wraps every request for as long as it runs.
-pub fn with_call_info<F: std::future::Future>(
-    future: F,
-) -> impl std::future::Future<Output = (F::Output, CallInfo)> {
+pub fn with_call_info<F: std::future::Future>(future: F) -> WithCallInfo<F> {
     CALL.scope(
         std::cell::RefCell::new(CallInfo::default()),
         TakeCallInfo { future },
     )
 }
 
+/// A request run by [`with_call_info`], named so that a future holding one can be written out.
+pub type WithCallInfo<F> =
+    tokio::task::futures::TaskLocalFuture<std::cell::RefCell<CallInfo>, TakeCallInfo<F>>;
+
 pin_project_lite::pin_project! {
     /// Runs inside the `CALL` scope: the output, with the notes taken as it ends.
-    struct TakeCallInfo<F> {
+    pub struct TakeCallInfo<F> {
         #[pin]
         future: F,
     }

@@ -450,3 +450,37 @@ async fn a_large_request_head_gets_the_json_error() {
         &sent[..sent.len().min(300)]
     );
 }
+
+#[tokio::test]
+async fn a_body_that_trickles_past_the_deadline_gets_the_gateways_504() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| {
+        c.request_timeout = Duration::from_millis(600);
+    })
+    .await;
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    let head = format!(
+        "POST /api/crisp/list/conversations HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 40\r\n\r\n{{\"websiteID\":",
+        app.key
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let started = std::time::Instant::now();
+    let mut answer = vec![0; 4096];
+    let n = tokio::time::timeout(BOUND, stream.read(&mut answer))
+        .await
+        .expect("an answer before the bound")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.1 504 "), "{head}");
+    let json: Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(json["error"]["reason"], "gateway_timeout", "{json}");
+    assert_eq!(json["tool"], "crisp_list_conversations", "{json}");
+    // The deadline, not the header or idle timeout, ended the wait.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(app.crisp.received().is_empty(), "nothing reached Crisp");
+}

@@ -1,0 +1,152 @@
+//! The main listener's service: every request passes the edge; a call to a catalog action
+//! then goes straight to its handler, and anything else through the router.
+//!
+//! Action calls are nearly all the traffic and all of the calls held open. Through the router
+//! each would cost a route lookup, a boxed service and a boxed future per layer, and an
+//! allocation per request extension, kept for as long as Crisp takes to answer. Here it costs
+//! one boxed future, with the router's layers for these calls written out: the body cap, the
+//! key check, the deadline, and a panic turned into a 500.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+
+use super::envelope::{self, Arrival, Edge};
+use super::server::Responder;
+use crate::app::AppState;
+use crate::auth::KeyCheck;
+use crate::error::ApiError;
+
+/// How long past `request_timeout` a request may run before the edge answers 504 itself: the
+/// call's own deadline answers first, with what it knows of Crisp.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
+
+/// The main listener's service (cheap to clone: one `Arc`).
+#[derive(Clone)]
+pub struct Front(Arc<Parts>);
+
+struct Parts {
+    app: AppState,
+    edge: Edge,
+    check: Arc<KeyCheck>,
+    /// Everything that is not a call to an action, with the layers it needs.
+    router: Router,
+}
+
+impl Front {
+    pub fn new(app: AppState, edge: Edge, router: Router) -> Self {
+        let check = Arc::new(app.key_check());
+        Self(Arc::new(Parts {
+            app,
+            edge,
+            check,
+            router,
+        }))
+    }
+}
+
+type Answering = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+impl Responder for Front {
+    type Future = Answering;
+
+    fn respond(&self, request: Request, peer: SocketAddr) -> Answering {
+        let parts = &self.0;
+        let arrival = Arrival::of(&request);
+        match arrival.target.callable() {
+            Some(action) if request.method() == Method::POST => {
+                Box::pin(parts.edge.run(request, arrival, |request, arrival| {
+                    let deadline = arrival.started + parts.app.config.request_timeout;
+                    Guarded {
+                        inner: tokio::time::timeout_at(
+                            (deadline + DEADLINE_MARGIN).into(),
+                            super::actions::call(
+                                &parts.app,
+                                &parts.check,
+                                request,
+                                action,
+                                arrival,
+                                peer,
+                            ),
+                        ),
+                    }
+                }))
+            }
+            _ => Box::pin(parts.edge.run(request, arrival, |mut request, arrival| {
+                arrival.stamp(&mut request);
+                parts.router.respond(request, peer)
+            })),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An action call within its deadline (a 504 past it), a panic in it answered as a 500:
+    /// what the router's timeout and catch-panic layers do for every other request.
+    struct Guarded<F> {
+        #[pin]
+        inner: tokio::time::Timeout<F>,
+    }
+}
+
+impl<F: Future<Output = Response>> Future for Guarded<F> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let inner = self.project().inner;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(Ok(response))) => Poll::Ready(response),
+            Ok(Poll::Ready(Err(_elapsed))) => Poll::Ready(ApiError::Timeout.into_response()),
+            Err(panic) => Poll::Ready(envelope::panic_response(panic)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorSlot;
+
+    fn guarded<F: Future<Output = Response>>(after: Duration, inner: F) -> Guarded<F> {
+        Guarded {
+            inner: tokio::time::timeout(after, inner),
+        }
+    }
+
+    fn reason(response: &Response) -> &str {
+        response
+            .extensions()
+            .get::<ErrorSlot>()
+            .map_or("none", |slot| slot.0.reason())
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_call_is_a_500_and_the_deadline_a_504() {
+        let panicked = guarded(Duration::from_secs(5), async {
+            if std::hint::black_box(true) {
+                panic!("a handler bug");
+            }
+            ().into_response()
+        })
+        .await;
+        assert_eq!(panicked.status(), 500);
+        assert_eq!(reason(&panicked), "internal_error");
+
+        let late = guarded(Duration::from_millis(20), std::future::pending()).await;
+        assert_eq!(late.status(), 504);
+        assert_eq!(reason(&late), "gateway_timeout");
+
+        let answered = guarded(Duration::from_secs(5), async { "ok".into_response() }).await;
+        assert_eq!(answered.status(), 200);
+        assert_eq!(reason(&answered), "none");
+    }
+}
