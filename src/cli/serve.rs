@@ -102,7 +102,7 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
     let summaries = crate::telemetry::gate::spawn_summaries();
     let server = server::serve(
         listener,
-        crate::http::router(app.clone()),
+        crate::http::service(app.clone()),
         limits,
         "main",
         async {

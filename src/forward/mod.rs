@@ -228,7 +228,9 @@ impl CrispClient {
         let call = self
             .transport
             .call(request, &account.authorization, &tier, request_id);
-        let answer = tokio::time::timeout(timeout, call)
+        // The attempt's limit is the timer a call waits under (`kernel::deadline`): it always
+        // ends before the request's deadline, which then arms no timer of its own.
+        let answer = crate::kernel::deadline::within(timeout, call)
             .await
             .map_err(|_| UpstreamError::Timeout)?
             .map_err(|e| match e {

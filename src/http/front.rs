@@ -24,6 +24,7 @@ use super::server::Responder;
 use crate::app::AppState;
 use crate::auth::KeyCheck;
 use crate::error::ApiError;
+use crate::kernel::deadline;
 
 /// How long past `request_timeout` a request may run before the edge answers 504 itself: the
 /// call's own deadline answers first, with what it knows of Crisp.
@@ -65,19 +66,17 @@ impl Responder for Front {
             Some(action) if request.method() == Method::POST => {
                 Box::pin(parts.edge.run(request, arrival, |request, arrival| {
                     let deadline = arrival.started + parts.app.config.request_timeout;
-                    Guarded {
-                        inner: tokio::time::timeout_at(
-                            (deadline + DEADLINE_MARGIN).into(),
-                            super::actions::call(
-                                &parts.app,
-                                &parts.check,
-                                request,
-                                action,
-                                arrival,
-                                peer,
-                            ),
+                    Guarded::new(
+                        (deadline + DEADLINE_MARGIN).into(),
+                        super::actions::call(
+                            &parts.app,
+                            &parts.check,
+                            request,
+                            action,
+                            arrival,
+                            peer,
                         ),
-                    }
+                    )
                 }))
             }
             _ => Box::pin(parts.edge.run(request, arrival, |mut request, arrival| {
@@ -91,9 +90,26 @@ impl Responder for Front {
 pin_project_lite::pin_project! {
     /// An action call within its deadline (a 504 past it), a panic in it answered as a 500:
     /// what the router's timeout and catch-panic layers do for every other request.
+    ///
+    /// Its timer is armed only when the call waits on something not bounded by an earlier
+    /// deadline of its own (`kernel::deadline`): while it waits on Crisp, the attempt's time
+    /// limit is the call's one timer.
     struct Guarded<F> {
         #[pin]
-        inner: tokio::time::Timeout<F>,
+        inner: F,
+        #[pin]
+        timer: Option<tokio::time::Sleep>,
+        deadline: tokio::time::Instant,
+    }
+}
+
+impl<F> Guarded<F> {
+    fn new(deadline: tokio::time::Instant, inner: F) -> Self {
+        Self {
+            inner,
+            timer: None,
+            deadline,
+        }
     }
 }
 
@@ -101,12 +117,26 @@ impl<F: Future<Output = Response>> Future for Guarded<F> {
     type Output = Response;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
-        let inner = self.project().inner;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(Ok(response))) => Poll::Ready(response),
-            Ok(Poll::Ready(Err(_elapsed))) => Poll::Ready(ApiError::Timeout.into_response()),
-            Err(panic) => Poll::Ready(envelope::panic_response(panic)),
+        let mut this = self.project();
+        let inner = this.inner;
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            deadline::poll_noting(|| inner.poll(cx))
+        }));
+        let waiting_until = match polled {
+            Ok((Poll::Ready(response), _)) => return Poll::Ready(response),
+            Ok((Poll::Pending, waiting_until)) => waiting_until,
+            Err(panic) => return Poll::Ready(envelope::panic_response(panic)),
+        };
+        let deadline = *this.deadline;
+        if this.timer.is_none() {
+            if waiting_until.is_some_and(|until| until <= deadline) {
+                return Poll::Pending;
+            }
+            this.timer.set(Some(tokio::time::sleep_until(deadline)));
+        }
+        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(ApiError::Timeout.into_response()),
+            _ => Poll::Pending,
         }
     }
 }
@@ -117,9 +147,7 @@ mod tests {
     use crate::error::ErrorSlot;
 
     fn guarded<F: Future<Output = Response>>(after: Duration, inner: F) -> Guarded<F> {
-        Guarded {
-            inner: tokio::time::timeout(after, inner),
-        }
+        Guarded::new(tokio::time::Instant::now() + after, inner)
     }
 
     fn reason(response: &Response) -> &str {
@@ -148,5 +176,33 @@ mod tests {
         let answered = guarded(Duration::from_secs(5), async { "ok".into_response() }).await;
         assert_eq!(answered.status(), 200);
         assert_eq!(reason(&answered), "none");
+    }
+
+    #[tokio::test]
+    async fn a_step_with_its_own_earlier_limit_is_bounded_by_it_and_a_later_one_is_not() {
+        // The step's own limit ends it first: its answer, not the guard's 504.
+        let inner = async {
+            match deadline::within(Duration::from_millis(20), std::future::pending::<()>()).await {
+                Ok(()) => "finished".into_response(),
+                Err(_) => (axum::http::StatusCode::IM_A_TEAPOT, "own limit").into_response(),
+            }
+        };
+        let answer = guarded(Duration::from_secs(5), inner).await;
+        assert_eq!(answer.status(), axum::http::StatusCode::IM_A_TEAPOT);
+
+        // A step whose limit is later than the request's deadline does not hold the guard off.
+        let started = std::time::Instant::now();
+        let inner = async {
+            let _ = deadline::within(Duration::from_secs(30), std::future::pending::<()>()).await;
+            "finished".into_response()
+        };
+        let answer = guarded(Duration::from_millis(20), inner).await;
+        assert_eq!(answer.status(), 504);
+        assert_eq!(reason(&answer), "gateway_timeout");
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        // A wait on something with no limit of its own arms the guard's timer.
+        let answer = guarded(Duration::from_millis(20), std::future::pending()).await;
+        assert_eq!(answer.status(), 504);
     }
 }

@@ -48,7 +48,7 @@ pub use front::Front;
 
 /// The main listener's service: the edge, then an action call straight to its handler, or
 /// anything else through the router and its layers.
-pub fn router(app: AppState) -> Front {
+pub fn service(app: AppState) -> Front {
     let config = &app.config;
     // The key is checked for POST only, so a wrong method is explained without one.
     let authenticated = RequireKey::new(app.key_check());

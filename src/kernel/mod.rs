@@ -1,9 +1,10 @@
 //! Small kernels every layer may use: time, text helpers, the token bucket, the request-id
-//! header name, a cheap tower layer and handing freed memory back. They import nothing else
+//! header name, a cheap tower layer, one timer per call and handing freed memory back. They import nothing else
 //! from the crate.
 
 pub mod bucket;
 pub mod clock;
+pub mod deadline;
 pub mod layer;
 pub mod memory;
 pub mod request_id;
