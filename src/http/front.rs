@@ -26,8 +26,9 @@ use crate::auth::KeyCheck;
 use crate::error::ApiError;
 use crate::kernel::deadline;
 
-/// How long past `request_timeout` a request may run before the edge answers 504 itself: the
-/// call's own deadline answers first, with what it knows of Crisp.
+/// How long past `request_timeout` a request may run before the edge answers 504 itself. A call
+/// waiting on Crisp is ended first by its own deadline, with what it knows of Crisp; a body
+/// still arriving, or a wait on the database, is ended here.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 
 /// The main listener's service (cheap to clone: one `Arc`).

@@ -1,6 +1,6 @@
-//! Serves a listener's requests on a TCP listener with connection hygiene: a header-read timeout, an idle
-//! timeout, a cap on open connections that evicts the longest-idle one, and a lingering close
-//! after a refused request body.
+//! Serves a listener's connections with hygiene: a header-read timeout, an idle timeout, a cap
+//! on open connections that evicts the longest-idle one, and a lingering close after a refused
+//! request body.
 //!
 //! Every listener (gateway, metrics, sandbox) serves through [`serve`], HTTP/1 and h2c alike.
 //!

@@ -18,15 +18,26 @@ use tokio::time::{Instant, Timeout, error::Elapsed};
 thread_local! {
     /// The earliest deadline of a [`Within`] step left waiting during the current poll.
     static WAITING: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Whether a [`Within`] step was dropped unfinished during the current poll: what it noted
+    /// no longer bounds the wait, as its timer is gone with it.
+    static ABANDONED: Cell<bool> = const { Cell::new(false) };
 }
+
+/// The furthest a limit reaches, where `now + limit` would overflow (as tokio's own timeout).
+const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 /// Runs `future` within `limit`, as `tokio::time::timeout` does, and notes its deadline for an
 /// outer guard (see [`poll_noting`]) while it waits.
+///
+/// The step must be awaited by the task whose request it bounds (not polled with another
+/// waker): the guard relies on the step's timer to wake that task.
 pub fn within<F: Future>(limit: Duration, future: F) -> Within<F> {
-    let deadline = Instant::now() + limit;
+    let now = Instant::now();
+    let deadline = now.checked_add(limit).unwrap_or(now + FAR);
     Within {
         timeout: tokio::time::timeout_at(deadline, future),
         deadline,
+        finished: false,
     }
 }
 
@@ -36,6 +47,17 @@ pin_project_lite::pin_project! {
         #[pin]
         timeout: Timeout<F>,
         deadline: Instant,
+        finished: bool,
+    }
+
+    impl<F> PinnedDrop for Within<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped while waiting (a `select!` arm that lost): a note it left in this poll
+            // must not keep the guard from arming its own timer.
+            if !this.finished {
+                ABANDONED.set(true);
+            }
+        }
     }
 }
 
@@ -48,17 +70,21 @@ impl<F: Future> Future for Within<F> {
         if poll.is_pending() {
             let deadline = *this.deadline;
             WAITING.set(Some(WAITING.get().map_or(deadline, |d| d.min(deadline))));
+        } else {
+            *this.finished = true;
         }
         poll
     }
 }
 
 /// Runs `poll` and returns what it returned with the earliest deadline of the [`Within`]
-/// steps it left waiting, if any.
+/// steps it left waiting, if any (none if a step was dropped unfinished meanwhile).
 pub fn poll_noting<T>(poll: impl FnOnce() -> T) -> (T, Option<Instant>) {
-    let outer = WAITING.take();
+    let (outer, outer_abandoned) = (WAITING.take(), ABANDONED.take());
     let out = poll();
-    (out, WAITING.replace(outer))
+    let noted = WAITING.replace(outer);
+    let abandoned = ABANDONED.replace(outer_abandoned);
+    (out, noted.filter(|_| !abandoned))
 }
 
 #[cfg(test)]
@@ -84,6 +110,28 @@ mod tests {
         assert_eq!(noted, None);
         // Nothing leaks into the next poll.
         assert_eq!(poll_noting(|| ()).1, None);
+    }
+
+    #[tokio::test]
+    async fn a_step_dropped_unfinished_leaves_no_deadline_behind() {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let (_, noted) = poll_noting(|| {
+            let mut step = Box::pin(within(Duration::from_secs(5), std::future::pending::<()>()));
+            let poll = step.as_mut().poll(&mut cx);
+            drop(step);
+            poll
+        });
+        assert_eq!(noted, None);
+        // A step that finished and was then dropped is no abandonment.
+        let mut waiting = Box::pin(within(Duration::from_secs(5), std::future::pending::<()>()));
+        let (_, noted) = poll_noting(|| {
+            let mut done = Box::pin(within(Duration::from_secs(5), async {}));
+            let _ = done.as_mut().poll(&mut cx);
+            drop(done);
+            waiting.as_mut().poll(&mut cx)
+        });
+        assert!(noted.is_some());
     }
 
     #[tokio::test]

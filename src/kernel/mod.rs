@@ -1,6 +1,6 @@
 //! Small kernels every layer may use: time, text helpers, the token bucket, the request-id
-//! header name, a cheap tower layer, one timer per call and handing freed memory back. They import nothing else
-//! from the crate.
+//! header name, a cheap tower layer, one timer per call and handing freed memory back. They
+//! import nothing else from the crate.
 
 pub mod bucket;
 pub mod clock;
