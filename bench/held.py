@@ -4,6 +4,7 @@
 usage: held.py RESULTS META LATENCY_SECONDS
 """
 
+import os
 import statistics
 import sys
 from collections import defaultdict
@@ -60,7 +61,9 @@ print(f"Latencies are minus the upstream's {latency:.0f} ms. RSS per call held i
       "client) proxying the call with none of the gateway's work: what the stack itself costs. "
       "*upstream over* is how the proxy reaches the upstream: HTTP/1.1 with a "
       "connection per call in flight, as nginx does, or HTTP/2 (`upstream_http = \"http2\"`), "
-      "every call a stream on one of four shared connections, or HTTPS as the gateway reaches "
+      "every call a stream on a shared connection (the upstream allows "
+      f"{os.environ.get('BENCH_HELD_STREAMS', '128')} streams on one; nginx's default is 128), "
+      "or HTTPS as the gateway reaches "
       "Crisp by default (`auto`: the TLS handshake picks HTTP/2 here). *shed* is non-2xx answers, *timed out* "
       "wrk's timeouts (other socket errors in brackets).\n")
 print("| calls held | proxy | upstream over | nginx req/s | proxy req/s | proxy ÷ nginx "

@@ -14,6 +14,7 @@ use crate::auth::Principal;
 use crate::catalog::{Action, Method, Route};
 use crate::error::{ApiError, Reason};
 use crate::forward::{Reply, Safety, UpstreamRequest};
+use crate::kernel::chunks::Chunks;
 use crate::store::{AccountId, AuditRecord, Store};
 use http::StatusCode;
 
@@ -481,8 +482,8 @@ async fn reshaped(
             )
             .await
     };
-    let parse = |data: &Bytes| {
-        serde_json::from_slice::<serde_json::Value>(data).map_err(|_| {
+    let parse = |data: &Chunks| {
+        serde_json::from_slice::<serde_json::Value>(&data.to_bytes()).map_err(|_| {
             ApiError::from(crate::forward::UpstreamError::InvalidResponse { status: 200 })
         })
     };
@@ -546,5 +547,5 @@ async fn list_accounts(
         None => accounts.iter().map(|a| a.view()).collect(),
     };
     let json = serde_json::to_vec(&views).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Envelope::new(action, json.into()))
+    Ok(Envelope::new(action, Bytes::from(json)))
 }

@@ -1,6 +1,12 @@
 //! HTTP/2 connections to Crisp that the gateway holds itself, for `upstream_http = "http2"`
-//! and for `auto` when TLS picks HTTP/2: a call is a stream on one of a few connections,
+//! and for `auto` when TLS picks HTTP/2: a call is a stream on one of the open connections,
 //! driven by the h2 crate directly.
+//!
+//! A server caps the streams open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS;
+//! 100 to 256 is common), and the gateway caps them too (`MAX_STREAMS`). A call goes on the
+//! open connection carrying the fewest, and when every one is at its cap, on a new connection: thousands of calls held at once take as many
+//! connections as the cap requires, instead of waiting in line behind a fixed few. A
+//! connection opened for a burst closes once it has carried nothing for the idle timeout.
 //!
 //! hyper's HTTP/2 client spawns a task for every request, which waits for the answer and
 //! passes it back through a channel. That task (~2.6 KiB) lives as long as Crisp takes to
@@ -9,8 +15,9 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use h2::client::SendRequest;
@@ -20,7 +27,6 @@ use http_body::{Body, Frame};
 use hyper_util::rt::TokioIo;
 
 use super::transport::{Dialer, TransportError, Version, chain, not_sent, run_connection};
-use super::turnstile::Turnstile;
 
 /// What hyper's HTTP/2 client sets, kept so that a large answer never waits for a window
 /// update mid-body: a stream may receive 2 MiB, all of a connection's streams 5 MiB.
@@ -28,79 +34,134 @@ const STREAM_WINDOW: u32 = 2 << 20;
 const CONNECTION_WINDOW: u32 = 5 << 20;
 /// Crisp's answers carry a handful of headers; a larger head is refused as hyper does.
 const MAX_HEADER_LIST: u32 = 16 << 10;
-/// Streams assumed allowed before the server's settings arrive (hyper's default).
+/// Streams assumed allowed before the server's settings arrive (hyper's default). A new
+/// connection is used only once they have (see `Lanes::connect`).
 const INITIAL_MAX_SEND_STREAMS: usize = 100;
+/// The most streams one connection carries even when the server allows more: one
+/// connection's task, and the server's, would otherwise carry every call. Thousands of calls
+/// held on one connection went through at half the rate, or less, that they did spread over
+/// connections of this many (bench/README.md, "Twelfth round").
+const MAX_STREAMS: usize = 128;
+/// The longest a new connection waits for the server's settings before it is used anyway.
+const SETTINGS_WAIT: Duration = Duration::from_secs(2);
 
 /// One open connection. `closed` is set by its task when the connection ends, and by a call
 /// that found it could take no new stream.
 struct Conn {
     sender: SendRequest<Bytes>,
     closed: Arc<AtomicBool>,
+    /// Streams the gateway has open on it: taken when a call picks it, given back when the
+    /// call's answer is read or dropped.
+    streams: AtomicUsize,
+    /// The most streams it carries at once: the server's cap, or `MAX_STREAMS` under a
+    /// higher one; noted when it opened and as each stream ends.
+    cap: AtomicUsize,
+    /// When the last stream was given back, in milliseconds since `opened`.
+    idle_since: AtomicU64,
+    opened: Instant,
 }
 
 impl Conn {
     fn is_open(&self) -> bool {
         !self.closed.load(Ordering::Acquire)
     }
+
+    /// Reads the server's cap again (it may change it at any time), kept so that choosing a
+    /// connection does not take each one's lock in h2.
+    fn note_cap(&self) -> usize {
+        let cap = self.sender.current_max_send_streams().clamp(1, MAX_STREAMS);
+        self.cap.store(cap, Ordering::Release);
+        cap
+    }
+
+    /// Whether it may take one more stream.
+    fn has_room(&self) -> bool {
+        self.streams.load(Ordering::Acquire) < self.cap.load(Ordering::Acquire)
+    }
+
+    /// Carrying nothing, and for at least `timeout`.
+    fn idle_for(&self, timeout: Duration) -> bool {
+        self.streams.load(Ordering::Acquire) == 0
+            && self.opened.elapsed().as_millis()
+                >= u128::from(self.idle_since.load(Ordering::Acquire)) + timeout.as_millis()
+    }
 }
 
-/// One connection slot: opened on first use, and again once its connection has closed.
-struct Lane {
-    conn: parking_lot::Mutex<Option<Arc<Conn>>>,
-    /// Passed while connecting, so the calls that find the lane closed open one connection.
-    connecting: Turnstile,
+/// A stream taken on a connection, given back when dropped.
+struct Slot(Arc<Conn>);
+
+impl Slot {
+    fn take(conn: &Arc<Conn>) -> Self {
+        conn.streams.fetch_add(1, Ordering::AcqRel);
+        Self(conn.clone())
+    }
 }
 
-impl Lane {
-    fn open(&self) -> Option<Arc<Conn>> {
-        self.conn
-            .lock()
-            .as_ref()
-            .filter(|conn| conn.is_open())
-            .cloned()
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.note_cap();
+        if self.0.streams.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let now = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.0.idle_since.store(now, Ordering::Release);
+        }
     }
 }
 
 pub struct Lanes {
-    lanes: Box<[Lane]>,
+    state: parking_lot::Mutex<State>,
+    /// Told when a connection opened or failed to.
+    changed: tokio::sync::Notify,
     dialer: Arc<Dialer>,
+    idle_timeout: Duration,
+}
+
+struct State {
+    /// The open connections, oldest first.
+    conns: Vec<Arc<Conn>>,
+    /// Connections being opened, and calls waiting for room.
+    opening: usize,
+    waiting: usize,
+    /// The streams a new connection is expected to take: the cap the last one opened got.
+    expected_cap: usize,
+    /// When and why the last attempt to open one failed, for the calls that waited on it.
+    failed: Option<(Instant, TransportError)>,
 }
 
 impl Lanes {
-    pub fn new(count: usize, dialer: Arc<Dialer>) -> Self {
+    pub fn new(dialer: Arc<Dialer>, idle_timeout: Duration) -> Self {
         Self {
-            lanes: (0..count.max(1))
-                .map(|_| Lane {
-                    conn: parking_lot::Mutex::new(None),
-                    connecting: Turnstile::default(),
-                })
-                .collect(),
+            state: parking_lot::Mutex::new(State {
+                conns: Vec::new(),
+                opening: 0,
+                waiting: 0,
+                expected_cap: INITIAL_MAX_SEND_STREAMS,
+                failed: None,
+            }),
+            changed: tokio::sync::Notify::new(),
             dialer,
+            idle_timeout,
         }
     }
 
-    /// Opens lane `turn`'s connection, unless it is open.
-    pub async fn open(&self, turn: usize) -> Result<(), TransportError> {
-        self.conn(self.lane(turn)).await.map(drop)
+    /// Opens a connection, unless one is open.
+    pub async fn open(&self) -> Result<(), TransportError> {
+        if self.state.lock().conns.iter().any(|conn| conn.is_open()) {
+            return Ok(());
+        }
+        self.slot().await.map(drop)
     }
 
-    fn lane(&self, turn: usize) -> &Lane {
-        &self.lanes[turn % self.lanes.len()]
-    }
-
-    /// Sends the request `head` builds, with `body`, as one stream on lane `turn` (modulo
-    /// their count). A request Crisp certainly did not act on goes once more, built again:
-    /// one the connection could not take (it closed, or the server sent GOAWAY), which goes on
-    /// a fresh connection, and one whose stream the server refused.
+    /// Sends the request `head` builds, with `body`, as one stream. A request Crisp certainly
+    /// did not act on goes once more, built again: one the connection could not take (it
+    /// closed, or the server sent GOAWAY), which goes on another connection, and one whose
+    /// stream the server refused.
     pub async fn send(
         &self,
         head: &impl Fn() -> Request<()>,
         body: Bytes,
-        turn: usize,
     ) -> Result<Response<Stream>, TransportError> {
-        let lane = self.lane(turn);
-        match self.send_once(lane, head, body.clone()).await {
-            Err(Failure::Unsent(_)) => self.send_once(lane, head, body).await,
+        match self.send_once(head, body.clone()).await {
+            Err(Failure::Unsent(_)) => self.send_once(head, body).await,
             sent => sent,
         }
         .map_err(|failure| match failure {
@@ -113,11 +174,14 @@ impl Lanes {
     /// future, which is sized for its largest state and held while Crisp answers.
     async fn send_once(
         &self,
-        lane: &Lane,
         head: &impl Fn() -> Request<()>,
         body: Bytes,
     ) -> Result<Response<Stream>, Failure> {
-        let mut sender = self.ready(lane).await?;
+        let slot = self.slot().await.map_err(Failure::Transport)?;
+        let mut sender = slot.0.sender.clone().ready().await.map_err(|error| {
+            slot.0.closed.store(true, Ordering::Release);
+            Failure::Unsent(error)
+        })?;
         let end = body.is_empty();
         // After `ready`, sending fails only for a request h2 cannot encode: nothing left, and
         // sending it again would not help.
@@ -130,7 +194,7 @@ impl Lanes {
                 .map_err(|e| Failure::Transport(TransportError::Broken(chain(&e))))?;
         }
         match answer.await {
-            Ok(response) => Ok(response.map(Stream)),
+            Ok(response) => Ok(response.map(|recv| Stream { recv, _slot: slot })),
             // Refused before the server acted on it (RFC 9113, section 8.7).
             Err(error) if error.reason() == Some(Reason::REFUSED_STREAM) => {
                 Err(Failure::Unsent(error))
@@ -139,42 +203,69 @@ impl Lanes {
         }
     }
 
-    /// A sender that may open a stream now on the lane's connection, opening one if needed.
-    /// A connection that can take no new stream is marked closed for the calls after.
-    async fn ready(&self, lane: &Lane) -> Result<SendRequest<Bytes>, Failure> {
-        let conn = self.conn(lane).await.map_err(Failure::Transport)?;
-        conn.sender.clone().ready().await.map_err(|error| {
-            conn.closed.store(true, Ordering::Release);
-            Failure::Unsent(error)
-        })
-    }
-
-    async fn conn(&self, lane: &Lane) -> Result<Arc<Conn>, TransportError> {
-        if let Some(conn) = lane.open() {
-            return Ok(conn);
-        }
-        let connecting = lane.connecting.wait().await?;
-        if let Some(conn) = lane.open() {
-            return Ok(conn);
-        }
-        // Boxed: connecting (TLS, the HTTP/2 handshake) is a large future, and inline it would
-        // size every call's future, held while Crisp answers, for a step taken once.
-        match Box::pin(self.connect()).await {
-            Ok(conn) => {
-                let conn = Arc::new(conn);
-                *lane.conn.lock() = Some(conn.clone());
-                Ok(conn)
+    /// A stream on the open connection carrying the fewest, or on a new one when every open
+    /// connection is at its cap.
+    ///
+    /// Calls that find no room wait, and connections are opened for them in parallel, as many
+    /// as the waiting calls fill at the cap the last connection got: a burst of thousands of
+    /// calls does not wait for one handshake after another. An attempt that fails is the
+    /// failure of every call that was waiting when it did, so that they do not try again one
+    /// behind the other until their deadlines pass.
+    async fn slot(&self) -> Result<Slot, TransportError> {
+        let asked = Instant::now();
+        let mut waiting: Option<Waiting<'_>> = None;
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            let opening = {
+                let mut state = self.state.lock();
+                if let Some(slot) = state.pick(self.idle_timeout) {
+                    return Ok(slot);
+                }
+                if let Some((at, error)) = &state.failed
+                    && *at >= asked
+                {
+                    return Err(error.clone());
+                }
+                if waiting.is_none() {
+                    state.waiting += 1;
+                    waiting = Some(Waiting(self));
+                }
+                let coming = state.opening.saturating_mul(state.expected_cap);
+                (coming < state.waiting).then(|| {
+                    state.opening += 1;
+                    Opening(self)
+                })
+            };
+            if let Some(opening) = opening {
+                // Boxed: connecting (TLS, the HTTP/2 handshake) is a large future, and inline
+                // it would size every call's future, held while Crisp answers, for a rare step.
+                let opened = Box::pin(self.connect()).await;
+                let mut state = self.state.lock();
+                let slot = match opened {
+                    Ok(conn) => {
+                        let conn = Arc::new(conn);
+                        state.expected_cap = conn.note_cap();
+                        state.conns.push(conn.clone());
+                        Ok(Slot::take(&conn))
+                    }
+                    Err(error) => {
+                        state.failed = Some((Instant::now(), error.clone()));
+                        Err(error)
+                    }
+                };
+                drop(state);
+                drop(opening);
+                return slot;
             }
-            Err(error) => {
-                connecting.failed(&error);
-                Err(error)
-            }
+            changed.await;
         }
     }
 
     async fn connect(&self) -> Result<Conn, TransportError> {
         let io = self.dialer.dial(Version::Http2).await?;
-        let (sender, connection) = h2::client::Builder::new()
+        let (sender, mut connection) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .max_header_list_size(MAX_HEADER_LIST)
@@ -184,6 +275,7 @@ impl Lanes {
             .handshake(TokioIo::new(io))
             .await
             .map_err(|e| TransportError::Connect(chain(&e)))?;
+        let mut ping = connection.ping_pong();
         let closed = Arc::new(AtomicBool::new(false));
         let ended = closed.clone();
         run_connection(
@@ -194,7 +286,64 @@ impl Lanes {
             },
             "HTTP/2",
         );
-        Ok(Conn { sender, closed })
+        // The server's settings come before its answer to a ping: once it is back, the
+        // connection's stream cap is the server's, and a burst of calls waiting for this
+        // connection does not pile onto it past that cap.
+        // A server slow to answer costs the wait, not the connection.
+        if let Some(ping) = ping.as_mut()
+            && let Ok(answered) =
+                tokio::time::timeout(SETTINGS_WAIT, ping.ping(h2::Ping::opaque())).await
+        {
+            answered.map_err(|e| TransportError::Connect(chain(&e)))?;
+        }
+        Ok(Conn {
+            sender,
+            closed,
+            streams: AtomicUsize::new(0),
+            cap: AtomicUsize::new(INITIAL_MAX_SEND_STREAMS),
+            idle_since: AtomicU64::new(0),
+            opened: Instant::now(),
+        })
+    }
+}
+
+impl State {
+    /// Takes a stream on the open connection with the most room, if one has any. Connections
+    /// that ended are forgotten here, and so are those that carried nothing for the idle
+    /// timeout, but for the oldest.
+    fn pick(&mut self, idle_timeout: Duration) -> Option<Slot> {
+        let mut first = true;
+        self.conns.retain(|conn| {
+            let keep = conn.is_open() && (first || !conn.idle_for(idle_timeout));
+            first &= !keep;
+            keep
+        });
+        let conn = self
+            .conns
+            .iter()
+            .filter(|conn| conn.has_room())
+            .min_by_key(|conn| conn.streams.load(Ordering::Acquire))?;
+        Some(Slot::take(conn))
+    }
+}
+
+/// A call counted among those waiting for room, until it has a stream or gives up.
+struct Waiting<'a>(&'a Lanes);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().waiting -= 1;
+    }
+}
+
+/// A connection being opened, counted until the attempt ends (or its call gives up, when
+/// the calls waiting on it are told so that one of them opens another).
+struct Opening<'a>(&'a Lanes);
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().opening -= 1;
+        self.0.changed.notify_waiters();
     }
 }
 
@@ -206,8 +355,12 @@ enum Failure {
 }
 
 /// An answer's body as it arrives on its stream. Each chunk read is handed back to the
-/// stream's flow-control window, so Crisp may send the next.
-pub struct Stream(RecvStream);
+/// stream's flow-control window, so Crisp may send the next. The stream's slot on its
+/// connection is given back when the body is dropped.
+pub struct Stream {
+    recv: RecvStream,
+    _slot: Slot,
+}
 
 impl Body for Stream {
     type Data = Bytes;
@@ -217,7 +370,7 @@ impl Body for Stream {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
-        let stream = &mut self.0;
+        let stream = &mut self.recv;
         match ready!(stream.poll_data(cx)) {
             Some(Ok(data)) => {
                 // Fails only once the stream is gone, which the next poll reports.
@@ -234,6 +387,6 @@ impl Body for Stream {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
+        self.recv.is_end_stream()
     }
 }

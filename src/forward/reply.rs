@@ -1,7 +1,8 @@
 //! What Crisp answered, as a gateway result: the raw `data` of a success, or a typed error.
 //!
 //! Successful bodies are not re-serialised: `data` is located as raw JSON (`scan`) and sliced
-//! out of the received bytes, so a large list costs one structural pass, not a parse.
+//! out of the received bytes, in the pieces they arrived in, so a large list costs neither a
+//! parse nor a copy.
 
 use std::time::Duration;
 
@@ -12,11 +13,12 @@ use serde::Deserialize;
 use crate::accounts::Account;
 use crate::catalog::Method;
 use crate::error::{ApiError, Reason, UpstreamFailure};
+use crate::kernel::chunks::Chunks;
 
 #[derive(Debug)]
 pub enum Reply {
     /// The raw JSON of Crisp's `data` (a slice of the received body).
-    Data { status: u16, data: Bytes },
+    Data { status: u16, data: Chunks },
     /// A HEAD call: 2xx means it exists, 404 that it does not.
     Exists { status: u16, exists: bool },
 }
@@ -316,7 +318,7 @@ pub fn interpret(
     method: Method,
     status: u16,
     retry_after: Option<Duration>,
-    body: Bytes,
+    body: Chunks,
     account: &Account,
 ) -> Result<Reply, UpstreamError> {
     if method == Method::Head {
@@ -336,7 +338,20 @@ pub fn interpret(
             _ => {}
         }
     }
-    let envelope = super::scan::envelope(&body);
+    // A success in Crisp's documented layout is read where it lies; any other answer, and
+    // every error (a short body), is joined into one buffer to be scanned.
+    let documented = if (200..=299).contains(&status) {
+        let pieces = body.pieces();
+        super::scan::documented_in(pieces).map(|at| at.fields(&pieces[0]))
+    } else {
+        None
+    };
+    let joined = if documented.is_some() {
+        Bytes::new()
+    } else {
+        body.to_bytes()
+    };
+    let envelope = documented.or_else(|| super::scan::envelope(&joined));
     if (400..=499).contains(&status)
         && envelope.as_ref().and_then(reason).as_deref() == Some(TIER_REFUSAL)
     {
@@ -354,7 +369,7 @@ pub fn interpret(
             let data = match envelope.data {
                 Some(range) => body.slice(range),
                 // Crisp's Node client resolves a missing `data` as `{}`; so does the gateway.
-                None => Bytes::from_static(b"{}"),
+                None => Chunks::from(&b"{}"[..]),
             };
             Ok(Reply::Data { status, data })
         }
@@ -379,7 +394,7 @@ pub fn interpret(
             );
             let detail = envelope
                 .and_then(|e| e.data)
-                .and_then(|d| serde_json::from_slice::<ErrorData<'_>>(&body[d]).ok())
+                .and_then(|d| serde_json::from_slice::<ErrorData<'_>>(&joined[d]).ok())
                 .and_then(|d| d.message.map(|m| scrub(&m, account)));
             let message = match detail {
                 Some(detail) => format!("Crisp answered {status} {reason}: {detail}"),

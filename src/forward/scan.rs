@@ -53,6 +53,15 @@ pub fn envelope(body: &[u8]) -> Option<Fields<'_>> {
 /// that `data` is well-formed, and that no member follows it (with one, the slice would carry
 /// it along). Any other shape goes through the structural scan.
 fn documented(body: &[u8]) -> Option<Fields<'_>> {
+    documented_in(std::slice::from_ref(&body)).map(|at| at.fields(body))
+}
+
+/// [`documented`], for a body kept in the pieces it arrived in: the same answer as for the
+/// pieces joined, with `data`'s range counted in the joined bytes, provided the envelope's
+/// prefix up to `data` lies in the first piece (it is `None` otherwise, and the caller joins
+/// the pieces to scan them).
+pub fn documented_in<P: AsRef<[u8]>>(pieces: &[P]) -> Option<Documented> {
+    let body = pieces.first()?.as_ref();
     let rest = body.strip_prefix(b"{\"error\":")?;
     let (error, rest) = match rest.strip_prefix(b"false") {
         Some(rest) => (false, rest),
@@ -66,19 +75,74 @@ fn documented(body: &[u8]) -> Option<Fields<'_>> {
     }
     let rest = rest[quote + 1..].strip_prefix(b",\"data\":")?;
     let start = body.len() - rest.len();
-    let close = body.iter().rposition(|&b| !is_ws(b))?;
-    let end = body[..close].iter().rposition(|&b| !is_ws(b))? + 1;
-    if body[close] != b'}' || end <= start {
+    let total = pieces.iter().map(|p| p.as_ref().len()).sum();
+    let close = rposition(pieces, total, |b| !is_ws(b))?;
+    let end = rposition(pieces, close, |b| !is_ws(b))? + 1;
+    if byte_at(pieces, close) != b'}' || end <= start {
         return None;
     }
-    match (body[start], body[end - 1]) {
-        (b'{', b'}') | (b'[', b']') => Some(Fields {
+    match (byte_at(pieces, start), byte_at(pieces, end - 1)) {
+        (b'{', b'}') | (b'[', b']') => Some(Documented {
             error,
-            reason: Some(&body[reason_start..start - b",\"data\":".len()]),
-            data: Some(start..end),
+            reason: reason_start..start - b",\"data\":".len(),
+            data: start..end,
         }),
         _ => None,
     }
+}
+
+/// Where the documented layout's fields lie: `reason` within the first piece, `data` in the
+/// pieces joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Documented {
+    pub error: bool,
+    pub reason: Range<usize>,
+    pub data: Range<usize>,
+}
+
+impl Documented {
+    /// The fields, with `reason` borrowed from `first`, the body's first piece.
+    pub fn fields(self, first: &[u8]) -> Fields<'_> {
+        Fields {
+            error: self.error,
+            reason: Some(&first[self.reason]),
+            data: Some(self.data),
+        }
+    }
+}
+
+/// The index, counted in the joined pieces, of the last byte before `before` that `wanted`
+/// accepts.
+fn rposition<P: AsRef<[u8]>>(
+    pieces: &[P],
+    before: usize,
+    wanted: impl Fn(u8) -> bool,
+) -> Option<usize> {
+    let mut end: usize = pieces.iter().map(|p| p.as_ref().len()).sum();
+    for piece in pieces.iter().rev() {
+        let piece = piece.as_ref();
+        let start = end - piece.len();
+        if start < before {
+            let within = &piece[..before.min(end) - start];
+            if let Some(at) = within.iter().rposition(|&b| wanted(b)) {
+                return Some(start + at);
+            }
+        }
+        end = start;
+    }
+    None
+}
+
+/// The byte at `at`, counted in the joined pieces; `at` must be within them.
+fn byte_at<P: AsRef<[u8]>>(pieces: &[P], mut at: usize) -> u8 {
+    for piece in pieces {
+        let piece = piece.as_ref();
+        if at < piece.len() {
+            return piece[at];
+        }
+        at -= piece.len();
+    }
+    unreachable!("a byte past the end of the pieces")
 }
 
 /// Any JSON object: walks the members, skipping each value structurally.
@@ -412,7 +476,7 @@ mod tests {
     /// The envelope scanner against serde_json on generated Crisp-shaped bodies.
     mod properties {
         use super::super::agreement::check;
-        use super::super::{documented, scanned};
+        use super::super::{documented, documented_in, scanned};
         use proptest::prelude::*;
 
         /// A JSON value to print; `Raw` is a token that is not JSON (only in faulty bodies).
@@ -766,6 +830,40 @@ mod tests {
                     prop_assert!(cut_only_blank || scanned(&body).is_none());
                 }
                 check(&body);
+            }
+
+            /// A body cut into pieces, as it arrives, reads as the same body joined, whenever
+            /// its prefix up to `data` lies in the first piece; otherwise it is left to the
+            /// caller to join.
+            #[test]
+            fn pieces_read_as_the_joined_body(
+                body in prop_oneof![
+                    documented_body(),
+                    prop::collection::vec(any::<u8>(), 0..48).prop_map(|bytes| {
+                        [&br#"{"error":false,"reason":"resolved","data":"#[..], &bytes].concat()
+                    }),
+                ],
+                cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..5),
+            ) {
+                let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut.index(body.len() + 1)).collect();
+                cuts.sort_unstable();
+                let mut pieces = Vec::new();
+                let mut from = 0;
+                for cut in cuts.into_iter().chain([body.len()]) {
+                    pieces.push(&body[from..cut]);
+                    from = cut;
+                }
+                let joined = documented(&body);
+                let split = documented_in(&pieces).map(|at| at.fields(pieces[0]));
+                let prefix_in_first = joined
+                    .as_ref()
+                    .and_then(|fields| fields.data.clone())
+                    .is_some_and(|data| data.start <= pieces[0].len());
+                if prefix_in_first {
+                    prop_assert_eq!(split, joined);
+                } else {
+                    prop_assert!(split.is_none() || split == joined);
+                }
             }
 
             /// Arbitrary bytes, and bytes after a valid prefix.

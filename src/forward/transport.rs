@@ -12,13 +12,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderName, HeaderValue, Request, Response, Uri, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tower::Service;
 
 use crate::catalog::Method;
+use crate::kernel::chunks::Chunks;
 
 use super::UpstreamRequest;
 use super::keepalive::Keepalive;
@@ -316,24 +317,21 @@ pub(super) fn run_connection<E: std::error::Error>(
     });
 }
 
-/// What Crisp answered: the status, the headers the gateway reads, and the whole body.
+/// What Crisp answered: the status, the headers the gateway reads, and the whole body in the
+/// pieces it arrived in.
 pub struct Answer {
     pub status: u16,
     pub headers: http::HeaderMap,
-    pub body: Bytes,
+    pub body: Chunks,
 }
-
-/// HTTP/2 connections held to Crisp, so that HTTP/2 has this many connections to a host
-/// instead of one: a server's cap on streams per connection would otherwise be the whole
-/// gateway's cap on calls in flight, and one connection's task the bottleneck for all of them.
-const LANES: usize = 4;
 
 /// How calls reach Crisp.
 enum Route {
     /// `upstream_http = "http1"`, and `auto` over plain HTTP: HTTP/1.1 connections kept open
     /// between calls.
     Kept(Keepalive),
-    /// `upstream_http = "http2"`: `LANES` connections held by the gateway.
+    /// `upstream_http = "http2"`: connections held by the gateway, as many as the server's
+    /// cap on streams per connection requires.
     Lanes(Lanes),
     /// `auto` over HTTPS: either, as the TLS handshake picked (see `Transport::negotiated`).
     Negotiated {
@@ -368,7 +366,6 @@ pub struct Upstream {
 pub struct Transport {
     route: Route,
     dialer: Arc<Dialer>,
-    next: AtomicUsize,
     base: Base,
     user_agent: HeaderValue,
     max_response: usize,
@@ -403,11 +400,11 @@ impl Transport {
             connect_timeout,
             upstream.http == UpstreamHttp::Auto,
         ));
-        // A call on `lanes` is a stream on one of a few shared connections: a call held costs
-        // a stream's state instead of a connection with its own task, buffers and descriptor.
+        // A call on `lanes` is a stream on a shared connection: a call held costs a stream's
+        // state instead of a connection with its own task, buffers and descriptor.
         // Over plain HTTP this is prior knowledge (h2c), as the sandbox and any h2c-capable
         // server or proxy accept.
-        let lanes = || Lanes::new(LANES, dialer.clone());
+        let lanes = || Lanes::new(dialer.clone(), IDLE_TIMEOUT);
         let kept = || Keepalive::new(dialer.clone(), IDLE_TIMEOUT);
         let route = match upstream.http {
             UpstreamHttp::Http2 => Route::Lanes(lanes()),
@@ -421,7 +418,6 @@ impl Transport {
         Ok(Self {
             route,
             dialer,
-            next: AtomicUsize::new(0),
             base,
             user_agent: HeaderValue::from_static(USER_AGENT),
             max_response: upstream.max_response,
@@ -515,7 +511,6 @@ impl Transport {
             outgoing
         };
         let body = request.body.clone().unwrap_or_default();
-        let turn = self.next.fetch_add(1, Ordering::Relaxed);
         let read = Read {
             limit: self.max_response,
             head: request.method == Method::Head,
@@ -524,10 +519,10 @@ impl Transport {
             Route::Kept(kept) => read.kept(kept, || head(Version::Http1), body).await,
             Route::Lanes(lanes) => {
                 let h2_head = || head(Version::Http2);
-                read.answer(lanes.send(&h2_head, body, turn).await?).await
+                read.answer(lanes.send(&h2_head, body).await?).await
             }
             Route::Negotiated { lanes, kept, probe } => {
-                let mut version = self.negotiated(lanes, probe, turn).await?;
+                let mut version = self.negotiated(lanes, probe).await?;
                 let mut switched = false;
                 loop {
                     let sent = match version {
@@ -536,7 +531,7 @@ impl Transport {
                         }
                         Version::Http2 => {
                             let h2_head = || head(Version::Http2);
-                            match lanes.send(&h2_head, body.clone(), turn).await {
+                            match lanes.send(&h2_head, body.clone()).await {
                                 Ok(response) => read.answer(response).await,
                                 Err(error) => Err(error),
                             }
@@ -564,7 +559,6 @@ impl Transport {
         &self,
         lanes: &Lanes,
         probe: &Turnstile,
-        turn: usize,
     ) -> Result<Version, TransportError> {
         if let Some(version) = self.dialer.picked() {
             return Ok(version);
@@ -573,7 +567,7 @@ impl Transport {
         if let Some(version) = self.dialer.picked() {
             return Ok(version);
         }
-        match lanes.open(turn).await {
+        match lanes.open().await {
             Ok(()) => Ok(Version::Http2),
             Err(TransportError::OtherVersion(_)) => Ok(Version::Http1),
             Err(error) => {
@@ -619,22 +613,26 @@ impl Read {
         if !self.head && declared_length(&parts.headers).is_some_and(|n| n > limit as u64) {
             return Err(TransportError::TooLarge { status, limit });
         }
-        // Chunked answers, and any that lie about their length, stop at the limit.
-        let body = Limited::new(body, limit)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<LengthLimitError>() {
-                    TransportError::TooLarge { status, limit }
-                } else {
-                    TransportError::Broken(chain(&*e))
+        // The pieces are kept as they came (`Chunks`); chunked answers, and any that lie
+        // about their length, stop at the limit.
+        let mut body = std::pin::pin!(body);
+        let mut pieces = Chunks::default();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+                TransportError::Broken(chain(&*e))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if data.len() > limit - pieces.len() {
+                    return Err(TransportError::TooLarge { status, limit });
                 }
-            })?
-            .to_bytes();
+                pieces.push(data);
+            }
+        }
         Ok(Answer {
             status,
             headers: parts.headers,
-            body,
+            body: pieces,
         })
     }
 }

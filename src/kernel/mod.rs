@@ -1,8 +1,9 @@
-//! Small kernels every layer may use: time, text helpers, the token bucket, the request-id
-//! header name, a cheap tower layer, one timer per call and handing freed memory back. They
-//! import nothing else from the crate.
+//! Small kernels every layer may use: time, text helpers, the token bucket, bytes kept in
+//! pieces, the request-id header name, a cheap tower layer, one timer per call and handing
+//! freed memory back. They import nothing else from the crate.
 
 pub mod bucket;
+pub mod chunks;
 pub mod clock;
 pub mod deadline;
 pub mod layer;

@@ -229,74 +229,120 @@ async fn a_url_too_long_for_crisp_is_a_400_naming_the_value() {
 }
 
 /// An upstream that speaks only HTTP/2 without TLS (h2c by prior knowledge), answers every
-/// request with a small Crisp envelope after `delay`, and counts the connections it accepted
-/// and the HTTP versions it saw.
-async fn h2c_upstream(
-    delay: Duration,
-) -> (
-    String,
-    std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    std::sync::Arc<std::sync::Mutex<Vec<http::Version>>>,
-) {
-    use std::sync::atomic::Ordering;
+/// request with a small Crisp envelope after `delay`, allows at most `max_streams` streams at
+/// once on a connection (when set), and counts the connections it accepted, the HTTP versions
+/// it saw and the most requests it held at once.
+struct H2cUpstream {
+    base: String,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    versions: std::sync::Arc<std::sync::Mutex<Vec<http::Version>>>,
+    most_at_once: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn h2c_upstream(delay: Duration, max_streams: Option<u32>) -> H2cUpstream {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let versions = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (count, seen) = (connections.clone(), versions.clone());
+    let upstream = H2cUpstream {
+        base: format!("http://{addr}/v1"),
+        connections: Arc::new(AtomicUsize::new(0)),
+        versions: Arc::new(std::sync::Mutex::new(Vec::new())),
+        most_at_once: Arc::new(AtomicUsize::new(0)),
+    };
+    let (count, seen, most) = (
+        upstream.connections.clone(),
+        upstream.versions.clone(),
+        upstream.most_at_once.clone(),
+    );
+    let held = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
-            let seen = seen.clone();
+            let (seen, most, held) = (seen.clone(), most.clone(), held.clone());
             let service = hyper::service::service_fn(move |request: http::Request<_>| {
-                let seen = seen.clone();
+                let (seen, most, held) = (seen.clone(), most.clone(), held.clone());
                 async move {
                     seen.lock().expect("lock").push(request.version());
+                    most.fetch_max(held.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
                     tokio::time::sleep(delay).await;
+                    held.fetch_sub(1, Ordering::SeqCst);
                     let body = http_body_util::Full::new(bytes::Bytes::from_static(
                         br#"{"error":false,"reason":"resolved","data":{"count":7}}"#,
                     ));
                     Ok::<_, std::convert::Infallible>(http::Response::new(body))
                 }
             });
-            tokio::spawn(
-                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service),
-            );
+            let mut builder =
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+            builder.max_concurrent_streams(max_streams);
+            tokio::spawn(builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
         }
     });
-    (format!("http://{addr}/v1"), connections, versions)
+    upstream
 }
 
-#[tokio::test]
-async fn with_http2_calls_in_flight_share_a_few_connections() {
-    use crisp_gateway::forward::UpstreamHttp;
-    const CALLS: usize = 40;
-    let (base, connections, versions) = h2c_upstream(Duration::from_millis(300)).await;
-    let app = std::sync::Arc::new(
+/// A gateway whose calls to `base` go over HTTP/2 (h2c), with no budget of its own in the way.
+async fn over_h2c(base: &str) -> std::sync::Arc<TestApp> {
+    std::sync::Arc::new(
         TestApp::spawn_with(engines()[0], |c| {
-            c.upstream = base.clone();
-            c.upstream_http = UpstreamHttp::Http2;
+            c.upstream = base.to_owned();
+            c.upstream_http = crisp_gateway::forward::UpstreamHttp::Http2;
             c.account_max_concurrency = 0;
             c.account_rate_limit = 0.0;
             c.key_rate_limit = 0.0;
         })
         .await,
-    );
+    )
+}
+
+#[tokio::test]
+async fn with_http2_calls_in_flight_share_a_few_connections() {
+    const CALLS: usize = 40;
+    let upstream = h2c_upstream(Duration::from_millis(300), None).await;
+    let app = over_h2c(&upstream.base).await;
     for reply in app.calls_at_once(CALLS, "count/visitors", "{}").await {
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.json()["result"]["count"], 7, "{}", reply.text);
     }
-    let versions = versions.lock().expect("lock").clone();
+    let versions = upstream.versions.lock().expect("lock").clone();
     assert_eq!(versions.len(), CALLS);
     assert!(versions.iter().all(|v| *v == http::Version::HTTP_2));
-    // A few pools, each one connection: never a connection per call.
-    let opened = connections.load(std::sync::atomic::Ordering::SeqCst);
+    // Streams on a shared connection: never a connection per call.
+    let opened = upstream
+        .connections
+        .load(std::sync::atomic::Ordering::SeqCst);
     assert!(
         (1..=4).contains(&opened),
         "{CALLS} calls held at once opened {opened} HTTP/2 connections"
+    );
+}
+
+/// A server that allows few streams per connection does not make calls wait in line: once the
+/// open connections are at the cap, the next call opens another, and every call is held by
+/// the upstream at the same time.
+#[tokio::test]
+async fn with_http2_calls_past_the_servers_stream_cap_go_on_more_connections() {
+    use std::sync::atomic::Ordering;
+    const CALLS: usize = 24;
+    const CAP: u32 = 4;
+    let delay = Duration::from_millis(600);
+    let upstream = h2c_upstream(delay, Some(CAP)).await;
+    let app = over_h2c(&upstream.base).await;
+    let started = std::time::Instant::now();
+    for reply in app.calls_at_once(CALLS, "count/visitors", "{}").await {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    let took = started.elapsed();
+    assert_eq!(upstream.most_at_once.load(Ordering::SeqCst), CALLS);
+    // In line behind one connection's cap, the calls would have taken six delays.
+    assert!(took < delay * 2, "{CALLS} calls took {took:?}");
+    let opened = upstream.connections.load(Ordering::SeqCst);
+    assert!(
+        (CALLS / CAP as usize..=CALLS / CAP as usize + 2).contains(&opened),
+        "{CALLS} calls with {CAP} streams per connection opened {opened} connections"
     );
 }
 
