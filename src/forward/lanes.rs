@@ -4,9 +4,11 @@
 //!
 //! A server caps the streams open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS;
 //! 100 to 256 is common), and the gateway caps them too (`MAX_STREAMS`). A call goes on the
-//! open connection carrying the fewest, and when every one is at its cap, on a new connection: thousands of calls held at once take as many
-//! connections as the cap requires, instead of waiting in line behind a fixed few. A
-//! connection opened for a burst closes once it has carried nothing for the idle timeout.
+//! open connection carrying the fewest, and when every one is at its cap, on a new one:
+//! thousands of calls held at once take as many connections as the cap requires, instead of
+//! waiting in line behind a fixed few. A
+//! connection opened for a burst is let go by the first call after it has carried nothing
+//! for the idle timeout.
 //!
 //! hyper's HTTP/2 client spawns a task for every request, which waits for the answer and
 //! passes it back through a channel. That task (~2.6 KiB) lives as long as Crisp takes to
@@ -35,13 +37,16 @@ const CONNECTION_WINDOW: u32 = 5 << 20;
 /// Crisp's answers carry a handful of headers; a larger head is refused as hyper does.
 const MAX_HEADER_LIST: u32 = 16 << 10;
 /// Streams assumed allowed before the server's settings arrive (hyper's default). A new
-/// connection is used only once they have (see `Lanes::connect`).
+/// connection waits for them, up to `SETTINGS_WAIT` (see `Lanes::connect`).
 const INITIAL_MAX_SEND_STREAMS: usize = 100;
 /// The most streams one connection carries even when the server allows more: one
 /// connection's task, and the server's, would otherwise carry every call. Thousands of calls
 /// held on one connection went through at half the rate, or less, that they did spread over
 /// connections of this many (bench/README.md, "Twelfth round").
 const MAX_STREAMS: usize = 128;
+/// How long after a failed attempt no connection is tried while others are open: calls wait
+/// for room on those instead of trying, one after another, a server that refuses more.
+const RETRY_OPEN: Duration = Duration::from_secs(1);
 /// The longest a new connection waits for the server's settings before it is used anyway.
 const SETTINGS_WAIT: Duration = Duration::from_secs(2);
 
@@ -59,6 +64,16 @@ struct Conn {
     /// When the last stream was given back, in milliseconds since `opened`.
     idle_since: AtomicU64,
     opened: Instant,
+    signal: Arc<Signal>,
+}
+
+/// How calls waiting for room learn that there may be some.
+#[derive(Default)]
+struct Signal {
+    /// Told when a connection opened or failed to, and when a stream ended while calls wait.
+    changed: tokio::sync::Notify,
+    /// Calls waiting for room.
+    waiting: AtomicUsize,
 }
 
 impl Conn {
@@ -69,7 +84,8 @@ impl Conn {
     /// Reads the server's cap again (it may change it at any time), kept so that choosing a
     /// connection does not take each one's lock in h2.
     fn note_cap(&self) -> usize {
-        let cap = self.sender.current_max_send_streams().clamp(1, MAX_STREAMS);
+        // A server that is draining may allow none.
+        let cap = self.sender.current_max_send_streams().min(MAX_STREAMS);
         self.cap.store(cap, Ordering::Release);
         cap
     }
@@ -87,7 +103,8 @@ impl Conn {
     }
 }
 
-/// A stream taken on a connection, given back when dropped.
+/// A stream taken on a connection, given back when dropped (which tells the calls waiting for
+/// room, if any).
 struct Slot(Arc<Conn>);
 
 impl Slot {
@@ -99,18 +116,22 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.note_cap();
-        if self.0.streams.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let now = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-            self.0.idle_since.store(now, Ordering::Release);
+        let conn = &self.0;
+        conn.note_cap();
+        // Written before the stream is given back, so that a connection is never seen idle
+        // with the time of an older lull.
+        let now = u64::try_from(conn.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        conn.idle_since.store(now, Ordering::Release);
+        conn.streams.fetch_sub(1, Ordering::AcqRel);
+        if conn.signal.waiting.load(Ordering::Acquire) > 0 {
+            conn.signal.changed.notify_waiters();
         }
     }
 }
 
 pub struct Lanes {
     state: parking_lot::Mutex<State>,
-    /// Told when a connection opened or failed to.
-    changed: tokio::sync::Notify,
+    signal: Arc<Signal>,
     dialer: Arc<Dialer>,
     idle_timeout: Duration,
 }
@@ -118,9 +139,8 @@ pub struct Lanes {
 struct State {
     /// The open connections, oldest first.
     conns: Vec<Arc<Conn>>,
-    /// Connections being opened, and calls waiting for room.
+    /// Connections being opened.
     opening: usize,
-    waiting: usize,
     /// The streams a new connection is expected to take: the cap the last one opened got.
     expected_cap: usize,
     /// When and why the last attempt to open one failed, for the calls that waited on it.
@@ -133,11 +153,10 @@ impl Lanes {
             state: parking_lot::Mutex::new(State {
                 conns: Vec::new(),
                 opening: 0,
-                waiting: 0,
                 expected_cap: INITIAL_MAX_SEND_STREAMS,
                 failed: None,
             }),
-            changed: tokio::sync::Notify::new(),
+            signal: Arc::default(),
             dialer,
             idle_timeout,
         }
@@ -208,14 +227,17 @@ impl Lanes {
     ///
     /// Calls that find no room wait, and connections are opened for them in parallel, as many
     /// as the waiting calls fill at the cap the last connection got: a burst of thousands of
-    /// calls does not wait for one handshake after another. An attempt that fails is the
-    /// failure of every call that was waiting when it did, so that they do not try again one
-    /// behind the other until their deadlines pass.
+    /// calls does not wait for one handshake after another. They take the first room there
+    /// is, on a new connection or where a stream ended. When no connection is open, an attempt
+    /// that fails is the failure of every call that was waiting when it did, so that they do
+    /// not try again one behind the other until their deadlines pass. When some are, the calls
+    /// wait for their streams to end, and no connection is tried for `RETRY_OPEN` after a
+    /// failure.
     async fn slot(&self) -> Result<Slot, TransportError> {
         let asked = Instant::now();
         let mut waiting: Option<Waiting<'_>> = None;
         loop {
-            let changed = self.changed.notified();
+            let changed = self.signal.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
             let opening = {
@@ -223,17 +245,18 @@ impl Lanes {
                 if let Some(slot) = state.pick(self.idle_timeout) {
                     return Ok(slot);
                 }
-                if let Some((at, error)) = &state.failed
+                let failed = state.failed.as_ref();
+                if state.conns.is_empty()
+                    && let Some((at, error)) = failed
                     && *at >= asked
                 {
                     return Err(error.clone());
                 }
-                if waiting.is_none() {
-                    state.waiting += 1;
-                    waiting = Some(Waiting(self));
-                }
+                let waiting = waiting.get_or_insert_with(|| Waiting::new(self));
+                let resting = !state.conns.is_empty()
+                    && failed.is_some_and(|(at, _)| at.elapsed() < RETRY_OPEN);
                 let coming = state.opening.saturating_mul(state.expected_cap);
-                (coming < state.waiting).then(|| {
+                (coming < waiting.count() && !resting).then(|| {
                     state.opening += 1;
                     Opening(self)
                 })
@@ -246,7 +269,7 @@ impl Lanes {
                 let slot = match opened {
                     Ok(conn) => {
                         let conn = Arc::new(conn);
-                        state.expected_cap = conn.note_cap();
+                        state.expected_cap = conn.note_cap().max(1);
                         state.conns.push(conn.clone());
                         Ok(Slot::take(&conn))
                     }
@@ -297,6 +320,7 @@ impl Lanes {
             answered.map_err(|e| TransportError::Connect(chain(&e)))?;
         }
         Ok(Conn {
+            signal: self.signal.clone(),
             sender,
             closed,
             streams: AtomicUsize::new(0),
@@ -328,11 +352,22 @@ impl State {
 }
 
 /// A call counted among those waiting for room, until it has a stream or gives up.
-struct Waiting<'a>(&'a Lanes);
+struct Waiting<'a>(&'a Signal);
+
+impl<'a> Waiting<'a> {
+    fn new(lanes: &'a Lanes) -> Self {
+        lanes.signal.waiting.fetch_add(1, Ordering::AcqRel);
+        Self(&lanes.signal)
+    }
+
+    fn count(&self) -> usize {
+        self.0.waiting.load(Ordering::Acquire)
+    }
+}
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.state.lock().waiting -= 1;
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -343,7 +378,7 @@ struct Opening<'a>(&'a Lanes);
 impl Drop for Opening<'_> {
     fn drop(&mut self) {
         self.0.state.lock().opening -= 1;
-        self.0.changed.notify_waiters();
+        self.0.signal.changed.notify_waiters();
     }
 }
 

@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use tower::Service;
 
 use crate::catalog::Method;
-use crate::kernel::chunks::Chunks;
+use crate::kernel::chunks::{Chunks, Gather};
 
 use super::UpstreamRequest;
 use super::keepalive::Keepalive;
@@ -552,7 +552,7 @@ impl Transport {
     }
 
     /// The version a call takes under `auto` over HTTPS: what the last TLS handshake picked.
-    /// Before any has, one call opens its lane's connection while the others wait, and what
+    /// Before any has, one call opens an HTTP/2 connection while the others wait, and what
     /// that handshake picked sends them all; an HTTP/1.1 Crisp costs one connection opened
     /// and closed once.
     async fn negotiated(
@@ -613,10 +613,10 @@ impl Read {
         if !self.head && declared_length(&parts.headers).is_some_and(|n| n > limit as u64) {
             return Err(TransportError::TooLarge { status, limit });
         }
-        // The pieces are kept as they came (`Chunks`); chunked answers, and any that lie
+        // The pieces are kept as they came (`Gather`); chunked answers, and any that lie
         // about their length, stop at the limit.
         let mut body = std::pin::pin!(body);
-        let mut pieces = Chunks::default();
+        let mut pieces = Gather::default();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
                 let e: Box<dyn std::error::Error + Send + Sync> = e.into();
@@ -632,7 +632,7 @@ impl Read {
         Ok(Answer {
             status,
             headers: parts.headers,
-            body: pieces,
+            body: pieces.finish(),
         })
     }
 }

@@ -129,6 +129,70 @@ impl From<&'static [u8]> for Chunks {
     }
 }
 
+/// Pieces below this size that follow another small one are joined as they arrive.
+const SMALL: usize = 4 << 10;
+
+/// Gathers a body's pieces as they arrive. A body sent a few bytes at a time would otherwise
+/// be kept as thousands of pieces (and written out as as many); small pieces that follow one
+/// another are joined, so there are at most two pieces per `SMALL` bytes. The usual answer,
+/// one piece or a few large ones, is kept without a copy.
+#[derive(Debug, Default)]
+pub struct Gather {
+    chunks: Chunks,
+    /// A small piece that may stand alone, kept as it came.
+    small: Option<Bytes>,
+    /// Small pieces joined, once a second one followed.
+    joined: BytesMut,
+}
+
+impl Gather {
+    /// The bytes gathered so far.
+    pub fn len(&self) -> usize {
+        self.chunks.len() + self.small.as_ref().map_or(0, Bytes::len) + self.joined.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn push(&mut self, piece: Bytes) {
+        if piece.is_empty() {
+            return;
+        }
+        if piece.len() >= SMALL {
+            self.flush();
+            self.chunks.push(piece);
+            return;
+        }
+        match self.small.take() {
+            None if self.joined.is_empty() => self.small = Some(piece),
+            held => {
+                if let Some(held) = held {
+                    self.joined.extend_from_slice(&held);
+                }
+                self.joined.extend_from_slice(&piece);
+                if self.joined.len() >= SMALL {
+                    self.flush();
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(small) = self.small.take() {
+            self.chunks.push(small);
+        }
+        if !self.joined.is_empty() {
+            self.chunks.push(self.joined.split().freeze());
+        }
+    }
+
+    pub fn finish(mut self) -> Chunks {
+        self.flush();
+        self.chunks
+    }
+}
+
 /// The pieces of [`Chunks`], by value.
 #[derive(Debug)]
 pub struct IntoPieces(Inner);
@@ -185,6 +249,34 @@ mod tests {
                 assert!(slice.pieces().iter().all(|p| !p.is_empty()));
             }
         }
+    }
+
+    #[test]
+    fn small_pieces_in_a_row_are_joined_and_large_ones_kept() {
+        let gathered = |sizes: &[usize]| {
+            let mut gather = Gather::default();
+            let mut sent = Vec::new();
+            for (i, &size) in sizes.iter().enumerate() {
+                let piece = vec![b'a' + (i % 26) as u8; size];
+                sent.extend_from_slice(&piece);
+                gather.push(Bytes::from(piece));
+                assert_eq!(gather.len(), sent.len());
+            }
+            let chunks = gather.finish();
+            assert_eq!(chunks.to_bytes(), sent);
+            chunks.pieces().iter().map(Bytes::len).collect::<Vec<_>>()
+        };
+        // One small answer, and large pieces, are kept as they came.
+        assert_eq!(gathered(&[100]), [100]);
+        assert_eq!(gathered(&[SMALL, 2 * SMALL, 10]), [SMALL, 2 * SMALL, 10]);
+        // A body a byte at a time is joined into pieces of `SMALL`.
+        let pieces = gathered(&[1; 3 * SMALL + 5]);
+        assert_eq!(pieces, [SMALL, SMALL, SMALL, 5]);
+        // Small pieces between large ones are joined together, never into the large ones.
+        assert_eq!(
+            gathered(&[10, 20, SMALL, 30, SMALL + 1, 40]),
+            [30, SMALL, 30, SMALL + 1, 40]
+        );
     }
 
     #[test]
