@@ -899,10 +899,21 @@ impl Server {
     }
 
     /// The address another listener bound (its "… listening" log message), e.g. the admin
-    /// listener asked for with port 0.
+    /// listener asked for with port 0. The server may log it a moment after its main
+    /// listener answers, so the log is read again for a while.
     pub fn listener(&self, message: &str) -> SocketAddr {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        logged_address(&text, message).unwrap_or_else(|| panic!("no {message:?} line:\n{text}"))
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(addr) = logged_address(&text, message) {
+                return addr;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {message:?} line:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Calls an action with a key.
