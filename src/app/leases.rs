@@ -42,7 +42,7 @@ impl LeasePort for StoreLeases {
                     held: amount(o.rate, o.slots),
                 })
                 .collect();
-            let share = lease::grant(ask.total, replica, ask.want, &peers);
+            let share = lease::grant(ask.total, replica, ask.want, &peers, ask.newcomer, ask.live);
             granted.lock()[index] = share;
             // Slots still in use past a cut stay recorded as held until their calls end.
             BudgetDecision {

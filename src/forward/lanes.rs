@@ -271,16 +271,21 @@ impl Lanes {
                         let conn = Arc::new(conn);
                         state.expected_cap = conn.note_cap().max(1);
                         state.conns.push(conn.clone());
-                        Ok(Slot::take(&conn))
+                        Some(Ok(Slot::take(&conn)))
                     }
                     Err(error) => {
                         state.failed = Some((Instant::now(), error.clone()));
-                        Err(error)
+                        // With others open, this call waits for room on them as the calls
+                        // waiting beside it do; with none, every one of them fails.
+                        state.conns.is_empty().then_some(Err(error))
                     }
                 };
                 drop(state);
                 drop(opening);
-                return slot;
+                match slot {
+                    Some(slot) => return slot,
+                    None => continue,
+                }
             }
             changed.await;
         }

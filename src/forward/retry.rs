@@ -82,14 +82,16 @@ impl Safety {
 }
 
 /// Whether this outcome is worth another attempt: connect errors (but not a certificate
-/// refused), timeouts, 5xx, 420 and 429.
+/// refused), timeouts, 5xx, 420 and 429. A call sent at most once is tried again only when it
+/// never left: no connection took it.
 pub fn is_retryable(outcome: &Result<Reply, UpstreamError>, safety: Safety) -> bool {
-    if safety == Safety::Once {
-        return false;
-    }
     match outcome {
         Ok(_) => false,
         Err(UpstreamError::Unreachable(TransportError::Untrusted(_))) => false,
+        Err(UpstreamError::Unreachable(
+            TransportError::Connect(_) | TransportError::OtherVersion(_),
+        )) => true,
+        Err(_) if safety == Safety::Once => false,
         Err(e) => matches!(
             e,
             UpstreamError::Timeout
@@ -151,5 +153,16 @@ mod tests {
             retry_after: None,
         });
         assert!(is_retryable(&limited, Safety::Idempotent));
+        assert!(!is_retryable(&limited, Safety::Once));
+        // Never sent: a write without a key is as safe to try again as a read.
+        let unsent: Result<Reply, UpstreamError> = Err(UpstreamError::Unreachable(
+            TransportError::Connect("connection refused".into()),
+        ));
+        assert!(is_retryable(&unsent, Safety::Once));
+        let broken: Result<Reply, UpstreamError> = Err(UpstreamError::Unreachable(
+            TransportError::Broken("reset".into()),
+        ));
+        assert!(!is_retryable(&broken, Safety::Once));
+        assert!(is_retryable(&broken, Safety::Idempotent));
     }
 }

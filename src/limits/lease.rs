@@ -102,9 +102,43 @@ fn fair_slots(total: u32, wants: &[u32], order_key: &[&str]) -> Vec<u32> {
     shares
 }
 
+/// `fair_split` of a rate, in whole calls per second when there is at least one for each
+/// replica. A replica paces its calls evenly, so a second can hold its share rounded up: with
+/// a fraction each, the replicas together could send one call more per replica in a second
+/// than the budget; with whole shares they never do. Below one call, what is left goes to
+/// the first replica in order.
+fn fair_rate(total: f64, wants: &[f64], order_key: &[&str]) -> Vec<f64> {
+    let whole = total.max(0.0).floor();
+    if whole < wants.len() as f64 || whole > f64::from(u32::MAX) {
+        return fair_split(total, wants);
+    }
+    // Whole numbers no larger than `whole`, itself within `u32`.
+    let units: Vec<u32> = wants
+        .iter()
+        .map(|w| w.max(0.0).ceil().min(whole) as u32)
+        .collect();
+    let mut shares: Vec<f64> = fair_slots(whole as u32, &units, order_key)
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    if let Some(first) = (0..wants.len()).min_by_key(|&i| order_key[i]) {
+        shares[first] += total - whole;
+    }
+    shares
+}
+
 /// The share `me` is granted of `total`: its fair part of the budget among the live
-/// replicas, but never more than the others leave free right now.
-pub fn grant(total: Amount, me: &str, want: Amount, peers: &[Peer<'_>]) -> Amount {
+/// replicas, but never more than the others leave free right now, less `newcomer` kept free
+/// for each of the `live` replicas (as `me` last counted them) that holds no lease on the
+/// budget yet: what such a replica spends before its first lease answers.
+pub fn grant(
+    total: Amount,
+    me: &str,
+    want: Amount,
+    peers: &[Peer<'_>],
+    newcomer: Amount,
+    live: usize,
+) -> Amount {
     let others: Vec<&Peer<'_>> = peers.iter().filter(|p| p.replica != me).collect();
     let mut rate_wants: Vec<f64> = others.iter().map(|p| p.want.rate).collect();
     rate_wants.push(want.rate);
@@ -113,18 +147,46 @@ pub fn grant(total: Amount, me: &str, want: Amount, peers: &[Peer<'_>]) -> Amoun
     let mut names: Vec<&str> = others.iter().map(|p| p.replica).collect();
     names.push(me);
 
-    let fair_rate = fair_split(total.rate, &rate_wants)[others.len()];
+    let fair_rate = fair_rate(total.rate, &rate_wants, &names)[others.len()];
     let fair_slots = fair_slots(total.slots, &slot_wants, &names)[others.len()];
+    let newcomers = live.saturating_sub(others.len() + 1);
+    let kept_rate = newcomer.rate * newcomers as f64;
+    let kept_slots = newcomer
+        .slots
+        .saturating_mul(u32::try_from(newcomers).unwrap_or(u32::MAX));
     let held_rate: f64 = others.iter().map(|p| p.held.rate).sum();
     let held_slots: u32 = others.iter().map(|p| p.held.slots).sum();
     Amount {
-        rate: fair_rate.min(total.rate - held_rate).max(0.0),
-        slots: fair_slots.min(total.slots.saturating_sub(held_slots)),
+        rate: fair_rate.min(total.rate - held_rate - kept_rate).max(0.0),
+        slots: fair_slots.min(
+            total
+                .slots
+                .saturating_sub(held_slots)
+                .saturating_sub(kept_slots),
+        ),
     }
 }
 
-/// A replica's first guess at its share of a budget it has no lease on yet: an equal part
-/// among the live replicas, which, if every replica guessed at once, adds up to the budget.
+/// What a replica spends of a budget that queues (an account's) before its first lease
+/// answers: an idle replica's wish (`want`), or an equal part among the live replicas when
+/// that is less, and no slot where there is not one for each. Every grant keeps this much free
+/// for each live replica without a lease (`grant`), so a replica's first calls never spend a
+/// share another replica holds. A lone replica has the whole budget.
+pub fn newcomer(total: Amount, replicas: usize) -> Amount {
+    if replicas <= 1 {
+        return total;
+    }
+    let idle = want(total, Demand::default());
+    let n = u32::try_from(replicas).unwrap_or(u32::MAX);
+    Amount {
+        rate: idle.rate.min(total.rate / f64::from(n)),
+        slots: idle.slots.min(total.slots / n),
+    }
+}
+
+/// An equal part of a budget among the live replicas: what a budget that refuses (a key's)
+/// spends before its first lease, and what every budget falls back to when the leases cannot
+/// be renewed; if every replica took it at once, the parts add up to the budget.
 pub fn provisional(total: Amount, replicas: usize) -> Amount {
     let n = replicas.max(1);
     Amount {
@@ -200,21 +262,52 @@ mod tests {
     }
 
     #[test]
+    fn rates_are_split_in_whole_calls_where_there_is_one_each() {
+        let names = ["a", "b", "c"];
+        assert_eq!(
+            fair_rate(20.0, &[20.0, 20.0, 20.0], &names),
+            vec![7.0, 7.0, 6.0],
+            "not 6.67 each: three paced at 6.67 can send 21 in a second"
+        );
+        assert_eq!(
+            fair_rate(20.0, &[1.25, 20.0, 20.0], &names),
+            vec![2.0, 9.0, 9.0]
+        );
+        assert_eq!(
+            fair_rate(20.5, &[20.0, 20.0], &names[..2]),
+            vec![10.5, 10.0],
+            "the part of a call left over goes to the first"
+        );
+        assert_eq!(
+            fair_rate(2.0, &[2.0, 2.0, 2.0], &names),
+            fair_split(2.0, &[2.0, 2.0, 2.0]),
+            "below one call each, fractions"
+        );
+    }
+
+    #[test]
     fn a_lone_replica_gets_what_it_wants_up_to_the_budget() {
-        let got = grant(BUDGET, "a", BUDGET, &[]);
+        let got = grant(BUDGET, "a", BUDGET, &[], Amount::default(), 0);
         assert_eq!(got, BUDGET);
         let small = Amount {
             rate: 3.0,
             slots: 2,
         };
         assert_eq!(
-            grant(BUDGET, "a", small, &[]),
+            grant(BUDGET, "a", small, &[], Amount::default(), 0),
             BUDGET,
             "alone, it may burst"
         );
         // Its own old row does not count against it.
         assert_eq!(
-            grant(BUDGET, "a", BUDGET, &[peer("a", BUDGET, BUDGET)]),
+            grant(
+                BUDGET,
+                "a",
+                BUDGET,
+                &[peer("a", BUDGET, BUDGET)],
+                Amount::default(),
+                0
+            ),
             BUDGET
         );
     }
@@ -222,10 +315,24 @@ mod tests {
     #[test]
     fn a_joining_replica_gets_its_share_once_the_holder_gives_it_back() {
         // `a` holds everything; `b` joins wanting everything too.
-        let first = grant(BUDGET, "b", BUDGET, &[peer("a", BUDGET, BUDGET)]);
+        let first = grant(
+            BUDGET,
+            "b",
+            BUDGET,
+            &[peer("a", BUDGET, BUDGET)],
+            Amount::default(),
+            0,
+        );
         assert_eq!(first, Amount::default(), "nothing is free yet");
         // `a` renews and sees `b`'s wish: it keeps its fair half only.
-        let a = grant(BUDGET, "a", BUDGET, &[peer("b", BUDGET, first)]);
+        let a = grant(
+            BUDGET,
+            "a",
+            BUDGET,
+            &[peer("b", BUDGET, first)],
+            Amount::default(),
+            0,
+        );
         assert_eq!(
             a,
             Amount {
@@ -234,7 +341,14 @@ mod tests {
             }
         );
         // `b` renews and takes the half `a` gave back.
-        let b = grant(BUDGET, "b", BUDGET, &[peer("a", BUDGET, a)]);
+        let b = grant(
+            BUDGET,
+            "b",
+            BUDGET,
+            &[peer("a", BUDGET, a)],
+            Amount::default(),
+            0,
+        );
         assert_eq!(b, a);
     }
 
@@ -263,6 +377,8 @@ mod tests {
             "a",
             busy,
             &[peer("b", trickle, trickle), peer("c", trickle, trickle)],
+            Amount::default(),
+            0,
         );
         assert_eq!(
             got,
@@ -270,6 +386,54 @@ mod tests {
                 rate: 18.0,
                 slots: 6
             }
+        );
+    }
+
+    #[test]
+    fn a_lone_holder_leaves_room_for_the_replicas_yet_to_lease() {
+        let idle = newcomer(BUDGET, 3);
+        assert_eq!(
+            idle,
+            Amount {
+                rate: 1.0,
+                slots: 1
+            },
+            "an idle replica's wish"
+        );
+        // `a` is the first of three live replicas to lease: it keeps the others' first calls.
+        let a = grant(BUDGET, "a", BUDGET, &[], idle, 3);
+        assert_eq!(
+            a,
+            Amount {
+                rate: 18.0,
+                slots: 6
+            }
+        );
+        // `b` leases next: it may spend what `a` left, and keeps room for `c` only.
+        let b = grant(BUDGET, "b", BUDGET, &[peer("a", BUDGET, a)], idle, 3);
+        assert_eq!(
+            b,
+            Amount {
+                rate: 1.0,
+                slots: 1
+            }
+        );
+        assert_eq!(
+            newcomer(BUDGET, 1),
+            BUDGET,
+            "alone, the whole budget at once"
+        );
+        let small = Amount {
+            rate: 2.0,
+            slots: 2,
+        };
+        assert_eq!(
+            newcomer(small, 3),
+            Amount {
+                rate: 2.0 / 3.0,
+                slots: 0
+            },
+            "less than a slot each: the first call waits for a lease"
         );
     }
 
@@ -286,7 +450,7 @@ mod tests {
                 slots: (round % 5) as u32,
             };
             let peers: Vec<Peer<'_>> = (0..3).map(|j| peer(names[j], wants[j], held[j])).collect();
-            held[i] = grant(BUDGET, names[i], wants[i], &peers);
+            held[i] = grant(BUDGET, names[i], wants[i], &peers, Amount::default(), 0);
             let rate: f64 = held.iter().map(|h| h.rate).sum();
             let slots: u32 = held.iter().map(|h| h.slots).sum();
             assert!(rate <= BUDGET.rate + 1e-9, "round {round}: {held:?}");

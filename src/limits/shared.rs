@@ -37,6 +37,12 @@ pub struct Ask {
     /// The least this replica must be recorded as holding whatever it is granted: slots in use
     /// cannot be taken back until their calls end.
     pub holding: Amount,
+    /// Kept free for each live replica that holds no lease on the budget yet: what it spends
+    /// before its first lease answers (`lease::newcomer`; nothing for a budget that keeps an
+    /// equal part instead, see `Leased::equal_part_floor`).
+    pub newcomer: Amount,
+    /// The live replicas as this one last counted them.
+    pub live: usize,
 }
 
 /// One budget's answer: the share granted, and how many replicas hold a live lease on it.
@@ -187,9 +193,14 @@ impl Ledger {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The share a budget starts with before its first lease.
+    /// An equal part of a budget among the live replicas (`lease::provisional`).
     pub(super) fn provisional(&self, total: Amount) -> Amount {
         lease::provisional(total, self.replicas.load(Ordering::Relaxed))
+    }
+
+    /// The share a budget that queues starts with before its first lease (`lease::newcomer`).
+    pub(super) fn newcomer(&self, total: Amount) -> Amount {
+        lease::newcomer(total, self.replicas.load(Ordering::Relaxed))
     }
 
     /// Registers a new budget and asks for its lease at once.
@@ -243,14 +254,19 @@ impl Ledger {
                 let total = budget.total();
                 let want = lease::want(total, budget.tally().take(since_last));
                 let mut holding = budget.holding();
-                if budget.equal_part_floor() {
+                let newcomer = if budget.equal_part_floor() {
                     holding.rate = holding.rate.max(lease::equal_part(total, want, replicas));
-                }
+                    Amount::default()
+                } else {
+                    lease::newcomer(total, replicas)
+                };
                 Ask {
                     budget: name.clone(),
                     total,
                     want,
                     holding,
+                    newcomer,
+                    live: replicas,
                 }
             })
             .collect();
@@ -259,6 +275,8 @@ impl Ledger {
             total: Amount::default(),
             want: Amount::default(),
             holding: Amount::default(),
+            newcomer: Amount::default(),
+            live: replicas,
         });
         let released = std::mem::take(&mut *self.released.lock());
         match port.renew(&self.replica, &asks, &released, LEASE_TTL).await {
@@ -365,7 +383,8 @@ mod tests {
                         held: *held,
                     })
                     .collect();
-                let share = lease::grant(ask.total, replica, ask.want, &peers);
+                let share =
+                    lease::grant(ask.total, replica, ask.want, &peers, ask.newcomer, ask.live);
                 rows.insert((ask.budget.clone(), replica.to_owned()), (ask.want, share));
                 grants.push(Granted {
                     share,
@@ -427,7 +446,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_new_budget_starts_with_an_equal_part_and_an_idle_one_is_given_back() {
+    async fn a_new_budget_starts_with_an_idle_replicas_wish_and_an_idle_one_is_given_back() {
         let port = MemoryLeases::default();
         // A ledger that started a while ago, so a budget can have been idle for `IDLE`.
         let ledger = Arc::new(Ledger {
@@ -443,10 +462,10 @@ mod tests {
         assert_eq!(
             *budget.tally().granted.lock(),
             Amount {
-                rate: 5.0,
-                slots: 2
+                rate: 1.0,
+                slots: 1
             },
-            "an equal part among the four replicas last seen"
+            "an idle replica's wish, which the others' grants leave free"
         );
         ledger.renew(&port).await;
         assert!(

@@ -237,6 +237,8 @@ struct H2cUpstream {
     connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     versions: std::sync::Arc<std::sync::Mutex<Vec<http::Version>>>,
     most_at_once: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections past this many are closed as soon as they are accepted.
+    refuse_past: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 async fn h2c_upstream(delay: Duration, max_streams: Option<u32>) -> H2cUpstream {
@@ -251,16 +253,21 @@ async fn h2c_upstream(delay: Duration, max_streams: Option<u32>) -> H2cUpstream 
         connections: Arc::new(AtomicUsize::new(0)),
         versions: Arc::new(std::sync::Mutex::new(Vec::new())),
         most_at_once: Arc::new(AtomicUsize::new(0)),
+        refuse_past: Arc::new(AtomicUsize::new(usize::MAX)),
     };
-    let (count, seen, most) = (
+    let (count, seen, most, refuse_past) = (
         upstream.connections.clone(),
         upstream.versions.clone(),
         upstream.most_at_once.clone(),
+        upstream.refuse_past.clone(),
     );
     let held = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
+            if count.fetch_add(1, Ordering::SeqCst) >= refuse_past.load(Ordering::SeqCst) {
+                drop(tcp);
+                continue;
+            }
             let (seen, most, held) = (seen.clone(), most.clone(), held.clone());
             let service = hyper::service::service_fn(move |request: http::Request<_>| {
                 let (seen, most, held) = (seen.clone(), most.clone(), held.clone());
@@ -344,6 +351,37 @@ async fn with_http2_calls_past_the_servers_stream_cap_go_on_more_connections() {
         (CALLS / CAP as usize..=CALLS / CAP as usize + 2).contains(&opened),
         "{CALLS} calls with {CAP} streams per connection opened {opened} connections"
     );
+}
+
+/// A connection that cannot be opened while others are open fails no call, not even a write
+/// sent at most once: the call that tried to open it waits for room on the open ones, as the
+/// calls waiting beside it do.
+#[tokio::test]
+async fn with_http2_a_failed_open_beside_open_connections_fails_no_call() {
+    use std::sync::atomic::Ordering;
+    const CALLS: usize = 6;
+    let delay = Duration::from_millis(300);
+    let upstream = h2c_upstream(delay, Some(2)).await;
+    upstream.refuse_past.store(1, Ordering::SeqCst);
+    let app = over_h2c(&upstream.base).await;
+    let started = std::time::Instant::now();
+    for reply in app
+        .calls_at_once(CALLS, "create/new/conversation", "{}")
+        .await
+    {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    // Two at a time on the one connection the upstream kept open.
+    assert!(
+        started.elapsed() >= delay * 3,
+        "{:?}: more than two calls at once",
+        started.elapsed()
+    );
+    assert!(
+        upstream.connections.load(Ordering::SeqCst) >= 2,
+        "no second open was tried"
+    );
+    assert_eq!(upstream.most_at_once.load(Ordering::SeqCst), 2);
 }
 
 /// A gateway speaking HTTP/2 (h2c) to the upstream at `addr`.
