@@ -232,6 +232,11 @@ mod tests {
         }
     }
 
+    /// `grant` of the budget among replicas that all hold a lease on it.
+    fn leased(me: &str, want: Amount, peers: &[Peer<'_>]) -> Amount {
+        grant(BUDGET, me, want, peers, Amount::default(), 0)
+    }
+
     fn sum(shares: &[f64]) -> f64 {
         shares.iter().sum()
     }
@@ -287,52 +292,24 @@ mod tests {
 
     #[test]
     fn a_lone_replica_gets_what_it_wants_up_to_the_budget() {
-        let got = grant(BUDGET, "a", BUDGET, &[], Amount::default(), 0);
+        let got = leased("a", BUDGET, &[]);
         assert_eq!(got, BUDGET);
         let small = Amount {
             rate: 3.0,
             slots: 2,
         };
-        assert_eq!(
-            grant(BUDGET, "a", small, &[], Amount::default(), 0),
-            BUDGET,
-            "alone, it may burst"
-        );
+        assert_eq!(leased("a", small, &[]), BUDGET, "alone, it may burst");
         // Its own old row does not count against it.
-        assert_eq!(
-            grant(
-                BUDGET,
-                "a",
-                BUDGET,
-                &[peer("a", BUDGET, BUDGET)],
-                Amount::default(),
-                0
-            ),
-            BUDGET
-        );
+        assert_eq!(leased("a", BUDGET, &[peer("a", BUDGET, BUDGET)]), BUDGET);
     }
 
     #[test]
     fn a_joining_replica_gets_its_share_once_the_holder_gives_it_back() {
         // `a` holds everything; `b` joins wanting everything too.
-        let first = grant(
-            BUDGET,
-            "b",
-            BUDGET,
-            &[peer("a", BUDGET, BUDGET)],
-            Amount::default(),
-            0,
-        );
+        let first = leased("b", BUDGET, &[peer("a", BUDGET, BUDGET)]);
         assert_eq!(first, Amount::default(), "nothing is free yet");
         // `a` renews and sees `b`'s wish: it keeps its fair half only.
-        let a = grant(
-            BUDGET,
-            "a",
-            BUDGET,
-            &[peer("b", BUDGET, first)],
-            Amount::default(),
-            0,
-        );
+        let a = leased("a", BUDGET, &[peer("b", BUDGET, first)]);
         assert_eq!(
             a,
             Amount {
@@ -341,14 +318,7 @@ mod tests {
             }
         );
         // `b` renews and takes the half `a` gave back.
-        let b = grant(
-            BUDGET,
-            "b",
-            BUDGET,
-            &[peer("a", BUDGET, a)],
-            Amount::default(),
-            0,
-        );
+        let b = leased("b", BUDGET, &[peer("a", BUDGET, a)]);
         assert_eq!(b, a);
     }
 
@@ -372,13 +342,10 @@ mod tests {
             },
         );
         assert_eq!(busy, BUDGET);
-        let got = grant(
-            BUDGET,
+        let got = leased(
             "a",
             busy,
             &[peer("b", trickle, trickle), peer("c", trickle, trickle)],
-            Amount::default(),
-            0,
         );
         assert_eq!(
             got,
@@ -450,7 +417,7 @@ mod tests {
                 slots: (round % 5) as u32,
             };
             let peers: Vec<Peer<'_>> = (0..3).map(|j| peer(names[j], wants[j], held[j])).collect();
-            held[i] = grant(BUDGET, names[i], wants[i], &peers, Amount::default(), 0);
+            held[i] = leased(names[i], wants[i], &peers);
             let rate: f64 = held.iter().map(|h| h.rate).sum();
             let slots: u32 = held.iter().map(|h| h.slots).sum();
             assert!(rate <= BUDGET.rate + 1e-9, "round {round}: {held:?}");
