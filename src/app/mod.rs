@@ -173,13 +173,18 @@ impl App {
     /// Renews the shared budgets' leases in the background while the returned handle lives
     /// (nothing to do when budgets are kept in this process). Dropping it stops renewing; the
     /// leases then lapse within `limits::LEASE_TTL`.
-    pub fn hold_budgets(self: &Arc<Self>) -> Option<BudgetTask> {
+    ///
+    /// The first renewal is made before this returns: it counts the live replicas, so the
+    /// first calls this process serves start a budget at a newcomer's share among them rather
+    /// than at the whole budget of a replica that thinks itself alone.
+    pub async fn hold_budgets(self: &Arc<Self>) -> Option<BudgetTask> {
         let ledger = self.ledger.clone()?;
         let port = leases::StoreLeases(self.store.clone());
+        ledger.renew(&port).await;
         Some(BudgetTask(tokio::spawn(async move {
             loop {
-                ledger.renew(&port).await;
                 ledger.next().await;
+                ledger.renew(&port).await;
             }
         })))
     }

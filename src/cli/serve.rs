@@ -54,7 +54,7 @@ pub async fn serve_on(app: AppState, listener: TcpListener) -> CliResult {
     let upkeep = crate::telemetry::metrics::spawn_upkeep();
     let follower = app.follow_changes().await;
     let quota_returns = app.quotas.spawn_returns();
-    let budgets = app.hold_budgets();
+    let budgets = app.hold_budgets().await;
     let limits = ConnectionLimits::from_config(&app.config);
     tracing::info!(
         open_file_limit = server::open_file_limit(),
