@@ -122,8 +122,10 @@ impl Drop for Slot {
         // with the time of an older lull.
         let now = u64::try_from(conn.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         conn.idle_since.store(now, Ordering::Release);
-        conn.streams.fetch_sub(1, Ordering::AcqRel);
-        if conn.signal.waiting.load(Ordering::Acquire) > 0 {
+        // Sequentially consistent with `Waiting::new`: either this sees the call counted, or
+        // the call, looking again once counted, sees this stream's room.
+        conn.streams.fetch_sub(1, Ordering::SeqCst);
+        if conn.signal.waiting.load(Ordering::SeqCst) > 0 {
             conn.signal.changed.notify_waiters();
         }
     }
@@ -236,6 +238,9 @@ impl Lanes {
     async fn slot(&self) -> Result<Slot, TransportError> {
         let asked = Instant::now();
         let mut waiting: Option<Waiting<'_>> = None;
+        // Set while no connection may be opened after a failure: the calls waiting then look
+        // again when it ends, should no stream end before.
+        let mut rest_until: Option<Instant>;
         loop {
             let changed = self.signal.changed.notified();
             let mut changed = std::pin::pin!(changed);
@@ -252,11 +257,17 @@ impl Lanes {
                 {
                     return Err(error.clone());
                 }
-                let waiting = waiting.get_or_insert_with(|| Waiting::new(self));
-                let resting = !state.conns.is_empty()
-                    && failed.is_some_and(|(at, _)| at.elapsed() < RETRY_OPEN);
+                let Some(waiting) = waiting.as_ref() else {
+                    // Counted from now on, a stream that ends wakes this call; one that ended
+                    // since the look above did not, so look once more before waiting.
+                    waiting = Some(Waiting::new(self));
+                    continue;
+                };
+                rest_until = failed
+                    .map(|(at, _)| *at + RETRY_OPEN)
+                    .filter(|until| !state.conns.is_empty() && *until > Instant::now());
                 let coming = state.opening.saturating_mul(state.expected_cap);
-                (coming < waiting.count() && !resting).then(|| {
+                (coming < waiting.count() && rest_until.is_none()).then(|| {
                     state.opening += 1;
                     Opening(self)
                 })
@@ -287,7 +298,13 @@ impl Lanes {
                     None => continue,
                 }
             }
-            changed.await;
+            match rest_until {
+                Some(until) => {
+                    // Woken by a stream's end, or by the rest's: either way, look again.
+                    let _ = tokio::time::timeout_at(until.into(), changed).await;
+                }
+                None => changed.await,
+            }
         }
     }
 
@@ -361,7 +378,8 @@ struct Waiting<'a>(&'a Signal);
 
 impl<'a> Waiting<'a> {
     fn new(lanes: &'a Lanes) -> Self {
-        lanes.signal.waiting.fetch_add(1, Ordering::AcqRel);
+        lanes.signal.waiting.fetch_add(1, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
         Self(&lanes.signal)
     }
 
