@@ -237,6 +237,10 @@ impl Lanes {
     /// failure.
     async fn slot(&self) -> Result<Slot, TransportError> {
         let asked = Instant::now();
+        // A call waits for room no longer than a connection may take to open: past that it
+        // has certainly not left, and says so (`Connect`), rather than run into the attempt's
+        // time limit, which would leave a write's outcome unknown.
+        let given_up = asked + self.dialer.timeout();
         let mut waiting: Option<Waiting<'_>> = None;
         // Set while no connection may be opened after a failure: the calls waiting then look
         // again when it ends, should no stream end before.
@@ -256,6 +260,13 @@ impl Lanes {
                     && *at >= asked
                 {
                     return Err(error.clone());
+                }
+                if Instant::now() >= given_up {
+                    return Err(TransportError::Connect(format!(
+                        "no HTTP/2 stream to Crisp came free within {:?}: every open connection \
+                         is at Crisp's cap on streams, and no other was opened in time",
+                        self.dialer.timeout()
+                    )));
                 }
                 let Some(waiting) = waiting.as_ref() else {
                     // Counted from now on, a stream that ends wakes this call; one that ended
@@ -298,13 +309,9 @@ impl Lanes {
                     None => continue,
                 }
             }
-            match rest_until {
-                Some(until) => {
-                    // Woken by a stream's end, or by the rest's: either way, look again.
-                    let _ = tokio::time::timeout_at(until.into(), changed).await;
-                }
-                None => changed.await,
-            }
+            // Woken by a stream's end, by the rest's, or by giving up: either way, look again.
+            let wake = rest_until.map_or(given_up, |until| until.min(given_up));
+            let _ = tokio::time::timeout_at(wake.into(), changed).await;
         }
     }
 

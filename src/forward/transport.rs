@@ -294,6 +294,11 @@ impl Dialer {
         Ok(io)
     }
 
+    /// How long a new connection may take, the TCP connect and the TLS handshake together.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The version the last TLS handshake picked, if one has.
     pub(super) fn picked(&self) -> Option<Version> {
         match self.picked.load(Ordering::Acquire) {

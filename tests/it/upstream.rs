@@ -384,6 +384,38 @@ async fn with_http2_a_failed_open_beside_open_connections_fails_no_call() {
     assert_eq!(upstream.most_at_once.load(Ordering::SeqCst), 2);
 }
 
+/// A call that finds every stream taken, and no connection it can open, waits no longer than
+/// a connection may take to open: then it has certainly not left, so even a write without
+/// `Idempotency-Key` goes again, rather than run into its attempt's time limit.
+#[tokio::test]
+async fn with_http2_a_call_waiting_for_room_gives_up_unsent_before_its_time_limit() {
+    use std::sync::atomic::Ordering;
+    // One stream, on the one connection the upstream keeps; each call held 1.2 s. The attempt
+    // may take 2 s, a connection 1 s: the second write waits 1 s, goes again, and takes the
+    // stream the first gives back; waiting all along, it would have timed out at 2 s.
+    let upstream = h2c_upstream(Duration::from_millis(1200), Some(1)).await;
+    upstream.refuse_past.store(1, Ordering::SeqCst);
+    let app = std::sync::Arc::new(
+        TestApp::spawn_with(engines()[0], |c| {
+            c.upstream = upstream.base.clone();
+            c.upstream_http = crisp_gateway::forward::UpstreamHttp::Http2;
+            c.upstream_timeout = Duration::from_secs(2);
+            c.account_max_concurrency = 0;
+            c.account_rate_limit = 0.0;
+            c.key_rate_limit = 0.0;
+        })
+        .await,
+    );
+    for reply in app.calls_at_once(2, "create/new/conversation", "{}").await {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    assert_eq!(
+        upstream.versions.lock().expect("lock").len(),
+        2,
+        "each write sent once"
+    );
+}
+
 /// A gateway speaking HTTP/2 (h2c) to the upstream at `addr`.
 async fn over_http2(addr: std::net::SocketAddr) -> TestApp {
     TestApp::spawn_with(engines()[0], |c| {
