@@ -237,19 +237,16 @@ impl Lanes {
     /// failure.
     async fn slot(&self) -> Result<Slot, TransportError> {
         let asked = Instant::now();
-        // A call waits for room no longer than a connection may take to open: past that it
-        // has certainly not left, and says so (`Connect`), rather than run into the attempt's
-        // time limit, which would leave a write's outcome unknown.
-        let given_up = asked + self.dialer.timeout();
         let mut waiting: Option<Waiting<'_>> = None;
-        // Set while no connection may be opened after a failure: the calls waiting then look
-        // again when it ends, should no stream end before.
-        let mut rest_until: Option<Instant>;
         loop {
+            // A call waits for room no longer than a connection may take to open: past that
+            // it has certainly not left, and says so (`Connect`), rather than run into the
+            // attempt's time limit, which would leave a write's outcome unknown.
+            let given_up = asked + self.dialer.timeout();
             let changed = self.signal.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
-            let opening = {
+            let (opening, rest_until) = {
                 let mut state = self.state.lock();
                 if let Some(slot) = state.pick(self.idle_timeout) {
                     return Ok(slot);
@@ -274,14 +271,17 @@ impl Lanes {
                     waiting = Some(Waiting::new(self));
                     continue;
                 };
-                rest_until = failed
+                // While no connection may be opened after a failure, the calls waiting look
+                // again when that rest ends, should no stream end before.
+                let rest_until = failed
                     .map(|(at, _)| *at + RETRY_OPEN)
                     .filter(|until| !state.conns.is_empty() && *until > Instant::now());
                 let coming = state.opening.saturating_mul(state.expected_cap);
-                (coming < waiting.count() && rest_until.is_none()).then(|| {
+                let opening = (coming < waiting.count() && rest_until.is_none()).then(|| {
                     state.opening += 1;
                     Opening(self)
-                })
+                });
+                (opening, rest_until)
             };
             if let Some(opening) = opening {
                 // Boxed: connecting (TLS, the HTTP/2 handshake) is a large future, and inline
@@ -310,8 +310,10 @@ impl Lanes {
                 }
             }
             // Woken by a stream's end, by the rest's, or by giving up: either way, look again.
+            // Boxed: a timer in this future would size every call held on Crisp (it is part
+            // of the call's future) for a wait few calls make.
             let wake = rest_until.map_or(given_up, |until| until.min(given_up));
-            let _ = tokio::time::timeout_at(wake.into(), changed).await;
+            let _ = Box::pin(tokio::time::timeout_at(wake.into(), changed)).await;
         }
     }
 
