@@ -130,7 +130,8 @@ fn fair_rate(total: f64, wants: &[f64], order_key: &[&str]) -> Vec<f64> {
 /// The share `me` is granted of `total`: its fair part of the budget among the live
 /// replicas, but never more than the others leave free right now, less `newcomer` kept free
 /// for each of the `live` replicas (as `me` last counted them) that holds no lease on the
-/// budget yet: what such a replica spends before its first lease answers.
+/// budget yet, up to one replica's equal part in all: what such a replica spends before its
+/// first lease answers.
 pub fn grant(
     total: Amount,
     me: &str,
@@ -149,11 +150,16 @@ pub fn grant(
 
     let fair_rate = fair_rate(total.rate, &rate_wants, &names)[others.len()];
     let fair_slots = fair_slots(total.slots, &slot_wants, &names)[others.len()];
+    // Room for every replica yet to lease, but no more than one replica's equal part in all:
+    // among many replicas, most of which may never call this budget, a busy one alone on it
+    // still holds most of it.
     let newcomers = live.saturating_sub(others.len() + 1);
-    let kept_rate = newcomer.rate * newcomers as f64;
+    let live = u32::try_from(live.max(1)).unwrap_or(u32::MAX);
+    let kept_rate = (newcomer.rate * newcomers as f64).min(total.rate / f64::from(live));
     let kept_slots = newcomer
         .slots
-        .saturating_mul(u32::try_from(newcomers).unwrap_or(u32::MAX));
+        .saturating_mul(u32::try_from(newcomers).unwrap_or(u32::MAX))
+        .min(total.slots / live);
     let held_rate: f64 = others.iter().map(|p| p.held.rate).sum();
     let held_slots: u32 = others.iter().map(|p| p.held.slots).sum();
     Amount {
@@ -170,8 +176,9 @@ pub fn grant(
 /// What a replica spends of a budget that queues (an account's) before its first lease
 /// answers: an idle replica's wish (`want`), or an equal part among the live replicas when
 /// that is less, and no slot where there is not one for each. Every grant keeps this much free
-/// for each live replica without a lease (`grant`), so a replica's first calls never spend a
-/// share another replica holds. A lone replica has the whole budget.
+/// for each live replica without a lease (`grant`, up to one replica's equal part in all), so
+/// a replica's first calls do not spend a share another replica holds once the holders have
+/// counted it. A lone replica has the whole budget.
 pub fn newcomer(total: Amount, replicas: usize) -> Amount {
     if replicas <= 1 {
         return total;
@@ -389,6 +396,16 @@ mod tests {
             newcomer(BUDGET, 1),
             BUDGET,
             "alone, the whole budget at once"
+        );
+        // Among ten replicas, the nine yet to lease share one replica's part: 2 calls/s.
+        let among_ten = grant(BUDGET, "a", BUDGET, &[], newcomer(BUDGET, 10), 10);
+        assert_eq!(
+            among_ten,
+            Amount {
+                rate: 18.0,
+                slots: 8
+            },
+            "no slot is kept where there is not one for each"
         );
         let small = Amount {
             rate: 2.0,
