@@ -293,6 +293,14 @@ async fn h2c_upstream(delay: Duration, max_streams: Option<u32>) -> H2cUpstream 
 
 /// A gateway whose calls to `base` go over HTTP/2 (h2c), with no budget of its own in the way.
 async fn over_h2c(base: &str) -> std::sync::Arc<TestApp> {
+    over_h2c_with(base, |_| {}).await
+}
+
+/// `over_h2c`, with `tune` applied to the configuration last.
+async fn over_h2c_with(
+    base: &str,
+    tune: impl FnOnce(&mut crisp_gateway::app::config::Config),
+) -> std::sync::Arc<TestApp> {
     std::sync::Arc::new(
         TestApp::spawn_with(engines()[0], |c| {
             c.upstream = base.to_owned();
@@ -300,6 +308,7 @@ async fn over_h2c(base: &str) -> std::sync::Arc<TestApp> {
             c.account_max_concurrency = 0;
             c.account_rate_limit = 0.0;
             c.key_rate_limit = 0.0;
+            tune(c);
         })
         .await,
     )
@@ -395,17 +404,10 @@ async fn with_http2_a_call_waiting_for_room_gives_up_unsent_before_its_time_limi
     // stream the first gives back; waiting all along, it would have timed out at 2 s.
     let upstream = h2c_upstream(Duration::from_millis(1200), Some(1)).await;
     upstream.refuse_past.store(1, Ordering::SeqCst);
-    let app = std::sync::Arc::new(
-        TestApp::spawn_with(engines()[0], |c| {
-            c.upstream = upstream.base.clone();
-            c.upstream_http = crisp_gateway::forward::UpstreamHttp::Http2;
-            c.upstream_timeout = Duration::from_secs(2);
-            c.account_max_concurrency = 0;
-            c.account_rate_limit = 0.0;
-            c.key_rate_limit = 0.0;
-        })
-        .await,
-    );
+    let app = over_h2c_with(&upstream.base, |c| {
+        c.upstream_timeout = Duration::from_secs(2)
+    })
+    .await;
     for reply in app.calls_at_once(2, "create/new/conversation", "{}").await {
         assert_eq!(reply.status, 200, "{}", reply.text);
     }
