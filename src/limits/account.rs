@@ -207,7 +207,7 @@ impl AccountShaper {
         let total = self.total(own);
         let (share, tally) = match &self.ledger {
             Some(ledger) => {
-                let share = ledger.newcomer(total);
+                let share = ledger.provisional(total);
                 (share, Tally::new(ledger, share))
             }
             None => (total, Tally::default()),

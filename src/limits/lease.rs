@@ -173,12 +173,12 @@ pub fn grant(
     }
 }
 
-/// What a replica spends of a budget that queues (an account's) before its first lease
-/// answers: an idle replica's wish (`want`), or an equal part among the live replicas when
-/// that is less, and no slot where there is not one for each. Every grant keeps this much free
-/// for each live replica without a lease (`grant`, up to one replica's equal part in all), so
-/// a replica's first calls do not spend a share another replica holds once the holders have
-/// counted it. A lone replica has the whole budget.
+/// The room every grant keeps for each live replica that holds no lease on a budget that
+/// queues (an account's), up to one replica's equal part in all (`grant`): an idle replica's
+/// wish (`want`), or an equal part among the live replicas when that is less, and no slot where
+/// there is not one for each. A replica new to the budget spends an equal part (`provisional`)
+/// for the moment its first renewal takes; the room keeps most of those first calls off the
+/// shares the others hold. A lone replica keeps no room.
 pub fn newcomer(total: Amount, replicas: usize) -> Amount {
     if replicas <= 1 {
         return total;
@@ -395,7 +395,7 @@ mod tests {
         assert_eq!(
             newcomer(BUDGET, 1),
             BUDGET,
-            "alone, the whole budget at once"
+            "alone, nothing is kept for others"
         );
         // Among ten replicas, the nine yet to lease share one replica's part: 2 calls/s.
         let among_ten = grant(BUDGET, "a", BUDGET, &[], newcomer(BUDGET, 10), 10);
@@ -417,7 +417,7 @@ mod tests {
                 rate: 2.0 / 3.0,
                 slots: 0
             },
-            "less than a slot each: the first call waits for a lease"
+            "less than a slot each: none is kept"
         );
     }
 

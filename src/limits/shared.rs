@@ -37,9 +37,9 @@ pub struct Ask {
     /// The least this replica must be recorded as holding whatever it is granted: slots in use
     /// cannot be taken back until their calls end.
     pub holding: Amount,
-    /// Kept free for each live replica that holds no lease on the budget yet: what it spends
-    /// before its first lease answers (`lease::newcomer`; nothing for a budget that keeps an
-    /// equal part instead, see `Leased::equal_part_floor`).
+    /// Kept free for each live replica that holds no lease on the budget yet, for its first
+    /// calls (`lease::newcomer`; nothing for a budget that keeps an equal part instead, see
+    /// `Leased::equal_part_floor`).
     pub newcomer: Amount,
     /// The live replicas as this one last counted them.
     pub live: usize,
@@ -193,14 +193,10 @@ impl Ledger {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// An equal part of a budget among the live replicas (`lease::provisional`).
+    /// The share a budget starts with before its first lease: an equal part among the live
+    /// replicas (`lease::provisional`), spent for the moment its first renewal takes.
     pub(super) fn provisional(&self, total: Amount) -> Amount {
         lease::provisional(total, self.replicas.load(Ordering::Relaxed))
-    }
-
-    /// The share a budget that queues starts with before its first lease (`lease::newcomer`).
-    pub(super) fn newcomer(&self, total: Amount) -> Amount {
-        lease::newcomer(total, self.replicas.load(Ordering::Relaxed))
     }
 
     /// Registers a new budget and asks for its lease at once.
@@ -446,7 +442,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_new_budget_starts_with_an_idle_replicas_wish_and_an_idle_one_is_given_back() {
+    async fn a_new_budget_starts_with_an_equal_part_and_an_idle_one_is_given_back() {
         let port = MemoryLeases::default();
         // A ledger that started a while ago, so a budget can have been idle for `IDLE`.
         let ledger = Arc::new(Ledger {
@@ -462,10 +458,10 @@ mod tests {
         assert_eq!(
             *budget.tally().granted.lock(),
             Amount {
-                rate: 1.0,
-                slots: 1
+                rate: 5.0,
+                slots: 2
             },
-            "an idle replica's wish, which the others' grants leave free"
+            "an equal part among the four replicas last seen"
         );
         ledger.renew(&port).await;
         assert!(
