@@ -6,6 +6,10 @@
 //! does not fit the catalog's type for it (a missing required field, a wrong type).
 
 use bytes::Bytes;
+use std::borrow::Cow;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::catalog::{Action, CATALOG, ParamKind, Shape, Ty};
@@ -86,61 +90,135 @@ fn field_list(action: &Action) -> String {
 }
 
 /// Parses a request body (empty means `{}`).
+///
+/// Each field is read as the action's parameter needs it, straight from the body's bytes: a
+/// path or account value is a string copied out once, and only `body`, `query` and the
+/// gateway's options are parsed into a JSON value. A body that is not an object of distinct
+/// fields takes the general path through `from_object`, which words every refusal.
 pub fn parse(action: &Action, raw: &[u8]) -> Result<Args, ApiError> {
-    let object = if raw.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        match serde_json::from_slice::<Value>(raw) {
-            Ok(Value::Object(map)) => map,
-            Ok(other) => {
-                return Err(invalid(
-                    Reason::InvalidJson,
-                    format!(
-                        "The request body must be a JSON object of the action's fields, not {}; `{}` takes: {}.",
-                        kind_of(&other),
-                        action.slug,
-                        field_list(action)
-                    ),
-                ));
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return from_object(action, Map::new());
+    }
+    match serde_json::from_slice::<Fields<'_>>(raw) {
+        Ok(fields) if fields.distinct(action) => {
+            let mut args = Args::default();
+            for (name, value) in &fields.0 {
+                take_raw(action, &mut args, name, value)?;
             }
-            Err(e) => {
-                return Err(invalid(
-                    Reason::InvalidJson,
-                    format!(
-                        "The request body is not valid JSON ({e}); send a JSON object such as {{\"account\":\"main\"}}."
-                    ),
-                ));
-            }
+            complete(action, args)
         }
-    };
-    from_object(action, object)
+        _ => parse_value(action, raw),
+    }
+}
+
+/// The general path: the body parsed into a JSON value, and every refusal worded from it.
+fn parse_value(action: &Action, raw: &[u8]) -> Result<Args, ApiError> {
+    match serde_json::from_slice::<Value>(raw) {
+        Ok(Value::Object(map)) => from_object(action, map),
+        Ok(other) => Err(invalid(
+            Reason::InvalidJson,
+            format!(
+                "The request body must be a JSON object of the action's fields, not {}; `{}` takes: {}.",
+                kind_of(&other),
+                action.slug,
+                field_list(action)
+            ),
+        )),
+        Err(e) => Err(not_json(&e)),
+    }
+}
+
+fn not_json(error: &serde_json::Error) -> ApiError {
+    invalid(
+        Reason::InvalidJson,
+        format!(
+            "The request body is not valid JSON ({error}); send a JSON object such as {{\"account\":\"main\"}}."
+        ),
+    )
 }
 
 pub fn from_object(action: &Action, object: Map<String, Value>) -> Result<Args, ApiError> {
     let mut args = Args::default();
     for (name, value) in object {
-        let Some(param) = action.param(&name) else {
-            return Err(unknown_field(action, &name));
-        };
-        if value.is_null() {
-            continue;
-        }
-        match param.kind {
-            ParamKind::Account => args.account = Some(scalar(action, param.name, value)?),
-            ParamKind::Path => {
-                let text = scalar(action, param.name, value)?;
-                check_segment(action, param.name, &text)?;
-                args.path.push((param.name, text));
-            }
-            ParamKind::Body => {
-                let (bytes, problem) = body(action, value)?;
-                args.body = bytes;
-                args.body_problem = problem;
-            }
-            ParamKind::Query => args.query = query(action, value)?,
-            ParamKind::Option => option(action, &mut args, param.name, &value)?,
-        }
+        take(action, &mut args, &name, value)?;
     }
+    complete(action, args)
+}
+
+/// One field of the caller's object, read from its JSON text: a string for a path or account
+/// parameter is taken as it is; anything else goes through `take` as a value.
+fn take_raw(
+    action: &Action,
+    args: &mut Args,
+    name: &str,
+    value: &RawValue,
+) -> Result<(), ApiError> {
+    let text = value.get();
+    if text.starts_with('"')
+        && let Some(param) = action.param(name)
+        && matches!(param.kind, ParamKind::Account | ParamKind::Path)
+        && let Some(string) = string(text)
+    {
+        return take_scalar(action, args, param, string);
+    }
+    // The body parsed, so only what skipping a value does not check can fail here (nesting
+    // past the parser's depth limit).
+    let value = serde_json::from_str::<Value>(text).map_err(|e| not_json(&e))?;
+    take(action, args, name, value)
+}
+
+/// The text of a JSON string. One without an escape is its bytes between the quotes (the
+/// parser has checked them); only one with an escape is decoded.
+fn string(json: &str) -> Option<String> {
+    match json.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(plain) if !plain.contains('\\') => Some(plain.to_owned()),
+        _ => serde_json::from_str(json).ok(),
+    }
+}
+
+/// One field of the caller's object, checked against the action's parameter of that name.
+fn take(action: &Action, args: &mut Args, name: &str, value: Value) -> Result<(), ApiError> {
+    let Some(param) = action.param(name) else {
+        return Err(unknown_field(action, name));
+    };
+    if value.is_null() {
+        return Ok(());
+    }
+    match param.kind {
+        ParamKind::Account | ParamKind::Path => {
+            let text = scalar(action, param.name, value)?;
+            take_scalar(action, args, param, text)?;
+        }
+        ParamKind::Body => {
+            let (bytes, problem) = body(action, value)?;
+            args.body = bytes;
+            args.body_problem = problem;
+        }
+        ParamKind::Query => args.query = query(action, value)?,
+        ParamKind::Option => option(action, args, param.name, &value)?,
+    }
+    Ok(())
+}
+
+/// An account or path parameter's text, checked.
+fn take_scalar(
+    action: &Action,
+    args: &mut Args,
+    param: &crate::catalog::Param,
+    text: String,
+) -> Result<(), ApiError> {
+    check_page_number(param.name, &text)?;
+    if param.kind == ParamKind::Account {
+        args.account = Some(text);
+    } else {
+        check_segment(action, param.name, &text)?;
+        args.path.push((param.name, text));
+    }
+    Ok(())
+}
+
+/// The checks that need every field: a required body and the path's required values.
+fn complete(action: &Action, mut args: Args) -> Result<Args, ApiError> {
     if action.body_required && args.body.is_none() {
         args.body_problem = Some(missing_body(action));
     }
@@ -284,13 +362,17 @@ fn scalar(action: &Action, name: &str, value: Value) -> Result<String, ApiError>
             ));
         }
     };
+    Ok(text)
+}
+
+fn check_page_number(name: &str, text: &str) -> Result<(), ApiError> {
     if name == "pageNumber" && !text.parse::<u32>().is_ok_and(|n| n >= 1) {
         return Err(invalid(
             Reason::InvalidField,
             format!("`pageNumber` must be a whole number from 1 (pages start at 1), not `{text}`."),
         ));
     }
-    Ok(text)
+    Ok(())
 }
 
 /// A path value must stay one segment: `..` would walk up Crisp's path, and an empty value
@@ -409,6 +491,77 @@ fn parse_query_string(text: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// The caller's object as its fields' names and JSON texts, in the order given.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl Fields<'_> {
+    /// Whether no parameter of the action is given twice (a JSON object's last value of a
+    /// name counts, which only the general path keeps).
+    fn distinct(&self, action: &Action) -> bool {
+        let mut seen = 0u64;
+        self.0.iter().all(|(name, _)| {
+            match action.params.iter().position(|p| p.name == name) {
+                Some(index) if index < 64 => {
+                    let bit = 1u64 << index;
+                    let first = seen & bit == 0;
+                    seen |= bit;
+                    first
+                }
+                Some(_) => false,
+                // Refused as unknown where it stands, whether given once or more.
+                None => true,
+            }
+        })
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'de>, M::Error> {
+                let mut fields = Vec::new();
+                while let Some(Name(name)) = map.next_key()? {
+                    fields.push((name, map.next_value()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(Object)
+    }
+}
+
+/// A field's name, borrowed from the body unless it holds an escape.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = Name<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(name)))
+            }
+
+            fn visit_str<E>(self, name: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(name.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,6 +573,95 @@ mod tests {
 
     fn reason(err: ApiError) -> (String, String) {
         (err.reason().to_owned(), err.message())
+    }
+
+    /// What `parse` reads from the bytes is what the general path reads from a JSON value,
+    /// refusals included, whatever form the fields take.
+    #[test]
+    fn fields_read_from_the_bytes_match_the_general_path() {
+        let outcome = |result: Result<Args, ApiError>| result.map_err(reason);
+        let cases = [
+            ("get/conversation", r#"{"websiteID":"w1","sessionID":"s1"}"#),
+            (
+                "get/conversation",
+                r#"{"sessionID":"s\u0031","websiteID":"w\"1"}"#,
+            ),
+            (
+                "get/conversation",
+                r#"{"websiteID":"w1","sessionID":"s1","websiteID":"w2"}"#,
+            ),
+            (
+                "get/conversation",
+                r#"{"websiteID":"..","sessionID":"s1","websiteID":"w2"}"#,
+            ),
+            ("get/conversation", r#"{"websiteID":42,"sessionID":null}"#),
+            ("get/conversation", r#"{"websiteID":"w1","sessionId":"s1"}"#),
+            (
+                "get/conversation",
+                r#"{"websiteID":["w1"],"sessionID":"s1"}"#,
+            ),
+            (
+                "get/conversation",
+                r#"{"account":"main","websiteID":"w1","sessionID":"s1"}"#,
+            ),
+            (
+                "get/conversation",
+                r#"{"account":7,"websiteID":"w1","sessionID":"s1"}"#,
+            ),
+            (
+                "list/conversations",
+                r#"{"websiteID":"w1","pageNumber":"0"}"#,
+            ),
+            (
+                "list/conversations",
+                r#"{"websiteID":"w1","pageNumber":3,"pages":2}"#,
+            ),
+            (
+                "list/conversations",
+                r#"{"websiteID":"w1","query":{"per_page":5},"dry_run":true}"#,
+            ),
+            (
+                "send/message/in/conversation",
+                r#"{"websiteID":"w1","sessionID":"s1","body":{"type":"text","from":"operator","origin":"chat","content":"Hi"}}"#,
+            ),
+            (
+                "send/message/in/conversation",
+                r#"{"websiteID":"w1","sessionID":"s1","body":"{\"content\":1}"}"#,
+            ),
+            (
+                "send/message/in/conversation",
+                r#"{"websiteID":"w1","sessionID":"s1"}"#,
+            ),
+            ("get/conversation", r#"[1,2]"#),
+            ("get/conversation", r#"{"websiteID":"w1""#),
+        ];
+        for (slug, body) in cases {
+            let action = action(slug);
+            assert_eq!(
+                outcome(parse(action, body.as_bytes())),
+                outcome(parse_value(action, body.as_bytes())),
+                "{slug} {body}"
+            );
+        }
+        // A name given twice: its last value counts, as a JSON object's does.
+        let args = parse(
+            action("get/conversation"),
+            br#"{"websiteID":"w1","sessionID":"s1","websiteID":"w2"}"#,
+        )
+        .expect("distinct values");
+        assert_eq!(args.path_value("websiteID"), Some("w2"));
+    }
+
+    #[test]
+    fn a_field_nested_past_the_parsers_limit_is_refused_not_dropped() {
+        let deep = format!(
+            r#"{{"websiteID":"w1","sessionID":"s1","body":{{"content":{}1{}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let refused =
+            parse(action("send/message/in/conversation"), deep.as_bytes()).expect_err("too deep");
+        assert_eq!(refused.reason(), "invalid_json", "{}", refused.message());
     }
 
     #[test]
