@@ -84,34 +84,37 @@ fn format_access(out: &mut String, access: &super::Access<'_>) {
     out.push_str("  INFO ");
     out.push_str(super::ACCESS_TARGET);
     out.push_str(": request");
-    push_text(out, "request_id", access.request_id);
-    push_text(out, "method", access.method);
-    push_text(out, "path", access.path);
-    push_number(out, "status", access.status.into());
+    // The request id (checked or made at the edge), the method (an HTTP token) and the
+    // action (a catalog name) never need quotes.
+    push_bare(out, " request_id=", access.request_id);
+    push_bare(out, " method=", access.method);
+    push_text(out, " path=", access.path);
+    push_number(out, " status=", access.status.into());
     out.push_str(" duration_ms=");
     push_millis(out, access.duration_ms);
-    for (name, value) in [
-        ("action", access.action),
-        ("key_id", access.key_id),
-        ("account_id", access.account_id),
+    if let Some(action) = access.action {
+        push_bare(out, " action=", action);
+    }
+    for (field, value) in [
+        (" key_id=", access.key_id),
+        (" account_id=", access.account_id),
     ] {
         if let Some(value) = value {
-            push_text(out, name, value);
+            push_text(out, field, value);
         }
     }
     if let Some(status) = access.upstream_status {
-        push_number(out, "upstream_status", status.into());
+        push_number(out, " upstream_status=", status.into());
     }
     if let Some(calls) = access.upstream_calls {
-        push_number(out, "upstream_calls", calls.into());
+        push_number(out, " upstream_calls=", calls.into());
     }
     out.push('\n');
 }
 
-fn push_text(out: &mut String, name: &str, value: &str) {
-    out.push(' ');
-    out.push_str(name);
-    out.push('=');
+/// ` name=value`, `field` being ` name=`.
+fn push_text(out: &mut String, field: &str, value: &str) {
+    out.push_str(field);
     if is_bare(value) {
         out.push_str(value);
     } else {
@@ -119,10 +122,15 @@ fn push_text(out: &mut String, name: &str, value: &str) {
     }
 }
 
-fn push_number(out: &mut String, name: &str, value: u64) {
-    out.push(' ');
-    out.push_str(name);
-    out.push('=');
+/// ` name=value` for a value that is bare by how it was made; checked in debug builds.
+fn push_bare(out: &mut String, field: &str, value: &str) {
+    debug_assert!(is_bare(value), "{value:?} needs quotes");
+    out.push_str(field);
+    out.push_str(value);
+}
+
+fn push_number(out: &mut String, field: &str, value: u64) {
+    out.push_str(field);
     out.push_str(itoa::Buffer::new().format(value));
 }
 
@@ -220,22 +228,39 @@ fn push_padded(out: &mut String, value: u64, digits: usize) {
     out.push_str(text);
 }
 
-/// Whether a string can be written without quotes and still be read back as one token.
+/// Whether a string can be written without quotes and still be read back as one token:
+/// printable ASCII but `"`, `=` and `\`. Every access line's values are checked, so eight
+/// bytes are tested at a time.
 fn is_bare(value: &str) -> bool {
-    !value.is_empty() && value.bytes().all(|b| BARE[usize::from(b)])
+    let bytes = value.as_bytes();
+    let (words, rest) = bytes.as_chunks::<8>();
+    // The last bytes fill a word of their own, padded with a byte that is bare.
+    let mut last = [b'a'; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    let unbare = words.iter().fold(unbare_bytes(last), |found, word| {
+        found | unbare_bytes(*word)
+    });
+    !bytes.is_empty() && unbare == 0
 }
 
-/// The bytes a value may hold and still be written without quotes: printable ASCII but `"`,
-/// `=` and `\`. A table, as every access line's values are checked byte by byte.
-const BARE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = b'!';
-    while b <= b'~' {
-        table[b as usize] = !matches!(b, b'"' | b'=' | b'\\');
-        b += 1;
-    }
-    table
-};
+/// The high bit of each of eight bytes that may be outside `!`..=`~` or one of `"`, `=`, `\`:
+/// none set exactly when all eight are bare (the tricks of "Bit Twiddling Hacks", exact for
+/// whether some byte matches, not for which).
+fn unbare_bytes(word: [u8; 8]) -> u64 {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let word = u64::from_le_bytes(word);
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    // A byte below `!` (0x21); one at or above DEL (0x7f), or any byte not ASCII.
+    let below = word.wrapping_sub(ONES * 0x21) & !word;
+    let above = word.wrapping_add(ONES) | word;
+    (below
+        | above
+        | zero(word ^ (ONES * u64::from(b'"')))
+        | zero(word ^ (ONES * u64::from(b'=')))
+        | zero(word ^ (ONES * u64::from(b'\\'))))
+        & HIGHS
+}
 
 /// RFC 3339 UTC with microseconds.
 fn write_timestamp(writer: &mut Writer<'_>) -> fmt::Result {
@@ -249,11 +274,17 @@ fn push_timestamp(out: &mut String) {
     thread_local! {
         static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
-    let now = time::OffsetDateTime::now_utc();
-    let second = now.unix_timestamp();
+    // The clock read as seconds and microseconds: a calendar date is worked out only when
+    // the second changes.
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let second = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
     SECOND.with(|cached| {
         let mut cached = cached.borrow_mut();
         if cached.0 != second {
+            let now = time::OffsetDateTime::from_unix_timestamp(second)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
             let (date, clock) = (now.date(), now.time());
             cached.1.clear();
             let _ = write!(
@@ -271,7 +302,7 @@ fn push_timestamp(out: &mut String) {
         out.push_str(&cached.1);
     });
     out.push('.');
-    push_padded(out, now.microsecond().into(), 6);
+    push_padded(out, since_epoch.subsec_micros().into(), 6);
     out.push('Z');
 }
 
@@ -411,12 +442,19 @@ mod tests {
 
     #[test]
     fn values_are_bare_only_when_printable_and_free_of_quote_equals_backslash() {
+        // Each byte at every place of a value longer than two words, so both the words and
+        // the bytes after them are tested.
         for b in 0..=u8::MAX {
             let bare = b.is_ascii_graphic() && !matches!(b, b'"' | b'=' | b'\\');
-            let text = [b'a', b];
-            let value = String::from_utf8_lossy(&text);
-            assert_eq!(is_bare(&value), bare, "byte {b:#04x}");
+            for at in 0..19 {
+                let mut text = [b'a'; 19];
+                text[at] = b;
+                let value = String::from_utf8_lossy(&text);
+                assert_eq!(is_bare(&value), bare, "byte {b:#04x} at {at}");
+            }
         }
+        assert!(is_bare("550e8400-e29b-41d4-a716-446655440000"));
+        assert!(!is_bare("caf\u{e9}-au-lait"));
         assert!(!is_bare(""));
         assert!(!is_bare("two words"));
         assert!(is_bare("/api/crisp/list/conversations"));
