@@ -12,6 +12,7 @@ use moka::sync::Cache;
 use serde::Serialize;
 
 use crate::error::{ApiError, Reason};
+use crate::kernel::ttl_cache::TtlCache;
 use crate::secret::{CrispKey, Vault};
 use crate::store::{AccountId, AccountRecord, Store, WorkspaceId};
 
@@ -179,7 +180,8 @@ fn basic_auth(identifier: &str, key: &CrispKey) -> HeaderValue {
 pub struct AccountCache {
     store: Arc<dyn Store>,
     vault: Vault,
-    cache: Cache<WorkspaceId, Arc<[Arc<Account>]>, foldhash::fast::RandomState>,
+    /// Each workspace's accounts: looked up on every call.
+    cache: TtlCache<WorkspaceId, Arc<[Arc<Account>]>>,
     /// Each account's `Proven` flag, keyed by its id and a fingerprint of its credentials and
     /// tier (seeded per process): outlives the cache entries, forgets changed credentials.
     proven: Cache<(AccountId, u64), Proven, foldhash::fast::RandomState>,
@@ -191,10 +193,7 @@ impl AccountCache {
         Self {
             store,
             vault,
-            cache: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build_with_hasher(foldhash::fast::RandomState::default()),
+            cache: TtlCache::new(100_000, ttl),
             proven: Cache::builder()
                 .max_capacity(100_000)
                 .build_with_hasher(foldhash::fast::RandomState::default()),

@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 use crate::audit::Auditor;
 use crate::catalog::Action;
 use crate::error::{ApiError, Reason};
+use crate::kernel::ttl_cache::TtlCache;
 use crate::limits::FailureLimiter;
 use crate::store::{KeyId, Store, StoreError, WorkspaceId};
 
@@ -235,7 +236,8 @@ fn busy() -> ApiError {
 pub struct Keyring {
     store: Arc<dyn Store>,
     auditor: Auditor,
-    verified: Cache<KeyId, Arc<Verified>, foldhash::fast::RandomState>,
+    /// Keys verified with argon2, by id: looked up on every call.
+    verified: TtlCache<KeyId, Arc<Verified>>,
     /// Digests of keys argon2 refused: a repeated wrong key costs a lookup, not a hash.
     refused: Cache<[u8; 32], (), foldhash::fast::RandomState>,
     /// Key ids the database does not have (or has revoked or expired): a repeat costs no
@@ -271,12 +273,8 @@ impl Keyring {
         Self {
             store,
             auditor,
-            // foldhash: a lookup per request, and SipHash was a visible part of it. Entries are
-            // only inserted for verified keys, so callers cannot flood the table.
-            verified: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build_with_hasher(foldhash::fast::RandomState::default()),
+            // Entries are only inserted for verified keys, so callers cannot flood the table.
+            verified: TtlCache::new(usize::try_from(capacity).unwrap_or(usize::MAX), ttl),
             refused: negative(),
             unknown: negative(),
             generation: AtomicU64::new(0),
