@@ -18,6 +18,17 @@ pub const PREFIX: &str = Live::PREFIX;
 const ID_LEN: usize = 16;
 const SECRET_LEN: usize = 40;
 
+/// The bytes of an id or a secret (base62), a table: every call's key is checked.
+const ALNUM: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    table
+};
+
 /// What kind of bearer secret a [`Bearer`] is: its prefix and its name in debug output.
 pub trait Kind {
     const PREFIX: &'static str;
@@ -43,8 +54,10 @@ impl Kind for Admin {
 }
 
 /// A whole bearer secret of one kind. Only its id is ever printed.
+///
+/// One allocation, the whole text: every call's key is parsed at the edge, and its id is a
+/// fixed stretch of it.
 pub struct Bearer<K: Kind> {
-    id: String,
     full: SecretString,
     kind: PhantomData<K>,
 }
@@ -57,7 +70,6 @@ pub type AdminToken = Bearer<Admin>;
 impl<K: Kind> Clone for Bearer<K> {
     fn clone(&self) -> Self {
         Self {
-            id: self.id.clone(),
             full: self.full.clone(),
             kind: PhantomData,
         }
@@ -66,16 +78,19 @@ impl<K: Kind> Clone for Bearer<K> {
 
 impl<K: Kind> fmt::Debug for Bearer<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}({}{}_<redacted>)", K::NAME, K::PREFIX, self.id)
+        write!(f, "{}({}{}_<redacted>)", K::NAME, K::PREFIX, self.id())
     }
 }
 
 impl<K: Kind> Bearer<K> {
     pub fn generate() -> Self {
-        let id = random_base62(ID_LEN);
-        let full = format!("{}{id}_{}", K::PREFIX, random_base62(SECRET_LEN));
+        let full = format!(
+            "{}{}_{}",
+            K::PREFIX,
+            random_base62(ID_LEN),
+            random_base62(SECRET_LEN)
+        );
         Self {
-            id,
             full: full.into(),
             kind: PhantomData,
         }
@@ -83,12 +98,12 @@ impl<K: Kind> Bearer<K> {
 
     /// Accepts only the exact shape the gateway issues, so garbage never reaches the database.
     pub fn parse(text: &str) -> Option<Self> {
-        let rest = text.strip_prefix(K::PREFIX)?;
-        let (id, secret) = rest.split_once('_')?;
-        let alnum = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric());
-        (id.len() == ID_LEN && secret.len() == SECRET_LEN && alnum(id) && alnum(secret)).then(
+        let rest = text.strip_prefix(K::PREFIX)?.as_bytes();
+        // `<id>_<secret>`, each part base62 of its fixed length.
+        let (id, secret) = (rest.get(..ID_LEN)?, rest.get(ID_LEN + 1..)?);
+        let alnum = |part: &[u8]| part.iter().all(|&b| ALNUM[usize::from(b)]);
+        (rest[ID_LEN] == b'_' && secret.len() == SECRET_LEN && alnum(id) && alnum(secret)).then(
             || Self {
-                id: id.to_owned(),
                 full: text.to_owned().into(),
                 kind: PhantomData,
             },
@@ -107,7 +122,11 @@ impl<K: Kind> Bearer<K> {
     }
 
     pub fn id(&self) -> &str {
-        &self.id
+        // Every value was built or parsed with exactly this shape.
+        self.full
+            .expose_secret()
+            .get(K::PREFIX.len()..K::PREFIX.len() + ID_LEN)
+            .unwrap_or_default()
     }
 
     /// The key itself, for the one moment it is shown to its owner.

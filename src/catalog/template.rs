@@ -1,7 +1,5 @@
 //! Crisp path templates such as `/website/{websiteID}/conversation/{sessionID}`.
 
-use std::fmt::Write;
-
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// Everything but RFC 3986's unreserved characters is escaped, so a value is always exactly one
@@ -82,8 +80,11 @@ impl PathTemplate {
             out.push('/');
             match segment {
                 Segment::Literal(text) => out.push_str(text),
+                // The encoder's pieces pushed as they come: `write!` would run the formatting
+                // machinery for each value of every call.
                 Segment::Param(name) => {
-                    let _ = write!(out, "{}", utf8_percent_encode(value(name), COMPONENT));
+                    utf8_percent_encode(value(name), COMPONENT)
+                        .for_each(|piece| out.push_str(piece));
                 }
             }
         }
