@@ -322,7 +322,7 @@ impl Keyring {
         presented: Option<&GatewayKey>,
         client: Option<IpAddr>,
     ) -> Result<Arc<Principal>, ApiError> {
-        let presented = presented.ok_or(ApiError::Unauthorized)?;
+        let presented = presented.ok_or_else(|| ApiError::Unauthorized)?;
         let digest = presented.digest();
         if let Some(found) = self.cached(presented, &digest) {
             return found;

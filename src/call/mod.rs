@@ -115,7 +115,7 @@ pub async fn execute_with(
     };
     count(app, principal, action, status, &trace);
     crate::telemetry::note_call(|info| {
-        info.account_id = trace.account_id.as_ref().map(|id| id.to_string());
+        info.account_id = trace.account_id.as_ref().map(|id| id.as_str().to_owned());
         info.upstream_status = trace.upstream_status;
         info.upstream_calls = (trace.more_pages > 0).then(|| trace.more_pages + 1);
     });
