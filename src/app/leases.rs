@@ -42,7 +42,15 @@ impl LeasePort for StoreLeases {
                     held: amount(o.rate, o.slots),
                 })
                 .collect();
-            let share = lease::grant(ask.total, replica, ask.want, &peers, ask.newcomer, ask.live);
+            let share = lease::grant(
+                ask.total,
+                replica,
+                ask.want,
+                &peers,
+                ask.newcomer,
+                ask.live,
+                lease::turn(now, ttl),
+            );
             granted.lock()[index] = share;
             // Slots still in use past a cut stay recorded as held until their calls end.
             BudgetDecision {

@@ -79,9 +79,22 @@ pub fn fair_split(total: f64, wants: &[f64]) -> Vec<f64> {
     shares
 }
 
-/// `fair_split` in whole slots: the remainder of the division goes one each, in replica order,
+/// The replicas in the order that hands out what does not divide evenly: by name, starting
+/// `turn` places along, so that when there is less than one each, each replica's turn comes.
+fn turn_order(order_key: &[&str], turn: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..order_key.len()).collect();
+    order.sort_by_key(|&i| order_key[i]);
+    if !order.is_empty() {
+        let n = order.len() as u64;
+        // Below `n`, so it fits a `usize`.
+        order.rotate_left((turn % n) as usize);
+    }
+    order
+}
+
+/// `fair_split` in whole slots: the remainder of the division goes one each, in turn order,
 /// first to those whose wish is not met, then to everyone, so no slot is left unassigned.
-fn fair_slots(total: u32, wants: &[u32], order_key: &[&str]) -> Vec<u32> {
+fn fair_slots(total: u32, wants: &[u32], order_key: &[&str], turn: u64) -> Vec<u32> {
     let real: Vec<f64> = wants.iter().map(|&w| f64::from(w)).collect();
     // Floors of non-negative values no larger than `total`.
     let mut shares: Vec<u32> = fair_split(f64::from(total), &real)
@@ -89,8 +102,7 @@ fn fair_slots(total: u32, wants: &[u32], order_key: &[&str]) -> Vec<u32> {
         .map(|s| (s + 1e-9).floor() as u32)
         .collect();
     let mut left = total.saturating_sub(shares.iter().sum());
-    let mut order: Vec<usize> = (0..wants.len()).collect();
-    order.sort_by_key(|&i| order_key[i]);
+    let order = turn_order(order_key, turn);
     for wishing_only in [true, false] {
         for &i in &order {
             if left > 0 && (!wishing_only || shares[i] < wants[i]) {
@@ -106,7 +118,11 @@ fn fair_slots(total: u32, wants: &[u32], order_key: &[&str]) -> Vec<u32> {
 /// replica. A replica paces its calls evenly, so a second can hold its share rounded up: with
 /// a fraction each, the replicas together could send one call more per replica in a second
 /// than the budget; with whole shares they never do. Below one call, what is left goes to
-/// the first replica in order.
+/// the first replica by name.
+///
+/// The whole calls that do not divide evenly stay in name order rather than go round as
+/// slots do: every replica has at least one call a second here, and a call a second moving
+/// from one replica to another would let one second hold both the old share and the new.
 fn fair_rate(total: f64, wants: &[f64], order_key: &[&str]) -> Vec<f64> {
     let whole = total.max(0.0).floor();
     if whole < wants.len() as f64 || whole > f64::from(u32::MAX) {
@@ -117,11 +133,11 @@ fn fair_rate(total: f64, wants: &[f64], order_key: &[&str]) -> Vec<f64> {
         .iter()
         .map(|w| w.max(0.0).ceil().min(whole) as u32)
         .collect();
-    let mut shares: Vec<f64> = fair_slots(whole as u32, &units, order_key)
+    let mut shares: Vec<f64> = fair_slots(whole as u32, &units, order_key, 0)
         .into_iter()
         .map(f64::from)
         .collect();
-    if let Some(first) = (0..wants.len()).min_by_key(|&i| order_key[i]) {
+    if let Some(&first) = turn_order(order_key, 0).first() {
         shares[first] += total - whole;
     }
     shares
@@ -131,7 +147,9 @@ fn fair_rate(total: f64, wants: &[f64], order_key: &[&str]) -> Vec<f64> {
 /// replicas, but never more than the others leave free right now, less `newcomer` kept free
 /// for each of the `live` replicas (as `me` last counted them) that holds no lease on the
 /// budget yet, up to one replica's equal part in all: what such a replica spends before its
-/// first lease answers.
+/// first lease answers. `turn` (the lease period, which every replica reads off the clock)
+/// picks who gets the slots that do not divide evenly, so a replica is not left without a
+/// slot for as long as there are fewer slots than replicas.
 pub fn grant(
     total: Amount,
     me: &str,
@@ -139,6 +157,7 @@ pub fn grant(
     peers: &[Peer<'_>],
     newcomer: Amount,
     live: usize,
+    turn: u64,
 ) -> Amount {
     let others: Vec<&Peer<'_>> = peers.iter().filter(|p| p.replica != me).collect();
     let mut rate_wants: Vec<f64> = others.iter().map(|p| p.want.rate).collect();
@@ -149,7 +168,7 @@ pub fn grant(
     names.push(me);
 
     let fair_rate = fair_rate(total.rate, &rate_wants, &names)[others.len()];
-    let fair_slots = fair_slots(total.slots, &slot_wants, &names)[others.len()];
+    let fair_slots = fair_slots(total.slots, &slot_wants, &names, turn)[others.len()];
     // Room for every replica yet to lease, but no more than one replica's equal part in all:
     // among many replicas, most of which may never call this budget, a busy one alone on it
     // still holds most of it.
@@ -189,6 +208,12 @@ pub fn newcomer(total: Amount, replicas: usize) -> Amount {
         rate: idle.rate.min(total.rate / f64::from(n)),
         slots: idle.slots.min(total.slots / n),
     }
+}
+
+/// The lease period `now` falls in (unix milliseconds, periods of `ttl` milliseconds): the
+/// same for every replica whose clock agrees, so they take turns in the same order.
+pub fn turn(now: i64, ttl: i64) -> u64 {
+    u64::try_from(now / ttl.max(1)).unwrap_or_default()
 }
 
 /// An equal part of a budget among the live replicas: what a budget that refuses (a key's)
@@ -241,7 +266,7 @@ mod tests {
 
     /// `grant` of the budget among replicas that all hold a lease on it.
     fn leased(me: &str, want: Amount, peers: &[Peer<'_>]) -> Amount {
-        grant(BUDGET, me, want, peers, Amount::default(), 0)
+        grant(BUDGET, me, want, peers, Amount::default(), 0, 0)
     }
 
     fn sum(shares: &[f64]) -> f64 {
@@ -265,12 +290,46 @@ mod tests {
     #[test]
     fn whole_slots_are_all_given_out() {
         assert_eq!(
-            fair_slots(32, &[32, 32, 32], &["a", "b", "c"]),
+            fair_slots(32, &[32, 32, 32], &["a", "b", "c"], 0),
             vec![11, 11, 10]
         );
-        assert_eq!(fair_slots(8, &[1, 8], &["a", "b"]), vec![1, 7]);
-        assert_eq!(fair_slots(8, &[2, 2], &["a", "b"]), vec![4, 4]);
-        assert_eq!(fair_slots(7, &[1, 1], &["a", "b"]), vec![4, 3]);
+        assert_eq!(fair_slots(8, &[1, 8], &["a", "b"], 0), vec![1, 7]);
+        assert_eq!(fair_slots(8, &[2, 2], &["a", "b"], 0), vec![4, 4]);
+        assert_eq!(fair_slots(7, &[1, 1], &["a", "b"], 0), vec![4, 3]);
+    }
+
+    #[test]
+    fn what_does_not_divide_goes_round_in_turn() {
+        let names = ["a", "b", "c"];
+        assert_eq!(fair_slots(2, &[2, 2, 2], &names, 0), vec![1, 1, 0]);
+        assert_eq!(fair_slots(2, &[2, 2, 2], &names, 1), vec![0, 1, 1]);
+        assert_eq!(fair_slots(2, &[2, 2, 2], &names, 2), vec![1, 0, 1]);
+        assert_eq!(fair_slots(2, &[2, 2, 2], &names, 5), vec![1, 0, 1]);
+    }
+
+    #[test]
+    fn with_fewer_slots_than_replicas_each_replica_gets_one_in_turn() {
+        // Two slots, three replicas that each want both, renewing one after another as the
+        // lease periods pass: every replica holds a slot in some period, and the slots held
+        // never add up past two.
+        let total = Amount {
+            rate: 20.0,
+            slots: 2,
+        };
+        let names = ["a", "b", "c"];
+        let mut held = [Amount::default(); 3];
+        let mut ever = [false; 3];
+        for renewal in 0..36_usize {
+            let i = renewal % 3;
+            let turn = (renewal / 4) as u64;
+            let peers: Vec<Peer<'_>> = (0..3).map(|j| peer(names[j], total, held[j])).collect();
+            // The store records the grant as held.
+            held[i] = grant(total, names[i], total, &peers, Amount::default(), 3, turn);
+            let slots: u32 = held.iter().map(|h| h.slots).sum();
+            assert!(slots <= 2, "renewal {renewal}: {held:?}");
+            ever[i] |= held[i].slots > 0;
+        }
+        assert_eq!(ever, [true; 3], "every replica held a slot at some time");
     }
 
     #[test]
@@ -375,7 +434,7 @@ mod tests {
             "an idle replica's wish"
         );
         // `a` is the first of three live replicas to lease: it keeps the others' first calls.
-        let a = grant(BUDGET, "a", BUDGET, &[], idle, 3);
+        let a = grant(BUDGET, "a", BUDGET, &[], idle, 3, 0);
         assert_eq!(
             a,
             Amount {
@@ -384,7 +443,7 @@ mod tests {
             }
         );
         // `b` leases next: it may spend what `a` left, and keeps room for `c` only.
-        let b = grant(BUDGET, "b", BUDGET, &[peer("a", BUDGET, a)], idle, 3);
+        let b = grant(BUDGET, "b", BUDGET, &[peer("a", BUDGET, a)], idle, 3, 0);
         assert_eq!(
             b,
             Amount {
@@ -398,7 +457,7 @@ mod tests {
             "alone, nothing is kept for others"
         );
         // Among ten replicas, the nine yet to lease share one replica's part: 2 calls/s.
-        let among_ten = grant(BUDGET, "a", BUDGET, &[], newcomer(BUDGET, 10), 10);
+        let among_ten = grant(BUDGET, "a", BUDGET, &[], newcomer(BUDGET, 10), 10, 0);
         assert_eq!(
             among_ten,
             Amount {

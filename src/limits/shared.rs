@@ -358,7 +358,7 @@ mod tests {
             replica: &str,
             asks: &[Ask],
             released: &[String],
-            _ttl: Duration,
+            ttl: Duration,
         ) -> Result<Vec<Granted>, String> {
             let mut rows = self.0.lock();
             for budget in released {
@@ -379,8 +379,17 @@ mod tests {
                         held: *held,
                     })
                     .collect();
-                let share =
-                    lease::grant(ask.total, replica, ask.want, &peers, ask.newcomer, ask.live);
+                let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+                let turn = lease::turn(crate::kernel::clock::now_millis(), ttl);
+                let share = lease::grant(
+                    ask.total,
+                    replica,
+                    ask.want,
+                    &peers,
+                    ask.newcomer,
+                    ask.live,
+                    turn,
+                );
                 rows.insert((ask.budget.clone(), replica.to_owned()), (ask.want, share));
                 grants.push(Granted {
                     share,
