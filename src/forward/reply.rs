@@ -175,6 +175,13 @@ impl UpstreamError {
                  CA with `upstream_ca_file` (the gateway's log says why it was refused)."
                     .into()
             }
+            Self::Unreachable(super::TransportError::OtherVersion(_)) => {
+                "Crisp's TLS handshake picked an HTTP version that the gateway's `upstream_http` \
+                 setting does not speak; retrying will not help: the gateway's operator should \
+                 set `upstream_http = \"auto\"`, which follows Crisp's pick (the gateway's log \
+                 says which version was picked)."
+                    .into()
+            }
             Self::Unreachable(_) => "The gateway cannot connect to Crisp; retry later.".into(),
         }
     }

@@ -81,16 +81,18 @@ impl Safety {
     }
 }
 
-/// Whether this outcome is worth another attempt: connect errors (but not a certificate
-/// refused), timeouts, 5xx, 420 and 429. A call sent at most once is tried again only when it
-/// never left: no connection took it.
+/// Whether this outcome is worth another attempt: connect errors, timeouts, 5xx, 420 and 429.
+/// A call sent at most once is tried again only when it never left: no connection took it.
+/// A certificate refused, or a TLS handshake that picked the HTTP version the configuration
+/// rules out (`upstream_http`; under `auto` the transport has already tried the other), is
+/// Crisp's standing answer, not a passing failure: it is reported at once.
 pub fn is_retryable(outcome: &Result<Reply, UpstreamError>, safety: Safety) -> bool {
     match outcome {
         Ok(_) => false,
-        Err(UpstreamError::Unreachable(TransportError::Untrusted(_))) => false,
         Err(UpstreamError::Unreachable(
-            TransportError::Connect(_) | TransportError::OtherVersion(_),
-        )) => true,
+            TransportError::Untrusted(_) | TransportError::OtherVersion(_),
+        )) => false,
+        Err(UpstreamError::Unreachable(TransportError::Connect(_))) => true,
         Err(_) if safety == Safety::Once => false,
         Err(e) => matches!(
             e,
@@ -164,5 +166,11 @@ mod tests {
         ));
         assert!(!is_retryable(&broken, Safety::Once));
         assert!(is_retryable(&broken, Safety::Idempotent));
+        // The server's pick of version stands: trying again would only pick it again.
+        let other_version: Result<Reply, UpstreamError> = Err(UpstreamError::Unreachable(
+            TransportError::OtherVersion("picked HTTP/1.1 where HTTP/2 was wanted".into()),
+        ));
+        assert!(!is_retryable(&other_version, Safety::Idempotent));
+        assert!(!is_retryable(&other_version, Safety::Once));
     }
 }

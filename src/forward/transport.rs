@@ -148,10 +148,19 @@ impl TransportError {
 
     /// Why a connection could not be opened.
     fn connect(error: &(dyn std::error::Error + 'static)) -> Self {
-        if untrusted_certificate(error) {
-            Self::Untrusted(chain(error))
-        } else {
-            Self::Connect(chain(error))
+        match tls_error(error) {
+            Some(rustls::Error::InvalidCertificate(_)) => Self::Untrusted(chain(error)),
+            // Only what `upstream_http` allows was offered, and the server speaks none of it
+            // (a server may also carry on without picking: `dial` tells that case).
+            Some(
+                rustls::Error::NoApplicationProtocol
+                | rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol),
+            ) => Self::OtherVersion(format!(
+                "the TLS handshake found no HTTP version that both Crisp and upstream_http \
+                 allow (upstream_http = \"auto\" speaks whichever Crisp picks): {}",
+                chain(error)
+            )),
+            _ => Self::Connect(chain(error)),
         }
     }
 }
@@ -169,14 +178,14 @@ pub(super) fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// Whether rustls refused the server's certificate somewhere in `error`'s chain. TLS errors
-/// arrive wrapped in an `io::Error` (twice, by tokio-rustls and hyper-rustls), whose `source`
-/// skips the error it wraps, so the walk steps into each wrapped error.
-fn untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> bool {
+/// The rustls error somewhere in `error`'s chain, if any. TLS errors arrive wrapped in an
+/// `io::Error` (twice, by tokio-rustls and hyper-rustls), whose `source` skips the error it
+/// wraps, so the walk steps into each wrapped error.
+fn tls_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
     let mut next = Some(error);
     while let Some(error) = next {
-        if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>() {
-            return true;
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls);
         }
         next = match error.downcast_ref::<std::io::Error>() {
             Some(io) => io
@@ -185,7 +194,7 @@ fn untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> bool {
             None => error.source(),
         };
     }
-    false
+    None
 }
 
 /// A request a connection gave back unsent, or whose stream the server refused before acting

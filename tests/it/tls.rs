@@ -229,6 +229,30 @@ async fn over_https_an_untrusted_certificate_is_refused_and_named() {
     assert_eq!(crisp.opened.load(Ordering::SeqCst), 1, "not retried");
 }
 
+/// `upstream_http = "http2"` against a Crisp whose handshake picks HTTP/1.1: the call fails at
+/// once, after one connection (another would be picked the same way), and the caller is told
+/// that retrying will not help and which setting its operator must change.
+#[tokio::test]
+async fn over_https_a_forced_version_crisp_does_not_pick_is_refused_once_and_named() {
+    let crisp = TlsCrisp::start(false, None).await;
+    let (addr, ca_file) = (crisp.addr, crisp.ca_file.path().to_owned());
+    let app = TestApp::spawn_with(engines()[0], |c| {
+        c.upstream = format!("https://{addr}/v1");
+        c.upstream_ca_file = Some(ca_file);
+        c.upstream_http = crisp_gateway::forward::UpstreamHttp::Http2;
+    })
+    .await;
+    let reply = app.call("count/visitors", "{}").await;
+    assert_eq!(reply.status, 502, "{}", reply.text);
+    assert_eq!(reply.reason(), "crisp_unreachable");
+    let message = reply.message();
+    assert!(message.contains("picked an HTTP version"), "{message}");
+    assert!(message.contains("upstream_http = \"auto\""), "{message}");
+    assert!(!message.contains("retry later"), "{message}");
+    assert!(crisp.versions().is_empty(), "nothing was sent");
+    assert_eq!(crisp.opened.load(Ordering::SeqCst), 1, "not retried");
+}
+
 /// A Crisp that accepts connections and never completes the TLS handshake: a connection
 /// gives up after half an attempt's time, and the calls that waited behind it fail with its
 /// error at once, a 502 each, rather than trying one after another until their deadlines
