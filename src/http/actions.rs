@@ -22,6 +22,7 @@ use crate::error::{ApiError, Reason};
 /// The request's head is read here, before the returned future exists, so a call held open
 /// keeps only what it needs of it (not its headers, nor through their values hyper's read
 /// buffer). Everything after is one `async` block using its captures in place.
+#[inline(always)]
 pub(super) fn call(
     app: &AppState,
     check: &Arc<KeyCheck>,

@@ -83,6 +83,11 @@ impl Edge {
     ///
     /// Everything before `inner`'s future runs here, at once, so the request is consumed
     /// before the returned future exists: a call held open keeps only what it needs.
+    ///
+    /// Always inlined, as are the steps that build the call's future (`actions::call`,
+    /// `Guarded::new`, `telemetry::with_call_info`): built in one frame, the future (several
+    /// kilobytes) is copied fewer times on its way into its box — five copies a call fewer.
+    #[inline(always)]
     pub fn run<F>(
         &self,
         request: Request,

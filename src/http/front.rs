@@ -105,6 +105,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> Guarded<F> {
+    #[inline(always)]
     fn new(deadline: tokio::time::Instant, inner: F) -> Self {
         Self {
             inner,

@@ -119,6 +119,7 @@ tokio::task_local! {
 /// A plain function around a small future rather than an `async fn`: each `async` level
 /// would keep `future` once as its capture and once as the value it awaits, and this one
 /// wraps every request for as long as it runs.
+#[inline(always)]
 pub fn with_call_info<F: std::future::Future>(future: F) -> WithCallInfo<F> {
     CALL.scope(
         std::cell::RefCell::new(CallInfo::default()),
