@@ -5,9 +5,9 @@
 //! escape their segment, `body`/`query` that are not JSON (or a query string), and a `body` that
 //! does not fit the catalog's type for it (a missing required field, a wrong type).
 
-use bytes::Bytes;
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
