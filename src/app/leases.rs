@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::limits::lease::{self, Amount, Peer};
+use crate::limits::lease::{Amount, Peer};
 use crate::limits::{Ask, Granted, LeasePort};
 use crate::store::{BudgetDecision, BudgetLease, Store};
 
@@ -29,7 +29,7 @@ impl LeasePort for StoreLeases {
         ttl: Duration,
     ) -> Result<Vec<Granted>, String> {
         let now = crate::kernel::clock::now_millis();
-        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let budgets: Vec<String> = asks.iter().map(|a| a.budget.clone()).collect();
         let granted = parking_lot::Mutex::new(vec![Amount::default(); asks.len()]);
         let decide = |index: usize, others: &[BudgetLease]| {
@@ -42,15 +42,7 @@ impl LeasePort for StoreLeases {
                     held: amount(o.rate, o.slots),
                 })
                 .collect();
-            let share = lease::grant(
-                ask.total,
-                replica,
-                ask.want,
-                &peers,
-                ask.newcomer,
-                ask.live,
-                lease::turn(now, ttl),
-            );
+            let share = ask.grant(replica, &peers, now, ttl);
             granted.lock()[index] = share;
             // Slots still in use past a cut stay recorded as held until their calls end.
             BudgetDecision {
@@ -62,7 +54,7 @@ impl LeasePort for StoreLeases {
         };
         let renewed = self
             .0
-            .renew_budget_leases(replica, &budgets, now, now + ttl, released, &decide)
+            .renew_budget_leases(replica, &budgets, now, now + ttl_ms, released, &decide)
             .await
             .map_err(|e| e.to_string())?;
         let granted = granted.into_inner();

@@ -137,7 +137,7 @@ fn fair_rate(total: f64, wants: &[f64], order_key: &[&str]) -> Vec<f64> {
         .into_iter()
         .map(f64::from)
         .collect();
-    if let Some(&first) = turn_order(order_key, 0).first() {
+    if let Some(first) = (0..wants.len()).min_by_key(|&i| order_key[i]) {
         shares[first] += total - whole;
     }
     shares

@@ -45,6 +45,30 @@ pub struct Ask {
     pub live: usize,
 }
 
+impl Ask {
+    /// The share `replica` is granted against the others' live leases (`lease::grant`), at
+    /// `now` (unix milliseconds) in leases lasting `ttl`: what a `LeasePort` decides for each
+    /// ask, atomically per budget.
+    pub fn grant(
+        &self,
+        replica: &str,
+        peers: &[lease::Peer<'_>],
+        now: i64,
+        ttl: Duration,
+    ) -> Amount {
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        lease::grant(
+            self.total,
+            replica,
+            self.want,
+            peers,
+            self.newcomer,
+            self.live,
+            lease::turn(now, ttl),
+        )
+    }
+}
+
 /// One budget's answer: the share granted, and how many replicas hold a live lease on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Granted {
@@ -379,17 +403,7 @@ mod tests {
                         held: *held,
                     })
                     .collect();
-                let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-                let turn = lease::turn(crate::kernel::clock::now_millis(), ttl);
-                let share = lease::grant(
-                    ask.total,
-                    replica,
-                    ask.want,
-                    &peers,
-                    ask.newcomer,
-                    ask.live,
-                    turn,
-                );
+                let share = ask.grant(replica, &peers, crate::kernel::clock::now_millis(), ttl);
                 rows.insert((ask.budget.clone(), replica.to_owned()), (ask.want, share));
                 grants.push(Granted {
                     share,
