@@ -97,11 +97,13 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     }
 
     /// How many entries are held, expired ones included until they are dropped.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.shards.iter().map(|shard| shard.read().len()).sum()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
