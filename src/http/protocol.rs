@@ -136,6 +136,12 @@ impl<I: Io, S: Serve> Connection<'_, I, S> {
             StateProj::Done => {}
         }
     }
+
+    /// Whether hyper serves the connection as HTTP/2: its own idle time counts between
+    /// streams, where an HTTP/1 connection waits for its next request head.
+    pub fn is_http2(&self) -> bool {
+        matches!(self.state, State::Http2 { .. })
+    }
 }
 
 impl<I: Io, S: Serve> Future for Connection<'_, I, S> {

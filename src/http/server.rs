@@ -4,14 +4,13 @@
 //!
 //! Every listener (gateway, metrics, sandbox) serves through [`serve`], HTTP/1 and h2c alike.
 //!
-//! - **Header timeout.** hyper arms its HTTP/1 header-read timer whenever a connection waits
-//!   for a request head: before the first request, and between keep-alive requests too. So it
-//!   closes a connection that sends nothing and one that trickles its headers alike. Before
-//!   hyper sees a byte (the HTTP/1-or-h2 sniff) no timer of hyper's runs, so a connection that
-//!   has never started a request is also closed here once it has been silent that long.
-//! - **Idle timeout.** A connection that has served a request and has none in flight is closed
-//!   after `idle_timeout`; this is what ends an HTTP/2 connection with no open stream, which
-//!   hyper's header timer does not cover.
+//! - **Header timeout.** A connection with no request in flight is waiting for a request head:
+//!   its first, or the next one on an HTTP/1 keep-alive connection. Once it has waited
+//!   `header_timeout` it is closed, whether it sent nothing or trickles its headers. The
+//!   connection's one timer measures this from when it last became idle, and looks again only
+//!   when it fires: hyper's own header-read timer would cost a boxed timer per request.
+//! - **Idle timeout.** An HTTP/2 connection that has served a request and has no stream open
+//!   is closed after `idle_timeout`.
 //! - **Connection cap.** At `max_connections` a new connection evicts the one idle longest (no
 //!   request in flight; one that never sent a request counts as idle since it was accepted), so
 //!   `/healthz` and real calls are still served under a flood; if none is idle the new one is
@@ -27,11 +26,12 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
+use atomic_waker::AtomicWaker;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response, StatusCode, Version, header};
@@ -39,7 +39,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tower::Service;
 
 use super::protocol::{Connection, Peek, Protocols};
@@ -217,15 +217,14 @@ pub async fn serve<R: Responder>(
     shutdown: impl Future<Output = ()>,
 ) {
     let registry = Arc::new(Registry::new(name, limits));
+    // hyper's own header-read timer would be a boxed timer made and dropped per request;
+    // the connection's one timer covers the wait for a head instead (`Conn::idle_check`).
     let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+    http1.header_read_timeout(None);
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     // The CONNECT protocol is what HTTP/2 websockets use, as `axum::serve` enables it.
     http2.timer(TokioTimer::new()).enable_connect_protocol();
     let protocols = Arc::new(Protocols { http1, http2 });
-    let (stop, _) = watch::channel(());
     let mut accept_errors = AcceptErrors::default();
     let mut shutdown = pin!(shutdown);
     loop {
@@ -271,13 +270,14 @@ pub async fn serve<R: Responder>(
                 registry: registry.clone(),
                 conn,
             },
-            stop.subscribe(),
         ));
     }
     drop(listener);
-    stop.send_replace(());
-    // Each connection task holds a receiver: all are gone when the last connection closed.
-    stop.closed().await;
+    registry.ask_all(STOP);
+    // Each connection task leaves the registry as it ends.
+    while !registry.conns.lock().is_empty() {
+        registry.emptied.notified().await;
+    }
 }
 
 /// One connection, from accept to close. A connection that never started a request is simply
@@ -289,38 +289,58 @@ async fn drive<R: Responder>(
     socket: Socket,
     service: Tracked<R>,
     registered: Registered,
-    mut stop: watch::Receiver<()>,
 ) {
     let conn = registered.conn.clone();
     let name = registered.registry.name;
     let limits = registered.registry.limits;
     let mut connection = pin!(Connection::new(&protocols, socket, service));
-    let mut evicted = pin!(conn.evict.notified());
     let timer = tokio::time::sleep(limits.header_timeout);
     let mut timer = pin!(timer);
     // Evicted or timed out: closing gracefully, and the timer now runs to the drop.
     let mut closing = false;
     let mut stopping = false;
     loop {
-        tokio::select! {
-            result = connection.as_mut() => {
+        // The connection first; what is asked of it and its timer are looked at only while
+        // it waits. The task is woken for every request and answer, so this poll is on the
+        // path of each: an atomic and the timer, not a lock per signal.
+        let event = std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                return Poll::Ready(Event::Ended(result));
+            }
+            conn.waker.register(cx.waker());
+            let asked = conn.asked.load(Ordering::Acquire);
+            if asked & EVICT != 0 && !closing {
+                return Poll::Ready(Event::Evicted);
+            }
+            if asked & STOP != 0 && !stopping {
+                return Poll::Ready(Event::Stopping);
+            }
+            timer.as_mut().poll(cx).map(|()| Event::Timer)
+        })
+        .await;
+        match event {
+            Event::Ended(result) => {
                 if let Err(error) = result
-                    && error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout)
+                    && error
+                        .downcast_ref::<hyper::Error>()
+                        .is_some_and(hyper::Error::is_timeout)
                 {
                     crate::telemetry::metrics::connection_closed(name, "header_timeout");
                 }
                 break;
             }
-            () = &mut evicted, if !closing => {
+            Event::Evicted => {
                 crate::telemetry::metrics::connection_closed(name, "evicted");
                 if !conn.served() {
                     break;
                 }
                 connection.as_mut().graceful_shutdown();
                 closing = true;
-                timer.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
+                timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + CLOSE_GRACE);
             }
-            _ = stop.changed(), if !stopping => {
+            Event::Stopping => {
                 stopping = true;
                 if !conn.served() {
                     break;
@@ -328,11 +348,11 @@ async fn drive<R: Responder>(
                 // In-flight calls finish; the caller bounds the wait with its grace period.
                 connection.as_mut().graceful_shutdown();
             }
-            () = &mut timer => {
+            Event::Timer => {
                 if closing {
                     break;
                 }
-                match conn.idle_check(limits) {
+                match conn.idle_check(limits, connection.is_http2()) {
                     IdleCheck::Busy(recheck) | IdleCheck::Idle(recheck) => {
                         timer.as_mut().reset(tokio::time::Instant::now() + recheck);
                     }
@@ -344,14 +364,29 @@ async fn drive<R: Responder>(
                         crate::telemetry::metrics::connection_closed(name, "idle_timeout");
                         connection.as_mut().graceful_shutdown();
                         closing = true;
-                        timer.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
+                        timer
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + CLOSE_GRACE);
                     }
                 }
             }
         }
     }
-    drop(stop);
 }
+
+/// What woke a connection's task with something to do.
+enum Event<E> {
+    /// The connection is done, or failed.
+    Ended(Result<(), E>),
+    Evicted,
+    Stopping,
+    Timer,
+}
+
+/// What another task asks of a connection (bits of `Conn::asked`): to close for a newcomer,
+/// or to finish because the server stops.
+const EVICT: u8 = 1;
+const STOP: u8 = 2;
 
 /// What the idle timer found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,6 +406,8 @@ struct Registry {
     open: AtomicUsize,
     next_id: AtomicU64,
     conns: parking_lot::Mutex<HashMap<u64, Arc<Conn>, foldhash::fast::RandomState>>,
+    /// Told when the last connection leaves, for a stopping server waiting on them.
+    emptied: Notify,
 }
 
 impl Registry {
@@ -382,6 +419,7 @@ impl Registry {
             open: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
             conns: parking_lot::Mutex::new(HashMap::default()),
+            emptied: Notify::new(),
         }
     }
 
@@ -412,17 +450,21 @@ impl Registry {
         let conns = self.conns.lock();
         let idlest = conns
             .values()
-            .filter(|c| {
-                c.in_flight.load(Ordering::Acquire) == 0 && !c.evicted.load(Ordering::Relaxed)
-            })
+            .filter(|c| c.in_flight.load(Ordering::Acquire) == 0 && !c.evicted())
             .min_by_key(|c| c.idle_since_ms.load(Ordering::Relaxed));
         match idlest {
             Some(conn) => {
-                conn.evicted.store(true, Ordering::Relaxed);
-                conn.evict.notify_one();
+                conn.ask(EVICT);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Asks every open connection the same (`STOP`).
+    fn ask_all(&self, what: u8) {
+        for conn in self.conns.lock().values() {
+            conn.ask(what);
         }
     }
 }
@@ -435,7 +477,12 @@ struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.registry.conns.lock().remove(&self.conn.id);
+        let mut conns = self.registry.conns.lock();
+        conns.remove(&self.conn.id);
+        if conns.is_empty() {
+            // A permit if nobody waits yet: the waiter looks at the map again either way.
+            self.registry.emptied.notify_one();
+        }
     }
 }
 
@@ -461,10 +508,12 @@ struct Conn {
     /// last request finished).
     idle_since_ms: AtomicU64,
     served: AtomicBool,
-    evicted: AtomicBool,
     /// An answer was sent before its request body was read: read the rest before closing.
     linger: AtomicBool,
-    evict: Notify,
+    /// What other tasks asked of the connection (`EVICT`, `STOP`), and its task to wake when
+    /// they do.
+    asked: AtomicU8,
+    waker: AtomicWaker,
 }
 
 impl Conn {
@@ -475,10 +524,21 @@ impl Conn {
             in_flight: AtomicU32::new(0),
             idle_since_ms: AtomicU64::new(millis_since(epoch, Instant::now())),
             served: AtomicBool::new(false),
-            evicted: AtomicBool::new(false),
             linger: AtomicBool::new(false),
-            evict: Notify::new(),
+            asked: AtomicU8::new(0),
+            waker: AtomicWaker::new(),
         }
+    }
+
+    /// Sets `what` and wakes the connection's task. The task registers its waker before it
+    /// reads `asked`, so either it sees the bit or this wakes it.
+    fn ask(&self, what: u8) {
+        self.asked.fetch_or(what, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    fn evicted(&self) -> bool {
+        self.asked.load(Ordering::Relaxed) & EVICT != 0
     }
 
     fn served(&self) -> bool {
@@ -491,10 +551,12 @@ impl Conn {
         InFlight(self.clone())
     }
 
-    /// Whether the connection has been idle too long: a connection that never started a
-    /// request gets `header_timeout`, one that has served requests `idle_timeout`.
-    fn idle_check(&self, limits: ConnectionLimits) -> IdleCheck {
-        let limit = if self.served() {
+    /// Whether the connection has been idle too long. An HTTP/2 connection that has served
+    /// requests gets `idle_timeout` with no stream open; any other connection with no request
+    /// in flight waits for a request head (its first, or the next on a keep-alive
+    /// connection, whole or trickling in) and gets `header_timeout`.
+    fn idle_check(&self, limits: ConnectionLimits, http2: bool) -> IdleCheck {
+        let limit = if self.served() && http2 {
             limits.idle_timeout
         } else {
             limits.header_timeout
@@ -804,12 +866,12 @@ mod tests {
         let busy = conns[2].begin();
 
         let fourth = registry.admit().expect("an idle one makes room");
-        assert!(conns[1].evicted.load(Ordering::Relaxed), "idle longest");
-        assert!(!conns[2].evicted.load(Ordering::Relaxed), "busy");
-        assert!(!conns[0].evicted.load(Ordering::Relaxed));
+        assert!(conns[1].evicted(), "idle longest");
+        assert!(!conns[2].evicted(), "busy");
+        assert!(!conns[0].evicted());
 
         let fifth = registry.admit().expect("the next idle one makes room");
-        assert!(conns[0].evicted.load(Ordering::Relaxed));
+        assert!(conns[0].evicted());
         assert!(
             registry.admit().is_none(),
             "every other connection is busy or already closing"
@@ -826,20 +888,31 @@ mod tests {
         let conn = Arc::new(Conn::new(0, epoch));
         let limits = limits(10);
         assert!(
-            matches!(conn.idle_check(limits), IdleCheck::Idle(left) if left <= limits.header_timeout)
+            matches!(conn.idle_check(limits, false), IdleCheck::Idle(left) if left <= limits.header_timeout)
         );
         conn.idle_since_ms.store(0, Ordering::Relaxed);
         let zero = ConnectionLimits {
             header_timeout: Duration::ZERO,
             ..limits
         };
-        assert_eq!(conn.idle_check(zero), IdleCheck::Expired);
+        assert_eq!(conn.idle_check(zero, false), IdleCheck::Expired);
         let request = conn.begin();
-        assert_eq!(conn.idle_check(zero), IdleCheck::Busy(limits.idle_timeout));
+        assert_eq!(
+            conn.idle_check(zero, false),
+            IdleCheck::Busy(Duration::ZERO)
+        );
+        assert_eq!(
+            conn.idle_check(zero, true),
+            IdleCheck::Busy(limits.idle_timeout)
+        );
         drop(request);
         assert!(conn.served());
+        // Served over HTTP/2: idle between streams; over HTTP/1: waiting for the next head.
         assert!(
-            matches!(conn.idle_check(limits), IdleCheck::Idle(left) if left > limits.header_timeout)
+            matches!(conn.idle_check(limits, true), IdleCheck::Idle(left) if left > limits.header_timeout)
+        );
+        assert!(
+            matches!(conn.idle_check(limits, false), IdleCheck::Idle(left) if left <= limits.header_timeout)
         );
     }
 

@@ -101,6 +101,96 @@ async fn a_slowloris_connection_trickling_its_headers_is_closed() {
 }
 
 #[tokio::test]
+async fn a_keep_alive_connection_trickling_its_next_head_is_closed() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| c.header_timeout = SHORT).await;
+    let conn = TcpStream::connect(app.addr).await.expect("connect");
+    let (mut reader, mut writer) = conn.into_split();
+    writer
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .expect("write");
+    let mut first = vec![0; 4096];
+    let n = reader.read(&mut first).await.expect("the first answer");
+    let first = String::from_utf8_lossy(&first[..n]).into_owned();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // The next request's head, a byte every 100 ms, never finished, for up to `BOUND`.
+    writer
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .expect("write");
+    let trickle = async move {
+        for _ in 0..BOUND.as_millis() / 100 {
+            if writer.write_all(b"X").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server kept a trickling keep-alive connection open for {BOUND:?}");
+    };
+    let closed = async move {
+        let mut seen = Vec::new();
+        let _ = reader.read_to_end(&mut seen).await;
+        seen
+    };
+    let sent = tokio::select! {
+        () = trickle => Vec::new(),
+        seen = closed => seen,
+    };
+    let sent = String::from_utf8_lossy(&sent);
+    assert!(
+        !sent.contains(" 200 "),
+        "the trickled request was served: {sent}"
+    );
+    assert_eq!(app.get("/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_call_in_flight_when_the_server_stops_is_answered_before_it_exits() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    let cli = Cli::for_db(&db, Engine::Sqlite).await;
+    cli.ok(&["workspace", "create", "acme"]).await;
+    cli.add_account(
+        "acme",
+        "main",
+        ("ident-stop", "web-stop"),
+        "crisp-key-stop",
+        &[],
+    )
+    .await;
+    let key = cli
+        .ok(&["key", "create", "--workspace", "acme"])
+        .await
+        .stdout
+        .trim()
+        .to_owned();
+    let crisp = crate::helpers::FakeCrisp::start().await;
+    crisp.script(
+        crate::helpers::Answer::ok(r#"[{"session_id":"held"}]"#)
+            .delayed(Duration::from_millis(1500)),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = cli
+        .serve(
+            &[("CRISP_GATEWAY_UPSTREAM", &crisp.base)],
+            &dir.path().join("serve.log"),
+        )
+        .await;
+    let (http, url) = (
+        server.http.clone(),
+        server.url("/api/crisp/list/conversations"),
+    );
+    let held =
+        tokio::spawn(async move { crate::helpers::post_json(&http, &url, Some(&key), "{}").await });
+    let arrived = eventually(BOUND, || async { !crisp.received().is_empty() }).await;
+    assert!(arrived, "the call never reached Crisp");
+    // SIGTERM while Crisp still holds the call: the server waits for it, then exits cleanly.
+    server.stop().await;
+    let reply = held.await.expect("the caller's task");
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()["result"][0]["session_id"], "held");
+}
+
+#[tokio::test]
 async fn at_the_connection_cap_an_idle_connection_is_evicted_for_a_new_client() {
     const CAP: usize = 20;
     for engine in engines() {
