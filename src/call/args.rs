@@ -526,7 +526,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
             }
 
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'de>, M::Error> {
-                let mut fields = Vec::new();
+                // Room for a call's usual few fields, so the first is not a reallocation.
+                let mut fields = Vec::with_capacity(4);
                 while let Some(Name(name)) = map.next_key()? {
                     fields.push((name, map.next_value()?));
                 }

@@ -239,7 +239,10 @@ impl CrispClient {
                 }
                 e => UpstreamError::Unreachable(e),
             })?;
-        let retry_after = reply::retry_after(&answer.headers);
+        // Only a rate limit's answer is waited on as it asks.
+        let retry_after = matches!(answer.status, 420 | 429)
+            .then(|| reply::retry_after(&answer.headers))
+            .flatten();
         let reply = reply::interpret(
             request.method,
             answer.status,

@@ -59,20 +59,22 @@ pub(super) fn call(
             Ok(principal) => principal,
             Err(refused) => return refused,
         };
-        let answer = match read_call(&app, &head, body).await {
-            Ok((args, idempotency)) => {
-                let options = call::Options {
-                    request_id: &head.request_id,
-                    started: head.started,
-                    idempotency: idempotency.as_ref(),
-                };
-                call::execute_with(&app.services(), &principal, action, args, options).await
-            }
+        // Taken apart in a statement of its own: held in a `match` around the call, the read's
+        // whole `Result` would stay in the future, beside its moved-out parts, while Crisp
+        // answers.
+        let (args, idempotency) = match read_call(&app, &head, body).await {
+            Ok(read) => read,
             Err(e) => {
                 call::count_refused(&app.services(), &principal, action, &e);
-                Err(e)
+                return check.describe(e.into_response(), &principal);
             }
         };
+        let options = call::Options {
+            request_id: &head.request_id,
+            started: head.started,
+            idempotency: idempotency.as_ref(),
+        };
+        let answer = call::execute_with(&app.services(), &principal, action, args, options).await;
         let response = match answer {
             Ok(Answer::Fresh(envelope)) => {
                 json(StatusCode::OK, axum::body::Body::new(envelope.into_body()))
