@@ -68,6 +68,12 @@ impl Proven {
     }
 }
 
+impl crate::telemetry::HasId for Account {
+    fn id(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
 impl fmt::Debug for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Account")

@@ -112,7 +112,7 @@ impl KeyCheck {
         {
             Ok(principal) => {
                 crate::telemetry::note_call(|info| {
-                    info.key_id = Some(principal.key_id.as_str().to_owned());
+                    info.key = Some(principal.clone());
                 });
                 Ok(principal)
             }

@@ -45,6 +45,13 @@ pub struct Principal {
     pub quota: Option<crate::store::Quota>,
 }
 
+impl crate::telemetry::HasId for Principal {
+    /// The key's id.
+    fn id(&self) -> &str {
+        self.key_id.as_str()
+    }
+}
+
 /// What a key may call: everything, reads only, and/or actions matching glob patterns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {

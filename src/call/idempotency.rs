@@ -106,7 +106,7 @@ pub(super) async fn run(
             match record.state.at(record.lease_until, now) {
                 IdempotencyState::Done => {
                     // No account is called for a replay.
-                    trace.account_id = None;
+                    trace.account = None;
                     return Ok(Answer::Replayed(stored(&record)));
                 }
                 IdempotencyState::Unknown => return Err(outcome_unknown(key, &record, now)),

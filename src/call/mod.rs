@@ -7,6 +7,8 @@ pub mod report;
 pub mod shape;
 mod tier;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::accounts::Account;
@@ -15,7 +17,7 @@ use crate::catalog::{Action, Method, Route};
 use crate::error::{ApiError, Reason};
 use crate::forward::{Reply, Safety, UpstreamRequest};
 use crate::kernel::chunks::Chunks;
-use crate::store::{AccountId, AuditRecord, Store};
+use crate::store::{AuditRecord, Store};
 use http::StatusCode;
 
 pub use args::Args;
@@ -24,7 +26,7 @@ pub use envelope::Envelope;
 /// What one call did, for the audit trail.
 #[derive(Default)]
 struct Trace {
-    account_id: Option<AccountId>,
+    account: Option<Arc<Account>>,
     upstream_status: Option<u16>,
     /// Crisp calls made for one request beyond the first (`pages`).
     more_pages: u32,
@@ -115,7 +117,7 @@ pub async fn execute_with(
     };
     count(app, principal, action, status, &trace);
     crate::telemetry::note_call(|info| {
-        info.account_id = trace.account_id.as_ref().map(|id| id.as_str().to_owned());
+        info.account = trace.account.clone().map(|account| account as _);
         info.upstream_status = trace.upstream_status;
         info.upstream_calls = (trace.more_pages > 0).then(|| trace.more_pages + 1);
     });
@@ -151,7 +153,7 @@ pub async fn execute_with(
             at: crate::kernel::clock::now(),
             workspace_id: Some(principal.workspace_id.clone()),
             api_key_id: Some(principal.key_id.clone()),
-            crisp_account_id: trace.account_id,
+            crisp_account_id: trace.account.map(|account| account.id.clone()),
             action: action.slug.to_owned(),
             status: i32::from(status.as_u16()),
             upstream_status: trace.upstream_status.map(i32::from),
@@ -219,7 +221,7 @@ fn run(
             .accounts
             .pick(&principal.workspace_id, args.account.as_deref())
             .await?;
-        trace.account_id = Some(account.id.clone());
+        trace.account = Some(account.clone());
         tier::check(action, &account)?;
         if action.param("websiteID").is_some() {
             let website = args.path_value("websiteID").unwrap_or(&account.website_id);

@@ -182,7 +182,7 @@ fn finish(
         && let Some(tool) = crate::telemetry::take_handed_off(request_id)
     {
         call.action = tool.action;
-        call.account_id = tool.account_id;
+        call.account = tool.account;
         call.upstream_status = tool.upstream_status;
         call.upstream_calls = tool.upstream_calls;
     }
@@ -219,8 +219,8 @@ fn finish(
         status,
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         action: label.map(|(slug, _)| slug).or(call.action),
-        key_id: call.key_id.as_deref(),
-        account_id: call.account_id.as_deref(),
+        key_id: call.key.as_ref().map(|key| key.id()),
+        account_id: call.account.as_ref().map(|account| account.id()),
         upstream_status: call.upstream_status,
         upstream_calls: call.upstream_calls,
     });

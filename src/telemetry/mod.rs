@@ -97,14 +97,24 @@ pub fn access(line: &Access<'_>) {
     );
 }
 
+/// Something the access line names by its id (a key, an account), shared with the cache
+/// that holds it.
+pub type Named = std::sync::Arc<dyn HasId>;
+
+/// What has an id to be named by in the access line.
+pub trait HasId: Send + Sync + std::fmt::Debug {
+    fn id(&self) -> &str;
+}
+
 /// What the access-log line says about a call, noted by the layers that know it (the auth
 /// layer knows the key, the call the account and Crisp's status) while the request runs.
 #[derive(Debug, Default, Clone)]
 pub struct CallInfo {
     /// The action, where the path does not name it (an MCP tool call).
     pub action: Option<&'static str>,
-    pub key_id: Option<String>,
-    pub account_id: Option<String>,
+    /// The key and the account, as the caches hold them: noting one per call copies no text.
+    pub key: Option<Named>,
+    pub account: Option<Named>,
     pub upstream_status: Option<u16>,
     /// Crisp calls made for the request when more than one (`pages`); the status is the last's.
     pub upstream_calls: Option<u32>,
