@@ -698,21 +698,9 @@ async fn serve_on_postgres_without_a_master_key_refuses_and_says_how_to_make_one
 async fn serve_on_one_worker_thread_answers_calls() {
     let db = TestDb::new(Engine::Sqlite).await;
     let cli = Cli::for_db(&db, Engine::Sqlite).await;
-    cli.ok(&["workspace", "create", "acme"]).await;
-    cli.add_account(
-        "acme",
-        "main",
-        ("ident-one", "web-one"),
-        "crisp-key-one-thread",
-        &[],
-    )
-    .await;
     let key = cli
-        .ok(&["key", "create", "--workspace", "acme"])
-        .await
-        .stdout
-        .trim()
-        .to_owned();
+        .workspace_with_key("acme", ("ident-one", "web-one"), "crisp-key-one-thread")
+        .await;
 
     let refused = cli
         .fails_with(

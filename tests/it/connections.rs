@@ -66,33 +66,11 @@ async fn a_keep_alive_connection_with_no_next_request_is_closed_too() {
 #[tokio::test]
 async fn a_slowloris_connection_trickling_its_headers_is_closed() {
     let app = TestApp::spawn_with(Engine::Sqlite, |c| c.header_timeout = SHORT).await;
-    let conn = TcpStream::connect(app.addr).await.expect("connect");
-    let (mut reader, mut writer) = conn.into_split();
-    writer
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n")
+    let mut conn = TcpStream::connect(app.addr).await.expect("connect");
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n")
         .await
         .expect("write");
-    // One header byte every 100 ms, never finishing the head, for up to `BOUND`.
-    let trickle = async move {
-        let steps = BOUND.as_millis() / 100;
-        for _ in 0..steps {
-            if writer.write_all(b"X").await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the server kept a slowloris connection open for {BOUND:?}");
-    };
-    let closed = async move {
-        let mut seen = Vec::new();
-        let _ = reader.read_to_end(&mut seen).await;
-        seen
-    };
-    let sent = tokio::select! {
-        () = trickle => Vec::new(),
-        seen = closed => seen,
-    };
-    let sent = String::from_utf8_lossy(&sent);
+    let sent = trickled_until_closed(conn).await;
     assert!(
         !sent.contains(" 200 "),
         "the trickled request was served: {sent}"
@@ -100,24 +78,10 @@ async fn a_slowloris_connection_trickling_its_headers_is_closed() {
     assert_eq!(app.get("/healthz").await.status, 200);
 }
 
-#[tokio::test]
-async fn a_keep_alive_connection_trickling_its_next_head_is_closed() {
-    let app = TestApp::spawn_with(Engine::Sqlite, |c| c.header_timeout = SHORT).await;
-    let conn = TcpStream::connect(app.addr).await.expect("connect");
+/// Sends a header byte every 100 ms, never finishing the head, until the server closes the
+/// connection, and returns what it sent; panics if it is still open after `BOUND`.
+async fn trickled_until_closed(conn: TcpStream) -> String {
     let (mut reader, mut writer) = conn.into_split();
-    writer
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
-        .await
-        .expect("write");
-    let mut first = vec![0; 4096];
-    let n = reader.read(&mut first).await.expect("the first answer");
-    let first = String::from_utf8_lossy(&first[..n]).into_owned();
-    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
-    // The next request's head, a byte every 100 ms, never finished, for up to `BOUND`.
-    writer
-        .write_all(b"GET /healthz HTTP/1.1\r\n")
-        .await
-        .expect("write");
     let trickle = async move {
         for _ in 0..BOUND.as_millis() / 100 {
             if writer.write_all(b"X").await.is_err() {
@@ -125,7 +89,7 @@ async fn a_keep_alive_connection_trickling_its_next_head_is_closed() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the server kept a trickling keep-alive connection open for {BOUND:?}");
+        panic!("the server kept a trickling connection open for {BOUND:?}");
     };
     let closed = async move {
         let mut seen = Vec::new();
@@ -136,7 +100,25 @@ async fn a_keep_alive_connection_trickling_its_next_head_is_closed() {
         () = trickle => Vec::new(),
         seen = closed => seen,
     };
-    let sent = String::from_utf8_lossy(&sent);
+    String::from_utf8_lossy(&sent).into_owned()
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_trickling_its_next_head_is_closed() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |c| c.header_timeout = SHORT).await;
+    let mut conn = TcpStream::connect(app.addr).await.expect("connect");
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .expect("write");
+    let mut first = vec![0; 4096];
+    let n = conn.read(&mut first).await.expect("the first answer");
+    let first = String::from_utf8_lossy(&first[..n]).into_owned();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // The next request's head, never finished.
+    conn.write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .expect("write");
+    let sent = trickled_until_closed(conn).await;
     assert!(
         !sent.contains(" 200 "),
         "the trickled request was served: {sent}"
@@ -148,21 +130,9 @@ async fn a_keep_alive_connection_trickling_its_next_head_is_closed() {
 async fn a_call_in_flight_when_the_server_stops_is_answered_before_it_exits() {
     let db = TestDb::new(Engine::Sqlite).await;
     let cli = Cli::for_db(&db, Engine::Sqlite).await;
-    cli.ok(&["workspace", "create", "acme"]).await;
-    cli.add_account(
-        "acme",
-        "main",
-        ("ident-stop", "web-stop"),
-        "crisp-key-stop",
-        &[],
-    )
-    .await;
     let key = cli
-        .ok(&["key", "create", "--workspace", "acme"])
-        .await
-        .stdout
-        .trim()
-        .to_owned();
+        .workspace_with_key("acme", ("ident-stop", "web-stop"), "crisp-key-stop")
+        .await;
     let crisp = crate::helpers::FakeCrisp::start().await;
     crisp.script(
         crate::helpers::Answer::ok(r#"[{"session_id":"held"}]"#)

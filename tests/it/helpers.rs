@@ -789,6 +789,23 @@ impl Cli {
         self.ok_with(&args, &[("CRISP_KEY", crisp_key)], None).await
     }
 
+    /// Creates `workspace` with one account labelled `main` and returns a new key of it.
+    pub async fn workspace_with_key(
+        &self,
+        workspace: &str,
+        account: (&str, &str),
+        crisp_key: &str,
+    ) -> String {
+        self.ok(&["workspace", "create", workspace]).await;
+        self.add_account(workspace, "main", account, crisp_key, &[])
+            .await;
+        self.ok(&["key", "create", "--workspace", workspace])
+            .await
+            .stdout
+            .trim()
+            .to_owned()
+    }
+
     /// Runs a command that must fail; nothing may appear on standard output.
     pub async fn fails(&self, args: &[&str]) -> Output {
         self.fails_with(args, &[], None).await

@@ -392,21 +392,9 @@ async fn a_flood_past_max_concurrency_is_shed_with_one_counted_log_line() {
     for engine in engines() {
         let db = TestDb::new(engine).await;
         let cli = Cli::for_db(&db, engine).await;
-        cli.ok(&["workspace", "create", "acme"]).await;
-        cli.add_account(
-            "acme",
-            "main",
-            ("ident-shed", "web-shed"),
-            "crisp-key-shed",
-            &[],
-        )
-        .await;
         let key = cli
-            .ok(&["key", "create", "--workspace", "acme"])
-            .await
-            .stdout
-            .trim()
-            .to_owned();
+            .workspace_with_key("acme", ("ident-shed", "web-shed"), "crisp-key-shed")
+            .await;
         let crisp = FakeCrisp::start().await;
         // Held long enough to outlast the flood on a loaded machine.
         crisp.script(Answer::ok("[]").delayed(Duration::from_secs(8)));
