@@ -304,8 +304,9 @@ async fn drive<R: Responder>(
         // it waits. The task is woken for every request and answer, so this poll is on the
         // path of each: an atomic and the timer, not a lock per signal.
         let event = std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = connection.as_mut().poll(cx) {
-                return Poll::Ready(Event::Ended(result));
+            // Its error, if any, is the client's doing or a closed socket: nothing to act on.
+            if connection.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Ended);
             }
             conn.waker.register(cx.waker());
             let asked = conn.asked.load(Ordering::Acquire);
@@ -319,16 +320,7 @@ async fn drive<R: Responder>(
         })
         .await;
         match event {
-            Event::Ended(result) => {
-                if let Err(error) = result
-                    && error
-                        .downcast_ref::<hyper::Error>()
-                        .is_some_and(hyper::Error::is_timeout)
-                {
-                    crate::telemetry::metrics::connection_closed(name, "header_timeout");
-                }
-                break;
-            }
+            Event::Ended => break,
             Event::Evicted => {
                 crate::telemetry::metrics::connection_closed(name, "evicted");
                 if !conn.served() {
@@ -352,7 +344,8 @@ async fn drive<R: Responder>(
                 if closing {
                     break;
                 }
-                match conn.idle_check(limits, connection.is_http2()) {
+                let http2 = connection.is_http2();
+                match conn.idle_check(limits, http2) {
                     IdleCheck::Busy(recheck) | IdleCheck::Idle(recheck) => {
                         timer.as_mut().reset(tokio::time::Instant::now() + recheck);
                     }
@@ -361,7 +354,13 @@ async fn drive<R: Responder>(
                             crate::telemetry::metrics::connection_closed(name, "header_timeout");
                             break;
                         }
-                        crate::telemetry::metrics::connection_closed(name, "idle_timeout");
+                        // Named for the limit that closed it, as `idle_check` picked it.
+                        let reason = if http2 {
+                            "idle_timeout"
+                        } else {
+                            "header_timeout"
+                        };
+                        crate::telemetry::metrics::connection_closed(name, reason);
                         connection.as_mut().graceful_shutdown();
                         closing = true;
                         timer
@@ -375,9 +374,9 @@ async fn drive<R: Responder>(
 }
 
 /// What woke a connection's task with something to do.
-enum Event<E> {
+enum Event {
     /// The connection is done, or failed.
-    Ended(Result<(), E>),
+    Ended,
     Evicted,
     Stopping,
     Timer,
